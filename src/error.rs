@@ -1,0 +1,147 @@
+//! The crate's error type.
+//!
+//! One enum serves every layer so that the old API's `match` on
+//! `ShmError::BufferFull` / `Disconnected` / `Timeout` / `MessageTooLarge` keeps
+//! compiling. Messages say what went wrong and what to do about it.
+
+use std::io;
+
+use thiserror::Error;
+
+/// Result alias used throughout the crate.
+pub type ShmResult<T> = Result<T, ShmError>;
+
+/// Everything that can go wrong with a ring, a segment or a transport.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ShmError {
+    /// The ring has no room for this message right now; retry after the reader
+    /// has caught up, or use a blocking write with a timeout.
+    #[error("ring buffer is full: retry later, or use a blocking write with a timeout")]
+    BufferFull,
+
+    /// No message is waiting.
+    #[error("no message is waiting: call wait() or recv() to block until one arrives")]
+    Empty,
+
+    /// The other side has shut down or is gone.
+    #[error("peer disconnected: the daemon shut down or the client left")]
+    Disconnected,
+
+    /// A blocking operation reached its deadline.
+    #[error("operation timed out")]
+    Timeout,
+
+    /// The message is longer than the transport's maximum message size.
+    #[error(
+        "message exceeds the maximum message size (4 KiB unless configured): \
+         split it, or raise max_message_size when creating the segment"
+    )]
+    MessageTooLarge,
+
+    /// Shared memory holds a value this process refuses to trust: an index, a
+    /// length or a header that a well-behaved peer could not have written.
+    #[error("shared memory is corrupted ({0}): the peer is faulty or hostile; reconnect to a fresh segment")]
+    Corrupted(&'static str),
+
+    /// The segment was created for another protocol version.
+    #[error("protocol version mismatch: this process speaks {expected}, the segment uses {found}")]
+    ProtocolMismatch {
+        /// Version this process asked for.
+        expected: u32,
+        /// Version stored in the segment.
+        found: u32,
+    },
+
+    /// The segment's binary layout is from another version of this library.
+    #[error("segment layout version {found} is not supported (this build reads {expected}): use the same memlink-shm version on both sides")]
+    LayoutMismatch {
+        /// Layout version this build understands.
+        expected: u32,
+        /// Layout version stored in the segment.
+        found: u32,
+    },
+
+    /// The segment exists but is not a valid memlink segment.
+    #[error("invalid segment {name}: {reason}")]
+    InvalidSegment {
+        /// Segment name.
+        name: String,
+        /// What failed validation.
+        reason: String,
+    },
+
+    /// No segment of that name exists.
+    #[error("shared memory segment {name} not found: start the daemon first")]
+    NotFound {
+        /// Segment name.
+        name: String,
+    },
+
+    /// A segment of that name already exists.
+    #[error("shared memory segment {name} already exists: another daemon owns it, or a crashed one left it behind (remove it first)")]
+    AlreadyExists {
+        /// Segment name.
+        name: String,
+    },
+
+    /// The requested size cannot hold the requested geometry.
+    #[error("segment size {requested} bytes is too small for this geometry: it needs at least {minimum} bytes (or fewer clients / a smaller max_message_size)")]
+    TooSmall {
+        /// Size asked for.
+        requested: usize,
+        /// Smallest size that works with the same settings.
+        minimum: usize,
+    },
+
+    /// Every client slot of the segment is taken.
+    #[error("client table full: all {max_clients} client slots are in use (create the segment with a larger max_clients)")]
+    TableFull {
+        /// Number of slots in the segment.
+        max_clients: u32,
+    },
+
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The operation needs the other role (e.g. `write_to` on a client).
+    #[error("{0} is only available on the daemon side")]
+    DaemonOnly(&'static str),
+
+    /// The client id does not name a connected client (it left, or never was).
+    #[error("client {0} is not connected")]
+    UnknownClient(String),
+
+    /// The transport was re-entered from inside one of its own closures.
+    #[error("transport re-entered from inside read_with/write_with on the same side: finish the closure first")]
+    Reentrant,
+
+    /// The segment exists but belongs to another user, or its mode forbids us.
+    #[error("permission denied on segment {name}: {reason}")]
+    PermissionDenied {
+        /// Segment name.
+        name: String,
+        /// Why access was refused.
+        reason: String,
+    },
+
+    /// An operating-system call failed.
+    #[error("{op} failed for {name}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Segment name or path.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ShmError {
+    /// True for errors that go away by retrying later (full ring, empty ring, timeout).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ShmError::BufferFull | ShmError::Empty | ShmError::Timeout)
+    }
+}
