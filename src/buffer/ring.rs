@@ -1,0 +1,588 @@
+//! The SPSC ring of variable-length records, over memory it does not own.
+//!
+//! Algorithm: a byte ring of length-prefixed records (layout in
+//! [`crate::layout`]), in the family of Lamport's SPSC queue with the commit in
+//! the record header (as in Aeron's log buffers and FastForward), so that a
+//! consumer polls one word in the data itself rather than a shared tail index.
+//!
+//! - The producer owns `tail` and knows it locally; it caches the consumer's
+//!   `head` and reloads it only when the cached value says the ring is full.
+//! - A publish is one release store: the record's header word. Before it, the
+//!   producer zeroes the header slot *after* the record, so the consumer, which
+//!   acquires each header before reading the next one, always finds either a
+//!   zero (nothing yet) or a freshly published header at its position, never a
+//!   stale one from the previous lap. The producer therefore keeps 8 bytes of
+//!   slack: a record of `n` bytes needs `n + 8` free bytes.
+//! - The consumer validates every header it reads ([`layout::decode`]) and the
+//!   producer validates every `head` it loads; anything out of range is
+//!   [`ShmError::Corrupted`], and the handle stays failed from then on.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{ShmError, ShmResult};
+use crate::layout::{self, Record, RingHeader, RECORD_HEADER_SIZE, RECORD_ALIGN};
+use crate::priority::Priority;
+
+/// Keeps the memory behind a ring alive (a heap region or a mapped segment).
+pub(crate) type Backing = Arc<dyn Send + Sync>;
+
+/// Location and shape of one ring.
+#[derive(Clone)]
+pub(crate) struct RingMemory {
+    header: NonNull<RingHeader>,
+    data: NonNull<u8>,
+    capacity: usize,
+    max_message: usize,
+    _backing: Backing,
+}
+
+// SAFETY: the pointers target memory kept alive by `_backing` (which is
+// Send + Sync); all shared words there are atomics, and each handle built on a
+// RingMemory touches only the bytes its role owns (see the module docs).
+unsafe impl Send for RingMemory {}
+
+impl RingMemory {
+    /// Describes the ring whose [`RingHeader`] is at `header`, followed by
+    /// `capacity` data bytes.
+    ///
+    /// # Safety
+    /// `header` must be 128-byte aligned and point to `RING_HEADER_SIZE +
+    /// capacity` bytes that stay mapped while `backing` lives; `capacity` must
+    /// be a multiple of 8 and at least `layout::min_ring_capacity(max_message)`.
+    pub(crate) unsafe fn new(header: NonNull<u8>, capacity: usize, max_message: usize, backing: Backing) -> RingMemory {
+        debug_assert!(header.as_ptr() as usize % layout::LINE == 0);
+        debug_assert!(capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message));
+        RingMemory {
+            header: header.cast(),
+            // SAFETY: the data area starts right after the header, inside the region (caller's contract).
+            data: unsafe { header.add(layout::RING_HEADER_SIZE) },
+            capacity,
+            max_message,
+            _backing: backing,
+        }
+    }
+
+    #[inline]
+    fn header(&self) -> &RingHeader {
+        // SAFETY: aligned and alive for as long as `self` (constructor contract).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The record header word at `offset`.
+    #[inline]
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset % RECORD_ALIGN == 0 && offset + RECORD_HEADER_SIZE <= self.capacity);
+        // SAFETY: `offset` is 8-aligned and at most capacity - 8 (every caller derives
+        // it from a validated position), and the data area is 128-aligned, so this
+        // is an aligned u64 inside the area.
+        unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Resets the ring to empty. Only valid while neither side is attached.
+    pub(crate) fn reset(&self) {
+        let h = self.header();
+        for w in [&h.tail, &h.head, &h.messages_written, &h.bytes_written, &h.full_events, &h.messages_read, &h.bytes_read] {
+            w.store(0, Ordering::Relaxed);
+        }
+        self.word(0).store(0, Ordering::Release);
+    }
+
+    /// Counter snapshot for monitoring.
+    pub(crate) fn counters(&self) -> RingCounters {
+        let h = self.header();
+        RingCounters {
+            messages_written: h.messages_written.load(Ordering::Relaxed),
+            bytes_written: h.bytes_written.load(Ordering::Relaxed),
+            messages_read: h.messages_read.load(Ordering::Relaxed),
+            bytes_read: h.bytes_read.load(Ordering::Relaxed),
+            full_events: h.full_events.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counters a ring keeps in its header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Messages published.
+    pub messages_written: u64,
+    /// Payload bytes published.
+    pub bytes_written: u64,
+    /// Messages consumed.
+    pub messages_read: u64,
+    /// Payload bytes consumed.
+    pub bytes_read: u64,
+    /// Writes refused because the ring was full.
+    pub full_events: u64,
+}
+
+impl std::ops::AddAssign for RingCounters {
+    fn add_assign(&mut self, o: RingCounters) {
+        self.messages_written += o.messages_written;
+        self.bytes_written += o.bytes_written;
+        self.messages_read += o.messages_read;
+        self.bytes_read += o.bytes_read;
+        self.full_events += o.full_events;
+    }
+}
+
+/// Positions never get near this (2^62 bytes is decades at memory bandwidth),
+/// so arithmetic on validated positions cannot overflow.
+const MAX_POSITION: u64 = 1 << 62;
+
+/// Checks a position loaded from shared memory against what this side knows.
+fn check_position(pos: u64, low: u64, high: u64, what: &'static str) -> ShmResult<u64> {
+    if pos < low || pos > high || pos > MAX_POSITION || pos % RECORD_ALIGN as u64 != 0 {
+        return Err(ShmError::Corrupted(what));
+    }
+    Ok(pos)
+}
+
+/// The writing end of a ring. One per ring, ever at a time.
+pub struct RingProducer {
+    mem: RingMemory,
+    /// Bytes published; only this handle advances it.
+    tail: u64,
+    /// `tail % capacity`, kept incrementally so the hot path never divides.
+    offset: usize,
+    /// Last `head` loaded. Reloaded only when it says the ring is full: the
+    /// consumer's line is then read once per lap, not once per message.
+    head_cache: u64,
+    messages: u64,
+    bytes: u64,
+    full: u64,
+    failed: Option<&'static str>,
+}
+
+impl std::fmt::Debug for RingProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingProducer")
+            .field("capacity", &self.mem.capacity)
+            .field("tail", &self.tail)
+            .field("head_cache", &self.head_cache)
+            .finish()
+    }
+}
+
+impl RingProducer {
+    /// Attaches to a ring whose positions were last published consistently.
+    pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingProducer> {
+        let h = mem.header();
+        let cap = mem.capacity as u64;
+        let head = check_position(h.head.load(Ordering::Acquire), 0, MAX_POSITION, "ring head index")?;
+        let tail = check_position(h.tail.load(Ordering::Acquire), head, head + cap, "ring tail index")?;
+        let c = h.messages_written.load(Ordering::Relaxed);
+        let b = h.bytes_written.load(Ordering::Relaxed);
+        let f = h.full_events.load(Ordering::Relaxed);
+        Ok(RingProducer {
+            offset: (tail % cap) as usize,
+            tail,
+            head_cache: head,
+            messages: c,
+            bytes: b,
+            full: f,
+            failed: None,
+            mem,
+        })
+    }
+
+    fn fail(&mut self, e: ShmError) -> ShmError {
+        if let ShmError::Corrupted(what) = e {
+            self.failed = Some(what);
+        }
+        e
+    }
+
+    /// Whether `need` more bytes fit; reloads `head` if the cache says no.
+    #[inline]
+    fn has_room(&mut self, need: usize) -> ShmResult<bool> {
+        let cap = self.mem.capacity as u64;
+        if self.tail + need as u64 <= self.head_cache + cap {
+            return Ok(true);
+        }
+        // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
+        // in `RingConsumer::consume`: the consumer is done with those bytes.
+        let head = self.mem.header().head.load(Ordering::Acquire);
+        let head = check_position(head, self.head_cache, self.tail, "ring head index").map_err(|e| self.fail(e))?;
+        self.head_cache = head;
+        Ok(self.tail + need as u64 <= head + cap)
+    }
+
+    /// Publishes a wrap record covering the rest of the data area.
+    fn publish_wrap(&mut self) {
+        let skip = self.mem.capacity - self.offset;
+        self.mem.word(0).store(0, Ordering::Relaxed);
+        // SYNC POINT: Release orders the zeroed slot at offset 0 before the wrap;
+        // pairs with the consumer's Acquire load of this header.
+        self.mem.word(self.offset).store(layout::encode_wrap(skip), Ordering::Release);
+        self.tail += skip as u64;
+        self.offset = 0;
+    }
+
+    /// Reserves room for a `len`-byte message, lets `fill` write it in place
+    /// and publishes it. If `fill` panics nothing is published.
+    #[inline]
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+        if let Some(what) = self.failed {
+            return Err(ShmError::Corrupted(what));
+        }
+        if len > self.mem.max_message {
+            return Err(ShmError::MessageTooLarge);
+        }
+        let (rec, wrap, need) = self.space_for(len);
+        if !self.has_room(need)? {
+            return Err(self.full());
+        }
+        if wrap {
+            // Published only together with the record that follows it, so the
+            // consumer never waits behind a lone wrap.
+            self.publish_wrap();
+        }
+        let off = self.offset;
+        // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
+        // and inside the free space [tail, head + capacity), which the consumer does not
+        // read; this handle is the only writer.
+        let payload = unsafe { std::slice::from_raw_parts_mut(self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE), len) };
+        let out = fill(payload);
+        let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
+        self.mem.word(next).store(0, Ordering::Relaxed);
+        // SYNC POINT: the publish. Release orders the payload and the zeroed next
+        // slot before the header; pairs with the Acquire load in `RingConsumer::peek`.
+        self.mem.word(off).store(layout::encode_message(len, priority), Ordering::Release);
+        self.tail += rec as u64;
+        self.offset = next;
+        self.messages += 1;
+        self.bytes += len as u64;
+        self.publish_tail();
+        Ok(out)
+    }
+
+    /// Copies `data` in as one message.
+    #[inline]
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write_with(priority, data.len(), |buf| buf.copy_from_slice(data))
+    }
+
+    #[inline]
+    fn publish_tail(&self) {
+        let h = self.mem.header();
+        h.tail.store(self.tail, Ordering::Release);
+        h.messages_written.store(self.messages, Ordering::Relaxed);
+        h.bytes_written.store(self.bytes, Ordering::Relaxed);
+    }
+
+    #[cold]
+    fn full(&mut self) -> ShmError {
+        self.full += 1;
+        self.mem.header().full_events.store(self.full, Ordering::Relaxed);
+        ShmError::BufferFull
+    }
+
+    /// Record size, whether it must wrap, and the free bytes it needs
+    /// (wrap padding, the record, and the zeroed header slot after it).
+    #[inline]
+    fn space_for(&self, len: usize) -> (usize, bool, usize) {
+        let rec = layout::record_size(len);
+        let to_end = self.mem.capacity - self.offset;
+        let wrap = rec > to_end;
+        let need = if wrap { to_end + rec } else { rec } + RECORD_HEADER_SIZE;
+        (rec, wrap, need)
+    }
+
+    /// Whether a message of `len` bytes would fit now.
+    pub fn can_write(&mut self, len: usize) -> ShmResult<bool> {
+        if len > self.mem.max_message {
+            return Err(ShmError::MessageTooLarge);
+        }
+        let need = self.space_for(len).2;
+        self.has_room(need)
+    }
+
+    /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
+    pub fn occupancy(&mut self) -> ShmResult<f32> {
+        let _ = self.has_room(self.mem.capacity + 1)?; // forces a reload of head
+        Ok((self.tail - self.head_cache) as f32 / self.mem.capacity as f32)
+    }
+
+    /// Data bytes of the ring.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity
+    }
+
+    /// Largest message payload.
+    pub fn max_message_size(&self) -> usize {
+        self.mem.max_message
+    }
+
+    pub(crate) fn memory(&self) -> &RingMemory {
+        &self.mem
+    }
+}
+
+/// The reading end of a ring. One per ring, ever at a time.
+pub struct RingConsumer {
+    mem: RingMemory,
+    /// Bytes consumed; only this handle advances it.
+    head: u64,
+    /// `head % capacity`.
+    offset: usize,
+    messages: u64,
+    bytes: u64,
+    failed: Option<&'static str>,
+}
+
+impl std::fmt::Debug for RingConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingConsumer")
+            .field("capacity", &self.mem.capacity)
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+/// A message found at the consumer's position, not yet consumed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peeked {
+    pub(crate) priority: Priority,
+    len: usize,
+    offset: usize,
+}
+
+impl RingConsumer {
+    /// Attaches to a ring whose positions were last published consistently.
+    pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingConsumer> {
+        let h = mem.header();
+        let head = h.head.load(Ordering::Acquire);
+        check_position(head, 0, MAX_POSITION, "ring head index")?;
+        Ok(RingConsumer {
+            offset: (head % mem.capacity as u64) as usize,
+            head,
+            messages: h.messages_read.load(Ordering::Relaxed),
+            bytes: h.bytes_read.load(Ordering::Relaxed),
+            failed: None,
+            mem,
+        })
+    }
+
+    /// Finds the next message, skipping a wrap record. `Ok(None)`: empty.
+    #[inline]
+    pub(crate) fn peek(&mut self) -> ShmResult<Option<Peeked>> {
+        if let Some(what) = self.failed {
+            return Err(ShmError::Corrupted(what));
+        }
+        // At most two rounds: a wrap moves us to offset 0, where `decode` refuses another wrap.
+        loop {
+            // SYNC POINT: Acquire pairs with the producer's Release store of this
+            // header: the payload (and the zeroed slot after it) are visible.
+            let word = self.mem.word(self.offset).load(Ordering::Acquire);
+            match layout::decode(word, self.offset, self.mem.capacity, self.mem.max_message) {
+                Ok(None) => return Ok(None),
+                Ok(Some(Record::Wrap { skip })) => self.consume(skip, None),
+                Ok(Some(Record::Message { len, priority })) => {
+                    return Ok(Some(Peeked { priority, len, offset: self.offset }));
+                }
+                Err(e) => {
+                    if let ShmError::Corrupted(what) = e {
+                        self.failed = Some(what);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Whether a message is waiting (cheap: one load when the ring is empty).
+    #[inline]
+    pub fn has_message(&mut self) -> bool {
+        matches!(self.peek(), Ok(Some(_)) | Err(_))
+    }
+
+    /// Hands a peeked message to `f`, then consumes it, even if `f` panics:
+    /// a message is delivered at most once.
+    #[inline]
+    pub(crate) fn deliver<R>(&mut self, m: Peeked, f: impl FnOnce(Priority, &[u8]) -> R) -> R {
+        struct ConsumeOnDrop<'a> {
+            consumer: &'a mut RingConsumer,
+            len: usize,
+        }
+        impl Drop for ConsumeOnDrop<'_> {
+            fn drop(&mut self) {
+                self.consumer.consume(layout::record_size(self.len), Some(self.len));
+            }
+        }
+        // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
+        // area, and the producer does not write it until `head` passes it, which
+        // happens only when the guard below drops, after `f` returns.
+        let payload = unsafe { std::slice::from_raw_parts(self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
+        let _guard = ConsumeOnDrop { consumer: self, len: m.len };
+        f(m.priority, payload)
+    }
+
+    /// Passes the next message to `f` without copying. `Ok(None)`: empty.
+    #[inline]
+    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        match self.peek()? {
+            Some(m) => Ok(Some(self.deliver(m, f))),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies the next message out. `Ok(None)`: empty.
+    pub fn read(&mut self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
+        self.read_with(|p, b| (p, b.to_vec()))
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize, message_len: Option<usize>) {
+        self.head += n as u64;
+        self.offset += n;
+        if self.offset == self.mem.capacity {
+            self.offset = 0;
+        }
+        let h = self.mem.header();
+        if let Some(len) = message_len {
+            self.messages += 1;
+            self.bytes += len as u64;
+            h.messages_read.store(self.messages, Ordering::Relaxed);
+            h.bytes_read.store(self.bytes, Ordering::Relaxed);
+        }
+        // SYNC POINT: Release hands the bytes back; pairs with the producer's
+        // Acquire load of `head` in `RingProducer::has_room`.
+        h.head.store(self.head, Ordering::Release);
+    }
+
+    /// Data bytes of the ring.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity
+    }
+
+    pub(crate) fn memory(&self) -> &RingMemory {
+        &self.mem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::region::HeapRegion;
+
+    fn ring(capacity: usize, max: usize) -> (RingProducer, RingConsumer) {
+        let region = HeapRegion::zeroed(layout::RING_HEADER_SIZE + capacity);
+        let base = region.base();
+        // SAFETY: the region is 128-aligned, zeroed, large enough, and kept alive by the Arc.
+        let mem = unsafe { RingMemory::new(base, capacity, max, Arc::new(region)) };
+        (RingProducer::attach(mem.clone()).unwrap(), RingConsumer::attach(mem).unwrap())
+    }
+
+    #[test]
+    fn fifo_with_wraps_and_varied_sizes() {
+        let (mut p, mut c) = ring(1024, 200);
+        let mut next_read = 0u32;
+        let mut next_write = 0u32;
+        for round in 0..5000u32 {
+            let len = (round as usize * 37) % 201;
+            loop {
+                let n = next_write;
+                match p.write_with(Priority::High, len, |b| {
+                    b.fill(n as u8);
+                    if len >= 4 {
+                        b[..4].copy_from_slice(&n.to_le_bytes());
+                    }
+                }) {
+                    Ok(()) => {
+                        next_write += 1;
+                        break;
+                    }
+                    Err(ShmError::BufferFull) => {
+                        let got = c.read().unwrap().unwrap();
+                        let expect_len = (next_read as usize * 37) % 201;
+                        assert_eq!(got.1.len(), expect_len);
+                        if expect_len >= 4 {
+                            assert_eq!(u32::from_le_bytes(got.1[..4].try_into().unwrap()), next_read);
+                        }
+                        next_read += 1;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        while let Some(_m) = c.read().unwrap() {
+            next_read += 1;
+        }
+        assert_eq!(next_read, next_write);
+        let k = p.memory().counters();
+        assert_eq!(k.messages_written, u64::from(next_write));
+        assert_eq!(k.messages_read, u64::from(next_read));
+        assert!(k.full_events > 0);
+    }
+
+    #[test]
+    fn a_max_size_message_always_fits_a_drained_ring() {
+        let cap = layout::min_ring_capacity(4096);
+        let (mut p, mut c) = ring(cap, 4096);
+        let big = vec![7u8; 4096];
+        for i in 0..600 {
+            // Shift the offset by a small message each round so every wrap case is hit.
+            let small = (i * 8) % 4096;
+            p.write(Priority::Low, &vec![1u8; small]).unwrap();
+            assert_eq!(c.read().unwrap().unwrap().1.len(), small);
+            p.write(Priority::Low, &big).unwrap();
+            assert_eq!(c.read().unwrap().unwrap().1, big);
+        }
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        let (mut p, _c) = ring(1024, 100);
+        assert!(matches!(p.write(Priority::Low, &[0; 101]), Err(ShmError::MessageTooLarge)));
+    }
+
+    #[test]
+    fn panic_in_fill_publishes_nothing() {
+        let (mut p, mut c) = ring(1024, 100);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.write_with(Priority::High, 10, |_| panic!("boom")).unwrap();
+        }));
+        assert!(r.is_err());
+        assert!(c.read().unwrap().is_none());
+        p.write(Priority::High, b"ok").unwrap();
+        assert_eq!(c.read().unwrap().unwrap().1, b"ok");
+    }
+
+    #[test]
+    fn panic_in_reader_consumes_exactly_once() {
+        let (mut p, mut c) = ring(1024, 100);
+        p.write(Priority::High, b"one").unwrap();
+        p.write(Priority::High, b"two").unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.read_with(|_, _| panic!("boom")).unwrap();
+        }));
+        assert!(r.is_err());
+        assert_eq!(c.read().unwrap().unwrap().1, b"two");
+        assert!(c.read().unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_header_is_an_error_and_sticks() {
+        let (mut p, mut c) = ring(1024, 100);
+        p.write(Priority::High, b"hello").unwrap();
+        c.mem.word(0).store(layout::encode_message(5000, Priority::High), Ordering::Release);
+        assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
+        assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
+    }
+
+    #[test]
+    fn corrupt_head_is_an_error() {
+        let (mut p, _c) = ring(256, 64);
+        p.mem.header().head.store(1 << 40, Ordering::Release);
+        let mut r = Ok(());
+        for _ in 0..100 {
+            r = p.write(Priority::High, &[0; 64]);
+            if r.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(r, Err(ShmError::Corrupted(_))), "{r:?}");
+    }
+}
