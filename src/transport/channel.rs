@@ -1,0 +1,65 @@
+//! A client slot: attaching ring ends, resetting, and small shared helpers.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::buffer::{RingConsumer, RingProducer};
+use crate::control::Segment;
+use crate::error::ShmResult;
+use crate::layout::Direction;
+use crate::pring::{three, PriorityConsumer, PriorityProducer};
+use crate::priority::Priority;
+
+/// Attaches the writing ends of one direction of channel `index`.
+pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityProducer> {
+    let mut rings = Vec::with_capacity(3);
+    for p in Priority::ALL {
+        rings.push(RingProducer::attach(seg.ring(index, direction, p))?);
+    }
+    Ok(PriorityProducer::new(three(rings)))
+}
+
+/// Attaches the reading ends of one direction of channel `index`.
+pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityConsumer> {
+    let mut rings = Vec::with_capacity(3);
+    for p in Priority::ALL {
+        rings.push(RingConsumer::attach(seg.ring(index, direction, p))?);
+    }
+    Ok(PriorityConsumer::new(three(rings)))
+}
+
+/// Empties all six rings of channel `index` and clears its wait registrations.
+/// Only for a slot its caller has claimed, which no other process touches.
+pub(crate) fn reset(seg: &Segment, index: u32) {
+    for d in [Direction::ToDaemon, Direction::ToClient] {
+        for p in Priority::ALL {
+            seg.ring(index, d, p).reset();
+        }
+    }
+    let ch = seg.channel(index);
+    for e in [&ch.client_wake, &ch.to_daemon_space, &ch.to_client_space] {
+        e.waiters.store(0, Ordering::Relaxed);
+    }
+    ch.client_backpressure.store(0, Ordering::Relaxed);
+}
+
+/// Absolute deadline for an optional timeout.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)))
+}
+
+/// Reads a backpressure hint published by the peer; garbage reads as 0.
+pub(crate) fn load_hint(word: &AtomicU32) -> f32 {
+    let v = f32::from_bits(word.load(Ordering::Relaxed));
+    if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Publishes this side's backpressure hint, clamped to 0..=1.
+pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
+    let v = if level.is_finite() { level.clamp(0.0, 1.0) } else { 1.0 };
+    word.store(v.to_bits(), Ordering::Relaxed);
+}

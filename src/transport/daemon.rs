@@ -1,0 +1,516 @@
+//! The daemon side: owns the segment and serves every client slot.
+//!
+//! Reading and writing keep separate state (`Inbound`, `Outbound`) so that a
+//! reply can be written from inside a read closure. Each side follows the
+//! client table through `ControlBlock::epoch`: one load per call, and a
+//! re-scan of the slot states only when a client connected or left.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::channel::{self, deadline};
+use super::{ClientId, TransportStats};
+use crate::control::Segment;
+use crate::error::{ShmError, ShmResult};
+use crate::layout::{Direction, EventWord, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_SHUTTING_DOWN};
+use crate::pring::{PriorityConsumer, PriorityProducer};
+use crate::priority::Priority;
+
+/// Reading ends of one client's to-daemon rings.
+struct InSlot {
+    generation: u32,
+    rings: PriorityConsumer,
+}
+
+/// What the daemon reads from.
+struct Inbound {
+    epoch: Option<u32>,
+    slots: Vec<Option<InSlot>>,
+    /// Generation of a slot whose rings failed validation; never re-attached.
+    banned: Vec<Option<u32>>,
+    /// Slots with attached rings, in slot order.
+    active: Vec<u32>,
+    /// Active slots whose client left: drained, then freed.
+    closing: Vec<u32>,
+    /// Per tier, where the next fair scan over `active` starts.
+    cursor: [usize; 3],
+}
+
+/// Writing ends of one client's to-client rings.
+struct OutSlot {
+    generation: u32,
+    rings: PriorityProducer,
+}
+
+/// What the daemon writes to.
+struct Outbound {
+    epoch: Option<u32>,
+    slots: Vec<Option<OutSlot>>,
+    banned: Vec<Option<u32>>,
+    /// Connected slots with attached rings.
+    targets: Vec<u32>,
+}
+
+pub(crate) struct Daemon {
+    seg: Segment,
+    spin: Duration,
+    rx: RefCell<Inbound>,
+    tx: RefCell<Outbound>,
+    removed: Cell<bool>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("segment", self.seg.name()).finish_non_exhaustive()
+    }
+}
+
+impl Inbound {
+    fn refresh(&mut self, seg: &Segment) {
+        let epoch = seg.control().epoch.load(Ordering::Acquire);
+        if self.epoch == Some(epoch) {
+            return;
+        }
+        self.epoch = Some(epoch);
+        self.active.clear();
+        self.closing.clear();
+        for i in 0..seg.geometry().max_clients {
+            let ch = seg.channel(i);
+            // SYNC POINT: Acquire pairs with the client's Release store of the state,
+            // made after it reset the rings and before it bumped the epoch.
+            let state = ch.state.load(Ordering::Acquire);
+            let generation = ch.generation.load(Ordering::Relaxed);
+            let slot = &mut self.slots[i as usize];
+            if (state != SLOT_CONNECTED && state != SLOT_CLOSED) || self.banned[i as usize] == Some(generation) {
+                *slot = None;
+                continue;
+            }
+            if slot.as_ref().map(|s| s.generation) != Some(generation) {
+                match channel::consumer(seg, i, Direction::ToDaemon) {
+                    Ok(rings) => *slot = Some(InSlot { generation, rings }),
+                    Err(_) => {
+                        self.banned[i as usize] = Some(generation);
+                        *slot = None;
+                        continue;
+                    }
+                }
+            }
+            self.active.push(i);
+            if state == SLOT_CLOSED {
+                self.closing.push(i);
+            }
+        }
+    }
+
+    /// Stops reading a slot whose rings hold impossible values.
+    fn ban(&mut self, index: u32) {
+        if let Some(s) = self.slots[index as usize].take() {
+            self.banned[index as usize] = Some(s.generation);
+        }
+        self.active.retain(|&i| i != index);
+        self.closing.retain(|&i| i != index);
+    }
+
+    fn has_message(&mut self) -> bool {
+        let slots = &mut self.slots;
+        self.active
+            .iter()
+            .any(|&i| slots[i as usize].as_mut().is_some_and(|s| s.rings.has_message()))
+    }
+
+    /// Frees the slots of departed clients once their messages are read.
+    fn reap(&mut self, seg: &Segment, tx: &RefCell<Outbound>) {
+        let mut k = 0;
+        while k < self.closing.len() {
+            let i = self.closing[k];
+            let drained = self.slots[i as usize].as_mut().map_or(true, |s| !s.rings.has_message());
+            // The writer side must let go of the slot too; if it is busy (we are
+            // inside one of its closures) try again on a later call.
+            let released = drained && tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
+            if !released {
+                k += 1;
+                continue;
+            }
+            let generation = self.slots[i as usize].take().map(|s| s.generation);
+            self.closing.swap_remove(k);
+            self.active.retain(|&a| a != i);
+            let ch = seg.channel(i);
+            if generation == Some(ch.generation.load(Ordering::Relaxed)) {
+                // SYNC POINT: Release hands the slot (and our last reads of it)
+                // to the next client's Acquire compare-exchange in `Client::connect`.
+                let _ = ch.state.compare_exchange(SLOT_CLOSED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes the next message: Critical before High before Low across all
+    /// clients, round-robin among clients within a tier.
+    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        let n = self.active.len();
+        for p in Priority::ALL {
+            let start = self.cursor[p.index()] % n.max(1);
+            for k in 0..n {
+                let j = if start + k >= n { start + k - n } else { start + k };
+                let index = self.active[j];
+                let Some(slot) = self.slots[index as usize].as_mut() else { continue };
+                let ring = slot.rings.tier(p);
+                match ring.peek() {
+                    Ok(None) => continue,
+                    Ok(Some(m)) => {
+                        self.cursor[p.index()] = j + 1;
+                        let id = ClientId { slot: index, generation: slot.generation };
+                        let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
+                        return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
+                    }
+                    Err(e) => {
+                        self.ban(index);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Tells a blocked writer that room was freed, even if a read closure panicked.
+pub(crate) struct NotifyOnDrop<'a> {
+    event: &'a EventWord,
+    armed: Option<&'a Cell<bool>>,
+}
+
+impl<'a> NotifyOnDrop<'a> {
+    /// Notifies on drop.
+    pub(crate) fn always(event: &'a EventWord) -> Self {
+        NotifyOnDrop { event, armed: None }
+    }
+
+    /// Notifies on drop if `armed` is then true.
+    pub(crate) fn when(event: &'a EventWord, armed: &'a Cell<bool>) -> Self {
+        NotifyOnDrop { event, armed: Some(armed) }
+    }
+}
+
+impl Drop for NotifyOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed.map_or(true, Cell::get) {
+            self.event.notify();
+        }
+    }
+}
+
+impl Outbound {
+    fn refresh(&mut self, seg: &Segment) {
+        let epoch = seg.control().epoch.load(Ordering::Acquire);
+        if self.epoch == Some(epoch) {
+            return;
+        }
+        self.epoch = Some(epoch);
+        self.targets.clear();
+        for i in 0..seg.geometry().max_clients {
+            let ch = seg.channel(i);
+            // SYNC POINT: as in `Inbound::refresh`.
+            let state = ch.state.load(Ordering::Acquire);
+            let generation = ch.generation.load(Ordering::Relaxed);
+            let slot = &mut self.slots[i as usize];
+            if state != SLOT_CONNECTED || self.banned[i as usize] == Some(generation) {
+                *slot = None;
+                continue;
+            }
+            if slot.as_ref().map(|s| s.generation) != Some(generation) {
+                match channel::producer(seg, i, Direction::ToClient) {
+                    Ok(rings) => *slot = Some(OutSlot { generation, rings }),
+                    Err(_) => {
+                        self.banned[i as usize] = Some(generation);
+                        continue;
+                    }
+                }
+            }
+            self.targets.push(i);
+        }
+    }
+
+    fn detach(&mut self, index: u32) {
+        self.slots[index as usize] = None;
+        self.targets.retain(|&i| i != index);
+    }
+
+    fn ban(&mut self, index: u32) {
+        if let Some(s) = self.slots[index as usize].take() {
+            self.banned[index as usize] = Some(s.generation);
+        }
+        self.targets.retain(|&i| i != index);
+    }
+
+    fn slot(&mut self, client: ClientId) -> ShmResult<&mut OutSlot> {
+        match self.slots.get_mut(client.slot as usize) {
+            Some(Some(s)) if s.generation == client.generation => Ok(s),
+            _ => Err(ShmError::UnknownClient(client.to_string())),
+        }
+    }
+
+    /// First target without room for the message, if any.
+    fn lacking_room(&mut self, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
+        for k in 0..self.targets.len() {
+            let i = self.targets[k];
+            let Some(slot) = self.slots[i as usize].as_mut() else { continue };
+            match slot.rings.can_write(priority, len) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Some(i)),
+                Err(ShmError::Corrupted(what)) => {
+                    self.ban(i);
+                    return Err(ShmError::Corrupted(what));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Daemon {
+    pub(crate) fn new(seg: Segment, spin: Duration) -> Daemon {
+        let n = seg.geometry().max_clients as usize;
+        let none = |_| None;
+        Daemon {
+            rx: RefCell::new(Inbound {
+                epoch: None,
+                slots: (0..n).map(none).collect(),
+                banned: vec![None; n],
+                active: Vec::with_capacity(n),
+                closing: Vec::new(),
+                cursor: [0; 3],
+            }),
+            tx: RefCell::new(Outbound {
+                epoch: None,
+                slots: (0..n).map(|_| None).collect(),
+                banned: vec![None; n],
+                targets: Vec::with_capacity(n),
+            }),
+            seg,
+            spin,
+            removed: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn check_open(&self) -> ShmResult<()> {
+        if self.seg.is_shutting_down() {
+            Err(ShmError::Disconnected)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Broadcast: the message goes to every connected client or to none.
+    pub(crate) fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
+        self.check_open()?;
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        tx.refresh(&self.seg);
+        if len > self.seg.geometry().max_message_size as usize {
+            return Err(ShmError::MessageTooLarge);
+        }
+        // Only this process writes these rings, so room found now stays free.
+        if tx.lacking_room(priority, len)?.is_some() {
+            return Err(ShmError::BufferFull);
+        }
+        let Outbound { slots, targets, .. } = &mut *tx;
+        for &i in targets.iter() {
+            if let Some(s) = slots[i as usize].as_mut() {
+                s.rings.write_with(priority, len, &mut fill)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_to_with<R>(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
+        self.check_open()?;
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        tx.refresh(&self.seg);
+        let r = tx.slot(client)?.rings.write_with(priority, len, fill);
+        if let Err(ShmError::Corrupted(_)) = r {
+            tx.ban(client.slot);
+        }
+        r
+    }
+
+    /// Broadcast that waits for room in every client's ring.
+    pub(crate) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+        let until = deadline(timeout);
+        loop {
+            match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
+                Err(ShmError::BufferFull) => {}
+                other => return other,
+            }
+            let lacking = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?.lacking_room(priority, data.len())?;
+            let Some(i) = lacking else { continue };
+            let room = || {
+                self.seg.is_shutting_down()
+                    || self
+                        .tx
+                        .try_borrow_mut()
+                        .map_or(true, |mut t| !matches!(t.lacking_room(priority, data.len()), Ok(Some(j)) if j == i))
+            };
+            if !self.seg.channel(i).to_client_space.wait_until(room, self.spin, until) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    /// Waits for room in one client's ring, then writes.
+    pub(crate) fn write_to_timeout(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        let until = deadline(timeout);
+        loop {
+            match self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data)) {
+                Err(ShmError::BufferFull) => {}
+                other => return other,
+            }
+            let room = || {
+                self.seg.is_shutting_down()
+                    || self.tx.try_borrow_mut().map_or(true, |mut t| {
+                        t.slot(client).map_or(true, |s| s.rings.can_write(priority, data.len()).unwrap_or(true))
+                    })
+            };
+            if !self.seg.channel(client.slot).to_client_space.wait_until(room, self.spin, until) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    pub(crate) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        rx.refresh(&self.seg);
+        if !rx.closing.is_empty() {
+            rx.reap(&self.seg, &self.tx);
+        }
+        let r = rx.take(&self.seg, f)?;
+        if r.is_none() && self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        Ok(r)
+    }
+
+    /// Wakes the clients sleeping in `wait` after this side wrote to them.
+    pub(crate) fn signal(&self) {
+        let seg = &self.seg;
+        let connected = |i: &u32| seg.channel(*i).state.load(Ordering::Relaxed) == SLOT_CONNECTED;
+        EventWord::notify_each((0..seg.geometry().max_clients).filter(connected).map(|i| &seg.channel(i).client_wake));
+    }
+
+    pub(crate) fn signal_client(&self, client: ClientId) {
+        if client.slot < self.seg.geometry().max_clients {
+            self.seg.channel(client.slot).client_wake.notify();
+        }
+    }
+
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        let seg = &self.seg;
+        let ready = || {
+            rx.refresh(seg);
+            if !rx.closing.is_empty() {
+                rx.reap(seg, &self.tx);
+            }
+            rx.has_message() || seg.is_shutting_down()
+        };
+        if !seg.control().daemon_wake.wait_until(ready, self.spin, deadline(timeout)) {
+            return Err(ShmError::Timeout);
+        }
+        if rx.has_message() {
+            Ok(())
+        } else {
+            Err(ShmError::Disconnected)
+        }
+    }
+
+    pub(crate) fn clients(&self) -> Vec<ClientId> {
+        let seg = &self.seg;
+        (0..seg.geometry().max_clients)
+            .filter_map(|i| {
+                let ch = seg.channel(i);
+                (ch.state.load(Ordering::Acquire) == SLOT_CONNECTED).then(|| ClientId {
+                    slot: i,
+                    generation: ch.generation.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    /// Fullest to-client ring, or the highest hint a client published.
+    pub(crate) fn backpressure(&self) -> f32 {
+        let mut level = 0f32;
+        if let Ok(mut tx) = self.tx.try_borrow_mut() {
+            tx.refresh(&self.seg);
+            let Outbound { slots, targets, .. } = &mut *tx;
+            for &i in targets.iter() {
+                if let Some(s) = slots[i as usize].as_mut() {
+                    level = level.max(s.rings.occupancy().unwrap_or(1.0));
+                }
+                level = level.max(channel::load_hint(&self.seg.channel(i).client_backpressure));
+            }
+        }
+        level
+    }
+
+    pub(crate) fn set_backpressure(&self, level: f32) {
+        channel::store_hint(&self.seg.control().daemon_backpressure, level);
+    }
+
+    pub(crate) fn stats(&self) -> TransportStats {
+        let seg = &self.seg;
+        let mut stats = TransportStats {
+            daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
+            ..TransportStats::default()
+        };
+        for i in 0..seg.geometry().max_clients {
+            let ch = seg.channel(i);
+            let state = ch.state.load(Ordering::Acquire);
+            if state != SLOT_CONNECTED && state != SLOT_CLOSED {
+                continue;
+            }
+            stats.client_wakeups += ch.client_wake.wakeups.load(Ordering::Relaxed);
+            for p in Priority::ALL {
+                stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
+                stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+            }
+        }
+        stats
+    }
+
+    /// Tells clients to leave, wakes all of them, removes the segment's name.
+    pub(crate) fn shutdown(&self) {
+        let seg = &self.seg;
+        seg.control().state.fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
+        let n = seg.geometry().max_clients;
+        EventWord::notify_each((0..n).flat_map(|i| {
+            let ch = seg.channel(i);
+            [&ch.client_wake, &ch.to_daemon_space]
+        }));
+        seg.control().daemon_wake.notify();
+        if !self.removed.replace(true) {
+            let _ = seg.name().remove();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,374 @@
+//! Daemon/client messaging over a named segment.
+//!
+//! The daemon creates the segment; each client that connects claims one slot
+//! of it, with its own pair of priority rings (client -> daemon and daemon ->
+//! client). Rings are single-producer/single-consumer, so clients never
+//! contend and a slow or dead client cannot wedge the others.
+//!
+//! - Client `write` goes to the daemon; daemon `write` goes to every
+//!   connected client (all or none), `write_to` to one.
+//! - Daemon `read` serves Critical before High before Low across all clients,
+//!   round-robin among clients within a tier; `read_from` also says who sent it.
+//! - `write` publishes without waking anybody; `signal` wakes a peer sleeping
+//!   in `wait`, with a syscall only if one sleeps; `send` is both.
+//! - A full ring is [`ShmError::BufferFull`]; `write_timeout` waits for room.
+//! - `shutdown` (or dropping the daemon) makes clients' `wait`s return and
+//!   their writes fail with [`ShmError::Disconnected`]; they can still read what
+//!   was sent before.
+//!
+//! A transport is `Send` but not `Sync`: use it from one thread at a time (or
+//! behind a `Mutex`). Calling it from inside one of its own closures on the
+//! same side is refused with [`ShmError::Reentrant`]; a reply from inside a
+//! daemon read closure (`write_to` in `read_from_with`) is fine.
+
+mod builder;
+mod channel;
+mod client;
+mod daemon;
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub use crate::error::{ShmError, ShmResult};
+pub use crate::priority::Priority;
+pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
+
+use crate::buffer::RingCounters;
+use crate::control::Segment;
+use client::Client;
+use daemon::Daemon;
+
+/// The operations both sides share (the old crate's trait).
+pub trait ShmTransport {
+    /// Publishes a message without waking the peer (see [`ShmTransport::signal`]).
+    fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()>;
+    /// Takes the next message; [`ShmError::Empty`] if none is waiting.
+    fn read(&self) -> ShmResult<(Priority, Vec<u8>)>;
+    /// Wakes a peer sleeping in [`ShmTransport::wait`]; free if none sleeps.
+    fn signal(&self);
+    /// Blocks until a message is waiting (`Ok`), the peer shuts down
+    /// ([`ShmError::Disconnected`]) or `timeout` passes ([`ShmError::Timeout`]).
+    fn wait(&self, timeout: Option<Duration>) -> ShmResult<()>;
+    /// `write` then `signal`.
+    fn send(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write(priority, data)?;
+        self.signal();
+        Ok(())
+    }
+    /// Whether the other side is (as far as this side knows) still there.
+    fn is_connected(&self) -> bool;
+    /// Congestion 0.0..=1.0: the fullest ring this side writes to, or the
+    /// hint the consumer published, whichever is higher.
+    fn backpressure(&self) -> f32;
+    /// Publishes a hint (0.0..=1.0) that producers see in `backpressure()`.
+    fn set_backpressure(&self, level: f32);
+    /// Daemon: tell clients to leave and remove the segment. Client: leave.
+    fn shutdown(&self);
+}
+
+/// Identifies a client slot and its occupant (a later client in the same slot
+/// has another id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId {
+    slot: u32,
+    generation: u32,
+}
+
+impl ClientId {
+    /// Index of the client's slot in the segment.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// How many clients have held this slot, this one included.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.slot, self.generation)
+    }
+}
+
+/// Counters read from the segment, per tier, summed over connected clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Client -> daemon rings, indexed by [`Priority::index`].
+    pub to_daemon: [RingCounters; 3],
+    /// Daemon -> client rings.
+    pub to_client: [RingCounters; 3],
+    /// Wake syscalls made for the daemon.
+    pub daemon_wakeups: u64,
+    /// Wake syscalls made for clients.
+    pub client_wakeups: u64,
+}
+
+/// The daemon or a client of a shared-memory segment.
+///
+/// ```
+/// use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+/// use memlink_shm::priority::Priority;
+/// use std::time::Duration;
+/// # let name = format!("memlink-doc-transport-{}", std::process::id());
+///
+/// let daemon = NrelayShmTransport::create(&name, 1 << 20, 1)?;
+/// let client = NrelayShmTransport::connect(&name, 1)?;
+///
+/// client.send(Priority::Low, b"log line")?;
+/// client.send(Priority::Critical, b"halt")?;
+/// // The daemon sees Critical first, and who sent it.
+/// let (from, priority, data) = daemon.recv_from(Some(Duration::from_secs(5)))?;
+/// assert_eq!((priority, &data[..]), (Priority::Critical, &b"halt"[..]));
+/// daemon.write_to(from, Priority::High, b"halted")?;
+/// daemon.signal();
+/// assert_eq!(client.recv(Some(Duration::from_secs(5)))?.1, b"halted");
+///
+/// daemon.shutdown();
+/// assert!(!client.is_connected());
+/// # Ok::<(), memlink_shm::transport::ShmError>(())
+/// ```
+#[derive(Debug)]
+pub struct NrelayShmTransport {
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Role {
+    Daemon(Daemon),
+    Client(Client),
+}
+
+impl NrelayShmTransport {
+    /// Creates the segment `name` of `size` bytes and returns the daemon side.
+    ///
+    /// A name without `/` is a POSIX shared-memory name; with `/` it is a file
+    /// path. Client slots: as many as fit, up to 8 (65536 bytes fit one with
+    /// 4 KiB messages); use [`NrelayShmTransport::builder`] for more settings.
+    pub fn create(name: &str, size: usize, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
+        Self::builder(name).size(size).protocol_version(protocol_version).create()
+    }
+
+    /// Connects to the segment `name` as a client.
+    pub fn connect(name: &str, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
+        Self::builder(name).protocol_version(protocol_version).connect()
+    }
+
+    /// All settings.
+    pub fn builder(name: &str) -> TransportBuilder {
+        TransportBuilder::new(name)
+    }
+
+    fn segment(&self) -> &Segment {
+        match &self.role {
+            Role::Daemon(d) => d.segment(),
+            Role::Client(c) => c.segment(),
+        }
+    }
+
+    /// Whether this is the daemon side.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self.role, Role::Daemon(_))
+    }
+
+    /// This client's id (`None` on the daemon).
+    pub fn client_id(&self) -> Option<ClientId> {
+        match &self.role {
+            Role::Daemon(_) => None,
+            Role::Client(c) => Some(c.id()),
+        }
+    }
+
+    /// Connected clients (daemon; empty on a client).
+    pub fn clients(&self) -> Vec<ClientId> {
+        match &self.role {
+            Role::Daemon(d) => d.clients(),
+            Role::Client(_) => Vec::new(),
+        }
+    }
+
+    /// Number of connected clients.
+    pub fn client_count(&self) -> u32 {
+        self.segment().control().client_count.load(Ordering::Acquire)
+    }
+
+    /// The protocol version of the segment.
+    pub fn protocol_version(&self) -> u32 {
+        self.segment().control().protocol_version.load(Ordering::Relaxed)
+    }
+
+    /// Largest message payload.
+    pub fn max_message_size(&self) -> usize {
+        self.segment().geometry().max_message_size as usize
+    }
+
+    /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
+    /// On the daemon this is a broadcast and `fill` runs once per client.
+    pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
+        match &self.role {
+            Role::Daemon(d) => d.write_with(priority, len, fill),
+            Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
+        }
+    }
+
+    /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
+    pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+        match &self.role {
+            Role::Daemon(d) => d.write_timeout(priority, data, timeout),
+            Role::Client(c) => c.write_timeout(priority, data, timeout),
+        }
+    }
+
+    /// Daemon: writes to one client.
+    pub fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Daemon: writes `len` bytes in place to one client.
+    pub fn write_to_with<R>(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
+        match &self.role {
+            Role::Daemon(d) => d.write_to_with(client, priority, len, fill),
+            Role::Client(_) => Err(ShmError::DaemonOnly("write_to")),
+        }
+    }
+
+    /// Daemon: writes to one client, waiting up to `timeout` for room.
+    pub fn write_to_timeout(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        match &self.role {
+            Role::Daemon(d) => d.write_to_timeout(client, priority, data, timeout),
+            Role::Client(_) => Err(ShmError::DaemonOnly("write_to_timeout")),
+        }
+    }
+
+    /// Daemon: `write_to` then wakes that client.
+    pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write_to(client, priority, data)?;
+        if let Role::Daemon(d) = &self.role {
+            d.signal_client(client);
+        }
+        Ok(())
+    }
+
+    /// Passes the next message to `f` without copying. `Ok(None)`: none waiting.
+    #[inline]
+    pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
+            Role::Client(c) => c.read_with(f),
+        }
+    }
+
+    /// Daemon: like `read_with`, also passing the sender.
+    pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_with(f),
+            Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
+        }
+    }
+
+    /// Daemon: takes the next message and its sender.
+    pub fn read_from(&self) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
+        self.read_from_with(|c, p, b| (c, p, b.to_vec()))?.ok_or(ShmError::Empty)
+    }
+
+    /// `wait` then `read`.
+    pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
+        let until = channel::deadline(timeout);
+        loop {
+            if let Some(m) = self.read_with(|p, b| (p, b.to_vec()))? {
+                return Ok(m);
+            }
+            self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
+        }
+    }
+
+    /// Daemon: `wait` then `read_from`.
+    pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
+        let until = channel::deadline(timeout);
+        loop {
+            if let Some(m) = self.read_from_with(|c, p, b| (c, p, b.to_vec()))? {
+                return Ok(m);
+            }
+            self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
+        }
+    }
+
+    /// Counters of the rings and wake-ups, read from the segment.
+    pub fn stats(&self) -> TransportStats {
+        match &self.role {
+            Role::Daemon(d) => d.stats(),
+            Role::Client(c) => c.stats(),
+        }
+    }
+}
+
+impl ShmTransport for NrelayShmTransport {
+    #[inline]
+    fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        match &self.role {
+            Role::Daemon(d) => d.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Client(c) => c.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+        }
+    }
+
+    fn read(&self) -> ShmResult<(Priority, Vec<u8>)> {
+        self.read_with(|p, b| (p, b.to_vec()))?.ok_or(ShmError::Empty)
+    }
+
+    #[inline]
+    fn signal(&self) {
+        match &self.role {
+            Role::Daemon(d) => d.signal(),
+            Role::Client(c) => c.signal(),
+        }
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
+        match &self.role {
+            Role::Daemon(d) => d.wait(timeout),
+            Role::Client(c) => c.wait(timeout),
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        match &self.role {
+            Role::Daemon(d) => !d.segment().is_shutting_down(),
+            Role::Client(c) => c.is_connected(),
+        }
+    }
+
+    fn backpressure(&self) -> f32 {
+        match &self.role {
+            Role::Daemon(d) => d.backpressure(),
+            Role::Client(c) => c.backpressure(),
+        }
+    }
+
+    fn set_backpressure(&self, level: f32) {
+        match &self.role {
+            Role::Daemon(d) => d.set_backpressure(level),
+            Role::Client(c) => c.set_backpressure(level),
+        }
+    }
+
+    fn shutdown(&self) {
+        match &self.role {
+            Role::Daemon(d) => d.shutdown(),
+            Role::Client(c) => c.disconnect(),
+        }
+    }
+}
