@@ -1,0 +1,342 @@
+//! Daemon and clients in separate processes: the test binary re-executes
+//! itself as the client. Every test has a watchdog and removes its segment.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use memlink_shm::control::Segment;
+use memlink_shm::mmap::SegmentName;
+use memlink_shm::priority::Priority;
+use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
+use support::{checksum, child_role, child_watchdog, mix, unique_name, watchdog, Children, SegmentGuard};
+
+const STEP: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Checked messages: [client u32][len u32][seq u64][tier_seq u64][checksum u64][payload]
+// Priority and length are derived from (client, seq), so the receiver knows
+// what it must get; the checksum covers the rest.
+// ---------------------------------------------------------------------------
+
+const HEADER: usize = 32;
+
+fn shape(client: u32, seq: u64) -> (Priority, usize) {
+    let r = mix(seq ^ (u64::from(client) << 48));
+    let priority = Priority::ALL[(r % 3) as usize];
+    let bucket = (r >> 8) % 100;
+    let extra = (r >> 16) as usize;
+    let len = match bucket {
+        0..=69 => HEADER + extra % 33,    // 32..=64 bytes
+        70..=94 => 65 + extra % 960,      // up to 1 KiB
+        _ => 1025 + extra % (4096 - 1024), // up to 4 KiB
+    };
+    (priority, len)
+}
+
+fn encode(buf: &mut [u8], client: u32, seq: u64, tier_seq: u64) {
+    let len = buf.len();
+    buf[0..4].copy_from_slice(&client.to_le_bytes());
+    buf[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    buf[8..16].copy_from_slice(&seq.to_le_bytes());
+    buf[16..24].copy_from_slice(&tier_seq.to_le_bytes());
+    let mut x = mix(seq.wrapping_mul(31) ^ u64::from(client));
+    for chunk in buf[HEADER..].chunks_mut(8) {
+        x = mix(x);
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let sum = checksum(&buf[HEADER..]) ^ checksum(&buf[..24]);
+    buf[24..32].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Returns (client, seq, tier_seq) after checking length, priority and checksum.
+fn decode(priority: Priority, buf: &[u8]) -> Result<(u32, u64, u64), String> {
+    if buf.len() < HEADER {
+        return Err(format!("short message: {} bytes", buf.len()));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
+    let (client, len, seq, tier_seq, sum) = (u32_at(0), u32_at(4) as usize, u64_at(8), u64_at(16), u64_at(24));
+    if sum != checksum(&buf[HEADER..]) ^ checksum(&buf[..24]) {
+        return Err(format!("checksum mismatch on client {client} seq {seq}"));
+    }
+    if (priority, buf.len()) != shape(client, seq) || len != buf.len() {
+        return Err(format!("seq {seq}: got {priority:?}/{} bytes, expected {:?}", buf.len(), shape(client, seq)));
+    }
+    Ok((client, seq, tier_seq))
+}
+
+/// Per-tier order check: each tier's sequence numbers must arrive as 0, 1, 2, ...
+#[derive(Default)]
+struct TierOrder([u64; 3]);
+
+impl TierOrder {
+    fn check(&mut self, priority: Priority, tier_seq: u64) -> Result<(), String> {
+        let want = &mut self.0[priority.index()];
+        if tier_seq != *want {
+            return Err(format!("{priority}: got tier seq {tier_seq}, expected {want} (lost, duplicated or reordered)"));
+        }
+        *want += 1;
+        Ok(())
+    }
+}
+
+/// Client role: sends `n` checked messages, verifies every echo, then waits
+/// for the daemon's broadcast "bye".
+fn run_stream_client(name: &str, n: u64) {
+    child_watchdog(Duration::from_secs(300));
+    let client = NrelayShmTransport::connect(name, 1).expect("connect");
+    let me = client.client_id().unwrap().slot();
+    let (mut sent, mut echoed) = (0u64, 0u64);
+    let mut next_tier = [0u64; 3];
+    let mut order = TierOrder::default();
+    let mut bye = false;
+    while echoed < n {
+        let mut progress = false;
+        let mut burst = 0;
+        while sent < n && burst < 256 {
+            let (priority, len) = shape(me, sent);
+            let tier_seq = next_tier[priority.index()];
+            match client.write_with(priority, len, |b| encode(b, me, sent, tier_seq)) {
+                Ok(()) => {
+                    next_tier[priority.index()] += 1;
+                    sent += 1;
+                    burst += 1;
+                    progress = true;
+                }
+                Err(ShmError::BufferFull) => break,
+                Err(e) => panic!("client write: {e}"),
+            }
+        }
+        client.signal();
+        loop {
+            // The Critical "bye" overtakes echoes still queued in lower tiers.
+            let got = client
+                .read_with(|p, b| match (p, b) {
+                    (Priority::Critical, b"bye") => Ok(true),
+                    _ => decode(p, b).and_then(|(c, _, t)| {
+                        if c == me {
+                            order.check(p, t).map(|()| false)
+                        } else {
+                            Err(format!("echo for client {c}"))
+                        }
+                    }),
+                })
+                .expect("client read");
+            match got {
+                Some(r) => {
+                    if r.expect("echo verification") {
+                        assert!(!bye, "broadcast delivered twice");
+                        bye = true;
+                    } else {
+                        echoed += 1;
+                    }
+                    progress = true;
+                }
+                None => break,
+            }
+        }
+        if !progress {
+            client.wait(Some(STEP)).expect("client wait for echoes");
+        }
+    }
+    if !bye {
+        let (p, msg) = client.recv(Some(STEP)).expect("broadcast after the stream");
+        assert_eq!((p, &msg[..]), (Priority::Critical, &b"bye"[..]));
+    }
+}
+
+/// Daemon role: verifies `total` messages from `clients` clients, echoing each
+/// to its sender; then broadcasts "bye". Returns per-client counts.
+fn run_stream_daemon(daemon: &NrelayShmTransport, clients: usize, total: u64) -> Vec<u64> {
+    let mut order: Vec<TierOrder> = (0..clients).map(|_| TierOrder::default()).collect();
+    let mut counts = vec![0u64; clients];
+    let mut senders: Vec<Option<ClientId>> = vec![None; clients];
+    let mut received = 0u64;
+    while received < total {
+        let got = daemon
+            .read_from_with(|from, p, b| {
+                let (c, _, t) = decode(p, b)?;
+                let slot = from.slot() as usize;
+                if c as usize != slot {
+                    return Err(format!("message of client {c} arrived from slot {slot}"));
+                }
+                order[slot].check(p, t)?;
+                counts[slot] += 1;
+                senders[slot] = Some(from);
+                daemon.write_to_timeout(from, p, b, Some(STEP)).map_err(|e| format!("echo: {e}"))
+            })
+            .expect("daemon read");
+        match got {
+            Some(r) => {
+                r.expect("daemon verification");
+                received += 1;
+                if received % 64 == 0 {
+                    daemon.signal();
+                }
+            }
+            None => {
+                daemon.signal();
+                daemon.wait(Some(STEP)).expect("daemon wait");
+            }
+        }
+    }
+    daemon.signal();
+    assert_eq!(daemon.client_count() as usize, clients);
+    daemon.write_timeout(Priority::Critical, b"bye", Some(STEP)).expect("broadcast");
+    daemon.signal();
+    counts
+}
+
+/// 1,000,000 messages of random sizes (32 B to 4 KiB) and all three priorities,
+/// client -> daemon -> client, each checked for loss, duplication, corruption
+/// and order within its tier, on both sides.
+#[test]
+fn stream_million_checked_messages_both_ways() {
+    const N: u64 = 1_000_000;
+    if let Some(role) = child_role() {
+        return run_stream_client(&role[0], role[1].parse().unwrap());
+    }
+    let name = unique_name("stream");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(600), &children, &[&name]);
+    let daemon = NrelayShmTransport::builder(&name).size(1 << 20).max_clients(1).create().unwrap();
+    let child = children.spawn("stream_million_checked_messages_both_ways", &[&name, &N.to_string()]);
+    let counts = run_stream_daemon(&daemon, 1, N);
+    assert_eq!(counts, vec![N]);
+    assert!(children.wait_success(child), "client process failed");
+}
+
+/// Four client processes at once, each with its own rings; the daemon serves
+/// them all and a broadcast reaches every one.
+#[test]
+fn four_clients_at_once() {
+    const N: u64 = 50_000;
+    if let Some(role) = child_role() {
+        return run_stream_client(&role[0], role[1].parse().unwrap());
+    }
+    let name = unique_name("four");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(600), &children, &[&name]);
+    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(4).create().unwrap();
+    let kids: Vec<usize> = (0..4)
+        .map(|_| children.spawn("four_clients_at_once", &[&name, &N.to_string()]))
+        .collect();
+    let counts = run_stream_daemon(&daemon, 4, 4 * N);
+    assert_eq!(counts, vec![N; 4], "each client's messages, all delivered");
+    for k in kids {
+        assert!(children.wait_success(k), "a client process failed");
+    }
+}
+
+/// The old README's snippet (`create("/tmp/my_shm", 65536, 1)`, `connect`,
+/// `write` + `signal`, `wait` + `read`) with daemon and client in two processes,
+/// in both directions.
+#[test]
+fn old_readme_snippet_across_processes() {
+    if let Some(role) = child_role() {
+        child_watchdog(Duration::from_secs(60));
+        let client = NrelayShmTransport::connect(&role[0], 1).unwrap();
+        client.write(Priority::High, b"Request data").unwrap();
+        client.signal();
+        client.wait(Some(STEP)).unwrap();
+        let (priority, data) = client.read().unwrap();
+        assert_eq!((priority, &data[..]), (Priority::Critical, &b"Response"[..]));
+        return;
+    }
+    let name = format!("/tmp/{}", unique_name("readme"));
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let daemon = NrelayShmTransport::create(&name, 65536, 1).unwrap();
+    let child = children.spawn("old_readme_snippet_across_processes", &[&name]);
+    daemon.wait(Some(STEP)).unwrap();
+    let (priority, data) = daemon.read().unwrap();
+    assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
+    daemon.write(Priority::Critical, b"Response").unwrap();
+    daemon.signal();
+    assert!(children.wait_success(child), "client process failed");
+}
+
+/// A client asleep in `wait(None)` wakes with `Disconnected` when the daemon
+/// shuts down; its writes then fail the same way; the segment's name is gone.
+#[test]
+fn shutdown_wakes_a_sleeping_client() {
+    if let Some(role) = child_role() {
+        child_watchdog(Duration::from_secs(60));
+        let client = NrelayShmTransport::builder(&role[0]).spin(Duration::ZERO).connect().unwrap();
+        client.send(Priority::High, b"ready").unwrap();
+        assert!(matches!(client.wait(None), Err(ShmError::Disconnected)));
+        assert!(!client.is_connected());
+        assert!(matches!(client.write(Priority::High, b"x"), Err(ShmError::Disconnected)));
+        assert!(matches!(client.read(), Err(ShmError::Disconnected)));
+        return;
+    }
+    let name = unique_name("shutdown");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).unwrap();
+    let child = children.spawn("shutdown_wakes_a_sleeping_client", &[&name]);
+    let (from, _, msg) = daemon.recv_from(Some(STEP)).unwrap();
+    assert_eq!(msg, b"ready");
+    // Make sure the client is really asleep in the kernel before shutting down,
+    // so the wake path is what is tested.
+    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
+    let waiters = &seg.channel(from.slot()).client_wake.waiters;
+    let until = Instant::now() + STEP;
+    while waiters.load(std::sync::atomic::Ordering::Acquire) == 0 && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert_eq!(waiters.load(std::sync::atomic::Ordering::Acquire), 1, "client never went to sleep");
+    daemon.shutdown();
+    assert!(!SegmentName::parse(&name).unwrap().exists(), "shutdown removes the segment's name");
+    assert!(children.wait_success(child), "client process failed");
+}
+
+/// A client asking for another protocol version is refused with both versions named.
+#[test]
+fn protocol_version_mismatch_across_processes() {
+    if let Some(role) = child_role() {
+        match NrelayShmTransport::connect(&role[0], 2) {
+            Err(ShmError::ProtocolMismatch { expected: 2, found: 1 }) => return,
+            other => panic!("expected a protocol mismatch, got {other:?}"),
+        }
+    }
+    let name = unique_name("version");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(60), &children, &[&name]);
+    let daemon = NrelayShmTransport::create(&name, 65536, 1).unwrap();
+    let child = children.spawn("protocol_version_mismatch_across_processes", &[&name]);
+    assert!(children.wait_success(child));
+    assert_eq!(daemon.client_count(), 0);
+}
+
+/// With every slot taken, another process's connect fails with `TableFull`.
+#[test]
+fn client_table_full_across_processes() {
+    if let Some(role) = child_role() {
+        match NrelayShmTransport::connect(&role[0], 1) {
+            Err(ShmError::TableFull { max_clients: 2 }) => return,
+            other => panic!("expected TableFull, got {other:?}"),
+        }
+    }
+    let name = unique_name("full");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(60), &children, &[&name]);
+    let daemon = NrelayShmTransport::builder(&name).size(1 << 20).max_clients(2).create().unwrap();
+    let _a = NrelayShmTransport::connect(&name, 1).unwrap();
+    let _b = NrelayShmTransport::connect(&name, 1).unwrap();
+    let child = children.spawn("client_table_full_across_processes", &[&name]);
+    assert!(children.wait_success(child));
+    assert_eq!(daemon.client_count(), 2);
+    // A slot freed by a leaving client is reused.
+    drop(_a);
+    daemon.read_with(|_, _| ()).unwrap(); // the daemon reaps departed clients as it reads
+    let c = NrelayShmTransport::connect(&name, 1).unwrap();
+    assert_eq!(c.client_id().unwrap().generation(), 2);
+}
