@@ -127,6 +127,9 @@ impl Client {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
+            // The daemon may be asleep waiting for a signal not sent yet: wake it
+            // so it drains, or we would wait for each other.
+            self.signal();
             let room = || {
                 self.closed()
                     || self

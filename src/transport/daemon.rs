@@ -354,6 +354,9 @@ impl Daemon {
             }
             let lacking = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?.lacking_room(priority, data.len())?;
             let Some(i) = lacking else { continue };
+            // The client may be asleep waiting for a signal we have not sent yet:
+            // wake it so it drains, or we would wait for each other.
+            self.seg.channel(i).client_wake.notify();
             let room = || {
                 self.seg.is_shutting_down()
                     || self
@@ -381,6 +384,8 @@ impl Daemon {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
+            // As in `write_timeout`: make sure the reader is awake to drain.
+            self.signal_client(client);
             let room = || {
                 self.seg.is_shutting_down()
                     || self.tx.try_borrow_mut().map_or(true, |mut t| {

@@ -11,7 +11,8 @@
 //!   round-robin among clients within a tier; `read_from` also says who sent it.
 //! - `write` publishes without waking anybody; `signal` wakes a peer sleeping
 //!   in `wait`, with a syscall only if one sleeps; `send` is both.
-//! - A full ring is [`ShmError::BufferFull`]; `write_timeout` waits for room.
+//! - A full ring is [`ShmError::BufferFull`]; `write_timeout` waits for room
+//!   (and first wakes the reader, so batching `signal`s cannot deadlock it).
 //! - `shutdown` (or dropping the daemon) makes clients' `wait`s return and
 //!   their writes fail with [`ShmError::Disconnected`]; they can still read what
 //!   was sent before.
