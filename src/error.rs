@@ -142,6 +142,9 @@ pub enum ShmError {
 impl ShmError {
     /// True for errors that go away by retrying later (full ring, empty ring, timeout).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ShmError::BufferFull | ShmError::Empty | ShmError::Timeout)
+        matches!(
+            self,
+            ShmError::BufferFull | ShmError::Empty | ShmError::Timeout
+        )
     }
 }

@@ -73,7 +73,12 @@ impl EventWord {
     ///
     /// `ready` must observe state that notifiers publish *before* calling
     /// [`EventWord::notify`].
-    pub fn wait_until(&self, mut ready: impl FnMut() -> bool, spin: Duration, deadline: Option<Instant>) -> bool {
+    pub fn wait_until(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        spin: Duration,
+        deadline: Option<Instant>,
+    ) -> bool {
         if spin_until(&mut ready, spin, deadline) {
             return true;
         }
@@ -102,7 +107,11 @@ impl EventWord {
 /// Polls `ready` with `spin_loop` hints for up to `budget` (and never past
 /// `deadline`). Returns true as soon as `ready` does.
 #[inline]
-pub fn spin_until(ready: &mut impl FnMut() -> bool, budget: Duration, deadline: Option<Instant>) -> bool {
+pub fn spin_until(
+    ready: &mut impl FnMut() -> bool,
+    budget: Duration,
+    deadline: Option<Instant>,
+) -> bool {
     if ready() {
         return true;
     }
@@ -150,7 +159,11 @@ mod tests {
     fn wait_times_out_when_nothing_happens() {
         let e = event();
         let t0 = Instant::now();
-        assert!(!e.wait_until(|| false, Duration::ZERO, Some(t0 + Duration::from_millis(20))));
+        assert!(!e.wait_until(
+            || false,
+            Duration::ZERO,
+            Some(t0 + Duration::from_millis(20))
+        ));
         assert!(t0.elapsed() >= Duration::from_millis(20));
         assert_eq!(e.waiters.load(Ordering::Relaxed), 0);
     }
@@ -161,7 +174,11 @@ mod tests {
         let flag = Arc::new(AtomicBool::new(false));
         let (e2, f2) = (Arc::clone(&e), Arc::clone(&flag));
         let t = std::thread::spawn(move || {
-            e2.wait_until(|| f2.load(Ordering::Acquire), Duration::ZERO, Some(Instant::now() + Duration::from_secs(30)))
+            e2.wait_until(
+                || f2.load(Ordering::Acquire),
+                Duration::ZERO,
+                Some(Instant::now() + Duration::from_secs(30)),
+            )
         });
         // Wait (bounded) until the thread is registered, so the wake path is the one tested.
         let until = Instant::now() + Duration::from_secs(30);
@@ -183,7 +200,11 @@ mod tests {
         let deadline = Some(Instant::now() + Duration::from_secs(60));
         let t = std::thread::spawn(move || {
             for i in 0..2000u64 {
-                assert!(e2[1].wait_until(|| n2.load(Ordering::Acquire) == 2 * i + 1, Duration::ZERO, deadline));
+                assert!(e2[1].wait_until(
+                    || n2.load(Ordering::Acquire) == 2 * i + 1,
+                    Duration::ZERO,
+                    deadline
+                ));
                 n2.store(2 * i + 2, Ordering::Release);
                 e2[0].notify();
             }
@@ -191,7 +212,11 @@ mod tests {
         for i in 0..2000u64 {
             n.store(2 * i + 1, Ordering::Release);
             e[1].notify();
-            assert!(e[0].wait_until(|| n.load(Ordering::Acquire) == 2 * i + 2, Duration::ZERO, deadline));
+            assert!(e[0].wait_until(
+                || n.load(Ordering::Acquire) == 2 * i + 2,
+                Duration::ZERO,
+                deadline
+            ));
         }
         t.join().unwrap();
     }

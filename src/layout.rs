@@ -288,7 +288,12 @@ pub const fn encode_wrap(skip: usize) -> u64 {
 /// length above `max_message`, a record running past the end of the area, a
 /// wrap that does not end exactly at the end of the area.
 #[inline]
-pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> ShmResult<Option<Record>> {
+pub fn decode(
+    word: u64,
+    offset: usize,
+    capacity: usize,
+    max_message: usize,
+) -> ShmResult<Option<Record>> {
     if word == 0 {
         return Ok(None);
     }
@@ -302,7 +307,9 @@ pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> 
             let priority = Priority::from_index(((word >> 40) & 0xFF) as usize)
                 .ok_or(ShmError::Corrupted("record priority"))?;
             if low > max_message {
-                return Err(ShmError::Corrupted("record length above the maximum message size"));
+                return Err(ShmError::Corrupted(
+                    "record length above the maximum message size",
+                ));
             }
             if record_size(low) > room {
                 return Err(ShmError::Corrupted("record runs past the end of the ring"));
@@ -311,7 +318,9 @@ pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> 
         }
         KIND_WRAP => {
             if low != room || offset == 0 {
-                return Err(ShmError::Corrupted("wrap record does not end at the end of the ring"));
+                return Err(ShmError::Corrupted(
+                    "wrap record does not end at the end of the ring",
+                ));
             }
             Ok(Some(Record::Wrap { skip: low }))
         }
@@ -413,7 +422,8 @@ impl Geometry {
         let floor = min_ring_capacity(max_message) + RING_HEADER_SIZE;
         // Shares of the half, each raised to the floor if needed; whatever the
         // raises cost is taken from High, then Low, then Critical.
-        let mut share = Priority::ALL.map(|p| align_down(half / 100 * p.share_percent() as usize, LINE));
+        let mut share =
+            Priority::ALL.map(|p| align_down(half / 100 * p.share_percent() as usize, LINE));
         let mut excess = 0;
         for s in &mut share {
             if *s < floor {
@@ -481,7 +491,11 @@ impl Geometry {
 
     /// Offset of the [`RingHeader`] of one ring; its data follows it.
     pub fn ring_offset(&self, channel: u32, direction: Direction, priority: Priority) -> usize {
-        let half: usize = self.ring_capacity.iter().map(|c| c + RING_HEADER_SIZE).sum();
+        let half: usize = self
+            .ring_capacity
+            .iter()
+            .map(|c| c + RING_HEADER_SIZE)
+            .sum();
         let before: usize = self.ring_capacity[..priority.index()]
             .iter()
             .map(|c| c + RING_HEADER_SIZE)
@@ -507,12 +521,27 @@ mod tests {
     fn headers_round_trip_and_reject_garbage() {
         for p in Priority::ALL {
             let w = encode_message(100, p);
-            assert_eq!(decode(w, 0, 4096, 4096).unwrap(), Some(Record::Message { len: 100, priority: p }));
+            assert_eq!(
+                decode(w, 0, 4096, 4096).unwrap(),
+                Some(Record::Message {
+                    len: 100,
+                    priority: p
+                })
+            );
         }
         assert_eq!(decode(0, 8, 4096, 4096).unwrap(), None);
-        assert_eq!(decode(encode_wrap(96), 4000, 4096, 4096).unwrap(), Some(Record::Wrap { skip: 96 }));
-        assert!(decode(encode_wrap(96), 3992, 4096, 4096).is_err(), "wrap must end at the end");
-        assert!(decode(encode_wrap(4096), 0, 4096, 4096).is_err(), "wrap at 0 would loop");
+        assert_eq!(
+            decode(encode_wrap(96), 4000, 4096, 4096).unwrap(),
+            Some(Record::Wrap { skip: 96 })
+        );
+        assert!(
+            decode(encode_wrap(96), 3992, 4096, 4096).is_err(),
+            "wrap must end at the end"
+        );
+        assert!(
+            decode(encode_wrap(4096), 0, 4096, 4096).is_err(),
+            "wrap at 0 would loop"
+        );
         assert!(decode(encode_message(5000, Priority::Low), 0, 8192, 4096).is_err());
         assert!(decode(encode_message(100, Priority::Low), 4000, 4096, 4096).is_err());
         assert!(decode(u64::MAX, 0, 4096, 4096).is_err());
@@ -522,7 +551,12 @@ mod tests {
 
     #[test]
     fn geometry_fits_in_size_and_rings_do_not_overlap() {
-        for (size, clients, max) in [(65536, 1, 4096), (1 << 20, 8, 4096), (1 << 22, 4, 65536), (300_000, 3, 100)] {
+        for (size, clients, max) in [
+            (65536, 1, 4096),
+            (1 << 20, 8, 4096),
+            (1 << 22, 4, 65536),
+            (300_000, 3, 100),
+        ] {
             let g = Geometry::compute(size, clients, max).unwrap();
             assert!(g.total_size <= size);
             let mut end = CONTROL_SIZE;

@@ -40,8 +40,8 @@ pub mod futex;
 pub mod layout;
 pub mod mmap;
 pub mod platform;
-pub mod priority;
 pub mod pring;
+pub mod priority;
 pub mod transport;
 
 pub use error::{ShmError, ShmResult};

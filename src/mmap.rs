@@ -82,11 +82,17 @@ impl SegmentName {
                 name,
                 reason: format!("{op}: {e}"),
             },
-            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => ShmError::PermissionDenied {
+            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                ShmError::PermissionDenied {
+                    name,
+                    reason: "it is a symbolic link, which memlink never follows".into(),
+                }
+            }
+            _ => ShmError::Io {
+                op,
                 name,
-                reason: "it is a symbolic link, which memlink never follows".into(),
+                source: e,
             },
-            _ => ShmError::Io { op, name, source: e },
         }
     }
 }
@@ -113,8 +119,10 @@ impl SharedMemory {
     /// Creates a new zero-filled segment of `size` bytes with permissions `mode`.
     pub fn create(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
         let path = name.path();
-        let file = platform::create_segment_file(&path, size as u64, mode).map_err(|e| name.io_error("create", e))?;
-        let map = MmapOptions::new().len(size).map_raw(&file);
+        let file = platform::create_segment_file(&path, size as u64, mode)
+            .map_err(|e| name.io_error("create", e))?;
+        // Populate: fault every page in now, not one by one on the message path.
+        let map = MmapOptions::new().len(size).populate().map_raw(&file);
         let map = match map {
             Ok(m) => m,
             Err(e) => {
@@ -122,13 +130,19 @@ impl SharedMemory {
                 return Err(name.io_error("map", e));
             }
         };
-        Ok(SharedMemory { map, name: name.clone(), _file: file })
+        Ok(SharedMemory {
+            map,
+            name: name.clone(),
+            _file: file,
+        })
     }
 
     /// Maps an existing segment, checking that this user owns it.
     pub fn open(name: &SegmentName) -> ShmResult<SharedMemory> {
-        let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
-        let (uid, len) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
+        let file =
+            platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
+        let (uid, len) =
+            platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
         let me = platform::current_uid();
         if uid != me && me != 0 {
             return Err(ShmError::PermissionDenied {
@@ -146,8 +160,16 @@ impl SharedMemory {
                 reason: "segment is empty (its daemon may still be starting)".into(),
             });
         }
-        let map = MmapOptions::new().len(len).map_raw(&file).map_err(|e| name.io_error("map", e))?;
-        Ok(SharedMemory { map, name: name.clone(), _file: file })
+        let map = MmapOptions::new()
+            .len(len)
+            .populate()
+            .map_raw(&file)
+            .map_err(|e| name.io_error("map", e))?;
+        Ok(SharedMemory {
+            map,
+            name: name.clone(),
+            _file: file,
+        })
     }
 
     /// Start of the mapping (page-aligned, never null).
@@ -177,10 +199,14 @@ mod tests {
 
     #[test]
     fn create_open_share_bytes_and_remove() {
-        let name = SegmentName::parse(&format!("memlink-mmap-test-{}", platform::current_pid())).unwrap();
+        let name =
+            SegmentName::parse(&format!("memlink-mmap-test-{}", platform::current_pid())).unwrap();
         let _ = name.remove();
         let a = SharedMemory::create(&name, 8192, 0o600).unwrap();
-        assert!(matches!(SharedMemory::create(&name, 8192, 0o600), Err(ShmError::AlreadyExists { .. })));
+        assert!(matches!(
+            SharedMemory::create(&name, 8192, 0o600),
+            Err(ShmError::AlreadyExists { .. })
+        ));
         let b = SharedMemory::open(&name).unwrap();
         assert_eq!(b.len(), 8192);
         // SAFETY: both mappings are 8192 bytes long and alive; offset 100 is in bounds.
@@ -189,6 +215,9 @@ mod tests {
             assert_eq!(b.base().as_ptr().add(100).read(), 42);
         }
         name.remove().unwrap();
-        assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
+        assert!(matches!(
+            SharedMemory::open(&name),
+            Err(ShmError::NotFound { .. })
+        ));
     }
 }

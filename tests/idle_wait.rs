@@ -42,5 +42,8 @@ fn daemon_blocked_in_wait_uses_no_cpu() {
     println!("idle wait: {wall:?} wall, {cpu:?} CPU");
     assert!(wall >= Duration::from_millis(400));
     // 50 µs of spinning plus two syscalls; allow a wide margin for a noisy host.
-    assert!(cpu < Duration::from_millis(20), "a blocked wait used {cpu:?} of CPU over {wall:?}");
+    assert!(
+        cpu < Duration::from_millis(20),
+        "a blocked wait used {cpu:?} of CPU over {wall:?}"
+    );
 }

@@ -9,7 +9,9 @@ use memlink_shm::control::Segment;
 use memlink_shm::mmap::SegmentName;
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
-use support::{checksum, child_role, child_watchdog, mix, unique_name, watchdog, Children, SegmentGuard};
+use support::{
+    checksum, child_role, child_watchdog, mix, unique_name, watchdog, Children, SegmentGuard,
+};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -27,8 +29,8 @@ fn shape(client: u32, seq: u64) -> (Priority, usize) {
     let bucket = (r >> 8) % 100;
     let extra = (r >> 16) as usize;
     let len = match bucket {
-        0..=69 => HEADER + extra % 33,    // 32..=64 bytes
-        70..=94 => 65 + extra % 960,      // up to 1 KiB
+        0..=69 => HEADER + extra % 33,     // 32..=64 bytes
+        70..=94 => 65 + extra % 960,       // up to 1 KiB
         _ => 1025 + extra % (4096 - 1024), // up to 4 KiB
     };
     (priority, len)
@@ -56,12 +58,22 @@ fn decode(priority: Priority, buf: &[u8]) -> Result<(u32, u64, u64), String> {
     }
     let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().unwrap());
     let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
-    let (client, len, seq, tier_seq, sum) = (u32_at(0), u32_at(4) as usize, u64_at(8), u64_at(16), u64_at(24));
+    let (client, len, seq, tier_seq, sum) = (
+        u32_at(0),
+        u32_at(4) as usize,
+        u64_at(8),
+        u64_at(16),
+        u64_at(24),
+    );
     if sum != checksum(&buf[HEADER..]) ^ checksum(&buf[..24]) {
         return Err(format!("checksum mismatch on client {client} seq {seq}"));
     }
     if (priority, buf.len()) != shape(client, seq) || len != buf.len() {
-        return Err(format!("seq {seq}: got {priority:?}/{} bytes, expected {:?}", buf.len(), shape(client, seq)));
+        return Err(format!(
+            "seq {seq}: got {priority:?}/{} bytes, expected {:?}",
+            buf.len(),
+            shape(client, seq)
+        ));
     }
     Ok((client, seq, tier_seq))
 }
@@ -164,7 +176,9 @@ fn run_stream_daemon(daemon: &NrelayShmTransport, clients: usize, total: u64) ->
                 order[slot].check(p, t)?;
                 counts[slot] += 1;
                 senders[slot] = Some(from);
-                daemon.write_to_timeout(from, p, b, Some(STEP)).map_err(|e| format!("echo: {e}"))
+                daemon
+                    .write_to_timeout(from, p, b, Some(STEP))
+                    .map_err(|e| format!("echo: {e}"))
             })
             .expect("daemon read");
         match got {
@@ -183,7 +197,9 @@ fn run_stream_daemon(daemon: &NrelayShmTransport, clients: usize, total: u64) ->
     }
     daemon.signal();
     assert_eq!(daemon.client_count() as usize, clients);
-    daemon.write_timeout(Priority::Critical, b"bye", Some(STEP)).expect("broadcast");
+    daemon
+        .write_timeout(Priority::Critical, b"bye", Some(STEP))
+        .expect("broadcast");
     daemon.signal();
     counts
 }
@@ -201,8 +217,15 @@ fn stream_million_checked_messages_both_ways() {
     let _guard = SegmentGuard(name.clone());
     let children = Children::default();
     let _w = watchdog(Duration::from_secs(600), &children, &[&name]);
-    let daemon = NrelayShmTransport::builder(&name).size(1 << 20).max_clients(1).create().unwrap();
-    let child = children.spawn("stream_million_checked_messages_both_ways", &[&name, &N.to_string()]);
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(1 << 20)
+        .max_clients(1)
+        .create()
+        .unwrap();
+    let child = children.spawn(
+        "stream_million_checked_messages_both_ways",
+        &[&name, &N.to_string()],
+    );
     let counts = run_stream_daemon(&daemon, 1, N);
     assert_eq!(counts, vec![N]);
     assert!(children.wait_success(child), "client process failed");
@@ -220,7 +243,11 @@ fn four_clients_at_once() {
     let _guard = SegmentGuard(name.clone());
     let children = Children::default();
     let _w = watchdog(Duration::from_secs(600), &children, &[&name]);
-    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(4).create().unwrap();
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(4 << 20)
+        .max_clients(4)
+        .create()
+        .unwrap();
     let kids: Vec<usize> = (0..4)
         .map(|_| children.spawn("four_clients_at_once", &[&name, &N.to_string()]))
         .collect();
@@ -243,7 +270,10 @@ fn old_readme_snippet_across_processes() {
         client.signal();
         client.wait(Some(STEP)).unwrap();
         let (priority, data) = client.read().unwrap();
-        assert_eq!((priority, &data[..]), (Priority::Critical, &b"Response"[..]));
+        assert_eq!(
+            (priority, &data[..]),
+            (Priority::Critical, &b"Response"[..])
+        );
         return;
     }
     let name = format!("/tmp/{}", unique_name("readme"));
@@ -254,7 +284,10 @@ fn old_readme_snippet_across_processes() {
     let child = children.spawn("old_readme_snippet_across_processes", &[&name]);
     daemon.wait(Some(STEP)).unwrap();
     let (priority, data) = daemon.read().unwrap();
-    assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
+    assert_eq!(
+        (priority, &data[..]),
+        (Priority::High, &b"Request data"[..])
+    );
     daemon.write(Priority::Critical, b"Response").unwrap();
     daemon.signal();
     assert!(children.wait_success(child), "client process failed");
@@ -266,11 +299,17 @@ fn old_readme_snippet_across_processes() {
 fn shutdown_wakes_a_sleeping_client() {
     if let Some(role) = child_role() {
         child_watchdog(Duration::from_secs(60));
-        let client = NrelayShmTransport::builder(&role[0]).spin(Duration::ZERO).connect().unwrap();
+        let client = NrelayShmTransport::builder(&role[0])
+            .spin(Duration::ZERO)
+            .connect()
+            .unwrap();
         client.send(Priority::High, b"ready").unwrap();
         assert!(matches!(client.wait(None), Err(ShmError::Disconnected)));
         assert!(!client.is_connected());
-        assert!(matches!(client.write(Priority::High, b"x"), Err(ShmError::Disconnected)));
+        assert!(matches!(
+            client.write(Priority::High, b"x"),
+            Err(ShmError::Disconnected)
+        ));
         assert!(matches!(client.read(), Err(ShmError::Disconnected)));
         return;
     }
@@ -290,9 +329,16 @@ fn shutdown_wakes_a_sleeping_client() {
     while waiters.load(std::sync::atomic::Ordering::Acquire) == 0 && Instant::now() < until {
         std::thread::yield_now();
     }
-    assert_eq!(waiters.load(std::sync::atomic::Ordering::Acquire), 1, "client never went to sleep");
+    assert_eq!(
+        waiters.load(std::sync::atomic::Ordering::Acquire),
+        1,
+        "client never went to sleep"
+    );
     daemon.shutdown();
-    assert!(!SegmentName::parse(&name).unwrap().exists(), "shutdown removes the segment's name");
+    assert!(
+        !SegmentName::parse(&name).unwrap().exists(),
+        "shutdown removes the segment's name"
+    );
     assert!(children.wait_success(child), "client process failed");
 }
 
@@ -301,7 +347,10 @@ fn shutdown_wakes_a_sleeping_client() {
 fn protocol_version_mismatch_across_processes() {
     if let Some(role) = child_role() {
         match NrelayShmTransport::connect(&role[0], 2) {
-            Err(ShmError::ProtocolMismatch { expected: 2, found: 1 }) => return,
+            Err(ShmError::ProtocolMismatch {
+                expected: 2,
+                found: 1,
+            }) => return,
             other => panic!("expected a protocol mismatch, got {other:?}"),
         }
     }
@@ -328,7 +377,11 @@ fn client_table_full_across_processes() {
     let _guard = SegmentGuard(name.clone());
     let children = Children::default();
     let _w = watchdog(Duration::from_secs(60), &children, &[&name]);
-    let daemon = NrelayShmTransport::builder(&name).size(1 << 20).max_clients(2).create().unwrap();
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(1 << 20)
+        .max_clients(2)
+        .create()
+        .unwrap();
     let _a = NrelayShmTransport::connect(&name, 1).unwrap();
     let _b = NrelayShmTransport::connect(&name, 1).unwrap();
     let child = children.spawn("client_table_full_across_processes", &[&name]);

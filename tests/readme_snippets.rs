@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use memlink_shm::buffer::RingBuffer;
-use memlink_shm::priority::Priority;
 use memlink_shm::pring::PriorityRingBuffer;
+use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmResult, ShmTransport};
 use support::{unique_name, SegmentGuard};
 
@@ -51,7 +51,10 @@ fn quick_start_daemon_client_communication() {
     // Receive on daemon
     daemon.wait(None).ok();
     let (priority, data) = daemon.read().unwrap();
-    assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
+    assert_eq!(
+        (priority, &data[..]),
+        (Priority::High, &b"Request data"[..])
+    );
 }
 
 #[test]
@@ -67,7 +70,11 @@ fn api_reference_ring_buffer() {
 
 #[test]
 fn api_reference_priority_ring_buffer() {
-    fn snippet(critical_data: &[u8], high_data: &[u8], low_data: &[u8]) -> Option<(Priority, Vec<u8>)> {
+    fn snippet(
+        critical_data: &[u8],
+        high_data: &[u8],
+        low_data: &[u8],
+    ) -> Option<(Priority, Vec<u8>)> {
         let prb = PriorityRingBuffer::new(256).ok()?;
         prb.write(Priority::Critical, critical_data).ok()?;
         prb.write(Priority::High, high_data).ok()?;
@@ -77,7 +84,10 @@ fn api_reference_priority_ring_buffer() {
         let (priority, data) = prb.read()?;
         Some((priority, data))
     }
-    assert_eq!(snippet(b"c", b"h", b"l"), Some((Priority::Critical, b"c".to_vec())));
+    assert_eq!(
+        snippet(b"c", b"h", b"l"),
+        Some((Priority::Critical, b"c".to_vec()))
+    );
 }
 
 #[test]
@@ -104,7 +114,10 @@ fn use_case_high_frequency_trading() -> ShmResult<()> {
     daemon.write(Priority::Critical, price_update)?;
 
     daemon.signal();
-    assert_eq!(subscriber.recv(Some(Duration::from_secs(5)))?, (Priority::Critical, price_update.to_vec()));
+    assert_eq!(
+        subscriber.recv(Some(Duration::from_secs(5)))?,
+        (Priority::Critical, price_update.to_vec())
+    );
     Ok(())
 }
 
@@ -151,7 +164,10 @@ fn use_case_real_time_data_pipelines() -> ShmResult<()> {
     let buffer = PriorityRingBuffer::new(512)?;
     buffer.write(Priority::Critical, alarm_data)?;
     buffer.write(Priority::Low, telemetry_data)?;
-    assert_eq!(buffer.read(), Some((Priority::Critical, alarm_data.to_vec())));
+    assert_eq!(
+        buffer.read(),
+        Some((Priority::Critical, alarm_data.to_vec()))
+    );
     Ok(())
 }
 
@@ -189,7 +205,10 @@ fn error_handling() {
     let transport = NrelayShmTransport::connect(&path, 1).unwrap();
 
     let mut seen = Vec::new();
-    for data in [&[1u8; 100][..], &[0u8; 5000][..]].into_iter().chain(std::iter::repeat(&[2u8; 1000][..]).take(100)) {
+    for data in [&[1u8; 100][..], &[0u8; 5000][..]]
+        .into_iter()
+        .chain(std::iter::repeat(&[2u8; 1000][..]).take(100))
+    {
         let outcome = match transport.write(Priority::High, data) {
             Ok(_) => "Sent!",
             Err(ShmError::BufferFull) => "Buffer full, retry later",
@@ -206,7 +225,10 @@ fn error_handling() {
     assert_eq!(&seen[..2], ["Sent!", "Message exceeds 4KB limit"]);
     assert!(seen.contains(&"Buffer full, retry later"));
     daemon.shutdown();
-    assert!(matches!(transport.write(Priority::High, b"x"), Err(ShmError::Disconnected)));
+    assert!(matches!(
+        transport.write(Priority::High, b"x"),
+        Err(ShmError::Disconnected)
+    ));
 }
 
 #[test]
@@ -218,5 +240,8 @@ fn best_practice_clean_shutdown_notifies_clients() {
     assert!(client.is_connected());
     daemon.shutdown();
     assert!(!client.is_connected());
-    assert!(matches!(client.wait(Some(Duration::from_secs(5))), Err(ShmError::Disconnected)));
+    assert!(matches!(
+        client.wait(Some(Duration::from_secs(5))),
+        Err(ShmError::Disconnected)
+    ));
 }

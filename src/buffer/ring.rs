@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{self, Record, RingHeader, RECORD_HEADER_SIZE, RECORD_ALIGN};
+use crate::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
 use crate::priority::Priority;
 
 /// Keeps the memory behind a ring alive (a heap region or a mapped segment).
@@ -51,9 +51,16 @@ impl RingMemory {
     /// `header` must be 128-byte aligned and point to `RING_HEADER_SIZE +
     /// capacity` bytes that stay mapped while `backing` lives; `capacity` must
     /// be a multiple of 8 and at least `layout::min_ring_capacity(max_message)`.
-    pub(crate) unsafe fn new(header: NonNull<u8>, capacity: usize, max_message: usize, backing: Backing) -> RingMemory {
+    pub(crate) unsafe fn new(
+        header: NonNull<u8>,
+        capacity: usize,
+        max_message: usize,
+        backing: Backing,
+    ) -> RingMemory {
         debug_assert!(header.as_ptr() as usize % layout::LINE == 0);
-        debug_assert!(capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message));
+        debug_assert!(
+            capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message)
+        );
         RingMemory {
             header: header.cast(),
             // SAFETY: the data area starts right after the header, inside the region (caller's contract).
@@ -83,7 +90,15 @@ impl RingMemory {
     /// Resets the ring to empty. Only valid while neither side is attached.
     pub(crate) fn reset(&self) {
         let h = self.header();
-        for w in [&h.tail, &h.head, &h.messages_written, &h.bytes_written, &h.full_events, &h.messages_read, &h.bytes_read] {
+        for w in [
+            &h.tail,
+            &h.head,
+            &h.messages_written,
+            &h.bytes_written,
+            &h.full_events,
+            &h.messages_read,
+            &h.bytes_read,
+        ] {
             w.store(0, Ordering::Relaxed);
         }
         self.word(0).store(0, Ordering::Release);
@@ -170,8 +185,18 @@ impl RingProducer {
     pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingProducer> {
         let h = mem.header();
         let cap = mem.capacity as u64;
-        let head = check_position(h.head.load(Ordering::Acquire), 0, MAX_POSITION, "ring head index")?;
-        let tail = check_position(h.tail.load(Ordering::Acquire), head, head + cap, "ring tail index")?;
+        let head = check_position(
+            h.head.load(Ordering::Acquire),
+            0,
+            MAX_POSITION,
+            "ring head index",
+        )?;
+        let tail = check_position(
+            h.tail.load(Ordering::Acquire),
+            head,
+            head + cap,
+            "ring tail index",
+        )?;
         let c = h.messages_written.load(Ordering::Relaxed);
         let b = h.bytes_written.load(Ordering::Relaxed);
         let f = h.full_events.load(Ordering::Relaxed);
@@ -204,7 +229,8 @@ impl RingProducer {
         // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
         // in `RingConsumer::consume`: the consumer is done with those bytes.
         let head = self.mem.header().head.load(Ordering::Acquire);
-        let head = check_position(head, self.head_cache, self.tail, "ring head index").map_err(|e| self.fail(e))?;
+        let head = check_position(head, self.head_cache, self.tail, "ring head index")
+            .map_err(|e| self.fail(e))?;
         self.head_cache = head;
         Ok(self.tail + need as u64 <= head + cap)
     }
@@ -215,7 +241,9 @@ impl RingProducer {
         self.mem.word(0).store(0, Ordering::Relaxed);
         // SYNC POINT: Release orders the zeroed slot at offset 0 before the wrap;
         // pairs with the consumer's Acquire load of this header.
-        self.mem.word(self.offset).store(layout::encode_wrap(skip), Ordering::Release);
+        self.mem
+            .word(self.offset)
+            .store(layout::encode_wrap(skip), Ordering::Release);
         self.tail += skip as u64;
         self.offset = 0;
     }
@@ -223,7 +251,12 @@ impl RingProducer {
     /// Reserves room for a `len`-byte message, lets `fill` write it in place
     /// and publishes it. If `fill` panics nothing is published.
     #[inline]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
         if let Some(what) = self.failed {
             return Err(ShmError::Corrupted(what));
         }
@@ -243,13 +276,24 @@ impl RingProducer {
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
-        let payload = unsafe { std::slice::from_raw_parts_mut(self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE), len) };
+        let payload = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE),
+                len,
+            )
+        };
         let out = fill(payload);
-        let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
+        let next = if off + rec == self.mem.capacity {
+            0
+        } else {
+            off + rec
+        };
         self.mem.word(next).store(0, Ordering::Relaxed);
         // SYNC POINT: the publish. Release orders the payload and the zeroed next
         // slot before the header; pairs with the Acquire load in `RingConsumer::peek`.
-        self.mem.word(off).store(layout::encode_message(len, priority), Ordering::Release);
+        self.mem
+            .word(off)
+            .store(layout::encode_message(len, priority), Ordering::Release);
         self.tail += rec as u64;
         self.offset = next;
         self.messages += 1;
@@ -275,7 +319,10 @@ impl RingProducer {
     #[cold]
     fn full(&mut self) -> ShmError {
         self.full += 1;
-        self.mem.header().full_events.store(self.full, Ordering::Relaxed);
+        self.mem
+            .header()
+            .full_events
+            .store(self.full, Ordering::Relaxed);
         ShmError::BufferFull
     }
 
@@ -380,7 +427,11 @@ impl RingConsumer {
                 Ok(None) => return Ok(None),
                 Ok(Some(Record::Wrap { skip })) => self.consume(skip, None),
                 Ok(Some(Record::Message { len, priority })) => {
-                    return Ok(Some(Peeked { priority, len, offset: self.offset }));
+                    return Ok(Some(Peeked {
+                        priority,
+                        len,
+                        offset: self.offset,
+                    }));
                 }
                 Err(e) => {
                     if let ShmError::Corrupted(what) = e {
@@ -408,14 +459,23 @@ impl RingConsumer {
         }
         impl Drop for ConsumeOnDrop<'_> {
             fn drop(&mut self) {
-                self.consumer.consume(layout::record_size(self.len), Some(self.len));
+                self.consumer
+                    .consume(layout::record_size(self.len), Some(self.len));
             }
         }
         // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
         // area, and the producer does not write it until `head` passes it, which
         // happens only when the guard below drops, after `f` returns.
-        let payload = unsafe { std::slice::from_raw_parts(self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
-        let _guard = ConsumeOnDrop { consumer: self, len: m.len };
+        let payload = unsafe {
+            std::slice::from_raw_parts(
+                self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE),
+                m.len,
+            )
+        };
+        let _guard = ConsumeOnDrop {
+            consumer: self,
+            len: m.len,
+        };
         f(m.priority, payload)
     }
 
@@ -472,7 +532,10 @@ mod tests {
         let base = region.base();
         // SAFETY: the region is 128-aligned, zeroed, large enough, and kept alive by the Arc.
         let mem = unsafe { RingMemory::new(base, capacity, max, Arc::new(region)) };
-        (RingProducer::attach(mem.clone()).unwrap(), RingConsumer::attach(mem).unwrap())
+        (
+            RingProducer::attach(mem.clone()).unwrap(),
+            RingConsumer::attach(mem).unwrap(),
+        )
     }
 
     #[test]
@@ -499,7 +562,10 @@ mod tests {
                         let expect_len = (next_read as usize * 37) % 201;
                         assert_eq!(got.1.len(), expect_len);
                         if expect_len >= 4 {
-                            assert_eq!(u32::from_le_bytes(got.1[..4].try_into().unwrap()), next_read);
+                            assert_eq!(
+                                u32::from_le_bytes(got.1[..4].try_into().unwrap()),
+                                next_read
+                            );
                         }
                         next_read += 1;
                     }
@@ -535,14 +601,18 @@ mod tests {
     #[test]
     fn too_large_is_refused() {
         let (mut p, _c) = ring(1024, 100);
-        assert!(matches!(p.write(Priority::Low, &[0; 101]), Err(ShmError::MessageTooLarge)));
+        assert!(matches!(
+            p.write(Priority::Low, &[0; 101]),
+            Err(ShmError::MessageTooLarge)
+        ));
     }
 
     #[test]
     fn panic_in_fill_publishes_nothing() {
         let (mut p, mut c) = ring(1024, 100);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.write_with(Priority::High, 10, |_| panic!("boom")).unwrap();
+            p.write_with(Priority::High, 10, |_| panic!("boom"))
+                .unwrap();
         }));
         assert!(r.is_err());
         assert!(c.read().unwrap().is_none());
@@ -567,7 +637,10 @@ mod tests {
     fn corrupt_header_is_an_error_and_sticks() {
         let (mut p, mut c) = ring(1024, 100);
         p.write(Priority::High, b"hello").unwrap();
-        c.mem.word(0).store(layout::encode_message(5000, Priority::High), Ordering::Release);
+        c.mem.word(0).store(
+            layout::encode_message(5000, Priority::High),
+            Ordering::Release,
+        );
         assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
         assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
     }

@@ -11,7 +11,11 @@ use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
 /// Attaches the writing ends of one direction of channel `index`.
-pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityProducer> {
+pub(crate) fn producer(
+    seg: &Segment,
+    index: u32,
+    direction: Direction,
+) -> ShmResult<PriorityProducer> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingProducer::attach(seg.ring(index, direction, p))?);
@@ -20,7 +24,11 @@ pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmRe
 }
 
 /// Attaches the reading ends of one direction of channel `index`.
-pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityConsumer> {
+pub(crate) fn consumer(
+    seg: &Segment,
+    index: u32,
+    direction: Direction,
+) -> ShmResult<PriorityConsumer> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingConsumer::attach(seg.ring(index, direction, p))?);
@@ -45,7 +53,11 @@ pub(crate) fn reset(seg: &Segment, index: u32) {
 
 /// Absolute deadline for an optional timeout.
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)))
+    timeout.map(|t| {
+        Instant::now()
+            .checked_add(t)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
+    })
 }
 
 /// Reads a backpressure hint published by the peer; garbage reads as 0.
@@ -60,6 +72,10 @@ pub(crate) fn load_hint(word: &AtomicU32) -> f32 {
 
 /// Publishes this side's backpressure hint, clamped to 0..=1.
 pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
-    let v = if level.is_finite() { level.clamp(0.0, 1.0) } else { 1.0 };
+    let v = if level.is_finite() {
+        level.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     word.store(v.to_bits(), Ordering::Relaxed);
 }

@@ -10,7 +10,8 @@ use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
-    ChannelHeader, Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_ALIVE, STATE_SHUTTING_DOWN,
+    ChannelHeader, Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_ALIVE,
+    STATE_SHUTTING_DOWN,
 };
 use crate::mmap::SegmentName;
 use crate::platform;
@@ -20,7 +21,7 @@ use crate::priority::Priority;
 pub(crate) struct Client {
     seg: Segment,
     id: ClientId,
-    spin: Duration,
+    spin: Cell<Duration>,
     tx: RefCell<PriorityProducer>,
     rx: RefCell<PriorityConsumer>,
     left: Cell<bool>,
@@ -37,12 +38,19 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Opens the segment, checks versions and state, claims a free slot.
-    pub(crate) fn connect(name: &SegmentName, protocol_version: u32, spin: Duration) -> ShmResult<Client> {
+    pub(crate) fn connect(
+        name: &SegmentName,
+        protocol_version: u32,
+        spin: Duration,
+    ) -> ShmResult<Client> {
         let seg = Segment::open(name)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
         if found != protocol_version {
-            return Err(ShmError::ProtocolMismatch { expected: protocol_version, found });
+            return Err(ShmError::ProtocolMismatch {
+                expected: protocol_version,
+                found,
+            });
         }
         let state = c.state.load(Ordering::Acquire);
         if state & STATE_ALIVE == 0 || state & STATE_SHUTTING_DOWN != 0 {
@@ -60,8 +68,12 @@ impl Client {
             })
             .ok_or(ShmError::TableFull { max_clients: max })?;
         let ch = seg.channel(index);
-        let generation = ch.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        ch.client_pid.store(platform::current_pid(), Ordering::Relaxed);
+        let generation = ch
+            .generation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        ch.client_pid
+            .store(platform::current_pid(), Ordering::Relaxed);
         channel::reset(&seg, index);
         let attached = channel::producer(&seg, index, Direction::ToDaemon)
             .and_then(|tx| Ok((tx, channel::consumer(&seg, index, Direction::ToClient)?)));
@@ -78,9 +90,12 @@ impl Client {
         c.client_count.fetch_add(1, Ordering::AcqRel);
         c.epoch.fetch_add(1, Ordering::Release);
         Ok(Client {
-            id: ClientId { slot: index, generation },
+            id: ClientId {
+                slot: index,
+                generation,
+            },
             seg,
-            spin,
+            spin: Cell::new(spin),
             tx: RefCell::new(tx),
             rx: RefCell::new(rx),
             left: Cell::new(false),
@@ -99,6 +114,10 @@ impl Client {
         &self.seg
     }
 
+    pub(crate) fn set_spin(&self, spin: Duration) {
+        self.spin.set(spin);
+    }
+
     /// Whether the daemon is gone or this client left.
     #[inline]
     fn closed(&self) -> bool {
@@ -112,7 +131,12 @@ impl Client {
     }
 
     #[inline]
-    pub(crate) fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub(crate) fn write_with<R>(
+        &self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
         if self.closed() {
             return Err(ShmError::Disconnected);
         }
@@ -120,7 +144,12 @@ impl Client {
         tx.write_with(priority, len, fill)
     }
 
-    pub(crate) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+    pub(crate) fn write_timeout(
+        &self,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
@@ -132,19 +161,25 @@ impl Client {
             self.signal();
             let room = || {
                 self.closed()
-                    || self
-                        .tx
-                        .try_borrow_mut()
-                        .map_or(true, |mut t| t.can_write(priority, data.len()).unwrap_or(true))
+                    || self.tx.try_borrow_mut().map_or(true, |mut t| {
+                        t.can_write(priority, data.len()).unwrap_or(true)
+                    })
             };
-            if !self.channel().to_daemon_space.wait_until(room, self.spin, until) {
+            if !self
+                .channel()
+                .to_daemon_space
+                .wait_until(room, self.spin.get(), until)
+            {
                 return Err(ShmError::Timeout);
             }
         }
     }
 
     #[inline]
-    pub(crate) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub(crate) fn read_with<R>(
+        &self,
+        f: impl FnOnce(Priority, &[u8]) -> R,
+    ) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         let consumed = Cell::new(false);
         let got = {
@@ -170,7 +205,11 @@ impl Client {
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         let ready = || rx.has_message() || self.closed();
-        if !self.channel().client_wake.wait_until(ready, self.spin, deadline(timeout)) {
+        if !self
+            .channel()
+            .client_wake
+            .wait_until(ready, self.spin.get(), deadline(timeout))
+        {
             return Err(ShmError::Timeout);
         }
         if rx.has_message() {
@@ -194,13 +233,24 @@ impl Client {
 
     pub(crate) fn stats(&self) -> TransportStats {
         let mut stats = TransportStats {
-            daemon_wakeups: self.seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
+            daemon_wakeups: self
+                .seg
+                .control()
+                .daemon_wake
+                .wakeups
+                .load(Ordering::Relaxed),
             client_wakeups: self.channel().client_wake.wakeups.load(Ordering::Relaxed),
             ..TransportStats::default()
         };
         for p in Priority::ALL {
-            stats.to_daemon[p.index()] = self.seg.ring(self.id.slot, Direction::ToDaemon, p).counters();
-            stats.to_client[p.index()] = self.seg.ring(self.id.slot, Direction::ToClient, p).counters();
+            stats.to_daemon[p.index()] = self
+                .seg
+                .ring(self.id.slot, Direction::ToDaemon, p)
+                .counters();
+            stats.to_client[p.index()] = self
+                .seg
+                .ring(self.id.slot, Direction::ToClient, p)
+                .counters();
         }
         stats
     }
@@ -217,7 +267,12 @@ impl Client {
         // SYNC POINT: Release publishes our last writes before the daemon sees CLOSED.
         if ch
             .state
-            .compare_exchange(SLOT_CONNECTED, SLOT_CLOSED, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                SLOT_CONNECTED,
+                SLOT_CLOSED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
         {
             let c = self.seg.control();

@@ -13,7 +13,9 @@ use super::channel::{self, deadline};
 use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{Direction, EventWord, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_SHUTTING_DOWN};
+use crate::layout::{
+    Direction, EventWord, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_SHUTTING_DOWN,
+};
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
@@ -54,7 +56,7 @@ struct Outbound {
 
 pub(crate) struct Daemon {
     seg: Segment,
-    spin: Duration,
+    spin: Cell<Duration>,
     rx: RefCell<Inbound>,
     tx: RefCell<Outbound>,
     removed: Cell<bool>,
@@ -62,7 +64,9 @@ pub(crate) struct Daemon {
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").field("segment", self.seg.name()).finish_non_exhaustive()
+        f.debug_struct("Daemon")
+            .field("segment", self.seg.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +86,9 @@ impl Inbound {
             let state = ch.state.load(Ordering::Acquire);
             let generation = ch.generation.load(Ordering::Relaxed);
             let slot = &mut self.slots[i as usize];
-            if (state != SLOT_CONNECTED && state != SLOT_CLOSED) || self.banned[i as usize] == Some(generation) {
+            if (state != SLOT_CONNECTED && state != SLOT_CLOSED)
+                || self.banned[i as usize] == Some(generation)
+            {
                 *slot = None;
                 continue;
             }
@@ -114,9 +120,11 @@ impl Inbound {
 
     fn has_message(&mut self) -> bool {
         let slots = &mut self.slots;
-        self.active
-            .iter()
-            .any(|&i| slots[i as usize].as_mut().is_some_and(|s| s.rings.has_message()))
+        self.active.iter().any(|&i| {
+            slots[i as usize]
+                .as_mut()
+                .is_some_and(|s| s.rings.has_message())
+        })
     }
 
     /// Frees the slots of departed clients once their messages are read.
@@ -124,7 +132,9 @@ impl Inbound {
         let mut k = 0;
         while k < self.closing.len() {
             let i = self.closing[k];
-            let drained = self.slots[i as usize].as_mut().map_or(true, |s| !s.rings.has_message());
+            let drained = self.slots[i as usize]
+                .as_mut()
+                .map_or(true, |s| !s.rings.has_message());
             // The writer side must let go of the slot too; if it is busy (we are
             // inside one of its closures) try again on a later call.
             let released = drained && tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
@@ -139,27 +149,50 @@ impl Inbound {
             if generation == Some(ch.generation.load(Ordering::Relaxed)) {
                 // SYNC POINT: Release hands the slot (and our last reads of it)
                 // to the next client's Acquire compare-exchange in `Client::connect`.
-                let _ = ch.state.compare_exchange(SLOT_CLOSED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed);
+                let _ = ch.state.compare_exchange(
+                    SLOT_CLOSED,
+                    SLOT_FREE,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
             }
         }
     }
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    fn take<R>(
+        &mut self,
+        seg: &Segment,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> ShmResult<Option<R>> {
         let n = self.active.len();
         for p in Priority::ALL {
-            let start = self.cursor[p.index()] % n.max(1);
+            // `cursor` may exceed `n` after clients left; no division on this path.
+            let start = if self.cursor[p.index()] < n {
+                self.cursor[p.index()]
+            } else {
+                0
+            };
             for k in 0..n {
-                let j = if start + k >= n { start + k - n } else { start + k };
+                let j = if start + k >= n {
+                    start + k - n
+                } else {
+                    start + k
+                };
                 let index = self.active[j];
-                let Some(slot) = self.slots[index as usize].as_mut() else { continue };
+                let Some(slot) = self.slots[index as usize].as_mut() else {
+                    continue;
+                };
                 let ring = slot.rings.tier(p);
                 match ring.peek() {
                     Ok(None) => continue,
                     Ok(Some(m)) => {
                         self.cursor[p.index()] = j + 1;
-                        let id = ClientId { slot: index, generation: slot.generation };
+                        let id = ClientId {
+                            slot: index,
+                            generation: slot.generation,
+                        };
                         let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
                         return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
                     }
@@ -188,7 +221,10 @@ impl<'a> NotifyOnDrop<'a> {
 
     /// Notifies on drop if `armed` is then true.
     pub(crate) fn when(event: &'a EventWord, armed: &'a Cell<bool>) -> Self {
-        NotifyOnDrop { event, armed: Some(armed) }
+        NotifyOnDrop {
+            event,
+            armed: Some(armed),
+        }
     }
 }
 
@@ -254,7 +290,9 @@ impl Outbound {
     fn lacking_room(&mut self, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
         for k in 0..self.targets.len() {
             let i = self.targets[k];
-            let Some(slot) = self.slots[i as usize].as_mut() else { continue };
+            let Some(slot) = self.slots[i as usize].as_mut() else {
+                continue;
+            };
             match slot.rings.can_write(priority, len) {
                 Ok(true) => {}
                 Ok(false) => return Ok(Some(i)),
@@ -289,13 +327,17 @@ impl Daemon {
                 targets: Vec::with_capacity(n),
             }),
             seg,
-            spin,
+            spin: Cell::new(spin),
             removed: Cell::new(false),
         }
     }
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
+    }
+
+    pub(crate) fn set_spin(&self, spin: Duration) {
+        self.spin.set(spin);
     }
 
     fn check_open(&self) -> ShmResult<()> {
@@ -307,7 +349,12 @@ impl Daemon {
     }
 
     /// Broadcast: the message goes to every connected client or to none.
-    pub(crate) fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
+    pub(crate) fn write_with(
+        &self,
+        priority: Priority,
+        len: usize,
+        mut fill: impl FnMut(&mut [u8]),
+    ) -> ShmResult<()> {
         self.check_open()?;
         let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         tx.refresh(&self.seg);
@@ -345,14 +392,23 @@ impl Daemon {
     }
 
     /// Broadcast that waits for room in every client's ring.
-    pub(crate) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+    pub(crate) fn write_timeout(
+        &self,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
-            let lacking = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?.lacking_room(priority, data.len())?;
+            let lacking = self
+                .tx
+                .try_borrow_mut()
+                .map_err(|_| ShmError::Reentrant)?
+                .lacking_room(priority, data.len())?;
             let Some(i) = lacking else { continue };
             // The client may be asleep waiting for a signal we have not sent yet:
             // wake it so it drains, or we would wait for each other.
@@ -364,7 +420,12 @@ impl Daemon {
                         .try_borrow_mut()
                         .map_or(true, |mut t| !matches!(t.lacking_room(priority, data.len()), Ok(Some(j)) if j == i))
             };
-            if !self.seg.channel(i).to_client_space.wait_until(room, self.spin, until) {
+            if !self
+                .seg
+                .channel(i)
+                .to_client_space
+                .wait_until(room, self.spin.get(), until)
+            {
                 return Err(ShmError::Timeout);
             }
         }
@@ -389,16 +450,25 @@ impl Daemon {
             let room = || {
                 self.seg.is_shutting_down()
                     || self.tx.try_borrow_mut().map_or(true, |mut t| {
-                        t.slot(client).map_or(true, |s| s.rings.can_write(priority, data.len()).unwrap_or(true))
+                        t.slot(client).map_or(true, |s| {
+                            s.rings.can_write(priority, data.len()).unwrap_or(true)
+                        })
                     })
             };
-            if !self.seg.channel(client.slot).to_client_space.wait_until(room, self.spin, until) {
+            if !self.seg.channel(client.slot).to_client_space.wait_until(
+                room,
+                self.spin.get(),
+                until,
+            ) {
                 return Err(ShmError::Timeout);
             }
         }
     }
 
-    pub(crate) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub(crate) fn read_from_with<R>(
+        &self,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         rx.refresh(&self.seg);
         if !rx.closing.is_empty() {
@@ -415,7 +485,11 @@ impl Daemon {
     pub(crate) fn signal(&self) {
         let seg = &self.seg;
         let connected = |i: &u32| seg.channel(*i).state.load(Ordering::Relaxed) == SLOT_CONNECTED;
-        EventWord::notify_each((0..seg.geometry().max_clients).filter(connected).map(|i| &seg.channel(i).client_wake));
+        EventWord::notify_each(
+            (0..seg.geometry().max_clients)
+                .filter(connected)
+                .map(|i| &seg.channel(i).client_wake),
+        );
     }
 
     pub(crate) fn signal_client(&self, client: ClientId) {
@@ -434,7 +508,11 @@ impl Daemon {
             }
             rx.has_message() || seg.is_shutting_down()
         };
-        if !seg.control().daemon_wake.wait_until(ready, self.spin, deadline(timeout)) {
+        if !seg
+            .control()
+            .daemon_wake
+            .wait_until(ready, self.spin.get(), deadline(timeout))
+        {
             return Err(ShmError::Timeout);
         }
         if rx.has_message() {
@@ -501,7 +579,9 @@ impl Daemon {
     /// Tells clients to leave, wakes all of them, removes the segment's name.
     pub(crate) fn shutdown(&self) {
         let seg = &self.seg;
-        seg.control().state.fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
+        seg.control()
+            .state
+            .fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
         let n = seg.geometry().max_clients;
         EventWord::notify_each((0..n).flat_map(|i| {
             let ch = seg.channel(i);

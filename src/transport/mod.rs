@@ -136,6 +136,9 @@ pub struct NrelayShmTransport {
     role: Role,
 }
 
+// One value per process, built once: keeping it inline saves a pointer chase
+// per message, which matters more than the unused bytes of the daemon variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Role {
     Daemon(Daemon),
@@ -149,12 +152,17 @@ impl NrelayShmTransport {
     /// path. Client slots: as many as fit, up to 8 (65536 bytes fit one with
     /// 4 KiB messages); use [`NrelayShmTransport::builder`] for more settings.
     pub fn create(name: &str, size: usize, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
-        Self::builder(name).size(size).protocol_version(protocol_version).create()
+        Self::builder(name)
+            .size(size)
+            .protocol_version(protocol_version)
+            .create()
     }
 
     /// Connects to the segment `name` as a client.
     pub fn connect(name: &str, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
-        Self::builder(name).protocol_version(protocol_version).connect()
+        Self::builder(name)
+            .protocol_version(protocol_version)
+            .connect()
     }
 
     /// All settings.
@@ -166,6 +174,15 @@ impl NrelayShmTransport {
         match &self.role {
             Role::Daemon(d) => d.segment(),
             Role::Client(c) => c.segment(),
+        }
+    }
+
+    /// Changes how long `wait` and blocking writes spin before sleeping in
+    /// the kernel (see [`TransportBuilder::spin`]).
+    pub fn set_spin(&self, spin: Duration) {
+        match &self.role {
+            Role::Daemon(d) => d.set_spin(spin),
+            Role::Client(c) => c.set_spin(spin),
         }
     }
 
@@ -192,12 +209,18 @@ impl NrelayShmTransport {
 
     /// Number of connected clients.
     pub fn client_count(&self) -> u32 {
-        self.segment().control().client_count.load(Ordering::Acquire)
+        self.segment()
+            .control()
+            .client_count
+            .load(Ordering::Acquire)
     }
 
     /// The protocol version of the segment.
     pub fn protocol_version(&self) -> u32 {
-        self.segment().control().protocol_version.load(Ordering::Relaxed)
+        self.segment()
+            .control()
+            .protocol_version
+            .load(Ordering::Relaxed)
     }
 
     /// Largest message payload.
@@ -207,7 +230,12 @@ impl NrelayShmTransport {
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
     /// On the daemon this is a broadcast and `fill` runs once per client.
-    pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
+    pub fn write_with(
+        &self,
+        priority: Priority,
+        len: usize,
+        mut fill: impl FnMut(&mut [u8]),
+    ) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_with(priority, len, fill),
             Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
@@ -215,7 +243,12 @@ impl NrelayShmTransport {
     }
 
     /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
-    pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+    pub fn write_timeout(
+        &self,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_timeout(priority, data, timeout),
             Role::Client(c) => c.write_timeout(priority, data, timeout),
@@ -274,7 +307,10 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: like `read_with`, also passing the sender.
-    pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub fn read_from_with<R>(
+        &self,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> ShmResult<Option<R>> {
         match &self.role {
             Role::Daemon(d) => d.read_from_with(f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
@@ -283,7 +319,8 @@ impl NrelayShmTransport {
 
     /// Daemon: takes the next message and its sender.
     pub fn read_from(&self) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
-        self.read_from_with(|c, p, b| (c, p, b.to_vec()))?.ok_or(ShmError::Empty)
+        self.read_from_with(|c, p, b| (c, p, b.to_vec()))?
+            .ok_or(ShmError::Empty)
     }
 
     /// `wait` then `read`.
@@ -327,7 +364,8 @@ impl ShmTransport for NrelayShmTransport {
     }
 
     fn read(&self) -> ShmResult<(Priority, Vec<u8>)> {
-        self.read_with(|p, b| (p, b.to_vec()))?.ok_or(ShmError::Empty)
+        self.read_with(|p, b| (p, b.to_vec()))?
+            .ok_or(ShmError::Empty)
     }
 
     #[inline]
