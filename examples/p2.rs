@@ -1,0 +1,460 @@
+//! p2: ping-pong between a daemon and a client in two real processes.
+//!
+//! ```text
+//! cargo run --release --example p2                    # both sides: starts the client as a child
+//! cargo run --release --example p2 -- daemon [NAME]   # terminal 1
+//! cargo run --release --example p2 -- client [NAME]   # terminal 2
+//! ```
+//! Option `--quick` runs fewer iterations (a smoke test).
+//!
+//! The client drives: it measures the physical floor (a bare cache-line
+//! ping-pong between the same two processes) before and after, round trips
+//! for 0/64/1024/4096-byte payloads in busy-poll, spin-then-park and
+//! park-always modes, and one-way streaming, then prints the tables.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::spin_loop;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use memlink_shm::futex::DEFAULT_SPIN;
+use memlink_shm::priority::Priority;
+use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmResult, ShmTransport};
+use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
+
+const SIZES: [usize; 4] = [0, 64, 1024, 4096];
+const DEFAULT_NAME: &str = "memlink-p2";
+const SEGMENT_SIZE: usize = 8 << 20;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Poll without ever sleeping.
+    Busy,
+    /// `wait`: spin for the given time, then sleep on the futex.
+    Wait(Duration),
+}
+
+impl Mode {
+    fn label(self) -> String {
+        match self {
+            Mode::Busy => "busy-poll".into(),
+            Mode::Wait(d) if d.is_zero() => "park (futex each time)".into(),
+            Mode::Wait(d) => format!("spin {} us, then park", d.as_micros()),
+        }
+    }
+
+    fn command(self) -> String {
+        match self {
+            Mode::Busy => "MODE busy".into(),
+            Mode::Wait(d) => format!("MODE wait {}", d.as_nanos()),
+        }
+    }
+}
+
+fn main() -> ShmResult<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let pos: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    match pos.first().copied() {
+        None => both_sides(quick),
+        Some("daemon") => {
+            let name = pos.get(1).copied().unwrap_or(DEFAULT_NAME);
+            let daemon = create(name)?;
+            println!("p2 daemon: serving segment {name:?}; now run `cargo run --release --example p2 -- client {name}`");
+            pin_to_cpu(0);
+            serve(&daemon)
+        }
+        Some("client") => {
+            let name = pos.get(1).copied().unwrap_or(DEFAULT_NAME);
+            pin_to_cpu(1);
+            drive(&connect(name)?, quick)
+        }
+        Some(other) => {
+            eprintln!("usage: p2 [daemon|client] [NAME] [--quick]   (unknown argument {other:?})");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn create(name: &str) -> ShmResult<NrelayShmTransport> {
+    NrelayShmTransport::builder(name)
+        .size(SEGMENT_SIZE)
+        .max_clients(1)
+        .create()
+}
+
+/// Connects, giving a daemon started at the same moment a few seconds.
+fn connect(name: &str) -> ShmResult<NrelayShmTransport> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match NrelayShmTransport::connect(name, 1) {
+            Err(ShmError::NotFound { .. } | ShmError::InvalidSegment { .. })
+                if Instant::now() < until =>
+            {
+                // The daemon is starting: nothing to wait on yet but the clock.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn both_sides(quick: bool) -> ShmResult<()> {
+    let name = format!("memlink-p2-{}", std::process::id());
+    let daemon = create(&name)?;
+    let exe = std::env::current_exe().expect("own path");
+    let mut cmd = Command::new(exe);
+    cmd.args(["client", &name]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let mut child = cmd.spawn().expect("start the client process");
+    pin_to_cpu(0);
+    let served = serve(&daemon);
+    let status = child.wait().expect("wait for the client");
+    served?;
+    if !status.success() {
+        eprintln!("p2: the client process failed ({status})");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Daemon: echo High messages, count stream messages, obey Critical commands.
+// ---------------------------------------------------------------------------
+
+enum Command_ {
+    None,
+    Reply(ClientId, String),
+    Floor(ClientId, String, u64),
+    FutexFloor(ClientId, String, u32),
+    Quit,
+}
+
+fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
+    let mut mode = Mode::Busy;
+    let mut stream_left = 0u64;
+    let mut sink = vec![0u8; 4096];
+    loop {
+        let mut cmd = Command_::None;
+        let got = t.read_from_with(|from, p, b| -> ShmResult<()> {
+            if p == Priority::Critical {
+                cmd = parse_command(from, b, &mut mode, &mut stream_left);
+                return Ok(());
+            }
+            if stream_left > 0 {
+                sink[..b.len()].copy_from_slice(b); // consume the payload for real
+                std::hint::black_box(&sink);
+                stream_left -= 1;
+                if stream_left == 0 {
+                    cmd = Command_::Reply(from, "DONE".into());
+                }
+                return Ok(());
+            }
+            // Echo, zero-copy from the request ring into the reply ring.
+            match mode {
+                Mode::Busy => loop {
+                    match t.write_to(from, Priority::High, b) {
+                        Err(ShmError::BufferFull) => spin_loop(),
+                        other => return other,
+                    }
+                },
+                Mode::Wait(_) => {
+                    t.write_to_timeout(from, Priority::High, b, None)?;
+                    t.signal();
+                    Ok(())
+                }
+            }
+        });
+        match got {
+            Ok(Some(r)) => r?,
+            Ok(None) => match mode {
+                Mode::Busy => spin_loop(),
+                Mode::Wait(_) => t.wait(None)?,
+            },
+            Err(ShmError::Disconnected) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        match cmd {
+            Command_::None => {}
+            Command_::Reply(to, text) => t.send_to(to, Priority::Critical, text.as_bytes())?,
+            Command_::Floor(to, name, total) => {
+                let line = FloorLine::open(&name);
+                t.send_to(to, Priority::Critical, b"OK")?;
+                line.respond(total);
+            }
+            Command_::FutexFloor(to, name, total) => {
+                let line = FloorLine::open(&name);
+                t.send_to(to, Priority::Critical, b"OK")?;
+                line.respond_futex(total);
+            }
+            Command_::Quit => return Ok(()),
+        }
+        if let Mode::Wait(spin) = mode {
+            t.set_spin(spin);
+        }
+    }
+}
+
+fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u64) -> Command_ {
+    let text = String::from_utf8_lossy(b);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let ok = || Command_::Reply(from, "OK".into());
+    match words.as_slice() {
+        ["MODE", "busy"] => {
+            *mode = Mode::Busy;
+            ok()
+        }
+        ["MODE", "wait", spin] => {
+            *mode = Mode::Wait(Duration::from_nanos(spin.parse().unwrap_or(0)));
+            ok()
+        }
+        ["STREAM", n] => {
+            *stream_left = n.parse().unwrap_or(0);
+            ok()
+        }
+        ["FLOOR", name, n] => Command_::Floor(from, name.to_string(), n.parse().unwrap_or(0)),
+        ["FUTEXFLOOR", name, n] => {
+            Command_::FutexFloor(from, name.to_string(), n.parse().unwrap_or(0))
+        }
+        ["QUIT"] => Command_::Quit,
+        _ => Command_::Reply(from, format!("ERR unknown command {text:?}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Client: measure and print.
+// ---------------------------------------------------------------------------
+
+/// Sends a command and waits for the daemon's reply.
+fn command(t: &NrelayShmTransport, text: &str) -> ShmResult<String> {
+    t.send(Priority::Critical, text.as_bytes())?;
+    let (p, reply) = t.recv(Some(Duration::from_secs(30)))?;
+    assert_eq!(
+        p,
+        Priority::Critical,
+        "unexpected {p} message while waiting for a command reply"
+    );
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+fn floor(t: &NrelayShmTransport, warmup: u64, n: u64) -> ShmResult<Histogram<u64>> {
+    let name = format!("memlink-p2-floor-{}", std::process::id());
+    let line = FloorLine::create(&name);
+    let reply = command(t, &format!("FLOOR {name} {}", warmup + n))?;
+    assert_eq!(reply, "OK");
+    let h = line.initiate(warmup, n);
+    line.remove();
+    Ok(h)
+}
+
+fn futex_floor(t: &NrelayShmTransport, warmup: u32, n: u32) -> ShmResult<Histogram<u64>> {
+    let name = format!("memlink-p2-futex-{}", std::process::id());
+    let line = FloorLine::create(&name);
+    let reply = command(t, &format!("FUTEXFLOOR {name} {}", warmup + n))?;
+    assert_eq!(reply, "OK");
+    let h = line.initiate_futex(warmup, n);
+    line.remove();
+    Ok(h)
+}
+
+/// Round trips of `size`-byte messages; returns the histogram (ns).
+fn ping_pong(
+    t: &NrelayShmTransport,
+    mode: Mode,
+    size: usize,
+    warmup: u64,
+    n: u64,
+) -> ShmResult<Histogram<u64>> {
+    let payload = vec![0xA5u8; size];
+    let mut h = histogram();
+    for i in 0..warmup + n {
+        let t0 = Instant::now();
+        t.write_with(Priority::High, size, |b| {
+            b.copy_from_slice(&payload);
+            if size >= 8 {
+                b[..8].copy_from_slice(&i.to_le_bytes());
+            }
+        })?;
+        let echoed = match mode {
+            Mode::Busy => loop {
+                if let Some(seq) = t.read_with(|_, b| seq_of(b))? {
+                    break seq;
+                }
+                spin_loop();
+            },
+            Mode::Wait(_) => {
+                t.signal();
+                loop {
+                    if let Some(seq) = t.read_with(|_, b| seq_of(b))? {
+                        break seq;
+                    }
+                    t.wait(None)?;
+                }
+            }
+        };
+        if size >= 8 {
+            assert_eq!(echoed, i, "echo out of order");
+        }
+        if i >= warmup {
+            h.saturating_record(t0.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok(h)
+}
+
+fn seq_of(b: &[u8]) -> u64 {
+    b.get(..8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+}
+
+/// One-way stream of `n` messages of `size` bytes; returns messages per second.
+fn stream(t: &NrelayShmTransport, mode: Mode, size: usize, n: u64) -> ShmResult<f64> {
+    let payload = vec![0x5Au8; size];
+    assert_eq!(command(t, &format!("STREAM {n}"))?, "OK");
+    let t0 = Instant::now();
+    for i in 0..n {
+        match mode {
+            Mode::Busy => loop {
+                match t.write(Priority::High, &payload) {
+                    Err(ShmError::BufferFull) => spin_loop(),
+                    other => break other?,
+                }
+            },
+            Mode::Wait(_) => {
+                t.write_timeout(Priority::High, &payload, None)?;
+                if i % 64 == 63 {
+                    t.signal();
+                }
+            }
+        }
+    }
+    t.signal();
+    let (_, done) = t.recv(Some(Duration::from_secs(60)))?;
+    assert_eq!(done, b"DONE");
+    Ok(n as f64 / secs(t0.elapsed()))
+}
+
+fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
+    let scale = if quick { 10 } else { 1 };
+    let (warm, busy_n, park_n) = (20_000 / scale, 200_000 / scale, 20_000 / scale);
+    let pid = std::process::id();
+    println!("memlink-shm p2: ping-pong between two processes (client pid {pid}, daemon pinned to CPU 0, client to CPU 1)\n");
+
+    command(t, &Mode::Busy.command())?;
+    let floor_before = floor(t, warm, busy_n)?;
+    let futex_before = futex_floor(t, (warm / 10) as u32, park_n as u32)?;
+
+    let modes = [
+        Mode::Busy,
+        Mode::Wait(DEFAULT_SPIN),
+        Mode::Wait(Duration::ZERO),
+    ];
+    let mut rows = Vec::new();
+    for mode in modes {
+        command(t, &mode.command())?;
+        if let Mode::Wait(spin) = mode {
+            t.set_spin(spin);
+        }
+        for size in SIZES {
+            let n = if mode == Mode::Wait(Duration::ZERO) {
+                park_n
+            } else {
+                busy_n
+            };
+            let h = ping_pong(t, mode, size, warm, n)?;
+            rows.push((mode, size, h));
+        }
+    }
+
+    let mut streams = Vec::new();
+    for mode in [Mode::Busy, Mode::Wait(DEFAULT_SPIN)] {
+        command(t, &mode.command())?;
+        if let Mode::Wait(spin) = mode {
+            t.set_spin(spin);
+        }
+        for size in SIZES {
+            let bytes_budget = (2u64 << 30) / scale;
+            let n = (4_000_000 / scale).min(bytes_budget / (size as u64 + 8));
+            streams.push((mode, size, stream(t, mode, size, n)?));
+        }
+    }
+
+    command(t, &Mode::Busy.command())?;
+    let futex_after = futex_floor(t, (warm / 10) as u32, park_n as u32)?;
+    let floor_after = floor(t, warm, busy_n)?;
+    t.send(Priority::Critical, b"QUIT")?;
+
+    let (fb, fa) = (
+        floor_before.value_at_quantile(0.5),
+        floor_after.value_at_quantile(0.5),
+    );
+    let (xb, xa) = (
+        futex_before.value_at_quantile(0.5),
+        futex_after.value_at_quantile(0.5),
+    );
+    let floor_p50 = (fb + fa) as f64 / 2.0;
+    let futex_p50 = (xb + xa) as f64 / 2.0;
+    println!("floor, busy: bare cache-line round trip between the two processes: p50 {} before, {} after", ns(fb), ns(fa));
+    println!("floor, park: bare futex wait/wake round trip between them:         p50 {} before, {} after", ns(xb), ns(xa));
+    for (what, b, a, mid) in [
+        ("cache-line", fb, fa, floor_p50),
+        ("futex", xb, xa, futex_p50),
+    ] {
+        if (b as f64 - a as f64).abs() / mid > 0.25 {
+            println!("WARNING: the {what} floor moved by more than 25 % during the run (the host moved the vCPUs); its ratios are approximate");
+        }
+    }
+    println!("(ratios: busy-poll and spin rows against the cache-line floor, park rows against the futex floor)");
+    println!();
+    println!(
+        "{:<26} {:>7} {:>9} {:>9} {:>9} {:>13} {:>9}",
+        "round trip", "payload", "p50", "p99", "p99.9", "round trips/s", "vs floor"
+    );
+    for (mode, size, h) in &rows {
+        let p50 = h.value_at_quantile(0.5);
+        let floor = if *mode == Mode::Wait(Duration::ZERO) {
+            futex_p50
+        } else {
+            floor_p50
+        };
+        println!(
+            "{:<26} {:>5} B {:>9} {:>9} {:>9} {:>13} {:>8.2}x",
+            mode.label(),
+            size,
+            ns(p50),
+            ns(h.value_at_quantile(0.99)),
+            ns(h.value_at_quantile(0.999)),
+            rate(1e9 / h.mean()),
+            p50 as f64 / floor
+        );
+    }
+    println!();
+    println!(
+        "{:<26} {:>7} {:>12} {:>10}",
+        "one-way stream", "payload", "messages/s", "MB/s"
+    );
+    for (mode, size, per_sec) in &streams {
+        println!(
+            "{:<26} {:>5} B {:>12} {:>10.0}",
+            mode.label(),
+            size,
+            rate(*per_sec),
+            per_sec * *size as f64 / 1e6
+        );
+    }
+    let stats = t.stats();
+    println!(
+        "\nwake-up syscalls: {} to the daemon, {} to this client",
+        stats.daemon_wakeups, stats.client_wakeups
+    );
+    Ok(())
+}
