@@ -45,3 +45,8 @@ pub mod priority;
 pub mod transport;
 
 pub use error::{ShmError, ShmResult};
+
+// The README's code blocks are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

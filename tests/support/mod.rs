@@ -56,6 +56,9 @@ impl Children {
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env(ROLE_VAR, role.join("\u{1f}"))
             .stdin(Stdio::null())
+            // The child's own harness lines ("test result: ...") would read as
+            // the parent's; its panics still reach stderr.
+            .stdout(Stdio::null())
             .spawn()
             .expect("spawn child test process");
         self.pids.lock().unwrap().push(child.id());
