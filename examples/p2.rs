@@ -67,7 +67,9 @@ fn main() -> ShmResult<()> {
         Some("daemon") => {
             let name = pos.get(1).copied().unwrap_or(DEFAULT_NAME);
             let daemon = create(name)?;
-            println!("p2 daemon: serving segment {name:?}; now run `cargo run --release --example p2 -- client {name}`");
+            println!(
+                "p2 daemon: serving segment {name:?}; now run `cargo run --release --example p2 -- client {name}`"
+            );
             pin_to_cpu(0);
             serve(&daemon)
         }
@@ -95,9 +97,7 @@ fn connect(name: &str) -> ShmResult<NrelayShmTransport> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         match NrelayShmTransport::connect(name, 1) {
-            Err(ShmError::NotFound { .. } | ShmError::InvalidSegment { .. })
-                if Instant::now() < until =>
-            {
+            Err(ShmError::NotFound { .. } | ShmError::InvalidSegment { .. }) if Instant::now() < until => {
                 // The daemon is starting: nothing to wait on yet but the clock.
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -222,9 +222,7 @@ fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u6
             ok()
         }
         ["FLOOR", name, n] => Command_::Floor(from, name.to_string(), n.parse().unwrap_or(0)),
-        ["FUTEXFLOOR", name, n] => {
-            Command_::FutexFloor(from, name.to_string(), n.parse().unwrap_or(0))
-        }
+        ["FUTEXFLOOR", name, n] => Command_::FutexFloor(from, name.to_string(), n.parse().unwrap_or(0)),
         ["QUIT"] => Command_::Quit,
         _ => Command_::Reply(from, format!("ERR unknown command {text:?}")),
     }
@@ -267,13 +265,7 @@ fn futex_floor(t: &NrelayShmTransport, warmup: u32, n: u32) -> ShmResult<Histogr
 }
 
 /// Round trips of `size`-byte messages; returns the histogram (ns).
-fn ping_pong(
-    t: &NrelayShmTransport,
-    mode: Mode,
-    size: usize,
-    warmup: u64,
-    n: u64,
-) -> ShmResult<Histogram<u64>> {
+fn ping_pong(t: &NrelayShmTransport, mode: Mode, size: usize, warmup: u64, n: u64) -> ShmResult<Histogram<u64>> {
     let payload = vec![0xA5u8; size];
     let mut h = histogram();
     for i in 0..warmup + n {
@@ -312,8 +304,7 @@ fn ping_pong(
 }
 
 fn seq_of(b: &[u8]) -> u64 {
-    b.get(..8)
-        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+    b.get(..8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
 }
 
 /// One-way stream of `n` messages of `size` bytes; returns messages per second.
@@ -347,17 +338,15 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
     let scale = if quick { 10 } else { 1 };
     let (warm, busy_n, park_n) = (20_000 / scale, 200_000 / scale, 20_000 / scale);
     let pid = std::process::id();
-    println!("memlink-shm p2: ping-pong between two processes (client pid {pid}, daemon pinned to CPU 0, client to CPU 1)\n");
+    println!(
+        "memlink-shm p2: ping-pong between two processes (client pid {pid}, daemon pinned to CPU 0, client to CPU 1)\n"
+    );
 
     command(t, &Mode::Busy.command())?;
     let floor_before = floor(t, warm, busy_n)?;
     let futex_before = futex_floor(t, (warm / 10) as u32, park_n as u32)?;
 
-    let modes = [
-        Mode::Busy,
-        Mode::Wait(DEFAULT_SPIN),
-        Mode::Wait(Duration::ZERO),
-    ];
+    let modes = [Mode::Busy, Mode::Wait(DEFAULT_SPIN), Mode::Wait(Duration::ZERO)];
     let mut rows = Vec::new();
     for mode in modes {
         command(t, &mode.command())?;
@@ -393,22 +382,21 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
     let floor_after = floor(t, warm, busy_n)?;
     t.send(Priority::Critical, b"QUIT")?;
 
-    let (fb, fa) = (
-        floor_before.value_at_quantile(0.5),
-        floor_after.value_at_quantile(0.5),
-    );
-    let (xb, xa) = (
-        futex_before.value_at_quantile(0.5),
-        futex_after.value_at_quantile(0.5),
-    );
+    let (fb, fa) = (floor_before.value_at_quantile(0.5), floor_after.value_at_quantile(0.5));
+    let (xb, xa) = (futex_before.value_at_quantile(0.5), futex_after.value_at_quantile(0.5));
     let floor_p50 = (fb + fa) as f64 / 2.0;
     let futex_p50 = (xb + xa) as f64 / 2.0;
-    println!("floor, busy: bare cache-line round trip between the two processes: p50 {} before, {} after", ns(fb), ns(fa));
-    println!("floor, park: bare futex wait/wake round trip between them:         p50 {} before, {} after", ns(xb), ns(xa));
-    for (what, b, a, mid) in [
-        ("cache-line", fb, fa, floor_p50),
-        ("futex", xb, xa, futex_p50),
-    ] {
+    println!(
+        "floor, busy: bare cache-line round trip between the two processes: p50 {} before, {} after",
+        ns(fb),
+        ns(fa)
+    );
+    println!(
+        "floor, park: bare futex wait/wake round trip between them:         p50 {} before, {} after",
+        ns(xb),
+        ns(xa)
+    );
+    for (what, b, a, mid) in [("cache-line", fb, fa, floor_p50), ("futex", xb, xa, futex_p50)] {
         if (b as f64 - a as f64).abs() / mid > 0.25 {
             println!("WARNING: the {what} floor moved by more than 25 % during the run (the host moved the vCPUs); its ratios are approximate");
         }

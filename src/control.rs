@@ -14,8 +14,8 @@ use std::sync::Arc;
 use crate::buffer::{Backing, RingMemory};
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
-    ChannelHeader, ControlBlock, Direction, Geometry, CONTROL_SIZE, LAYOUT_VERSION, MAGIC,
-    STATE_ALIVE, STATE_SHUTTING_DOWN,
+    client_lock_byte, ChannelHeader, ControlBlock, Direction, Geometry, CONTROL_SIZE, DAEMON_LOCK_BYTE, LAYOUT_VERSION,
+    MAGIC, STATE_ALIVE, STATE_SHUTTING_DOWN,
 };
 use crate::mmap::{SegmentName, SharedMemory};
 use crate::platform;
@@ -29,40 +29,86 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates and initialises a segment with `geometry`.
-    pub fn create(
-        name: &SegmentName,
-        geometry: Geometry,
-        protocol_version: u32,
-        mode: u32,
-    ) -> ShmResult<Segment> {
-        let shm = Arc::new(SharedMemory::create(name, geometry.total_size, mode)?);
+    /// Creates and initialises a segment with `geometry` and publishes it
+    /// under `name`, holding the daemon's liveness lock from before it is
+    /// visible. A name left by a dead daemon is taken over; a live daemon's
+    /// is refused with [`ShmError::AlreadyRunning`].
+    ///
+    /// The segment is built under a hidden name and made visible with one
+    /// `link` (or, over a dead daemon's segment, one `rename`), so every segment
+    /// anyone can open is complete and already locked by its creator. Of several
+    /// processes taking over the same dead segment, only the one that locks the
+    /// dead daemon's byte on that file proceeds; it re-checks that the name
+    /// still names that file before replacing it.
+    pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
+        let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
+        let locked = platform::try_lock_byte(shm.file(), DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))?;
+        if !locked {
+            return Err(name.io_error(
+                "lock",
+                std::io::Error::other("a fresh segment file is locked by someone else"),
+            ));
+        }
         let seg = Segment { shm, geometry };
-        let c = seg.control();
+        seg.init(protocol_version);
+        for _ in 0..8 {
+            match seg.shm.publish() {
+                Ok(()) => return Ok(seg),
+                Err(ShmError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match inspect(name)? {
+                Owner::Missing => continue,
+                Owner::Alive { pid } => {
+                    return Err(ShmError::AlreadyRunning {
+                        name: name.to_string(),
+                        pid,
+                    })
+                }
+                Owner::Dead { file, pid } => {
+                    if !platform::try_lock_byte(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
+                        // Another process is taking the dead segment over right now.
+                        return Err(ShmError::AlreadyRunning {
+                            name: name.to_string(),
+                            pid,
+                        });
+                    }
+                    if !matches!(platform::same_file(&file, &name.path()), Ok(true)) {
+                        continue; // replaced meanwhile: look again
+                    }
+                    seg.shm.publish_replacing()?;
+                    return Ok(seg);
+                }
+            }
+        }
+        Err(name.io_error(
+            "publish",
+            std::io::Error::other("the name kept changing; gave up after 8 attempts"),
+        ))
+    }
+
+    fn init(&self, protocol_version: u32) {
+        let (c, g) = (self.control(), self.geometry);
         c.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
-        c.protocol_version
-            .store(protocol_version, Ordering::Relaxed);
-        c.total_size
-            .store(geometry.total_size as u64, Ordering::Relaxed);
-        c.max_clients.store(geometry.max_clients, Ordering::Relaxed);
-        c.max_message_size
-            .store(geometry.max_message_size, Ordering::Relaxed);
-        c.channel_offset
-            .store(CONTROL_SIZE as u64, Ordering::Relaxed);
-        c.channel_stride
-            .store(geometry.channel_stride as u64, Ordering::Relaxed);
-        for (w, cap) in c.ring_capacity.iter().zip(geometry.ring_capacity) {
+        c.protocol_version.store(protocol_version, Ordering::Relaxed);
+        c.total_size.store(g.total_size as u64, Ordering::Relaxed);
+        c.max_clients.store(g.max_clients, Ordering::Relaxed);
+        c.max_message_size.store(g.max_message_size, Ordering::Relaxed);
+        c.channel_offset.store(CONTROL_SIZE as u64, Ordering::Relaxed);
+        c.channel_stride.store(g.channel_stride as u64, Ordering::Relaxed);
+        for (w, cap) in c.ring_capacity.iter().zip(g.ring_capacity) {
             w.store(cap as u64, Ordering::Relaxed);
         }
-        c.daemon_pid
-            .store(platform::current_pid(), Ordering::Relaxed);
-        c.creator_uid
-            .store(platform::current_uid(), Ordering::Relaxed);
+        let pid = platform::current_pid();
+        c.daemon_pid.store(pid, Ordering::Relaxed);
+        c.daemon_start_time
+            .store(platform::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
+        c.creator_uid.store(platform::current_uid(), Ordering::Relaxed);
+        c.heartbeat.store(platform::monotonic_nanos(), Ordering::Relaxed);
         c.state.store(STATE_ALIVE, Ordering::Relaxed);
         // Rings need no initialisation: a zero-filled ring is an empty ring.
         // SYNC POINT: Release publishes every field above; pairs with the Acquire in `open`.
         c.magic.store(MAGIC, Ordering::Release);
-        Ok(seg)
     }
 
     /// Maps an existing segment and validates its header.
@@ -109,10 +155,7 @@ impl Segment {
         }
         let geometry = Geometry::compute(total as usize, clients, max_message as usize)
             .map_err(|e| invalid(format!("header geometry is impossible: {e}")))?;
-        let caps = c
-            .ring_capacity
-            .each_ref()
-            .map(|w| w.load(Ordering::Relaxed) as usize);
+        let caps = c.ring_capacity.each_ref().map(|w| w.load(Ordering::Relaxed) as usize);
         if geometry.total_size as u64 != total
             || c.channel_offset.load(Ordering::Relaxed) != CONTROL_SIZE as u64
             || c.channel_stride.load(Ordering::Relaxed) != geometry.channel_stride as u64
@@ -145,10 +188,7 @@ impl Segment {
     /// # Panics
     /// If `index >= max_clients` (a bug in the caller, never input-driven).
     pub fn channel(&self, index: u32) -> &ChannelHeader {
-        assert!(
-            index < self.geometry.max_clients,
-            "channel index out of range"
-        );
+        assert!(index < self.geometry.max_clients, "channel index out of range");
         let off = self.geometry.channel_offset(index);
         // SAFETY: the validated geometry places channel `index` inside the mapping,
         // 128-aligned; ChannelHeader is atomics only.
@@ -157,10 +197,7 @@ impl Segment {
 
     /// One ring of channel `index`.
     pub(crate) fn ring(&self, index: u32, direction: Direction, priority: Priority) -> RingMemory {
-        assert!(
-            index < self.geometry.max_clients,
-            "channel index out of range"
-        );
+        assert!(index < self.geometry.max_clients, "channel index out of range");
         let off = self.geometry.ring_offset(index, direction, priority);
         // SAFETY: the validated geometry places the ring header and its data inside
         // the mapping, 128-aligned; the data size meets min_ring_capacity by
@@ -177,9 +214,74 @@ impl Segment {
         }
     }
 
+    /// Whether the daemon process holds its liveness lock (is alive). A
+    /// syscall; errors count as alive, so a failing check never reclaims.
+    pub fn daemon_alive(&self) -> bool {
+        platform::byte_locked_elsewhere(self.shm.file(), DAEMON_LOCK_BYTE).unwrap_or(true)
+    }
+
+    /// Whether the client process of slot `index` holds its liveness lock.
+    pub fn client_alive(&self, index: u32) -> bool {
+        platform::byte_locked_elsewhere(self.shm.file(), client_lock_byte(index)).unwrap_or(true)
+    }
+
+    pub(crate) fn shared_memory(&self) -> &SharedMemory {
+        &self.shm
+    }
+
     /// Whether the daemon has started shutting down.
     #[inline]
     pub fn is_shutting_down(&self) -> bool {
         self.control().state.load(Ordering::Acquire) & STATE_SHUTTING_DOWN != 0
+    }
+}
+
+/// Who owns the segment file at a name.
+#[derive(Debug)]
+pub enum Owner {
+    /// No file has the name.
+    Missing,
+    /// A live daemon holds the segment.
+    Alive {
+        /// Its process id (as recorded in the segment).
+        pid: u32,
+    },
+    /// The segment's daemon is dead; the file is open here (not locked).
+    Dead {
+        /// The open segment file.
+        file: std::fs::File,
+        /// The dead daemon's process id.
+        pid: u32,
+    },
+}
+
+/// Finds out, without mapping or locking it, whether the segment at `name` is
+/// a memlink segment of this user and whether its daemon lives. Files that
+/// are not memlink segments are refused with [`ShmError::AlreadyExists`].
+pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
+    use std::os::unix::fs::FileExt;
+    let file = match platform::open_segment_file(&name.path()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),
+        Err(e) => return Err(name.io_error("open", e)),
+    };
+    let (uid, _) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
+    let me = platform::current_uid();
+    if uid != me && me != 0 {
+        return Err(ShmError::PermissionDenied {
+            name: name.to_string(),
+            reason: format!("owned by uid {uid}, not by this user ({me})"),
+        });
+    }
+    let mut head = [0u8; 80];
+    let is_ours = file.read_exact_at(&mut head, 0).is_ok() && head[..8] == MAGIC.to_le_bytes();
+    if !is_ours {
+        return Err(ShmError::AlreadyExists { name: name.to_string() });
+    }
+    let pid = u32::from_le_bytes(head[72..76].try_into().unwrap_or_default());
+    if platform::byte_locked_elsewhere(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
+        Ok(Owner::Alive { pid })
+    } else {
+        Ok(Owner::Dead { file, pid })
     }
 }

@@ -94,8 +94,47 @@ pub enum ShmError {
         minimum: usize,
     },
 
+    /// A live daemon already serves this name.
+    #[error("a daemon (pid {pid}) is already running on {name}: stop it first, or use another name")]
+    AlreadyRunning {
+        /// Segment name.
+        name: String,
+        /// The running daemon's process id, as recorded in the segment (0 if unknown).
+        pid: u32,
+    },
+
+    /// The segment's daemon died; nobody serves it.
+    #[error("the daemon of {name} (pid {pid}) is dead: start it again (it takes the name over), or remove the segment with RecoveryManager")]
+    OwnerDead {
+        /// Segment name.
+        name: String,
+        /// The dead daemon's process id.
+        pid: u32,
+    },
+
+    /// The channel was marked unusable because one side found its memory corrupt.
+    #[error("channel poisoned: {0}; reconnect to get a fresh channel")]
+    Poisoned(&'static str),
+
+    /// A closure run under a panic guard panicked.
+    #[error("a panic was caught inside a guarded operation: {0}")]
+    Panicked(String),
+
+    /// An offset/length pair falls outside the region it addresses.
+    #[error("access of {len} bytes at offset {offset} is outside the {size}-byte region")]
+    OutOfBounds {
+        /// Requested offset.
+        offset: usize,
+        /// Requested length.
+        len: usize,
+        /// Size of the region.
+        size: usize,
+    },
+
     /// Every client slot of the segment is taken.
-    #[error("client table full: all {max_clients} client slots are in use (create the segment with a larger max_clients)")]
+    #[error(
+        "client table full: all {max_clients} client slots are in use (create the segment with a larger max_clients)"
+    )]
     TableFull {
         /// Number of slots in the segment.
         max_clients: u32,
@@ -142,9 +181,6 @@ pub enum ShmError {
 impl ShmError {
     /// True for errors that go away by retrying later (full ring, empty ring, timeout).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ShmError::BufferFull | ShmError::Empty | ShmError::Timeout
-        )
+        matches!(self, ShmError::BufferFull | ShmError::Empty | ShmError::Timeout)
     }
 }

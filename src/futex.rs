@@ -73,11 +73,19 @@ impl EventWord {
     ///
     /// `ready` must observe state that notifiers publish *before* calling
     /// [`EventWord::notify`].
-    pub fn wait_until(
+    pub fn wait_until(&self, ready: impl FnMut() -> bool, spin: Duration, deadline: Option<Instant>) -> bool {
+        self.wait_until_ticking(ready, spin, deadline, None)
+    }
+
+    /// Like [`EventWord::wait_until`], but never sleeps longer than `tick` at a
+    /// time, so `ready` also sees events that no notifier announces (a peer
+    /// dying). Costs one wake-up per tick while waiting.
+    pub fn wait_until_ticking(
         &self,
         mut ready: impl FnMut() -> bool,
         spin: Duration,
         deadline: Option<Instant>,
+        tick: Option<Duration>,
     ) -> bool {
         if spin_until(&mut ready, spin, deadline) {
             return true;
@@ -91,9 +99,9 @@ impl EventWord {
                 break true;
             }
             let timeout = match deadline {
-                None => None,
+                None => tick,
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
+                    Some(left) if !left.is_zero() => Some(tick.map_or(left, |t| t.min(left))),
                     _ => break false,
                 },
             };
@@ -107,11 +115,7 @@ impl EventWord {
 /// Polls `ready` with `spin_loop` hints for up to `budget` (and never past
 /// `deadline`). Returns true as soon as `ready` does.
 #[inline]
-pub fn spin_until(
-    ready: &mut impl FnMut() -> bool,
-    budget: Duration,
-    deadline: Option<Instant>,
-) -> bool {
+pub fn spin_until(ready: &mut impl FnMut() -> bool, budget: Duration, deadline: Option<Instant>) -> bool {
     if ready() {
         return true;
     }
@@ -159,11 +163,7 @@ mod tests {
     fn wait_times_out_when_nothing_happens() {
         let e = event();
         let t0 = Instant::now();
-        assert!(!e.wait_until(
-            || false,
-            Duration::ZERO,
-            Some(t0 + Duration::from_millis(20))
-        ));
+        assert!(!e.wait_until(|| false, Duration::ZERO, Some(t0 + Duration::from_millis(20))));
         assert!(t0.elapsed() >= Duration::from_millis(20));
         assert_eq!(e.waiters.load(Ordering::Relaxed), 0);
     }
@@ -200,11 +200,7 @@ mod tests {
         let deadline = Some(Instant::now() + Duration::from_secs(60));
         let t = std::thread::spawn(move || {
             for i in 0..2000u64 {
-                assert!(e2[1].wait_until(
-                    || n2.load(Ordering::Acquire) == 2 * i + 1,
-                    Duration::ZERO,
-                    deadline
-                ));
+                assert!(e2[1].wait_until(|| n2.load(Ordering::Acquire) == 2 * i + 1, Duration::ZERO, deadline));
                 n2.store(2 * i + 2, Ordering::Release);
                 e2[0].notify();
             }
@@ -212,11 +208,7 @@ mod tests {
         for i in 0..2000u64 {
             n.store(2 * i + 1, Ordering::Release);
             e[1].notify();
-            assert!(e[0].wait_until(
-                || n.load(Ordering::Acquire) == 2 * i + 2,
-                Duration::ZERO,
-                deadline
-            ));
+            assert!(e[0].wait_until(|| n.load(Ordering::Acquire) == 2 * i + 2, Duration::ZERO, deadline));
         }
         t.join().unwrap();
     }

@@ -10,12 +10,14 @@
 //!  +-----------------------------------------------------------+
 //!  | ControlBlock                                              |
 //!  |  line 0  identity: magic, versions, geometry, daemon pid  |  written once by the creator
-//!  |  line 1  state flags, client count, epoch, bp hint        |  rarely written
+//!  |  line 1  state flags, client count, epoch, bp hint,       |  rarely written
+//!  |          heartbeat, recovered-client count                |
 //!  |  line 2  daemon_wake  (EventWord: clients -> daemon)      |
 //!  +-----------------------------------------------------------+ channel_offset
 //!  | Channel 0                                   channel_stride |
 //!  |  ChannelHeader (512 B)                                     |
-//!  |   line 0  slot state, generation, client pid, bp hint      |
+//!  |   line 0  slot state, generation, client pid and start   |
+//!  |           time, bp hint, poison                           |
 //!  |   line 1  client_wake     (daemon -> client data)          |
 //!  |   line 2  to_daemon_space (client waits for room)          |
 //!  |   line 3  to_client_space (daemon waits for room)          |
@@ -43,6 +45,11 @@
 //!
 //! Alignment unit: [`LINE`] = 128 bytes, two cache lines, so the adjacent-line
 //! prefetcher never couples fields with different writers.
+//!
+//! Liveness is not in the mapping but on the segment *file*: the daemon holds
+//! an OFD lock on byte [`DAEMON_LOCK_BYTE`], the client of slot `i` on byte
+//! [`client_lock_byte`]`(i)`. The kernel drops a lock when its process dies, so
+//! "dead" is a fact, immune to pid reuse, and never a guess from a timeout.
 
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -79,6 +86,23 @@ pub const MAX_CLIENTS_LIMIT: u32 = 1024;
 pub const STATE_ALIVE: u32 = 1;
 /// `ControlBlock::state` bit: the daemon is shutting down; clients disconnect.
 pub const STATE_SHUTTING_DOWN: u32 = 2;
+
+/// `ChannelHeader::poison`: the channel is fine.
+pub const POISON_NONE: u32 = 0;
+/// `ChannelHeader::poison`: the daemon found the client's rings corrupt.
+pub const POISON_TO_DAEMON: u32 = 1;
+/// `ChannelHeader::poison`: the client found the daemon's rings corrupt.
+pub const POISON_TO_CLIENT: u32 = 2;
+
+/// Liveness: the daemon holds an exclusive OFD lock on this byte of the
+/// segment file for as long as it lives; the kernel releases it when the
+/// daemon dies. Others test it without taking it (`F_OFD_GETLK`).
+pub const DAEMON_LOCK_BYTE: u64 = 0;
+
+/// Liveness: the client in slot `slot` holds a lock on this byte.
+pub const fn client_lock_byte(slot: u32) -> u64 {
+    1 + slot as u64
+}
 
 /// `ChannelHeader::state`: slot unused; a client may claim it.
 pub const SLOT_FREE: u32 = 0;
@@ -136,7 +160,9 @@ pub struct ControlBlock {
     pub daemon_pid: AtomicU32,
     /// Effective uid of the creator.
     pub creator_uid: AtomicU32,
-    _pad0: [u8; 48],
+    /// Start time of the daemon process (see `platform::process_start_time`).
+    pub daemon_start_time: AtomicU64,
+    _pad0: [u8; 40],
 
     // ---- line 1: daemon state. Rarely written, read on every operation.
     /// `STATE_*` bits; written by the daemon.
@@ -148,7 +174,12 @@ pub struct ControlBlock {
     pub epoch: AtomicU32,
     /// Backpressure hint the daemon publishes to clients (`f32` bits, 0..=1).
     pub daemon_backpressure: AtomicU32,
-    _pad1: [u8; LINE - 16],
+    /// Monotonic time (ns) of the daemon's last sweep: a hint that it is
+    /// making progress, never by itself a reason to declare it dead.
+    pub heartbeat: AtomicU64,
+    /// Slots the daemon reclaimed from clients that died.
+    pub recovered_clients: AtomicU32,
+    _pad1: [u8; LINE - 28],
 
     // ---- line 2: clients notify, the daemon waits.
     /// "A client published something for the daemon."
@@ -172,7 +203,12 @@ pub struct ChannelHeader {
     pub client_pid: AtomicU32,
     /// Backpressure hint the client publishes to the daemon (`f32` bits).
     pub client_backpressure: AtomicU32,
-    _pad0: [u8; LINE - 16],
+    /// Start time of the client process.
+    pub client_start_time: AtomicU64,
+    /// `POISON_*`: set by the side that found this channel's rings corrupt;
+    /// both sides then refuse to use the channel.
+    pub poison: AtomicU32,
+    _pad0: [u8; LINE - 28],
     /// "The daemon published something for this client."
     pub client_wake: EventWord,
     /// "The daemon freed room in the to-daemon rings."
@@ -224,12 +260,17 @@ const _: () = {
     assert!(offset_of!(ControlBlock, ring_capacity) == 48);
     assert!(offset_of!(ControlBlock, daemon_pid) == 72);
     assert!(offset_of!(ControlBlock, creator_uid) == 76);
+    assert!(offset_of!(ControlBlock, daemon_start_time) == 80);
     assert!(offset_of!(ControlBlock, state) == LINE);
     assert!(offset_of!(ControlBlock, client_count) == LINE + 4);
     assert!(offset_of!(ControlBlock, epoch) == LINE + 8);
     assert!(offset_of!(ControlBlock, daemon_backpressure) == LINE + 12);
+    assert!(offset_of!(ControlBlock, heartbeat) == LINE + 16);
+    assert!(offset_of!(ControlBlock, recovered_clients) == LINE + 24);
     assert!(offset_of!(ControlBlock, daemon_wake) == 2 * LINE);
     assert!(size_of::<ChannelHeader>() == CHANNEL_HEADER_SIZE);
+    assert!(offset_of!(ChannelHeader, client_start_time) == 16);
+    assert!(offset_of!(ChannelHeader, poison) == 24);
     assert!(offset_of!(ChannelHeader, client_wake) == LINE);
     assert!(offset_of!(ChannelHeader, to_daemon_space) == 2 * LINE);
     assert!(offset_of!(ChannelHeader, to_client_space) == 3 * LINE);
@@ -288,12 +329,7 @@ pub const fn encode_wrap(skip: usize) -> u64 {
 /// length above `max_message`, a record running past the end of the area, a
 /// wrap that does not end exactly at the end of the area.
 #[inline]
-pub fn decode(
-    word: u64,
-    offset: usize,
-    capacity: usize,
-    max_message: usize,
-) -> ShmResult<Option<Record>> {
+pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> ShmResult<Option<Record>> {
     if word == 0 {
         return Ok(None);
     }
@@ -304,12 +340,10 @@ pub fn decode(
     let room = capacity - offset;
     match (word >> 32) & 0xFF {
         KIND_MESSAGE => {
-            let priority = Priority::from_index(((word >> 40) & 0xFF) as usize)
-                .ok_or(ShmError::Corrupted("record priority"))?;
+            let priority =
+                Priority::from_index(((word >> 40) & 0xFF) as usize).ok_or(ShmError::Corrupted("record priority"))?;
             if low > max_message {
-                return Err(ShmError::Corrupted(
-                    "record length above the maximum message size",
-                ));
+                return Err(ShmError::Corrupted("record length above the maximum message size"));
             }
             if record_size(low) > room {
                 return Err(ShmError::Corrupted("record runs past the end of the ring"));
@@ -318,9 +352,7 @@ pub fn decode(
         }
         KIND_WRAP => {
             if low != room || offset == 0 {
-                return Err(ShmError::Corrupted(
-                    "wrap record does not end at the end of the ring",
-                ));
+                return Err(ShmError::Corrupted("wrap record does not end at the end of the ring"));
             }
             Ok(Some(Record::Wrap { skip: low }))
         }
@@ -422,8 +454,7 @@ impl Geometry {
         let floor = min_ring_capacity(max_message) + RING_HEADER_SIZE;
         // Shares of the half, each raised to the floor if needed; whatever the
         // raises cost is taken from High, then Low, then Critical.
-        let mut share =
-            Priority::ALL.map(|p| align_down(half / 100 * p.share_percent() as usize, LINE));
+        let mut share = Priority::ALL.map(|p| align_down(half / 100 * p.share_percent() as usize, LINE));
         let mut excess = 0;
         for s in &mut share {
             if *s < floor {
@@ -491,11 +522,7 @@ impl Geometry {
 
     /// Offset of the [`RingHeader`] of one ring; its data follows it.
     pub fn ring_offset(&self, channel: u32, direction: Direction, priority: Priority) -> usize {
-        let half: usize = self
-            .ring_capacity
-            .iter()
-            .map(|c| c + RING_HEADER_SIZE)
-            .sum();
+        let half: usize = self.ring_capacity.iter().map(|c| c + RING_HEADER_SIZE).sum();
         let before: usize = self.ring_capacity[..priority.index()]
             .iter()
             .map(|c| c + RING_HEADER_SIZE)
@@ -523,10 +550,7 @@ mod tests {
             let w = encode_message(100, p);
             assert_eq!(
                 decode(w, 0, 4096, 4096).unwrap(),
-                Some(Record::Message {
-                    len: 100,
-                    priority: p
-                })
+                Some(Record::Message { len: 100, priority: p })
             );
         }
         assert_eq!(decode(0, 8, 4096, 4096).unwrap(), None);

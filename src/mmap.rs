@@ -9,13 +9,17 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
+
+/// Ending of the hidden files segments are built in before they are published.
+pub const TEMP_SUFFIX: &str = ".memlink-tmp";
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +72,20 @@ impl SegmentName {
         platform::remove_segment_file(&self.path()).map_err(|e| self.io_error("remove", e))
     }
 
+    /// A hidden, unique name in the same directory, where a segment is built
+    /// before it is published under this name.
+    pub(crate) fn temp_path(&self) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = self.path();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(".{file}.{}.{n}{TEMP_SUFFIX}", platform::current_pid()))
+    }
+
     /// Whether a segment of this name exists.
     pub fn exists(&self) -> bool {
         std::fs::symlink_metadata(self.path()).is_ok()
@@ -82,17 +100,11 @@ impl SegmentName {
                 name,
                 reason: format!("{op}: {e}"),
             },
-            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-                ShmError::PermissionDenied {
-                    name,
-                    reason: "it is a symbolic link, which memlink never follows".into(),
-                }
-            }
-            _ => ShmError::Io {
-                op,
+            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => ShmError::PermissionDenied {
                 name,
-                source: e,
+                reason: "it is a symbolic link, which memlink never follows".into(),
             },
+            _ => ShmError::Io { op, name, source: e },
         }
     }
 }
@@ -111,43 +123,94 @@ impl fmt::Display for SegmentName {
 pub struct SharedMemory {
     map: MmapRaw,
     name: SegmentName,
-    // Kept open: it is the handle later liveness checks lock on.
-    _file: File,
+    /// Kept open: liveness locks live on this open file description.
+    file: File,
+    /// Where the file is while it is hidden (built, not yet published).
+    hidden: Mutex<Option<PathBuf>>,
 }
 
 impl SharedMemory {
     /// Creates a new zero-filled segment of `size` bytes with permissions `mode`.
     pub fn create(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
-        let path = name.path();
-        let file = platform::create_segment_file(&path, size as u64, mode)
-            .map_err(|e| name.io_error("create", e))?;
+        Self::create_at(name, &name.path(), size, mode)
+    }
+
+    /// Creates a segment under a hidden name, to be initialised and then made
+    /// visible atomically with [`SharedMemory::publish`]. Dropped unpublished,
+    /// the hidden file is removed.
+    pub fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+        let tmp = name.temp_path();
+        let shm = Self::create_at(name, &tmp, size, mode)?;
+        *shm.hidden() = Some(tmp);
+        Ok(shm)
+    }
+
+    fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+        let file = platform::create_segment_file(path, size as u64, mode).map_err(|e| name.io_error("create", e))?;
         // Populate: fault every page in now, not one by one on the message path.
-        let map = MmapOptions::new().len(size).populate().map_raw(&file);
-        let map = match map {
+        let map = match MmapOptions::new().len(size).populate().map_raw(&file) {
             Ok(m) => m,
             Err(e) => {
-                let _ = platform::remove_segment_file(&path);
+                let _ = platform::remove_segment_file(path);
                 return Err(name.io_error("map", e));
             }
         };
         Ok(SharedMemory {
             map,
             name: name.clone(),
-            _file: file,
+            file,
+            hidden: Mutex::new(None),
         })
+    }
+
+    fn hidden(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        self.hidden.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes a hidden segment visible under its name; fails with
+    /// [`ShmError::AlreadyExists`] if the name is taken.
+    pub fn publish(&self) -> ShmResult<()> {
+        let mut hidden = self.hidden();
+        let Some(tmp) = hidden.as_ref() else { return Ok(()) };
+        platform::link_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
+        let _ = platform::remove_segment_file(tmp);
+        *hidden = None;
+        Ok(())
+    }
+
+    /// Makes a hidden segment visible under its name, atomically replacing
+    /// whatever file had that name.
+    pub fn publish_replacing(&self) -> ShmResult<()> {
+        let mut hidden = self.hidden();
+        let Some(tmp) = hidden.as_ref() else { return Ok(()) };
+        platform::rename_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
+        *hidden = None;
+        Ok(())
+    }
+
+    /// The open segment file (liveness locks are taken on it).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Removes the name if it still names this segment's file (never a
+    /// successor's). Returns whether it did.
+    pub fn remove_if_current(&self) -> bool {
+        let path = self.name.path();
+        matches!(platform::same_file(&self.file, &path), Ok(true)) && platform::remove_segment_file(&path).is_ok()
     }
 
     /// Maps an existing segment, checking that this user owns it.
     pub fn open(name: &SegmentName) -> ShmResult<SharedMemory> {
-        let file =
-            platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
-        let (uid, len) =
-            platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
+        let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
+        let (uid, len) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
         let me = platform::current_uid();
         if uid != me && me != 0 {
             return Err(ShmError::PermissionDenied {
                 name: name.to_string(),
-                reason: format!("owned by uid {uid}, not by this user ({me}): refusing a segment another user may control"),
+                reason: format!(
+                    "owned by uid {uid}, not by this user ({me}): refusing a segment another user may control"
+                ),
             });
         }
         let len = usize::try_from(len).map_err(|_| ShmError::InvalidSegment {
@@ -168,7 +231,8 @@ impl SharedMemory {
         Ok(SharedMemory {
             map,
             name: name.clone(),
-            _file: file,
+            file,
+            hidden: Mutex::new(None),
         })
     }
 
@@ -193,14 +257,21 @@ impl SharedMemory {
     }
 }
 
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.hidden().take() {
+            let _ = platform::remove_segment_file(&tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn create_open_share_bytes_and_remove() {
-        let name =
-            SegmentName::parse(&format!("memlink-mmap-test-{}", platform::current_pid())).unwrap();
+        let name = SegmentName::parse(&format!("memlink-mmap-test-{}", platform::current_pid())).unwrap();
         let _ = name.remove();
         let a = SharedMemory::create(&name, 8192, 0o600).unwrap();
         assert!(matches!(
@@ -215,9 +286,6 @@ mod tests {
             assert_eq!(b.base().as_ptr().add(100).read(), 42);
         }
         name.remove().unwrap();
-        assert!(matches!(
-            SharedMemory::open(&name),
-            Err(ShmError::NotFound { .. })
-        ));
+        assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
     }
 }

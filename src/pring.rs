@@ -12,8 +12,7 @@ use crate::priority::Priority;
 
 /// Turns the per-tier vector built in tier order into an array.
 pub(crate) fn three<T>(v: Vec<T>) -> [T; 3] {
-    v.try_into()
-        .unwrap_or_else(|_| unreachable!("exactly three tiers"))
+    v.try_into().unwrap_or_else(|_| unreachable!("exactly three tiers"))
 }
 
 /// Writing ends of the three tiers.
@@ -29,12 +28,7 @@ impl PriorityProducer {
 
     /// Reserves `len` bytes in `priority`'s ring, lets `fill` write them, publishes.
     #[inline]
-    pub fn write_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         self.tiers[priority.index()].write_with(priority, len, fill)
     }
 
@@ -139,15 +133,11 @@ impl PriorityRingBuffer {
     /// between the tiers; each tier holds at least one 4 KiB message.
     pub fn new(slots: usize) -> ShmResult<PriorityRingBuffer> {
         if slots == 0 {
-            return Err(ShmError::InvalidConfig(
-                "a ring needs at least one slot".into(),
-            ));
+            return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
         }
         let bytes = slots
             .checked_mul(layout::record_size(DEFAULT_MAX_MESSAGE))
-            .ok_or_else(|| {
-                ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory"))
-            })?;
+            .ok_or_else(|| ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory")))?;
         Self::with_capacity(bytes, DEFAULT_MAX_MESSAGE)
     }
 
@@ -158,9 +148,7 @@ impl PriorityRingBuffer {
         let mut producers = Vec::with_capacity(3);
         let mut consumers = Vec::with_capacity(3);
         for p in Priority::ALL {
-            let share = (bytes / 100)
-                .saturating_mul(p.share_percent() as usize)
-                .max(min);
+            let share = (bytes / 100).saturating_mul(p.share_percent() as usize).max(min);
             let (tx, rx) = heap_ring(share, max_message)?;
             producers.push(tx);
             consumers.push(rx);
@@ -180,12 +168,7 @@ impl PriorityRingBuffer {
     }
 
     /// Writes a `len`-byte message in place.
-    pub fn write_with<R>(
-        &self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         self.producer
             .try_borrow_mut()
             .map_err(|_| ShmError::Reentrant)?
@@ -251,20 +234,12 @@ mod tests {
 
     #[test]
     fn tiers_get_20_50_30_shares() {
-        let (mut tx, _rx) = PriorityRingBuffer::with_capacity(1 << 20, 64)
-            .unwrap()
-            .split();
-        let caps: Vec<usize> = Priority::ALL
-            .iter()
-            .map(|p| tx.tiers[p.index()].capacity())
-            .collect();
+        let (mut tx, _rx) = PriorityRingBuffer::with_capacity(1 << 20, 64).unwrap().split();
+        let caps: Vec<usize> = Priority::ALL.iter().map(|p| tx.tiers[p.index()].capacity()).collect();
         let total: usize = caps.iter().sum();
         for (p, c) in Priority::ALL.iter().zip(&caps) {
             let pct = *c as f64 * 100.0 / total as f64;
-            assert!(
-                (pct - p.share_percent() as f64).abs() < 0.5,
-                "{p}: {pct:.2} %"
-            );
+            assert!((pct - p.share_percent() as f64).abs() < 0.5, "{p}: {pct:.2} %");
         }
         assert!(tx.can_write(Priority::Low, 64).unwrap());
     }

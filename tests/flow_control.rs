@@ -90,19 +90,12 @@ fn blocking_write_times_out_when_nobody_reads() {
     let client = NrelayShmTransport::connect(&name, 1).unwrap();
     fill(&client, Priority::High);
     let t0 = Instant::now();
-    let r = client.write_timeout(
-        Priority::High,
-        &[0u8; 1000],
-        Some(Duration::from_millis(50)),
-    );
+    let r = client.write_timeout(Priority::High, &[0u8; 1000], Some(Duration::from_millis(50)));
     assert!(matches!(r, Err(ShmError::Timeout)), "{r:?}");
     assert!(t0.elapsed() >= Duration::from_millis(50));
     // Other tiers are unaffected by a full one.
     client.write(Priority::Critical, b"urgent").unwrap();
-    assert_eq!(
-        daemon.read().unwrap(),
-        (Priority::Critical, b"urgent".to_vec())
-    );
+    assert_eq!(daemon.read().unwrap(), (Priority::Critical, b"urgent".to_vec()));
 }
 
 #[test]
@@ -130,10 +123,7 @@ fn daemon_broadcast_is_all_or_nothing_and_waits_for_the_slowest_client() {
         daemon.write(Priority::High, &[1u8; 10]),
         Err(ShmError::BufferFull)
     ));
-    assert!(
-        matches!(fast.read(), Err(ShmError::Empty)),
-        "nothing half-delivered"
-    );
+    assert!(matches!(fast.read(), Err(ShmError::Empty)), "nothing half-delivered");
     // Once the slow one reads one message, the broadcast reaches both.
     slow.read().unwrap();
     daemon.write(Priority::High, &[1u8; 10]).unwrap();

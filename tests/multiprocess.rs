@@ -9,9 +9,7 @@ use memlink_shm::control::Segment;
 use memlink_shm::mmap::SegmentName;
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
-use support::{
-    checksum, child_role, child_watchdog, mix, unique_name, watchdog, Children, SegmentGuard,
-};
+use support::{checksum, child_role, child_watchdog, mix, unique_name, watchdog, Children, SegmentGuard};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -58,13 +56,7 @@ fn decode(priority: Priority, buf: &[u8]) -> Result<(u32, u64, u64), String> {
     }
     let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().unwrap());
     let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
-    let (client, len, seq, tier_seq, sum) = (
-        u32_at(0),
-        u32_at(4) as usize,
-        u64_at(8),
-        u64_at(16),
-        u64_at(24),
-    );
+    let (client, len, seq, tier_seq, sum) = (u32_at(0), u32_at(4) as usize, u64_at(8), u64_at(16), u64_at(24));
     if sum != checksum(&buf[HEADER..]) ^ checksum(&buf[..24]) {
         return Err(format!("checksum mismatch on client {client} seq {seq}"));
     }
@@ -86,7 +78,9 @@ impl TierOrder {
     fn check(&mut self, priority: Priority, tier_seq: u64) -> Result<(), String> {
         let want = &mut self.0[priority.index()];
         if tier_seq != *want {
-            return Err(format!("{priority}: got tier seq {tier_seq}, expected {want} (lost, duplicated or reordered)"));
+            return Err(format!(
+                "{priority}: got tier seq {tier_seq}, expected {want} (lost, duplicated or reordered)"
+            ));
         }
         *want += 1;
         Ok(())
@@ -222,10 +216,7 @@ fn stream_million_checked_messages_both_ways() {
         .max_clients(1)
         .create()
         .unwrap();
-    let child = children.spawn(
-        "stream_million_checked_messages_both_ways",
-        &[&name, &N.to_string()],
-    );
+    let child = children.spawn("stream_million_checked_messages_both_ways", &[&name, &N.to_string()]);
     let counts = run_stream_daemon(&daemon, 1, N);
     assert_eq!(counts, vec![N]);
     assert!(children.wait_success(child), "client process failed");
@@ -270,10 +261,7 @@ fn old_readme_snippet_across_processes() {
         client.signal();
         client.wait(Some(STEP)).unwrap();
         let (priority, data) = client.read().unwrap();
-        assert_eq!(
-            (priority, &data[..]),
-            (Priority::Critical, &b"Response"[..])
-        );
+        assert_eq!((priority, &data[..]), (Priority::Critical, &b"Response"[..]));
         return;
     }
     let name = format!("/tmp/{}", unique_name("readme"));
@@ -284,10 +272,7 @@ fn old_readme_snippet_across_processes() {
     let child = children.spawn("old_readme_snippet_across_processes", &[&name]);
     daemon.wait(Some(STEP)).unwrap();
     let (priority, data) = daemon.read().unwrap();
-    assert_eq!(
-        (priority, &data[..]),
-        (Priority::High, &b"Request data"[..])
-    );
+    assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
     daemon.write(Priority::Critical, b"Response").unwrap();
     daemon.signal();
     assert!(children.wait_success(child), "client process failed");
@@ -347,10 +332,7 @@ fn shutdown_wakes_a_sleeping_client() {
 fn protocol_version_mismatch_across_processes() {
     if let Some(role) = child_role() {
         match NrelayShmTransport::connect(&role[0], 2) {
-            Err(ShmError::ProtocolMismatch {
-                expected: 2,
-                found: 1,
-            }) => return,
+            Err(ShmError::ProtocolMismatch { expected: 2, found: 1 }) => return,
             other => panic!("expected a protocol mismatch, got {other:?}"),
         }
     }

@@ -51,10 +51,7 @@ fn quick_start_daemon_client_communication() {
     // Receive on daemon
     daemon.wait(None).ok();
     let (priority, data) = daemon.read().unwrap();
-    assert_eq!(
-        (priority, &data[..]),
-        (Priority::High, &b"Request data"[..])
-    );
+    assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
 }
 
 #[test]
@@ -70,11 +67,7 @@ fn api_reference_ring_buffer() {
 
 #[test]
 fn api_reference_priority_ring_buffer() {
-    fn snippet(
-        critical_data: &[u8],
-        high_data: &[u8],
-        low_data: &[u8],
-    ) -> Option<(Priority, Vec<u8>)> {
+    fn snippet(critical_data: &[u8], high_data: &[u8], low_data: &[u8]) -> Option<(Priority, Vec<u8>)> {
         let prb = PriorityRingBuffer::new(256).ok()?;
         prb.write(Priority::Critical, critical_data).ok()?;
         prb.write(Priority::High, high_data).ok()?;
@@ -84,10 +77,7 @@ fn api_reference_priority_ring_buffer() {
         let (priority, data) = prb.read()?;
         Some((priority, data))
     }
-    assert_eq!(
-        snippet(b"c", b"h", b"l"),
-        Some((Priority::Critical, b"c".to_vec()))
-    );
+    assert_eq!(snippet(b"c", b"h", b"l"), Some((Priority::Critical, b"c".to_vec())));
 }
 
 #[test]
@@ -164,10 +154,7 @@ fn use_case_real_time_data_pipelines() -> ShmResult<()> {
     let buffer = PriorityRingBuffer::new(512)?;
     buffer.write(Priority::Critical, alarm_data)?;
     buffer.write(Priority::Low, telemetry_data)?;
-    assert_eq!(
-        buffer.read(),
-        Some((Priority::Critical, alarm_data.to_vec()))
-    );
+    assert_eq!(buffer.read(), Some((Priority::Critical, alarm_data.to_vec())));
     Ok(())
 }
 

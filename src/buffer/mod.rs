@@ -52,9 +52,7 @@ impl RingBuffer {
     /// size (4 KiB); many more fit when messages are smaller.
     pub fn new(slots: usize) -> ShmResult<RingBuffer> {
         if slots == 0 {
-            return Err(ShmError::InvalidConfig(
-                "a ring needs at least one slot".into(),
-            ));
+            return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
         }
         // `slots` maximum records, plus one of wrap padding and the header slack:
         // that many 4 KiB messages always fit a drained ring.
@@ -62,9 +60,7 @@ impl RingBuffer {
             .checked_add(1)
             .and_then(|s| s.checked_mul(layout::record_size(DEFAULT_MAX_MESSAGE)))
             .and_then(|b| b.checked_add(layout::RECORD_HEADER_SIZE))
-            .ok_or_else(|| {
-                ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory"))
-            })?;
+            .ok_or_else(|| ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory")))?;
         Self::with_capacity(bytes, DEFAULT_MAX_MESSAGE)
     }
 
@@ -84,16 +80,8 @@ impl RingBuffer {
     }
 
     /// Reserves `len` bytes, lets `fill` write them in place, then publishes.
-    pub fn write_with<R>(
-        &self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
-        let mut p = self
-            .producer
-            .try_borrow_mut()
-            .map_err(|_| ShmError::Reentrant)?;
+    pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+        let mut p = self.producer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         p.write_with(priority, len, fill)
     }
 
@@ -110,10 +98,7 @@ impl RingBuffer {
 
     /// Passes the oldest message to `f` in place, without copying.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
-        let mut c = self
-            .consumer
-            .try_borrow_mut()
-            .map_err(|_| ShmError::Reentrant)?;
+        let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         c.read_with(f)
     }
 
@@ -161,10 +146,7 @@ impl RingBuffer {
 }
 
 /// Allocates a zeroed ring on the heap and attaches both ends.
-pub(crate) fn heap_ring(
-    bytes: usize,
-    max_message: usize,
-) -> ShmResult<(RingProducer, RingConsumer)> {
+pub(crate) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(RingProducer, RingConsumer)> {
     if max_message > layout::MAX_MESSAGE_LIMIT {
         return Err(ShmError::InvalidConfig(format!(
             "max_message_size must be at most {} bytes",
@@ -175,9 +157,7 @@ pub(crate) fn heap_ring(
     let capacity = bytes
         .checked_add(LINE - 1)
         .map(|b| b & !(LINE - 1))
-        .ok_or_else(|| {
-            ShmError::InvalidConfig(format!("ring of {bytes} bytes overflows memory"))
-        })?;
+        .ok_or_else(|| ShmError::InvalidConfig(format!("ring of {bytes} bytes overflows memory")))?;
     if capacity < min {
         return Err(ShmError::TooSmall {
             requested: bytes,
@@ -190,10 +170,7 @@ pub(crate) fn heap_ring(
     // SAFETY: the region is LINE-aligned, zeroed (an empty ring), RING_HEADER_SIZE +
     // capacity bytes long, and kept alive by `backing`; capacity >= min_ring_capacity.
     let mem = unsafe { RingMemory::new(base, capacity, max_message, backing) };
-    Ok((
-        RingProducer::attach(mem.clone())?,
-        RingConsumer::attach(mem)?,
-    ))
+    Ok((RingProducer::attach(mem.clone())?, RingConsumer::attach(mem)?))
 }
 
 #[cfg(test)]

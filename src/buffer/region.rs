@@ -22,8 +22,7 @@ unsafe impl Sync for HeapRegion {}
 impl HeapRegion {
     /// Allocates `size` zeroed bytes (at least one line).
     pub(crate) fn zeroed(size: usize) -> HeapRegion {
-        let layout =
-            Layout::from_size_align(size.max(LINE), LINE).expect("ring size overflows a Layout");
+        let layout = Layout::from_size_align(size.max(LINE), LINE).expect("ring size overflows a Layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         let base = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout));

@@ -51,16 +51,9 @@ impl RingMemory {
     /// `header` must be 128-byte aligned and point to `RING_HEADER_SIZE +
     /// capacity` bytes that stay mapped while `backing` lives; `capacity` must
     /// be a multiple of 8 and at least `layout::min_ring_capacity(max_message)`.
-    pub(crate) unsafe fn new(
-        header: NonNull<u8>,
-        capacity: usize,
-        max_message: usize,
-        backing: Backing,
-    ) -> RingMemory {
+    pub(crate) unsafe fn new(header: NonNull<u8>, capacity: usize, max_message: usize, backing: Backing) -> RingMemory {
         debug_assert!(header.as_ptr() as usize % layout::LINE == 0);
-        debug_assert!(
-            capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message)
-        );
+        debug_assert!(capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message));
         RingMemory {
             header: header.cast(),
             // SAFETY: the data area starts right after the header, inside the region (caller's contract).
@@ -185,18 +178,8 @@ impl RingProducer {
     pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingProducer> {
         let h = mem.header();
         let cap = mem.capacity as u64;
-        let head = check_position(
-            h.head.load(Ordering::Acquire),
-            0,
-            MAX_POSITION,
-            "ring head index",
-        )?;
-        let tail = check_position(
-            h.tail.load(Ordering::Acquire),
-            head,
-            head + cap,
-            "ring tail index",
-        )?;
+        let head = check_position(h.head.load(Ordering::Acquire), 0, MAX_POSITION, "ring head index")?;
+        let tail = check_position(h.tail.load(Ordering::Acquire), head, head + cap, "ring tail index")?;
         let c = h.messages_written.load(Ordering::Relaxed);
         let b = h.bytes_written.load(Ordering::Relaxed);
         let f = h.full_events.load(Ordering::Relaxed);
@@ -229,8 +212,7 @@ impl RingProducer {
         // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
         // in `RingConsumer::consume`: the consumer is done with those bytes.
         let head = self.mem.header().head.load(Ordering::Acquire);
-        let head = check_position(head, self.head_cache, self.tail, "ring head index")
-            .map_err(|e| self.fail(e))?;
+        let head = check_position(head, self.head_cache, self.tail, "ring head index").map_err(|e| self.fail(e))?;
         self.head_cache = head;
         Ok(self.tail + need as u64 <= head + cap)
     }
@@ -251,12 +233,7 @@ impl RingProducer {
     /// Reserves room for a `len`-byte message, lets `fill` write it in place
     /// and publishes it. If `fill` panics nothing is published.
     #[inline]
-    pub fn write_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         if let Some(what) = self.failed {
             return Err(ShmError::Corrupted(what));
         }
@@ -276,18 +253,10 @@ impl RingProducer {
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
-        let payload = unsafe {
-            std::slice::from_raw_parts_mut(
-                self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE),
-                len,
-            )
-        };
+        let payload =
+            unsafe { std::slice::from_raw_parts_mut(self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE), len) };
         let out = fill(payload);
-        let next = if off + rec == self.mem.capacity {
-            0
-        } else {
-            off + rec
-        };
+        let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
         self.mem.word(next).store(0, Ordering::Relaxed);
         // SYNC POINT: the publish. Release orders the payload and the zeroed next
         // slot before the header; pairs with the Acquire load in `RingConsumer::peek`.
@@ -319,10 +288,7 @@ impl RingProducer {
     #[cold]
     fn full(&mut self) -> ShmError {
         self.full += 1;
-        self.mem
-            .header()
-            .full_events
-            .store(self.full, Ordering::Relaxed);
+        self.mem.header().full_events.store(self.full, Ordering::Relaxed);
         ShmError::BufferFull
     }
 
@@ -459,19 +425,14 @@ impl RingConsumer {
         }
         impl Drop for ConsumeOnDrop<'_> {
             fn drop(&mut self) {
-                self.consumer
-                    .consume(layout::record_size(self.len), Some(self.len));
+                self.consumer.consume(layout::record_size(self.len), Some(self.len));
             }
         }
         // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
         // area, and the producer does not write it until `head` passes it, which
         // happens only when the guard below drops, after `f` returns.
-        let payload = unsafe {
-            std::slice::from_raw_parts(
-                self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE),
-                m.len,
-            )
-        };
+        let payload =
+            unsafe { std::slice::from_raw_parts(self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
         let _guard = ConsumeOnDrop {
             consumer: self,
             len: m.len,
@@ -562,10 +523,7 @@ mod tests {
                         let expect_len = (next_read as usize * 37) % 201;
                         assert_eq!(got.1.len(), expect_len);
                         if expect_len >= 4 {
-                            assert_eq!(
-                                u32::from_le_bytes(got.1[..4].try_into().unwrap()),
-                                next_read
-                            );
+                            assert_eq!(u32::from_le_bytes(got.1[..4].try_into().unwrap()), next_read);
                         }
                         next_read += 1;
                     }
@@ -611,8 +569,7 @@ mod tests {
     fn panic_in_fill_publishes_nothing() {
         let (mut p, mut c) = ring(1024, 100);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.write_with(Priority::High, 10, |_| panic!("boom"))
-                .unwrap();
+            p.write_with(Priority::High, 10, |_| panic!("boom")).unwrap();
         }));
         assert!(r.is_err());
         assert!(c.read().unwrap().is_none());
@@ -637,10 +594,9 @@ mod tests {
     fn corrupt_header_is_an_error_and_sticks() {
         let (mut p, mut c) = ring(1024, 100);
         p.write(Priority::High, b"hello").unwrap();
-        c.mem.word(0).store(
-            layout::encode_message(5000, Priority::High),
-            Ordering::Release,
-        );
+        c.mem
+            .word(0)
+            .store(layout::encode_message(5000, Priority::High), Ordering::Release);
         assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
         assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
     }

@@ -64,6 +64,93 @@ pub fn file_owner_and_size(file: &File) -> io::Result<(u32, u64)> {
     Ok((meta.uid(), meta.len()))
 }
 
+/// Takes an exclusive lock on byte `byte` of `file`, owned by this open file
+/// description (an OFD lock): the kernel drops it when the last descriptor of
+/// the description closes, which happens when the owning process dies.
+/// Returns `Ok(false)` if another description holds it.
+pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
+    match ofd_lock(file, byte, libc::F_OFD_SETLK, libc::F_WRLCK as i16) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases a lock taken with [`try_lock_byte`].
+pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
+    ofd_lock(file, byte, libc::F_OFD_SETLK, libc::F_UNLCK as i16).map(|_| ())
+}
+
+/// Whether another open file description (another process, or another open
+/// in this one) holds a lock on byte `byte` of the file. Takes no lock.
+pub fn byte_locked_elsewhere(file: &File, byte: u64) -> io::Result<bool> {
+    ofd_lock(file, byte, libc::F_OFD_GETLK, libc::F_WRLCK as i16).map(|l| l.l_type != libc::F_UNLCK as i16)
+}
+
+fn ofd_lock(file: &File, byte: u64, cmd: libc::c_int, kind: i16) -> io::Result<libc::flock> {
+    use std::os::fd::AsRawFd;
+    let start = libc::off_t::try_from(byte).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: all-zero is a valid `flock` (plain integers); l_pid must be 0 for OFD locks.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as i16;
+    lock.l_start = start;
+    lock.l_len = 1;
+    // SAFETY: the descriptor is open for the lifetime of `file`, and `lock` is a
+    // valid, exclusively borrowed flock that the kernel reads (and, for GETLK, writes).
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut lock as *mut libc::flock) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(lock)
+    }
+}
+
+/// Gives the file at `from` the name `to` too, failing if `to` exists.
+pub fn link_file(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::hard_link(from, to)
+}
+
+/// Atomically replaces `to` with `from`.
+pub fn rename_file(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)
+}
+
+/// Inode number of an open file and of a path (not following symlinks), to
+/// tell whether the path still names the file.
+pub fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    let a = file.metadata()?;
+    let b = std::fs::symlink_metadata(path)?;
+    Ok(a.ino() == b.ino() && a.dev() == b.dev())
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); `None` if there is no such process. Together with the
+/// pid it names a process uniquely: a reused pid has another start time.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Monotonic time in nanoseconds, comparable between processes of one boot.
+pub fn monotonic_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// A cheap monotonic clock (ns), a few milliseconds coarse: for throttling
+/// periodic checks on hot paths.
+pub fn coarse_monotonic_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
 /// This process's id.
 pub fn current_pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
@@ -119,6 +206,31 @@ mod tests {
         w.store(1, Ordering::Release);
         futex_wake(&w, u32::MAX);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn ofd_locks_are_seen_by_other_descriptions_and_released_on_close() {
+        let path = std::env::temp_dir().join(format!("memlink-plat-lock-{}", current_pid()));
+        let _ = std::fs::remove_file(&path);
+        let a = create_segment_file(&path, 4096, 0o600).unwrap();
+        let b = open_segment_file(&path).unwrap();
+        assert!(!byte_locked_elsewhere(&b, 3).unwrap());
+        assert!(try_lock_byte(&a, 3).unwrap());
+        assert!(byte_locked_elsewhere(&b, 3).unwrap());
+        assert!(!byte_locked_elsewhere(&b, 4).unwrap(), "locks are per byte");
+        assert!(!try_lock_byte(&b, 3).unwrap(), "exclusive between descriptions");
+        drop(a);
+        assert!(!byte_locked_elsewhere(&b, 3).unwrap(), "closing releases");
+        assert!(try_lock_byte(&b, 3).unwrap());
+        unlock_byte(&b, 3).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn own_process_has_a_start_time() {
+        let t = process_start_time(current_pid()).unwrap();
+        assert_eq!(process_start_time(current_pid()), Some(t));
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 
     #[test]

@@ -11,11 +11,7 @@ use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
 /// Attaches the writing ends of one direction of channel `index`.
-pub(crate) fn producer(
-    seg: &Segment,
-    index: u32,
-    direction: Direction,
-) -> ShmResult<PriorityProducer> {
+pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityProducer> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingProducer::attach(seg.ring(index, direction, p))?);
@@ -24,11 +20,7 @@ pub(crate) fn producer(
 }
 
 /// Attaches the reading ends of one direction of channel `index`.
-pub(crate) fn consumer(
-    seg: &Segment,
-    index: u32,
-    direction: Direction,
-) -> ShmResult<PriorityConsumer> {
+pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityConsumer> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingConsumer::attach(seg.ring(index, direction, p))?);
@@ -49,6 +41,7 @@ pub(crate) fn reset(seg: &Segment, index: u32) {
         e.waiters.store(0, Ordering::Relaxed);
     }
     ch.client_backpressure.store(0, Ordering::Relaxed);
+    ch.poison.store(crate::layout::POISON_NONE, Ordering::Relaxed);
 }
 
 /// Absolute deadline for an optional timeout.
@@ -72,10 +65,44 @@ pub(crate) fn load_hint(word: &AtomicU32) -> f32 {
 
 /// Publishes this side's backpressure hint, clamped to 0..=1.
 pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
-    let v = if level.is_finite() {
-        level.clamp(0.0, 1.0)
-    } else {
-        1.0
-    };
+    let v = if level.is_finite() { level.clamp(0.0, 1.0) } else { 1.0 };
     word.store(v.to_bits(), Ordering::Relaxed);
+}
+
+/// Rate-limits a periodic check on a hot path: `tick` costs an increment and
+/// reads the (coarse) clock only every 256 calls; `due` reads it every time.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    every_ns: u64,
+    last: std::cell::Cell<u64>,
+    calls: std::cell::Cell<u32>,
+}
+
+impl Throttle {
+    pub(crate) fn new(every: Duration) -> Throttle {
+        Throttle {
+            every_ns: every.as_nanos() as u64,
+            last: std::cell::Cell::new(crate::platform::coarse_monotonic_nanos()),
+            calls: std::cell::Cell::new(0),
+        }
+    }
+
+    /// True at most once per period.
+    pub(crate) fn due(&self) -> bool {
+        let now = crate::platform::coarse_monotonic_nanos();
+        if now.saturating_sub(self.last.get()) >= self.every_ns {
+            self.last.set(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Like `due`, but looks at the clock only every 256 calls.
+    #[inline]
+    pub(crate) fn tick(&self) -> bool {
+        let n = self.calls.get().wrapping_add(1);
+        self.calls.set(n);
+        n % 256 == 0 && self.due()
+    }
 }

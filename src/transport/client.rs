@@ -1,22 +1,31 @@
 //! The client side: one claimed slot, a pair of priority rings.
+//!
+//! A client holds the OFD lock of its slot's byte for as long as it is
+//! connected: that is how the daemon knows it is alive. It learns that the
+//! daemon died from the daemon's lock byte, checked while it waits (every
+//! [`DAEMON_CHECK_INTERVAL`]), when a write finds its ring full, when a read
+//! finds nothing, and otherwise every 256 operations at most that often.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::channel::{self, deadline};
+use super::channel::{self, deadline, Throttle};
 use super::daemon::NotifyOnDrop;
 use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
-    ChannelHeader, Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_ALIVE,
-    STATE_SHUTTING_DOWN,
+    client_lock_byte, ChannelHeader, Direction, POISON_NONE, POISON_TO_CLIENT, POISON_TO_DAEMON, SLOT_CLAIMED,
+    SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_ALIVE, STATE_SHUTTING_DOWN,
 };
 use crate::mmap::SegmentName;
 use crate::platform;
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+
+/// How often a client checks that its daemon is alive (at most; see the module docs).
+pub const DAEMON_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 pub(crate) struct Client {
     seg: Segment,
@@ -25,6 +34,8 @@ pub(crate) struct Client {
     tx: RefCell<PriorityProducer>,
     rx: RefCell<PriorityConsumer>,
     left: Cell<bool>,
+    daemon_gone: Cell<bool>,
+    liveness: Throttle,
 }
 
 impl std::fmt::Debug for Client {
@@ -37,12 +48,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Opens the segment, checks versions and state, claims a free slot.
-    pub(crate) fn connect(
-        name: &SegmentName,
-        protocol_version: u32,
-        spin: Duration,
-    ) -> ShmResult<Client> {
+    /// Opens the segment, checks versions, state and the daemon's liveness,
+    /// and claims a free slot.
+    pub(crate) fn connect(name: &SegmentName, protocol_version: u32, spin: Duration) -> ShmResult<Client> {
         let seg = Segment::open(name)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
@@ -56,24 +64,19 @@ impl Client {
         if state & STATE_ALIVE == 0 || state & STATE_SHUTTING_DOWN != 0 {
             return Err(ShmError::Disconnected);
         }
-        let max = seg.geometry().max_clients;
-        let index = (0..max)
-            .find(|&i| {
-                // SYNC POINT: Acquire pairs with the daemon's Release when it freed
-                // the slot: it no longer reads or writes these rings.
-                seg.channel(i)
-                    .state
-                    .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            })
-            .ok_or(ShmError::TableFull { max_clients: max })?;
+        if !seg.daemon_alive() {
+            return Err(ShmError::OwnerDead {
+                name: name.to_string(),
+                pid: c.daemon_pid.load(Ordering::Relaxed),
+            });
+        }
+        let index = claim_slot(&seg)?;
         let ch = seg.channel(index);
-        let generation = ch
-            .generation
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1);
-        ch.client_pid
-            .store(platform::current_pid(), Ordering::Relaxed);
+        let generation = ch.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let pid = platform::current_pid();
+        ch.client_pid.store(pid, Ordering::Relaxed);
+        ch.client_start_time
+            .store(platform::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
         channel::reset(&seg, index);
         let attached = channel::producer(&seg, index, Direction::ToDaemon)
             .and_then(|tx| Ok((tx, channel::consumer(&seg, index, Direction::ToClient)?)));
@@ -81,6 +84,7 @@ impl Client {
             Ok(pair) => pair,
             Err(e) => {
                 ch.state.store(SLOT_FREE, Ordering::Release);
+                let _ = platform::unlock_byte(seg.shared_memory().file(), client_lock_byte(index));
                 return Err(e);
             }
         };
@@ -99,6 +103,8 @@ impl Client {
             tx: RefCell::new(tx),
             rx: RefCell::new(rx),
             left: Cell::new(false),
+            daemon_gone: Cell::new(false),
+            liveness: Throttle::new(DAEMON_CHECK_INTERVAL),
         })
     }
 
@@ -118,14 +124,39 @@ impl Client {
         self.spin.set(spin);
     }
 
-    /// Whether the daemon is gone or this client left.
+    /// Why this client cannot go on, if it cannot: it left, the daemon shut
+    /// down or died, or the channel was poisoned.
     #[inline]
-    fn closed(&self) -> bool {
-        self.left.get() || self.seg.is_shutting_down()
+    fn status(&self) -> ShmResult<()> {
+        if self.left.get() || self.daemon_gone.get() || self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        match self.channel().poison.load(Ordering::Acquire) {
+            POISON_NONE => Ok(()),
+            POISON_TO_DAEMON => Err(ShmError::Poisoned("the daemon found this client's rings corrupt")),
+            _ => Err(ShmError::Poisoned("this client found the daemon's rings corrupt")),
+        }
+    }
+
+    /// Looks at the daemon's liveness lock (a syscall) and remembers a death.
+    fn check_daemon(&self) {
+        if !self.daemon_gone.get() && !self.seg.daemon_alive() {
+            self.daemon_gone.set(true);
+        }
+    }
+
+    /// Marks the channel unusable after finding the daemon's rings corrupt.
+    fn poison(&self) {
+        let _ =
+            self.channel()
+                .poison
+                .compare_exchange(POISON_NONE, POISON_TO_CLIENT, Ordering::AcqRel, Ordering::Relaxed);
+        self.seg.control().epoch.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn is_connected(&self) -> bool {
-        !self.closed()
+        self.check_daemon();
+        self.status().is_ok()
             && self.channel().state.load(Ordering::Relaxed) == SLOT_CONNECTED
             && self.channel().generation.load(Ordering::Relaxed) == self.id.generation
     }
@@ -137,19 +168,25 @@ impl Client {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> ShmResult<R> {
-        if self.closed() {
-            return Err(ShmError::Disconnected);
+        if self.liveness.tick() {
+            self.check_daemon();
         }
+        self.status()?;
         let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        tx.write_with(priority, len, fill)
+        match tx.write_with(priority, len, fill) {
+            Err(ShmError::BufferFull) => {
+                // A full ring may mean nobody reads any more.
+                if self.liveness.due() {
+                    self.check_daemon();
+                }
+                self.status()?;
+                Err(ShmError::BufferFull)
+            }
+            other => other,
+        }
     }
 
-    pub(crate) fn write_timeout(
-        &self,
-        priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    pub(crate) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
@@ -160,27 +197,28 @@ impl Client {
             // so it drains, or we would wait for each other.
             self.signal();
             let room = || {
-                self.closed()
-                    || self.tx.try_borrow_mut().map_or(true, |mut t| {
-                        t.can_write(priority, data.len()).unwrap_or(true)
-                    })
+                if self.liveness.due() {
+                    self.check_daemon();
+                }
+                self.status().is_err()
+                    || self
+                        .tx
+                        .try_borrow_mut()
+                        .map_or(true, |mut t| t.can_write(priority, data.len()).unwrap_or(true))
             };
-            if !self
-                .channel()
-                .to_daemon_space
-                .wait_until(room, self.spin.get(), until)
-            {
+            let space = &self.channel().to_daemon_space;
+            if !space.wait_until_ticking(room, self.spin.get(), until, Some(DAEMON_CHECK_INTERVAL)) {
                 return Err(ShmError::Timeout);
             }
         }
     }
 
     #[inline]
-    pub(crate) fn read_with<R>(
-        &self,
-        f: impl FnOnce(Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        if let Err(e @ ShmError::Poisoned(_)) = self.status() {
+            return Err(e);
+        }
         let consumed = Cell::new(false);
         let got = {
             // Wake a blocked daemon writer only if a message was consumed (even
@@ -189,10 +227,24 @@ impl Client {
             rx.read_with(|p, b| {
                 consumed.set(true);
                 f(p, b)
-            })?
+            })
         };
-        if got.is_none() && self.closed() {
-            return Err(ShmError::Disconnected);
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => {
+                if let ShmError::Corrupted(_) = e {
+                    self.poison();
+                }
+                return Err(e);
+            }
+        };
+        if got.is_none() {
+            // Messages sent before a shutdown or death are still delivered; after
+            // them, the reason is reported.
+            if self.liveness.due() {
+                self.check_daemon();
+            }
+            self.status()?;
         }
         Ok(got)
     }
@@ -204,19 +256,29 @@ impl Client {
 
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        let ready = || rx.has_message() || self.closed();
-        if !self
-            .channel()
-            .client_wake
-            .wait_until(ready, self.spin.get(), deadline(timeout))
-        {
+        let ready = || {
+            if self.liveness.due() {
+                self.check_daemon();
+            }
+            rx.has_message() || self.status().is_err()
+        };
+        // Tick so that the daemon's death, which nobody signals, is seen within an interval.
+        let event = &self.channel().client_wake;
+        if !event.wait_until_ticking(ready, self.spin.get(), deadline(timeout), Some(DAEMON_CHECK_INTERVAL)) {
             return Err(ShmError::Timeout);
         }
         if rx.has_message() {
             Ok(())
         } else {
+            self.status()?;
             Err(ShmError::Disconnected)
         }
+    }
+
+    /// How long ago the daemon last swept its clients (a progress hint only).
+    pub(crate) fn daemon_heartbeat_age(&self) -> Duration {
+        let beat = self.seg.control().heartbeat.load(Ordering::Relaxed);
+        Duration::from_nanos(platform::monotonic_nanos().saturating_sub(beat))
     }
 
     pub(crate) fn backpressure(&self) -> f32 {
@@ -232,25 +294,16 @@ impl Client {
     }
 
     pub(crate) fn stats(&self) -> TransportStats {
+        let c = self.seg.control();
         let mut stats = TransportStats {
-            daemon_wakeups: self
-                .seg
-                .control()
-                .daemon_wake
-                .wakeups
-                .load(Ordering::Relaxed),
+            daemon_wakeups: c.daemon_wake.wakeups.load(Ordering::Relaxed),
             client_wakeups: self.channel().client_wake.wakeups.load(Ordering::Relaxed),
+            recovered_clients: c.recovered_clients.load(Ordering::Relaxed),
             ..TransportStats::default()
         };
         for p in Priority::ALL {
-            stats.to_daemon[p.index()] = self
-                .seg
-                .ring(self.id.slot, Direction::ToDaemon, p)
-                .counters();
-            stats.to_client[p.index()] = self
-                .seg
-                .ring(self.id.slot, Direction::ToClient, p)
-                .counters();
+            stats.to_daemon[p.index()] = self.seg.ring(self.id.slot, Direction::ToDaemon, p).counters();
+            stats.to_client[p.index()] = self.seg.ring(self.id.slot, Direction::ToClient, p).counters();
         }
         stats
     }
@@ -261,27 +314,22 @@ impl Client {
             return;
         }
         let ch = self.channel();
-        if ch.generation.load(Ordering::Relaxed) != self.id.generation {
-            return;
+        if ch.generation.load(Ordering::Relaxed) == self.id.generation {
+            // SYNC POINT: Release publishes our last writes before the daemon sees CLOSED.
+            let closed = ch
+                .state
+                .compare_exchange(SLOT_CONNECTED, SLOT_CLOSED, Ordering::AcqRel, Ordering::Relaxed);
+            if closed.is_ok() {
+                let c = self.seg.control();
+                let _ = c
+                    .client_count
+                    .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+                c.epoch.fetch_add(1, Ordering::Release);
+                c.daemon_wake.notify();
+            }
         }
-        // SYNC POINT: Release publishes our last writes before the daemon sees CLOSED.
-        if ch
-            .state
-            .compare_exchange(
-                SLOT_CONNECTED,
-                SLOT_CLOSED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            let c = self.seg.control();
-            let _ = c
-                .client_count
-                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
-            c.epoch.fetch_add(1, Ordering::Release);
-            c.daemon_wake.notify();
-        }
+        // Let the next client take the slot once the daemon frees it.
+        let _ = platform::unlock_byte(self.seg.shared_memory().file(), client_lock_byte(self.id.slot));
     }
 }
 
@@ -289,4 +337,34 @@ impl Drop for Client {
     fn drop(&mut self) {
         self.disconnect();
     }
+}
+
+/// Claims a free slot: first its liveness lock (so the daemon never sees the
+/// slot claimed by nobody alive), then the slot state.
+fn claim_slot(seg: &Segment) -> ShmResult<u32> {
+    let max = seg.geometry().max_clients;
+    let file = seg.shared_memory().file();
+    for i in 0..max {
+        let ch = seg.channel(i);
+        if ch.state.load(Ordering::Relaxed) != SLOT_FREE {
+            continue;
+        }
+        let byte = client_lock_byte(i);
+        match platform::try_lock_byte(file, byte) {
+            Ok(true) => {}
+            Ok(false) => continue, // a live client is taking or leaving it
+            Err(e) => return Err(seg.name().io_error("lock", e)),
+        }
+        // SYNC POINT: Acquire pairs with the daemon's Release when it freed the
+        // slot: it no longer reads or writes these rings.
+        if ch
+            .state
+            .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(i);
+        }
+        let _ = platform::unlock_byte(file, byte);
+    }
+    Err(ShmError::TableFull { max_clients: max })
 }

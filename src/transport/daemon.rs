@@ -9,12 +9,13 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::channel::{self, deadline};
+use super::channel::{self, deadline, Throttle};
 use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
-    Direction, EventWord, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE, STATE_SHUTTING_DOWN,
+    Direction, EventWord, POISON_NONE, POISON_TO_DAEMON, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE,
+    STATE_SHUTTING_DOWN,
 };
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
@@ -29,8 +30,6 @@ struct InSlot {
 struct Inbound {
     epoch: Option<u32>,
     slots: Vec<Option<InSlot>>,
-    /// Generation of a slot whose rings failed validation; never re-attached.
-    banned: Vec<Option<u32>>,
     /// Slots with attached rings, in slot order.
     active: Vec<u32>,
     /// Active slots whose client left: drained, then freed.
@@ -49,7 +48,6 @@ struct OutSlot {
 struct Outbound {
     epoch: Option<u32>,
     slots: Vec<Option<OutSlot>>,
-    banned: Vec<Option<u32>>,
     /// Connected slots with attached rings.
     targets: Vec<u32>,
 }
@@ -60,7 +58,12 @@ pub(crate) struct Daemon {
     rx: RefCell<Inbound>,
     tx: RefCell<Outbound>,
     removed: Cell<bool>,
+    /// Paces liveness sweeps of the client table.
+    sweeper: Throttle,
 }
+
+/// How often the daemon checks its clients' liveness (and beats its heartbeat).
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,45 +89,44 @@ impl Inbound {
             let state = ch.state.load(Ordering::Acquire);
             let generation = ch.generation.load(Ordering::Relaxed);
             let slot = &mut self.slots[i as usize];
-            if (state != SLOT_CONNECTED && state != SLOT_CLOSED)
-                || self.banned[i as usize] == Some(generation)
-            {
+            if state != SLOT_CONNECTED && state != SLOT_CLOSED {
                 *slot = None;
+                continue;
+            }
+            if state == SLOT_CLOSED {
+                self.closing.push(i); // freed once drained
+            }
+            if ch.poison.load(Ordering::Acquire) != POISON_NONE {
+                *slot = None; // nothing read from a poisoned channel is trusted
                 continue;
             }
             if slot.as_ref().map(|s| s.generation) != Some(generation) {
                 match channel::consumer(seg, i, Direction::ToDaemon) {
                     Ok(rings) => *slot = Some(InSlot { generation, rings }),
                     Err(_) => {
-                        self.banned[i as usize] = Some(generation);
+                        poison(seg, i, POISON_TO_DAEMON);
                         *slot = None;
                         continue;
                     }
                 }
             }
             self.active.push(i);
-            if state == SLOT_CLOSED {
-                self.closing.push(i);
-            }
         }
     }
 
-    /// Stops reading a slot whose rings hold impossible values.
-    fn ban(&mut self, index: u32) {
-        if let Some(s) = self.slots[index as usize].take() {
-            self.banned[index as usize] = Some(s.generation);
-        }
+    /// Stops reading a slot whose rings hold impossible values and poisons
+    /// it, so its client learns why.
+    fn ban(&mut self, seg: &Segment, index: u32) {
+        self.slots[index as usize] = None;
         self.active.retain(|&i| i != index);
-        self.closing.retain(|&i| i != index);
+        poison(seg, index, POISON_TO_DAEMON);
     }
 
     fn has_message(&mut self) -> bool {
         let slots = &mut self.slots;
-        self.active.iter().any(|&i| {
-            slots[i as usize]
-                .as_mut()
-                .is_some_and(|s| s.rings.has_message())
-        })
+        self.active
+            .iter()
+            .any(|&i| slots[i as usize].as_mut().is_some_and(|s| s.rings.has_message()))
     }
 
     /// Frees the slots of departed clients once their messages are read.
@@ -132,9 +134,7 @@ impl Inbound {
         let mut k = 0;
         while k < self.closing.len() {
             let i = self.closing[k];
-            let drained = self.slots[i as usize]
-                .as_mut()
-                .map_or(true, |s| !s.rings.has_message());
+            let drained = self.slots[i as usize].as_mut().map_or(true, |s| !s.rings.has_message());
             // The writer side must let go of the slot too; if it is busy (we are
             // inside one of its closures) try again on a later call.
             let released = drained && tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
@@ -142,30 +142,22 @@ impl Inbound {
                 k += 1;
                 continue;
             }
-            let generation = self.slots[i as usize].take().map(|s| s.generation);
+            self.slots[i as usize] = None;
             self.closing.swap_remove(k);
             self.active.retain(|&a| a != i);
-            let ch = seg.channel(i);
-            if generation == Some(ch.generation.load(Ordering::Relaxed)) {
-                // SYNC POINT: Release hands the slot (and our last reads of it)
-                // to the next client's Acquire compare-exchange in `Client::connect`.
-                let _ = ch.state.compare_exchange(
-                    SLOT_CLOSED,
-                    SLOT_FREE,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
+            // SYNC POINT: Release hands the slot (and our last reads of it) to the
+            // next client's Acquire compare-exchange in `Client::connect`. Only FREE
+            // slots are claimed, so a CLOSED slot's occupant cannot change under us.
+            let _ = seg
+                .channel(i)
+                .state
+                .compare_exchange(SLOT_CLOSED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    fn take<R>(
-        &mut self,
-        seg: &Segment,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let n = self.active.len();
         for p in Priority::ALL {
             // `cursor` may exceed `n` after clients left; no division on this path.
@@ -175,11 +167,7 @@ impl Inbound {
                 0
             };
             for k in 0..n {
-                let j = if start + k >= n {
-                    start + k - n
-                } else {
-                    start + k
-                };
+                let j = if start + k >= n { start + k - n } else { start + k };
                 let index = self.active[j];
                 let Some(slot) = self.slots[index as usize].as_mut() else {
                     continue;
@@ -197,7 +185,7 @@ impl Inbound {
                         return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
                     }
                     Err(e) => {
-                        self.ban(index);
+                        self.ban(seg, index);
                         return Err(e);
                     }
                 }
@@ -205,6 +193,13 @@ impl Inbound {
         }
         Ok(None)
     }
+}
+
+/// Marks channel `index` unusable (both sides check the word) and makes the
+/// daemon's reader and writer re-scan the table.
+fn poison(seg: &Segment, index: u32, code: u32) {
+    seg.channel(index).poison.store(code, Ordering::Release);
+    seg.control().epoch.fetch_add(1, Ordering::Release);
 }
 
 /// Tells a blocked writer that room was freed, even if a read closure panicked.
@@ -250,7 +245,7 @@ impl Outbound {
             let state = ch.state.load(Ordering::Acquire);
             let generation = ch.generation.load(Ordering::Relaxed);
             let slot = &mut self.slots[i as usize];
-            if state != SLOT_CONNECTED || self.banned[i as usize] == Some(generation) {
+            if state != SLOT_CONNECTED || ch.poison.load(Ordering::Acquire) != POISON_NONE {
                 *slot = None;
                 continue;
             }
@@ -258,7 +253,8 @@ impl Outbound {
                 match channel::producer(seg, i, Direction::ToClient) {
                     Ok(rings) => *slot = Some(OutSlot { generation, rings }),
                     Err(_) => {
-                        self.banned[i as usize] = Some(generation);
+                        poison(seg, i, POISON_TO_DAEMON);
+                        *slot = None;
                         continue;
                     }
                 }
@@ -272,11 +268,9 @@ impl Outbound {
         self.targets.retain(|&i| i != index);
     }
 
-    fn ban(&mut self, index: u32) {
-        if let Some(s) = self.slots[index as usize].take() {
-            self.banned[index as usize] = Some(s.generation);
-        }
-        self.targets.retain(|&i| i != index);
+    fn ban(&mut self, seg: &Segment, index: u32) {
+        self.detach(index);
+        poison(seg, index, POISON_TO_DAEMON);
     }
 
     fn slot(&mut self, client: ClientId) -> ShmResult<&mut OutSlot> {
@@ -287,7 +281,7 @@ impl Outbound {
     }
 
     /// First target without room for the message, if any.
-    fn lacking_room(&mut self, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
+    fn lacking_room(&mut self, seg: &Segment, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
         for k in 0..self.targets.len() {
             let i = self.targets[k];
             let Some(slot) = self.slots[i as usize].as_mut() else {
@@ -297,7 +291,7 @@ impl Outbound {
                 Ok(true) => {}
                 Ok(false) => return Ok(Some(i)),
                 Err(ShmError::Corrupted(what)) => {
-                    self.ban(i);
+                    self.ban(seg, i);
                     return Err(ShmError::Corrupted(what));
                 }
                 Err(e) => return Err(e),
@@ -315,7 +309,6 @@ impl Daemon {
             rx: RefCell::new(Inbound {
                 epoch: None,
                 slots: (0..n).map(none).collect(),
-                banned: vec![None; n],
                 active: Vec::with_capacity(n),
                 closing: Vec::new(),
                 cursor: [0; 3],
@@ -323,12 +316,12 @@ impl Daemon {
             tx: RefCell::new(Outbound {
                 epoch: None,
                 slots: (0..n).map(|_| None).collect(),
-                banned: vec![None; n],
                 targets: Vec::with_capacity(n),
             }),
             seg,
             spin: Cell::new(spin),
             removed: Cell::new(false),
+            sweeper: Throttle::new(SWEEP_INTERVAL),
         }
     }
 
@@ -349,12 +342,7 @@ impl Daemon {
     }
 
     /// Broadcast: the message goes to every connected client or to none.
-    pub(crate) fn write_with(
-        &self,
-        priority: Priority,
-        len: usize,
-        mut fill: impl FnMut(&mut [u8]),
-    ) -> ShmResult<()> {
+    pub(crate) fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         self.check_open()?;
         let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         tx.refresh(&self.seg);
@@ -362,7 +350,7 @@ impl Daemon {
             return Err(ShmError::MessageTooLarge);
         }
         // Only this process writes these rings, so room found now stays free.
-        if tx.lacking_room(priority, len)?.is_some() {
+        if tx.lacking_room(&self.seg, priority, len)?.is_some() {
             return Err(ShmError::BufferFull);
         }
         let Outbound { slots, targets, .. } = &mut *tx;
@@ -386,18 +374,13 @@ impl Daemon {
         tx.refresh(&self.seg);
         let r = tx.slot(client)?.rings.write_with(priority, len, fill);
         if let Err(ShmError::Corrupted(_)) = r {
-            tx.ban(client.slot);
+            tx.ban(&self.seg, client.slot);
         }
         r
     }
 
     /// Broadcast that waits for room in every client's ring.
-    pub(crate) fn write_timeout(
-        &self,
-        priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    pub(crate) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
@@ -408,17 +391,17 @@ impl Daemon {
                 .tx
                 .try_borrow_mut()
                 .map_err(|_| ShmError::Reentrant)?
-                .lacking_room(priority, data.len())?;
+                .lacking_room(&self.seg, priority, data.len())?;
             let Some(i) = lacking else { continue };
             // The client may be asleep waiting for a signal we have not sent yet:
             // wake it so it drains, or we would wait for each other.
             self.seg.channel(i).client_wake.notify();
             let room = || {
                 self.seg.is_shutting_down()
-                    || self
-                        .tx
-                        .try_borrow_mut()
-                        .map_or(true, |mut t| !matches!(t.lacking_room(priority, data.len()), Ok(Some(j)) if j == i))
+                    || self.tx.try_borrow_mut().map_or(
+                        true,
+                        |mut t| !matches!(t.lacking_room(&self.seg, priority, data.len()), Ok(Some(j)) if j == i),
+                    )
             };
             if !self
                 .seg
@@ -450,35 +433,81 @@ impl Daemon {
             let room = || {
                 self.seg.is_shutting_down()
                     || self.tx.try_borrow_mut().map_or(true, |mut t| {
-                        t.slot(client).map_or(true, |s| {
-                            s.rings.can_write(priority, data.len()).unwrap_or(true)
-                        })
+                        t.slot(client)
+                            .map_or(true, |s| s.rings.can_write(priority, data.len()).unwrap_or(true))
                     })
             };
-            if !self.seg.channel(client.slot).to_client_space.wait_until(
-                room,
-                self.spin.get(),
-                until,
-            ) {
+            if !self
+                .seg
+                .channel(client.slot)
+                .to_client_space
+                .wait_until(room, self.spin.get(), until)
+            {
                 return Err(ShmError::Timeout);
             }
         }
     }
 
-    pub(crate) fn read_from_with<R>(
-        &self,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    pub(crate) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         rx.refresh(&self.seg);
         if !rx.closing.is_empty() {
             rx.reap(&self.seg, &self.tx);
         }
         let r = rx.take(&self.seg, f)?;
+        // Sweep for dead clients now and then: on an empty poll by the clock,
+        // while busy at most every 256 reads.
+        let sweep = if r.is_none() {
+            self.sweeper.due()
+        } else {
+            self.sweeper.tick()
+        };
+        if sweep {
+            self.sweep();
+        }
         if r.is_none() && self.seg.is_shutting_down() {
             return Err(ShmError::Disconnected);
         }
         Ok(r)
+    }
+
+    /// Reclaims the slots of clients whose process died: a connected one is
+    /// closed (its published messages are still read, then the slot is
+    /// freed), a half-connected one is freed at once. Beats the heartbeat.
+    /// Returns how many slots it reclaimed.
+    pub(crate) fn sweep(&self) -> u32 {
+        let seg = &self.seg;
+        let c = seg.control();
+        let mut reclaimed = 0;
+        for i in 0..seg.geometry().max_clients {
+            let ch = seg.channel(i);
+            let state = ch.state.load(Ordering::Acquire);
+            if (state != SLOT_CONNECTED && state != SLOT_CLAIMED) || seg.client_alive(i) {
+                continue;
+            }
+            // The client's lock is gone: its process is dead (a kernel fact, not a timeout).
+            let next = if state == SLOT_CONNECTED {
+                SLOT_CLOSED
+            } else {
+                SLOT_FREE
+            };
+            if ch
+                .state
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                if state == SLOT_CONNECTED {
+                    let _ = c
+                        .client_count
+                        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+                    c.epoch.fetch_add(1, Ordering::Release);
+                }
+                c.recovered_clients.fetch_add(1, Ordering::Relaxed);
+                reclaimed += 1;
+            }
+        }
+        c.heartbeat.store(crate::platform::monotonic_nanos(), Ordering::Relaxed);
+        reclaimed
     }
 
     /// Wakes the clients sleeping in `wait` after this side wrote to them.
@@ -502,16 +531,21 @@ impl Daemon {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         let seg = &self.seg;
         let ready = || {
+            if self.sweeper.due() {
+                self.sweep();
+            }
             rx.refresh(seg);
             if !rx.closing.is_empty() {
                 rx.reap(seg, &self.tx);
             }
             rx.has_message() || seg.is_shutting_down()
         };
+        // Tick so that a client's death, which nobody signals, is seen within a sweep interval.
+        let ticks = Some(SWEEP_INTERVAL);
         if !seg
             .control()
             .daemon_wake
-            .wait_until(ready, self.spin.get(), deadline(timeout))
+            .wait_until_ticking(ready, self.spin.get(), deadline(timeout), ticks)
         {
             return Err(ShmError::Timeout);
         }
@@ -559,6 +593,7 @@ impl Daemon {
         let seg = &self.seg;
         let mut stats = TransportStats {
             daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
+            recovered_clients: seg.control().recovered_clients.load(Ordering::Relaxed),
             ..TransportStats::default()
         };
         for i in 0..seg.geometry().max_clients {
@@ -579,9 +614,7 @@ impl Daemon {
     /// Tells clients to leave, wakes all of them, removes the segment's name.
     pub(crate) fn shutdown(&self) {
         let seg = &self.seg;
-        seg.control()
-            .state
-            .fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
+        seg.control().state.fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
         let n = seg.geometry().max_clients;
         EventWord::notify_each((0..n).flat_map(|i| {
             let ch = seg.channel(i);
@@ -589,7 +622,7 @@ impl Daemon {
         }));
         seg.control().daemon_wake.notify();
         if !self.removed.replace(true) {
-            let _ = seg.name().remove();
+            seg.shared_memory().remove_if_current();
         }
     }
 }

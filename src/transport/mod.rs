@@ -105,6 +105,8 @@ pub struct TransportStats {
     pub daemon_wakeups: u64,
     /// Wake syscalls made for clients.
     pub client_wakeups: u64,
+    /// Slots the daemon reclaimed from clients that died.
+    pub recovered_clients: u32,
 }
 
 /// The daemon or a client of a shared-memory segment.
@@ -160,9 +162,7 @@ impl NrelayShmTransport {
 
     /// Connects to the segment `name` as a client.
     pub fn connect(name: &str, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
-        Self::builder(name)
-            .protocol_version(protocol_version)
-            .connect()
+        Self::builder(name).protocol_version(protocol_version).connect()
     }
 
     /// All settings.
@@ -209,18 +209,12 @@ impl NrelayShmTransport {
 
     /// Number of connected clients.
     pub fn client_count(&self) -> u32 {
-        self.segment()
-            .control()
-            .client_count
-            .load(Ordering::Acquire)
+        self.segment().control().client_count.load(Ordering::Acquire)
     }
 
     /// The protocol version of the segment.
     pub fn protocol_version(&self) -> u32 {
-        self.segment()
-            .control()
-            .protocol_version
-            .load(Ordering::Relaxed)
+        self.segment().control().protocol_version.load(Ordering::Relaxed)
     }
 
     /// Largest message payload.
@@ -230,12 +224,7 @@ impl NrelayShmTransport {
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
     /// On the daemon this is a broadcast and `fill` runs once per client.
-    pub fn write_with(
-        &self,
-        priority: Priority,
-        len: usize,
-        mut fill: impl FnMut(&mut [u8]),
-    ) -> ShmResult<()> {
+    pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_with(priority, len, fill),
             Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
@@ -243,12 +232,7 @@ impl NrelayShmTransport {
     }
 
     /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
-    pub fn write_timeout(
-        &self,
-        priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_timeout(priority, data, timeout),
             Role::Client(c) => c.write_timeout(priority, data, timeout),
@@ -307,10 +291,7 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: like `read_with`, also passing the sender.
-    pub fn read_from_with<R>(
-        &self,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
             Role::Daemon(d) => d.read_from_with(f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
@@ -345,6 +326,26 @@ impl NrelayShmTransport {
         }
     }
 
+    /// Daemon: reclaims the slots of clients whose process died (their
+    /// published messages are still delivered first). Runs by itself every
+    /// 50 ms while the daemon waits or polls; call it to force one now.
+    /// Returns how many slots were reclaimed.
+    pub fn sweep(&self) -> u32 {
+        match &self.role {
+            Role::Daemon(d) => d.sweep(),
+            Role::Client(_) => 0,
+        }
+    }
+
+    /// Client: how long ago the daemon last swept its clients. A hint that
+    /// it is making progress; a daemon that is busy elsewhere is not dead.
+    pub fn daemon_heartbeat_age(&self) -> Option<Duration> {
+        match &self.role {
+            Role::Daemon(_) => None,
+            Role::Client(c) => Some(c.daemon_heartbeat_age()),
+        }
+    }
+
     /// Counters of the rings and wake-ups, read from the segment.
     pub fn stats(&self) -> TransportStats {
         match &self.role {
@@ -364,8 +365,7 @@ impl ShmTransport for NrelayShmTransport {
     }
 
     fn read(&self) -> ShmResult<(Priority, Vec<u8>)> {
-        self.read_with(|p, b| (p, b.to_vec()))?
-            .ok_or(ShmError::Empty)
+        self.read_with(|p, b| (p, b.to_vec()))?.ok_or(ShmError::Empty)
     }
 
     #[inline]
