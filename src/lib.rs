@@ -42,6 +42,8 @@ pub mod mmap;
 pub mod platform;
 pub mod pring;
 pub mod priority;
+pub mod recovery;
+pub mod safety;
 pub mod transport;
 
 pub use error::{ShmError, ShmResult};

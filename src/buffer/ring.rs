@@ -125,13 +125,14 @@ pub struct RingCounters {
     pub full_events: u64,
 }
 
+// Wrapping: the values come from shared memory, which a peer may have scribbled on.
 impl std::ops::AddAssign for RingCounters {
     fn add_assign(&mut self, o: RingCounters) {
-        self.messages_written += o.messages_written;
-        self.bytes_written += o.bytes_written;
-        self.messages_read += o.messages_read;
-        self.bytes_read += o.bytes_read;
-        self.full_events += o.full_events;
+        self.messages_written = self.messages_written.wrapping_add(o.messages_written);
+        self.bytes_written = self.bytes_written.wrapping_add(o.bytes_written);
+        self.messages_read = self.messages_read.wrapping_add(o.messages_read);
+        self.bytes_read = self.bytes_read.wrapping_add(o.bytes_read);
+        self.full_events = self.full_events.wrapping_add(o.full_events);
     }
 }
 

@@ -1,0 +1,422 @@
+//! Crash recovery: who is alive, PID files, and cleaning up after the dead.
+//!
+//! Liveness here is a kernel fact, never a guess from a timeout: a process
+//! holds an OFD lock on a byte of a file (its segment, or its PID file) for
+//! as long as it lives, and the kernel releases it when the process dies,
+//! however it dies. Process ids are recorded next to their start time, so a
+//! recycled pid is never mistaken for the process that had it.
+//! [`Heartbeat`] measures progress, which is a different question: a busy
+//! process is late, not dead.
+//!
+//! ```
+//! use memlink_shm::recovery::RecoveryManager;
+//! # let path = format!("/tmp/memlink-doc-recovery-{}", std::process::id());
+//!
+//! let recovery = RecoveryManager::new(&path);
+//! recovery.register_daemon()?;             // PID file, held until drop
+//! assert!(recovery.is_already_running());  // a second instance would see this
+//! assert!(RecoveryManager::new(&path).register_daemon().is_err());
+//! # Ok::<(), memlink_shm::ShmError>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::control::{inspect, Owner};
+use crate::error::{ShmError, ShmResult};
+use crate::layout::DAEMON_LOCK_BYTE;
+use crate::mmap::{SegmentName, TEMP_SUFFIX};
+use crate::platform;
+
+/// A process named so that pid reuse cannot fool a check: pid plus the time
+/// the process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessId {
+    /// Operating-system process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (0 if unknown).
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// This process.
+    pub fn current() -> ProcessId {
+        let pid = platform::current_pid();
+        ProcessId {
+            pid,
+            start_time: platform::process_start_time(pid).unwrap_or(0),
+        }
+    }
+
+    /// Whether this very process (same pid *and* start time) is running.
+    pub fn is_alive(&self) -> bool {
+        platform::process_start_time(self.pid).is_some_and(|t| self.start_time == 0 || t == self.start_time)
+    }
+}
+
+/// A heartbeat: one side beats, the other asks how long ago it last did.
+///
+/// The timestamp is monotonic time, shared by all processes of one boot, so
+/// a `Heartbeat` placed in shared memory works across processes. A late
+/// heartbeat says "stuck or busy", never "dead": reclaim on liveness locks.
+///
+/// ```
+/// use memlink_shm::recovery::Heartbeat;
+/// use std::sync::Arc;
+///
+/// let heartbeat = Arc::new(Heartbeat::new(1)); // 1 second interval
+/// heartbeat.beat();
+/// assert!(heartbeat.is_alive(5));
+/// ```
+#[derive(Debug)]
+pub struct Heartbeat {
+    interval: Duration,
+    last_beat: AtomicU64,
+}
+
+impl Heartbeat {
+    /// A heartbeat expected every `interval_secs` seconds, beaten now.
+    pub fn new(interval_secs: u64) -> Heartbeat {
+        Heartbeat {
+            interval: Duration::from_secs(interval_secs),
+            last_beat: AtomicU64::new(platform::monotonic_nanos()),
+        }
+    }
+
+    /// Records a beat.
+    pub fn beat(&self) {
+        self.last_beat.store(platform::monotonic_nanos(), Ordering::Release);
+    }
+
+    /// Time since the last beat.
+    pub fn age(&self) -> Duration {
+        Duration::from_nanos(platform::monotonic_nanos().saturating_sub(self.last_beat.load(Ordering::Acquire)))
+    }
+
+    /// Whether the last beat is at most `timeout_secs` seconds old.
+    pub fn is_alive(&self, timeout_secs: u64) -> bool {
+        self.age() <= Duration::from_secs(timeout_secs)
+    }
+
+    /// Whether a beat is due (an interval has passed since the last).
+    pub fn is_due(&self) -> bool {
+        self.age() >= self.interval
+    }
+
+    /// The expected interval between beats.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+/// What a cleanup removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Segments whose daemon was dead.
+    pub segments: Vec<PathBuf>,
+    /// Half-built segments abandoned by a creator that died.
+    pub partial_segments: Vec<PathBuf>,
+    /// PID files whose process was dead.
+    pub pid_files: Vec<PathBuf>,
+}
+
+/// PID files and cleanup for one daemon's segment name.
+///
+/// The PID file (`<segment path>.pid`) holds `pid start_time`; the daemon
+/// keeps an OFD lock on it while registered, which is what
+/// [`RecoveryManager::is_already_running`] tests.
+#[derive(Debug)]
+pub struct RecoveryManager {
+    name: Result<SegmentName, String>,
+    pid_file: PathBuf,
+    held: Mutex<Option<File>>,
+}
+
+impl RecoveryManager {
+    /// A manager for the segment `path` (a POSIX name or a file path, as for
+    /// `NrelayShmTransport::create`).
+    pub fn new(path: &str) -> RecoveryManager {
+        let name = SegmentName::parse(path).map_err(|e| e.to_string());
+        let pid_file = match &name {
+            Ok(n) => pid_file_for(&n.path()),
+            Err(_) => PathBuf::from(format!("{path}.pid")),
+        };
+        RecoveryManager {
+            name,
+            pid_file,
+            held: Mutex::new(None),
+        }
+    }
+
+    fn name(&self) -> ShmResult<&SegmentName> {
+        self.name.as_ref().map_err(|e| ShmError::InvalidConfig(e.clone()))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<File>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The PID file's path.
+    pub fn pid_file(&self) -> &Path {
+        &self.pid_file
+    }
+
+    /// Registers this process as the daemon: writes and locks the PID file.
+    /// Fails with [`ShmError::AlreadyRunning`] if a live process holds it; a
+    /// dead one's file is taken over.
+    pub fn register_daemon(&self) -> ShmResult<()> {
+        let name = self.name()?;
+        let mut held = self.held();
+        if held.is_some() {
+            return Ok(());
+        }
+        let io = |op, e| name.io_error(op, e);
+        for _ in 0..8 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+                .open(&self.pid_file)
+                .map_err(|e| io("open pid file", e))?;
+            if !platform::try_lock_byte(&file, 0).map_err(|e| io("lock pid file", e))? {
+                return Err(ShmError::AlreadyRunning {
+                    name: name.to_string(),
+                    pid: read_pid_file(&mut file).map_or(0, |p| p.pid),
+                });
+            }
+            // Locked; but if the file was removed and recreated meanwhile, this
+            // lock guards nothing: start over with the file the path names now.
+            if !matches!(platform::same_file(&file, &self.pid_file), Ok(true)) {
+                continue;
+            }
+            let me = ProcessId::current();
+            file.set_len(0).map_err(|e| io("write pid file", e))?;
+            file.write_all(format!("{} {}\n", me.pid, me.start_time).as_bytes())
+                .map_err(|e| io("write pid file", e))?;
+            *held = Some(file);
+            return Ok(());
+        }
+        Err(io("lock pid file", std::io::Error::other("the PID file kept changing")))
+    }
+
+    /// Gives up the registration and removes the PID file.
+    pub fn unregister_daemon(&self) {
+        if let Some(file) = self.held().take() {
+            if matches!(platform::same_file(&file, &self.pid_file), Ok(true)) {
+                let _ = std::fs::remove_file(&self.pid_file);
+            }
+        }
+    }
+
+    /// Whether a daemon (this process included) holds the PID file.
+    pub fn is_already_running(&self) -> bool {
+        self.held().is_some() || self.running_daemon().is_some()
+    }
+
+    /// The process holding the PID file, if another process holds it.
+    pub fn running_daemon(&self) -> Option<ProcessId> {
+        let mut file = platform::open_segment_file(&self.pid_file).ok()?;
+        if !platform::byte_locked_elsewhere(&file, 0).unwrap_or(false) {
+            return None;
+        }
+        read_pid_file(&mut file).or(Some(ProcessId { pid: 0, start_time: 0 }))
+    }
+
+    /// Removes the segment at `path` if its daemon is dead; returns whether
+    /// it did. Live segments, other users' files and files that are not
+    /// memlink segments are left alone.
+    pub fn cleanup_orphaned_shm(&self, path: &str) -> ShmResult<bool> {
+        remove_if_dead(&SegmentName::parse(path)?)
+    }
+
+    /// Removes, in `dir`, every segment of this user whose daemon is dead,
+    /// every half-built segment whose creator died, and every stale PID file.
+    pub fn cleanup_orphans_in(dir: &Path) -> ShmResult<CleanupReport> {
+        let mut report = CleanupReport::default();
+        let entries = std::fs::read_dir(dir).map_err(|e| ShmError::Io {
+            op: "scan",
+            name: dir.display().to_string(),
+            source: e,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Regular files only: never follow a link out of the directory.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.ends_with(TEMP_SUFFIX) {
+                if remove_if_unlocked(&path, DAEMON_LOCK_BYTE) {
+                    report.partial_segments.push(path);
+                }
+            } else if file_name.ends_with(".pid") {
+                if is_memlink_pid_file(&path) && remove_if_unlocked(&path, 0) {
+                    report.pid_files.push(path);
+                }
+            } else if let Ok(name) = SegmentName::parse(&path.to_string_lossy()) {
+                if let Ok(true) = remove_if_dead(&name) {
+                    report.segments.push(path);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// [`RecoveryManager::cleanup_orphans_in`] the directory of POSIX
+    /// shared-memory names (`/dev/shm`).
+    pub fn cleanup_all_orphans() -> ShmResult<CleanupReport> {
+        Self::cleanup_orphans_in(Path::new(platform::SHM_DIR))
+    }
+}
+
+impl Drop for RecoveryManager {
+    fn drop(&mut self) {
+        self.unregister_daemon();
+    }
+}
+
+fn pid_file_for(segment: &Path) -> PathBuf {
+    let mut s = segment.as_os_str().to_owned();
+    s.push(".pid");
+    PathBuf::from(s)
+}
+
+fn read_pid_file(file: &mut File) -> Option<ProcessId> {
+    use std::io::Seek;
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.take(64).read_to_string(&mut text).ok()?;
+    let mut it = text.split_whitespace();
+    Some(ProcessId {
+        pid: it.next()?.parse().ok()?,
+        start_time: it.next().and_then(|t| t.parse().ok()).unwrap_or(0),
+    })
+}
+
+fn is_memlink_pid_file(path: &Path) -> bool {
+    platform::open_segment_file(path).is_ok_and(|mut f| read_pid_file(&mut f).is_some())
+}
+
+/// Removes the segment `name` if it is a memlink segment of this user whose
+/// daemon is dead, taking the dead daemon's lock first so that two cleaners
+/// (or a cleaner and a daemon taking over) never both act on it.
+fn remove_if_dead(name: &SegmentName) -> ShmResult<bool> {
+    let Owner::Dead { file, .. } = inspect(name)? else {
+        return Ok(false);
+    };
+    let path = name.path();
+    if !platform::try_lock_byte(&file, DAEMON_LOCK_BYTE).unwrap_or(false)
+        || !matches!(platform::same_file(&file, &path), Ok(true))
+    {
+        return Ok(false);
+    }
+    platform::remove_segment_file(&path).map_err(|e| name.io_error("remove", e))?;
+    Ok(true)
+}
+
+/// Removes a file of this user nobody holds byte `byte` of (same protocol).
+fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
+    let Ok(file) = platform::open_segment_file(path) else {
+        return false;
+    };
+    let mine = platform::file_owner_and_size(&file).is_ok_and(|(uid, _)| uid == platform::current_uid());
+    mine && platform::try_lock_byte(&file, byte).unwrap_or(false)
+        && matches!(platform::same_file(&file, path), Ok(true))
+        && platform::remove_segment_file(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Segment;
+    use crate::layout::Geometry;
+
+    fn tmp(tag: &str) -> String {
+        format!("/tmp/memlink-recovery-{tag}-{}", platform::current_pid())
+    }
+
+    #[test]
+    fn heartbeat_ages() {
+        let h = Heartbeat::new(1);
+        assert!(h.is_alive(5));
+        assert!(!h.is_due());
+        h.last_beat
+            .store(platform::monotonic_nanos() - 10_000_000_000, Ordering::Relaxed);
+        assert!(!h.is_alive(5));
+        assert!(h.is_due());
+        h.beat();
+        assert!(h.is_alive(5));
+    }
+
+    #[test]
+    fn pid_file_is_exclusive_and_released() {
+        let path = tmp("pid");
+        let a = RecoveryManager::new(&path);
+        let b = RecoveryManager::new(&path);
+        a.register_daemon().unwrap();
+        assert!(
+            matches!(b.register_daemon(), Err(ShmError::AlreadyRunning { pid, .. }) if pid == platform::current_pid())
+        );
+        assert!(b.is_already_running());
+        assert_eq!(b.running_daemon().unwrap(), ProcessId::current());
+        drop(a);
+        assert!(!b.is_already_running());
+        assert!(!Path::new(&format!("{path}.pid")).exists());
+        b.register_daemon().unwrap();
+    }
+
+    #[test]
+    fn a_dead_segment_is_cleaned_up_and_a_live_one_is_not() {
+        let path = tmp("orphan");
+        let name = SegmentName::parse(&path).unwrap();
+        let g = Geometry::compute(1 << 20, 1, 4096).unwrap();
+        let live = Segment::create(&name, g, 1, 0o600).unwrap();
+        let rm = RecoveryManager::new(&path);
+        assert!(!rm.cleanup_orphaned_shm(&path).unwrap(), "its daemon lives");
+        drop(live); // closes the file: the daemon's lock goes, the file stays
+        assert!(name.exists());
+        assert!(rm.cleanup_orphaned_shm(&path).unwrap());
+        assert!(!name.exists());
+        assert!(!rm.cleanup_orphaned_shm(&path).unwrap(), "nothing left");
+    }
+
+    #[test]
+    fn scan_removes_dead_segments_partial_ones_and_stale_pid_files_only() {
+        let dir = std::env::temp_dir().join(format!("memlink-scan-{}", platform::current_pid()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seg = |n: &str| SegmentName::parse(&dir.join(n).to_string_lossy()).unwrap();
+        let g = Geometry::compute(1 << 20, 1, 4096).unwrap();
+        let live = Segment::create(&seg("live"), g, 1, 0o600).unwrap();
+        drop(Segment::create(&seg("dead"), g, 1, 0o600).unwrap());
+        std::fs::write(dir.join("foreign"), b"not ours").unwrap();
+        std::fs::write(dir.join(format!(".x.1.0{TEMP_SUFFIX}")), b"half-built").unwrap();
+        std::fs::write(dir.join("gone.pid"), b"4000000 1\n").unwrap();
+        let report = RecoveryManager::cleanup_orphans_in(&dir).unwrap();
+        assert_eq!(report.segments, vec![dir.join("dead")]);
+        assert_eq!(report.partial_segments.len(), 1);
+        assert_eq!(report.pid_files, vec![dir.join("gone.pid")]);
+        assert!(dir.join("live").exists() && dir.join("foreign").exists());
+        drop(live);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn process_ids_tell_reuse_apart() {
+        let me = ProcessId::current();
+        assert!(me.is_alive());
+        let reused = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!reused.is_alive());
+    }
+}
