@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use memlink_shm::mmap::SegmentName;
 
+pub mod checked;
+
 const ROLE_VAR: &str = "MEMLINK_TEST_ROLE";
 
 /// The role this process was started in, if it is a child.
@@ -65,6 +67,32 @@ impl Children {
         let mut v = self.procs.lock().unwrap();
         v.push(Some(child));
         v.len() - 1
+    }
+
+    /// Like `spawn`, with the child's stdout piped back (to read a readiness line).
+    pub fn spawn_piped(&self, test: &str, role: &[&str]) -> (usize, std::process::ChildStdout) {
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = Command::new(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+            .env(ROLE_VAR, role.join("\u{1f}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child test process");
+        let out = child.stdout.take().expect("piped stdout");
+        self.pids.lock().unwrap().push(child.id());
+        let mut v = self.procs.lock().unwrap();
+        v.push(Some(child));
+        (v.len() - 1, out)
+    }
+
+    /// Kills child `i` with SIGKILL and reaps it.
+    pub fn kill(&self, i: usize) {
+        let child = self.procs.lock().unwrap()[i].take();
+        let mut child = child.expect("child already waited for");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.pids.lock().unwrap().retain(|&p| p != child.id());
     }
 
     /// Blocks until child `i` exits (the watchdog bounds this) and returns
