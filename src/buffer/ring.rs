@@ -251,6 +251,9 @@ impl RingProducer {
             self.publish_wrap();
         }
         let off = self.offset;
+        debug_assert!(
+            off + rec + RECORD_HEADER_SIZE <= self.mem.capacity + RECORD_HEADER_SIZE && off + rec <= self.mem.capacity
+        );
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
@@ -266,8 +269,9 @@ impl RingProducer {
             .store(layout::encode_message(len, priority), Ordering::Release);
         self.tail += rec as u64;
         self.offset = next;
-        self.messages += 1;
-        self.bytes += len as u64;
+        // Counters start from values in shared memory: they wrap, never trap.
+        self.messages = self.messages.wrapping_add(1);
+        self.bytes = self.bytes.wrapping_add(len as u64);
         self.publish_tail();
         Ok(out)
     }
@@ -288,7 +292,7 @@ impl RingProducer {
 
     #[cold]
     fn full(&mut self) -> ShmError {
-        self.full += 1;
+        self.full = self.full.wrapping_add(1);
         self.mem.header().full_events.store(self.full, Ordering::Relaxed);
         ShmError::BufferFull
     }
@@ -429,6 +433,7 @@ impl RingConsumer {
                 self.consumer.consume(layout::record_size(self.len), Some(self.len));
             }
         }
+        debug_assert!(m.offset + layout::record_size(m.len) <= self.mem.capacity);
         // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
         // area, and the producer does not write it until `head` passes it, which
         // happens only when the guard below drops, after `f` returns.
@@ -464,8 +469,8 @@ impl RingConsumer {
         }
         let h = self.mem.header();
         if let Some(len) = message_len {
-            self.messages += 1;
-            self.bytes += len as u64;
+            self.messages = self.messages.wrapping_add(1);
+            self.bytes = self.bytes.wrapping_add(len as u64);
             h.messages_read.store(self.messages, Ordering::Relaxed);
             h.bytes_read.store(self.bytes, Ordering::Relaxed);
         }

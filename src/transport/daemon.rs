@@ -602,7 +602,9 @@ impl Daemon {
             if state != SLOT_CONNECTED && state != SLOT_CLOSED {
                 continue;
             }
-            stats.client_wakeups += ch.client_wake.wakeups.load(Ordering::Relaxed);
+            stats.client_wakeups = stats
+                .client_wakeups
+                .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
             for p in Priority::ALL {
                 stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
                 stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use memlink_shm::mmap::SegmentName;
 
 pub mod checked;
+pub mod hostile;
 
 const ROLE_VAR: &str = "MEMLINK_TEST_ROLE";
 

@@ -1,0 +1,224 @@
+//! A hostile peer: interprets arbitrary bytes as a script that scribbles on
+//! a live segment (headers, indices, record words, payload) between ordinary
+//! operations of a daemon and its clients. Whatever the bytes, every
+//! operation must return `Ok` or an error: no panic, no hang, no access
+//! outside the mapping. Shared by the proptest (`tests/hostile.rs`) and the
+//! libFuzzer target (`fuzz/fuzz_targets/hostile_segment.rs`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use memlink_shm::control::Segment;
+use memlink_shm::layout::{self, Direction, CHANNEL_HEADER_SIZE, RING_HEADER_SIZE};
+use memlink_shm::mmap::{SegmentName, SharedMemory};
+use memlink_shm::priority::Priority;
+use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u32(&mut self) -> u32 {
+        (0..4).fold(0, |v, _| v << 8 | u32::from(self.byte().unwrap_or(0)))
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) << 32 | u64::from(self.u32())
+    }
+}
+
+/// Offsets worth corrupting: every field of the control block and channel
+/// headers, both index lines of every ring, and the first record words.
+fn interesting_offsets(seg: &Segment) -> Vec<usize> {
+    let g = *seg.geometry();
+    let mut v: Vec<usize> = (0..384).step_by(4).collect();
+    for c in 0..g.max_clients {
+        let ch = g.channel_offset(c);
+        v.extend((0..CHANNEL_HEADER_SIZE).step_by(4).map(|o| ch + o));
+        for d in [Direction::ToDaemon, Direction::ToClient] {
+            for p in Priority::ALL {
+                let r = g.ring_offset(c, d, p);
+                v.extend([r, r + 8, r + 128, r + 136]);
+                v.extend((0..512).step_by(8).map(|o| r + RING_HEADER_SIZE + o));
+            }
+        }
+    }
+    v
+}
+
+/// A value worth writing: garbage, extremes, or plausible-looking headers.
+fn nasty_value(input: &mut Input) -> u64 {
+    let raw = input.u64();
+    match input.byte().unwrap_or(0) % 8 {
+        0 => 0,
+        1 => u64::MAX,
+        2 => layout::encode_message(raw as usize & 0xFFFF_FFFF, Priority::ALL[(raw >> 40) as usize % 3]),
+        3 => layout::encode_wrap(raw as usize & 0xFFFF),
+        4 => raw & 0xFFFF,
+        5 => 1 << 62 | raw & 7,
+        _ => raw,
+    }
+}
+
+/// What the operations of a script returned, by kind.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Operations that succeeded.
+    pub ok: u64,
+    /// Operations that found shared memory corrupt.
+    pub corrupted: u64,
+    /// Operations refused because a channel was poisoned.
+    pub poisoned: u64,
+    /// Any other error.
+    pub other: u64,
+}
+
+impl Outcomes {
+    fn note<T>(&mut self, r: Result<T, memlink_shm::ShmError>) {
+        use memlink_shm::ShmError::*;
+        match r {
+            Ok(_) => self.ok += 1,
+            Err(Corrupted(_)) => self.corrupted += 1,
+            Err(Poisoned(_)) => self.poisoned += 1,
+            Err(_) => self.other += 1,
+        }
+    }
+}
+
+/// Runs one script. Panics (test failure) only if the library misbehaves.
+pub fn run(data: &[u8]) -> Outcomes {
+    let mut out = Outcomes::default();
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "memlink-hostile-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut input = Input(data);
+    let max_clients = 1 + u32::from(input.byte().unwrap_or(0) % 3);
+    let max_message = [0usize, 1, 64, 1000, 4096][usize::from(input.byte().unwrap_or(0) % 5)];
+    let size = layout::Geometry::minimum_size(max_clients, max_message) + usize::from(input.byte().unwrap_or(0)) * 512;
+    let Ok(daemon) = NrelayShmTransport::builder(&name)
+        .size(size)
+        .max_clients(max_clients)
+        .max_message_size(max_message)
+        .spin(Duration::ZERO)
+        .create()
+    else {
+        return out;
+    };
+    let seg_name = SegmentName::parse(&name).unwrap();
+    let raw = SharedMemory::open(&seg_name).unwrap();
+    let seg = Segment::open(&seg_name).unwrap();
+    let offsets = interesting_offsets(&seg);
+    let mut clients: Vec<NrelayShmTransport> = Vec::new();
+    let payload = vec![0x5Au8; max_message + 16];
+    let zero = Some(Duration::ZERO);
+    while let Some(op) = input.byte() {
+        let pick =
+            |clients: &[NrelayShmTransport], b: u8| (!clients.is_empty()).then(|| usize::from(b) % clients.len());
+        let prio = Priority::ALL[usize::from(op >> 4) % 3];
+        match op % 16 {
+            0..=3 => {
+                // Scribble: a nasty 8-byte value at an interesting offset, or a few bytes anywhere.
+                let (off, bytes) = if op % 16 < 2 {
+                    let at = offsets[input.u32() as usize % offsets.len()];
+                    (at & !3, nasty_value(&mut input).to_le_bytes().to_vec())
+                } else {
+                    let at = input.u32() as usize % raw.len();
+                    let n = 1 + usize::from(input.byte().unwrap_or(0) % 8);
+                    (at, (0..n).map(|_| input.byte().unwrap_or(0xFF)).collect())
+                };
+                for (i, b) in bytes.iter().enumerate() {
+                    if off + i < raw.len() {
+                        // SAFETY: off + i is inside the mapping, which lives as long as `raw`;
+                        // a peer writing any byte at any time is exactly what is being tested.
+                        unsafe { raw.base().as_ptr().add(off + i).write_volatile(*b) };
+                    }
+                }
+            }
+            4 => {
+                if clients.len() < 4 {
+                    if let Ok(c) = NrelayShmTransport::builder(&name).spin(Duration::ZERO).connect() {
+                        clients.push(c);
+                    }
+                }
+            }
+            5 => {
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    let len = input.u32() as usize % (max_message + 8);
+                    out.note(clients[i].write(prio, &payload[..len]));
+                }
+            }
+            6 => {
+                let len = input.u32() as usize % (max_message + 8);
+                out.note(daemon.write(prio, &payload[..len]));
+                if let Some(&id) = daemon.clients().first() {
+                    out.note(daemon.write_to(id, prio, &payload[..len.min(max_message)]));
+                }
+            }
+            7 => {
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    out.note(clients[i].read_with(|p, b| (p, b.len())));
+                }
+            }
+            8 => {
+                out.note(daemon.read_from_with(|c, p, b| (c, p, b.iter().map(|&x| u64::from(x)).sum::<u64>())));
+            }
+            9 => {
+                let _ = daemon.wait(zero);
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    let _ = clients[i].wait(zero);
+                }
+            }
+            10 => {
+                daemon.sweep();
+                let _ = (
+                    daemon.stats(),
+                    daemon.backpressure(),
+                    daemon.clients(),
+                    daemon.client_count(),
+                );
+                for c in &clients {
+                    let _ = (c.stats(), c.backpressure(), c.is_connected(), c.daemon_heartbeat_age());
+                }
+            }
+            11 => {
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    clients.swap_remove(i);
+                }
+            }
+            12 => {
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    out.note(clients[i].write_timeout(prio, &payload[..max_message.min(100)], zero));
+                }
+                out.note(daemon.write_timeout(prio, &payload[..max_message.min(100)], zero));
+            }
+            13 => {
+                // A fresh open validates a possibly scribbled header.
+                let _ = Segment::open(&seg_name);
+                let _ = memlink_shm::control::inspect(&seg_name);
+            }
+            14 => {
+                daemon.signal();
+                for c in &clients {
+                    c.signal();
+                    c.set_backpressure(f32::from_bits(input.u32()));
+                }
+                daemon.set_backpressure(f32::from_bits(input.u32()));
+            }
+            _ => {
+                if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
+                    out.note(clients[i].write_with(prio, input.u32() as usize % (max_message + 8), |b| b.fill(1)));
+                }
+            }
+        }
+    }
+    drop(clients);
+    drop(daemon);
+    let _ = seg_name.remove();
+    out
+}
