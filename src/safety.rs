@@ -76,7 +76,7 @@ impl BoundsChecker {
 /// anything itself, so constructing one is safe.
 #[derive(Debug, Clone, Copy)]
 pub struct SafeShmAccess {
-    base: usize,
+    base: *mut u8,
     bounds: BoundsChecker,
 }
 
@@ -84,7 +84,7 @@ impl SafeShmAccess {
     /// Describes the `size` bytes at `base_ptr`.
     pub fn new(base_ptr: *mut u8, size: usize) -> SafeShmAccess {
         SafeShmAccess {
-            base: base_ptr as usize,
+            base: base_ptr,
             bounds: BoundsChecker::new(size),
         }
     }
@@ -106,7 +106,8 @@ impl SafeShmAccess {
     /// The address of `offset` if `offset..offset + len` lies inside the region.
     pub fn ptr_at(&self, offset: usize, len: usize) -> ShmResult<*mut u8> {
         let range = self.bounds.check(offset, len)?;
-        Ok((self.base + range.start) as *mut u8)
+        // wrapping_add keeps the pointer's provenance and is never UB itself.
+        Ok(self.base.wrapping_add(range.start))
     }
 
     /// The bounds of the region.
