@@ -111,9 +111,14 @@ impl Segment {
         c.magic.store(MAGIC, Ordering::Release);
     }
 
-    /// Maps an existing segment and validates its header.
+    /// Maps an existing segment of this user and validates its header.
     pub fn open(name: &SegmentName) -> ShmResult<Segment> {
-        let shm = Arc::new(SharedMemory::open(name)?);
+        Self::open_owned_by(name, platform::current_uid())
+    }
+
+    /// Maps an existing segment owned by user `owner` and validates its header.
+    pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<Segment> {
+        let shm = Arc::new(SharedMemory::open_owned_by(name, owner)?);
         let invalid = |reason: String| ShmError::InvalidSegment {
             name: name.to_string(),
             reason,
@@ -267,7 +272,7 @@ pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
     };
     let (uid, _) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
     let me = platform::current_uid();
-    if uid != me && me != 0 {
+    if uid != me {
         return Err(ShmError::PermissionDenied {
             name: name.to_string(),
             reason: format!("owned by uid {uid}, not by this user ({me})"),

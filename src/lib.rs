@@ -14,6 +14,7 @@
 //! | wait/wake | [`futex`] (event count over a word in the segment) |
 //! | rings | [`buffer`] (SPSC ring), [`priority`], [`pring`] (three tiers) |
 //! | transport | [`transport`] (daemon/client, many clients, both directions) |
+//! | recovery | [`recovery`] (liveness, PID files, cleanup), [`safety`] (bounds, panic guards, poison) |
 //!
 //! ```
 //! use memlink_shm::transport::{NrelayShmTransport, ShmTransport};

@@ -202,10 +202,17 @@ impl SharedMemory {
 
     /// Maps an existing segment, checking that this user owns it.
     pub fn open(name: &SegmentName) -> ShmResult<SharedMemory> {
+        Self::open_owned_by(name, platform::current_uid())
+    }
+
+    /// Maps an existing segment, checking that user `owner` owns it (a
+    /// segment shared with a group through its mode belongs to the daemon's
+    /// user, which its clients name here).
+    pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
         let (uid, len) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
-        let me = platform::current_uid();
-        if uid != me && me != 0 {
+        let me = owner;
+        if uid != me {
             return Err(ShmError::PermissionDenied {
                 name: name.to_string(),
                 reason: format!(

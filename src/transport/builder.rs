@@ -42,6 +42,7 @@ pub struct TransportBuilder {
     max_message_size: usize,
     spin: Duration,
     mode: u32,
+    owner: Option<u32>,
 }
 
 impl TransportBuilder {
@@ -54,6 +55,7 @@ impl TransportBuilder {
             max_message_size: DEFAULT_MAX_MESSAGE,
             spin: DEFAULT_SPIN,
             mode: 0o600,
+            owner: None,
         }
     }
 
@@ -94,6 +96,15 @@ impl TransportBuilder {
         self
     }
 
+    /// The user a client expects to own the segment (default: its own
+    /// effective user). Set it to the daemon's uid when the daemon shares
+    /// its segment with a group through [`TransportBuilder::mode`]; any other
+    /// owner is refused, so a segment squatted under the name is never used.
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
+        self
+    }
+
     /// Creates the segment and returns the daemon side.
     pub fn create(self) -> ShmResult<NrelayShmTransport> {
         let name = SegmentName::parse(&self.name)?;
@@ -112,7 +123,12 @@ impl TransportBuilder {
     pub fn connect(self) -> ShmResult<NrelayShmTransport> {
         let name = SegmentName::parse(&self.name)?;
         Ok(NrelayShmTransport {
-            role: Role::Client(Client::connect(&name, self.protocol_version, self.spin)?),
+            role: Role::Client(Client::connect(
+                &name,
+                self.protocol_version,
+                self.spin,
+                self.owner.unwrap_or_else(crate::platform::current_uid),
+            )?),
         })
     }
 }

@@ -50,8 +50,8 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Opens the segment, checks versions, state and the daemon's liveness,
     /// and claims a free slot.
-    pub(crate) fn connect(name: &SegmentName, protocol_version: u32, spin: Duration) -> ShmResult<Client> {
-        let seg = Segment::open(name)?;
+    pub(crate) fn connect(name: &SegmentName, protocol_version: u32, spin: Duration, owner: u32) -> ShmResult<Client> {
+        let seg = Segment::open_owned_by(name, owner)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
         if found != protocol_version {
