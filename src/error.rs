@@ -148,6 +148,10 @@ pub enum ShmError {
     #[error("{0} is only available on the daemon side")]
     DaemonOnly(&'static str),
 
+    /// The operation is for clients (e.g. `write_batch` on the daemon).
+    #[error("{0} is only available on the client side")]
+    ClientOnly(&'static str),
+
     /// The client id does not name a connected client (it left, or never was).
     #[error("client {0} is not connected")]
     UnknownClient(String),

@@ -38,6 +38,15 @@ impl PriorityProducer {
         self.tiers[priority.index()].write(priority, data)
     }
 
+    /// Starts a batch over the three tiers: what is written through it is
+    /// published, one release store per tier, when it is committed or dropped.
+    pub fn batch(&mut self) -> PriorityBatch<'_> {
+        PriorityBatch {
+            producer: self,
+            pending: [None; 3],
+        }
+    }
+
     /// Whether a `len`-byte message of `priority` fits now.
     pub fn can_write(&mut self, priority: Priority, len: usize) -> ShmResult<bool> {
         self.tiers[priority.index()].can_write(len)
@@ -55,6 +64,40 @@ impl PriorityProducer {
     /// Counters of each tier.
     pub fn counters(&self) -> [RingCounters; 3] {
         [0, 1, 2].map(|i| self.tiers[i].memory().counters())
+    }
+}
+
+/// Messages of any tier, published together (one release store per tier)
+/// on commit or drop.
+#[derive(Debug)]
+pub struct PriorityBatch<'a> {
+    producer: &'a mut PriorityProducer,
+    pending: [Option<(usize, u64)>; 3],
+}
+
+impl PriorityBatch<'_> {
+    /// Writes a `len`-byte message of `priority` in place.
+    #[inline]
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+        let i = priority.index();
+        self.producer.tiers[i].put(&mut self.pending[i], priority, len, fill)
+    }
+
+    /// Copies `data` in as one message of `priority`.
+    #[inline]
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Publishes the batch.
+    pub fn commit(self) {}
+}
+
+impl Drop for PriorityBatch<'_> {
+    fn drop(&mut self) {
+        for (ring, pending) in self.producer.tiers.iter_mut().zip(&mut self.pending) {
+            ring.commit(pending);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 pub use crate::priority::Priority;
-pub use ring::{RingConsumer, RingCounters, RingProducer};
+pub use ring::{RingConsumer, RingCounters, RingProducer, WriteBatch};
 
 pub(crate) use region::HeapRegion;
 pub(crate) use ring::{Backing, RingMemory};

@@ -218,23 +218,28 @@ impl RingProducer {
         Ok(self.tail + need as u64 <= head + cap)
     }
 
-    /// Publishes a wrap record covering the rest of the data area.
-    fn publish_wrap(&mut self) {
-        let skip = self.mem.capacity - self.offset;
-        self.mem.word(0).store(0, Ordering::Relaxed);
-        // SYNC POINT: Release orders the zeroed slot at offset 0 before the wrap;
-        // pairs with the consumer's Acquire load of this header.
-        self.mem
-            .word(self.offset)
-            .store(layout::encode_wrap(skip), Ordering::Release);
-        self.tail += skip as u64;
-        self.offset = 0;
+    /// Writes a header word. The first header of a batch is held back and
+    /// published by `commit` with one release store; the rest are stored
+    /// relaxed, since the consumer reaches them only through that first one.
+    #[inline]
+    fn put_header(&mut self, pending: &mut Option<(usize, u64)>, offset: usize, word: u64) {
+        if pending.is_none() {
+            *pending = Some((offset, word));
+        } else {
+            self.mem.word(offset).store(word, Ordering::Relaxed);
+        }
     }
 
-    /// Reserves room for a `len`-byte message, lets `fill` write it in place
-    /// and publishes it. If `fill` panics nothing is published.
+    /// Reserves room for a `len`-byte record, lets `fill` write it in place
+    /// and writes its header (held back if it is the batch's first).
     #[inline]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub(crate) fn put<R>(
+        &mut self,
+        pending: &mut Option<(usize, u64)>,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
         if let Some(what) = self.failed {
             return Err(ShmError::Corrupted(what));
         }
@@ -246,14 +251,15 @@ impl RingProducer {
             return Err(self.full());
         }
         if wrap {
-            // Published only together with the record that follows it, so the
-            // consumer never waits behind a lone wrap.
-            self.publish_wrap();
+            // Committed together with the record after it, so the consumer
+            // never waits behind a lone wrap.
+            let skip = self.mem.capacity - self.offset;
+            self.put_header(pending, self.offset, layout::encode_wrap(skip));
+            self.tail += skip as u64;
+            self.offset = 0;
         }
         let off = self.offset;
-        debug_assert!(
-            off + rec + RECORD_HEADER_SIZE <= self.mem.capacity + RECORD_HEADER_SIZE && off + rec <= self.mem.capacity
-        );
+        debug_assert!(off + rec <= self.mem.capacity);
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
@@ -261,19 +267,60 @@ impl RingProducer {
             unsafe { std::slice::from_raw_parts_mut(self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE), len) };
         let out = fill(payload);
         let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
+        // The slot after the record reads "nothing yet" until a later record
+        // fills it: a consumer never sees a header left from the previous lap.
         self.mem.word(next).store(0, Ordering::Relaxed);
-        // SYNC POINT: the publish. Release orders the payload and the zeroed next
-        // slot before the header; pairs with the Acquire load in `RingConsumer::peek`.
-        self.mem
-            .word(off)
-            .store(layout::encode_message(len, priority), Ordering::Release);
+        self.put_header(pending, off, layout::encode_message(len, priority));
         self.tail += rec as u64;
         self.offset = next;
         // Counters start from values in shared memory: they wrap, never trap.
         self.messages = self.messages.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
-        self.publish_tail();
         Ok(out)
+    }
+
+    /// Publishes everything written since the last commit.
+    #[inline]
+    pub(crate) fn commit(&mut self, pending: &mut Option<(usize, u64)>) {
+        if let Some((offset, word)) = pending.take() {
+            // SYNC POINT: the publish. Release orders every payload, header and
+            // zeroed slot written before it; pairs with the Acquire load in
+            // `RingConsumer::peek`.
+            self.mem.word(offset).store(word, Ordering::Release);
+            self.publish_tail();
+        }
+    }
+
+    /// Reserves room for a `len`-byte message, lets `fill` write it in place
+    /// and publishes it. If `fill` panics nothing is published.
+    #[inline]
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+        let mut pending = None;
+        let out = self.put(&mut pending, priority, len, fill);
+        self.commit(&mut pending);
+        out
+    }
+
+    /// Starts a batch: messages written through it become visible together,
+    /// with one release store, when it is committed or dropped.
+    ///
+    /// ```
+    /// use memlink_shm::buffer::{RingBuffer, Priority};
+    /// let (mut tx, mut rx) = RingBuffer::new(4)?.split();
+    /// let mut batch = tx.batch();
+    /// for i in 0..10u8 {
+    ///     batch.write(Priority::Low, &[i])?;
+    /// }
+    /// assert!(rx.read()?.is_none(), "nothing is visible before the commit");
+    /// batch.commit();
+    /// assert_eq!(rx.read()?.unwrap().1, [0]);
+    /// # Ok::<(), memlink_shm::transport::ShmError>(())
+    /// ```
+    pub fn batch(&mut self) -> WriteBatch<'_> {
+        WriteBatch {
+            producer: self,
+            pending: None,
+        }
     }
 
     /// Copies `data` in as one message.
@@ -335,6 +382,41 @@ impl RingProducer {
 
     pub(crate) fn memory(&self) -> &RingMemory {
         &self.mem
+    }
+}
+
+/// Messages written through a batch are published together, with one
+/// release store, when it is committed (or dropped, also during a panic:
+/// the messages completed before it are published, the one being written
+/// is not).
+#[derive(Debug)]
+pub struct WriteBatch<'a> {
+    producer: &'a mut RingProducer,
+    pending: Option<(usize, u64)>,
+}
+
+impl WriteBatch<'_> {
+    /// Writes a `len`-byte message in place into the batch.
+    #[inline]
+    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+        self.producer.put(&mut self.pending, priority, len, fill)
+    }
+
+    /// Copies `data` into the batch as one message.
+    #[inline]
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+        self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Publishes the batch.
+    pub fn commit(mut self) {
+        self.producer.commit(&mut self.pending);
+    }
+}
+
+impl Drop for WriteBatch<'_> {
+    fn drop(&mut self) {
+        self.producer.commit(&mut self.pending);
     }
 }
 
@@ -560,6 +642,50 @@ mod tests {
             p.write(Priority::Low, &big).unwrap();
             assert_eq!(c.read().unwrap().unwrap().1, big);
         }
+    }
+
+    #[test]
+    fn batches_publish_together_across_wraps() {
+        let (mut p, mut c) = ring(1024, 200);
+        let mut sent = 0u32;
+        for round in 0..200u32 {
+            let mut b = p.batch();
+            let n = 1 + round % 7;
+            for _ in 0..n {
+                let v = sent;
+                match b.write_with(Priority::High, 4 + (v as usize * 13) % 120, |buf| {
+                    buf[..4].copy_from_slice(&v.to_le_bytes())
+                }) {
+                    Ok(()) => sent += 1,
+                    Err(ShmError::BufferFull) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            drop(b); // commits
+            while let Some((_, m)) = c.read().unwrap() {
+                let got = u32::from_le_bytes(m[..4].try_into().unwrap());
+                assert_eq!(m.len(), 4 + (got as usize * 13) % 120);
+                assert!(got < sent);
+            }
+        }
+        assert_eq!(p.memory().counters().messages_read, u64::from(sent));
+    }
+
+    #[test]
+    fn a_panic_inside_a_batch_publishes_the_completed_messages_only() {
+        let (mut p, mut c) = ring(1024, 100);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut b = p.batch();
+            b.write(Priority::High, b"one").unwrap();
+            b.write(Priority::High, b"two").unwrap();
+            b.write_with(Priority::High, 5, |_| panic!("boom")).unwrap();
+        }));
+        assert!(r.is_err());
+        assert_eq!(c.read().unwrap().unwrap().1, b"one");
+        assert_eq!(c.read().unwrap().unwrap().1, b"two");
+        assert!(c.read().unwrap().is_none());
+        p.write(Priority::High, b"three").unwrap();
+        assert_eq!(c.read().unwrap().unwrap().1, b"three");
     }
 
     #[test]

@@ -249,6 +249,56 @@ impl Client {
         Ok(got)
     }
 
+    /// Writes several messages, published together (one release store per tier).
+    pub(crate) fn write_batch<R>(&self, f: impl FnOnce(&mut crate::pring::PriorityBatch<'_>) -> R) -> ShmResult<R> {
+        if self.liveness.tick() {
+            self.check_daemon();
+        }
+        self.status()?;
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        let mut batch = tx.batch();
+        Ok(f(&mut batch))
+    }
+
+    /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
+    pub(crate) fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        if let Err(e @ ShmError::Poisoned(_)) = self.status() {
+            return Err(e);
+        }
+        let consumed = Cell::new(false);
+        let mut n = 0;
+        let result = {
+            let _wake = NotifyOnDrop::when(&self.channel().to_client_space, &consumed);
+            loop {
+                if n == max {
+                    break Ok(());
+                }
+                match rx.read_with(|p, b| {
+                    consumed.set(true);
+                    f(p, b)
+                }) {
+                    Ok(Some(())) => n += 1,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            }
+        };
+        if let Err(e) = result {
+            if let ShmError::Corrupted(_) = e {
+                self.poison();
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            if self.liveness.due() {
+                self.check_daemon();
+            }
+            self.status()?;
+        }
+        Ok(n)
+    }
+
     #[inline]
     pub(crate) fn signal(&self) {
         self.seg.control().daemon_wake.notify();

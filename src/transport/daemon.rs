@@ -157,7 +157,15 @@ impl Inbound {
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    ///
+    /// With `touched`, the writer waiting for room is not woken here: the
+    /// slot is recorded so a batch wakes each writer once at its end.
+    fn take<R>(
+        &mut self,
+        seg: &Segment,
+        touched: Option<&mut Vec<u32>>,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> ShmResult<Option<R>> {
         let n = self.active.len();
         for p in Priority::ALL {
             // `cursor` may exceed `n` after clients left; no division on this path.
@@ -181,7 +189,16 @@ impl Inbound {
                             slot: index,
                             generation: slot.generation,
                         };
-                        let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
+                        let space = &seg.channel(index).to_daemon_space;
+                        let _wake = match touched {
+                            None => Some(NotifyOnDrop::always(space)),
+                            Some(t) => {
+                                if !t.contains(&index) {
+                                    t.push(index);
+                                }
+                                None
+                            }
+                        };
                         return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
                     }
                     Err(e) => {
@@ -454,7 +471,7 @@ impl Daemon {
         if !rx.closing.is_empty() {
             rx.reap(&self.seg, &self.tx);
         }
-        let r = rx.take(&self.seg, f)?;
+        let r = rx.take(&self.seg, None, f)?;
         // Sweep for dead clients now and then: on an empty poll by the clock,
         // while busy at most every 256 reads.
         let sweep = if r.is_none() {
@@ -469,6 +486,60 @@ impl Daemon {
             return Err(ShmError::Disconnected);
         }
         Ok(r)
+    }
+
+    /// Reads up to `max` messages (Critical first, fair among clients), waking
+    /// blocked writers once per client at the end instead of once per message.
+    pub(crate) fn read_from_batch_with(
+        &self,
+        max: usize,
+        mut f: impl FnMut(ClientId, Priority, &[u8]),
+    ) -> ShmResult<usize> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        rx.refresh(&self.seg);
+        if !rx.closing.is_empty() {
+            rx.reap(&self.seg, &self.tx);
+        }
+        let mut touched = Vec::new();
+        let mut n = 0;
+        let result = loop {
+            if n == max {
+                break Ok(());
+            }
+            match rx.take(&self.seg, Some(&mut touched), &mut f) {
+                Ok(Some(())) => n += 1,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        EventWord::notify_each(touched.iter().map(|&i| &self.seg.channel(i).to_daemon_space));
+        result?;
+        let sweep = if n == 0 {
+            self.sweeper.due()
+        } else {
+            self.sweeper.tick()
+        };
+        if sweep {
+            self.sweep();
+        }
+        if n == 0 && self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        Ok(n)
+    }
+
+    /// Writes several messages to one client, published together.
+    pub(crate) fn write_to_batch<R>(
+        &self,
+        client: ClientId,
+        f: impl FnOnce(&mut crate::pring::PriorityBatch<'_>) -> R,
+    ) -> ShmResult<R> {
+        self.check_open()?;
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        tx.refresh(&self.seg);
+        let slot = tx.slot(client)?;
+        let mut batch = slot.rings.batch();
+        Ok(f(&mut batch))
     }
 
     /// Reclaims the slots of clients whose process died: a connected one is

@@ -37,6 +37,7 @@ pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
 use crate::buffer::RingCounters;
 use crate::control::Segment;
+pub use crate::pring::PriorityBatch;
 use client::Client;
 use daemon::Daemon;
 
@@ -287,6 +288,61 @@ impl NrelayShmTransport {
         match &self.role {
             Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
             Role::Client(c) => c.read_with(f),
+        }
+    }
+
+    /// Reads up to `max` waiting messages in place, in the order `read` would
+    /// return them, and returns how many. Cheaper per message than `read_with`
+    /// (a blocked writer is woken once, at the end).
+    pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
+            Role::Client(c) => c.read_batch_with(max, f),
+        }
+    }
+
+    /// Daemon: `read_batch_with`, also passing each message's sender.
+    pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_batch_with(max, f),
+            Role::Client(_) => Err(ShmError::DaemonOnly("read_from_batch_with")),
+        }
+    }
+
+    /// Client: writes several messages that become visible together (one
+    /// release store per tier), when `f` returns. Errors of single writes
+    /// come back through `f`'s own result.
+    ///
+    /// ```
+    /// use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+    /// use memlink_shm::priority::Priority;
+    /// # let name = format!("memlink-doc-batch-{}", std::process::id());
+    /// let daemon = NrelayShmTransport::create(&name, 1 << 20, 1)?;
+    /// let client = NrelayShmTransport::connect(&name, 1)?;
+    /// client.write_batch(|batch| -> Result<(), memlink_shm::ShmError> {
+    ///     for i in 0..100u32 {
+    ///         batch.write(Priority::High, &i.to_le_bytes())?;
+    ///     }
+    ///     Ok(())
+    /// })??;
+    /// client.signal();
+    /// let mut sum = 0;
+    /// let n = daemon.read_batch_with(1000, |_, b| sum += u32::from_le_bytes(b.try_into().unwrap()))?;
+    /// assert_eq!((n, sum), (100, 4950));
+    /// # Ok::<(), memlink_shm::ShmError>(())
+    /// ```
+    pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
+        match &self.role {
+            Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
+            Role::Client(c) => c.write_batch(f),
+        }
+    }
+
+    /// Daemon: writes several messages to one client, visible together.
+    pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
+        match &self.role {
+            Role::Daemon(d) => d.write_to_batch(client, f),
+            Role::Client(_) => Err(ShmError::DaemonOnly("write_to_batch")),
         }
     }
 
