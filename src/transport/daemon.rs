@@ -36,6 +36,8 @@ struct Inbound {
     closing: Vec<u32>,
     /// Per tier, where the next fair scan over `active` starts.
     cursor: [usize; 3],
+    /// Per tier, how many messages in a row came from the client at `cursor`.
+    burst: [u32; 3],
 }
 
 /// Writing ends of one client's to-client rings.
@@ -61,6 +63,10 @@ pub(crate) struct Daemon {
     /// Paces liveness sweeps of the client table.
     sweeper: Throttle,
 }
+
+/// Messages the daemon takes in a row from one client within a tier before
+/// serving the next (round-robin in bursts).
+const BURST: u32 = 16;
 
 /// How often the daemon checks its clients' liveness (and beats its heartbeat).
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
@@ -184,7 +190,18 @@ impl Inbound {
                 match ring.peek() {
                     Ok(None) => continue,
                     Ok(Some(m)) => {
-                        self.cursor[p.index()] = j + 1;
+                        // Fair in bursts: stay on this client for up to BURST
+                        // messages of the tier (reading one ring in sequence is
+                        // much cheaper than hopping between rings), then move on.
+                        // Higher tiers are still checked before every message.
+                        let t = p.index();
+                        if j == start && self.burst[t] + 1 < BURST {
+                            self.burst[t] += 1;
+                            self.cursor[t] = j;
+                        } else {
+                            self.burst[t] = 0;
+                            self.cursor[t] = if j == start { j + 1 } else { j };
+                        }
                         let id = ClientId {
                             slot: index,
                             generation: slot.generation,
@@ -329,6 +346,7 @@ impl Daemon {
                 active: Vec::with_capacity(n),
                 closing: Vec::new(),
                 cursor: [0; 3],
+                burst: [0; 3],
             }),
             tx: RefCell::new(Outbound {
                 epoch: None,

@@ -1,0 +1,53 @@
+//! Daemon reads: Critical before High before Low across all clients, and
+//! round-robin among clients within a tier (in bursts of at most 16).
+
+mod support;
+
+use memlink_shm::priority::Priority;
+use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+use support::{unique_name, SegmentGuard};
+
+#[test]
+fn critical_from_any_client_overtakes_every_backlog() {
+    let name = unique_name("fair-prio");
+    let _g = SegmentGuard(name.clone());
+    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(3).create().unwrap();
+    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    for c in &clients[..2] {
+        for _ in 0..100 {
+            c.write(Priority::Low, b"bulk").unwrap();
+            c.write(Priority::High, b"work").unwrap();
+        }
+    }
+    clients[2].write(Priority::Critical, b"halt").unwrap();
+    let (from, p, m) = daemon.read_from().unwrap();
+    assert_eq!((from, p, &m[..]), (clients[2].client_id().unwrap(), Priority::Critical, &b"halt"[..]));
+    // Then every High message before any Low one.
+    for _ in 0..200 {
+        assert_eq!(daemon.read().unwrap().0, Priority::High);
+    }
+    assert_eq!(daemon.read().unwrap().0, Priority::Low);
+}
+
+#[test]
+fn backlogged_clients_are_served_in_turn() {
+    let name = unique_name("fair-rr");
+    let _g = SegmentGuard(name.clone());
+    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(3).create().unwrap();
+    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    for c in &clients {
+        for _ in 0..200 {
+            c.write(Priority::High, b"x").unwrap();
+        }
+    }
+    let order: Vec<u32> = (0..600).map(|_| daemon.read_from().unwrap().0.slot()).collect();
+    // Within any 3 bursts' worth of reads, every client is served.
+    for window in order.windows(3 * 16) {
+        for slot in 0..3 {
+            assert!(window.contains(&slot), "client {slot} starved: {window:?}");
+        }
+    }
+    // And nobody gets more than a burst in a row.
+    let longest = order.chunk_by(|a, b| a == b).map(<[u32]>::len).max().unwrap();
+    assert!(longest <= 16, "a run of {longest} reads from one client");
+}
