@@ -130,6 +130,21 @@ impl PriorityConsumer {
         Ok(None)
     }
 
+    /// Passes up to `max` waiting messages to `f`: the Critical ring drained
+    /// first, then High, then Low, each handed back to its producer once.
+    /// A message of a higher tier that arrives during the call is read by the
+    /// next call. Returns how many.
+    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+        let mut n = 0;
+        for ring in &mut self.tiers {
+            if n == max {
+                break;
+            }
+            n += ring.read_batch_with(max - n, &mut f)?;
+        }
+        Ok(n)
+    }
+
     /// Copies the most urgent waiting message out.
     pub fn read(&mut self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
         self.read_with(|p, b| (p, b.to_vec()))

@@ -11,7 +11,11 @@ use support::{unique_name, SegmentGuard};
 fn critical_from_any_client_overtakes_every_backlog() {
     let name = unique_name("fair-prio");
     let _g = SegmentGuard(name.clone());
-    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(3).create().unwrap();
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(4 << 20)
+        .max_clients(3)
+        .create()
+        .unwrap();
     let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
     for c in &clients[..2] {
         for _ in 0..100 {
@@ -21,7 +25,10 @@ fn critical_from_any_client_overtakes_every_backlog() {
     }
     clients[2].write(Priority::Critical, b"halt").unwrap();
     let (from, p, m) = daemon.read_from().unwrap();
-    assert_eq!((from, p, &m[..]), (clients[2].client_id().unwrap(), Priority::Critical, &b"halt"[..]));
+    assert_eq!(
+        (from, p, &m[..]),
+        (clients[2].client_id().unwrap(), Priority::Critical, &b"halt"[..])
+    );
     // Then every High message before any Low one.
     for _ in 0..200 {
         assert_eq!(daemon.read().unwrap().0, Priority::High);
@@ -33,7 +40,11 @@ fn critical_from_any_client_overtakes_every_backlog() {
 fn backlogged_clients_are_served_in_turn() {
     let name = unique_name("fair-rr");
     let _g = SegmentGuard(name.clone());
-    let daemon = NrelayShmTransport::builder(&name).size(4 << 20).max_clients(3).create().unwrap();
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(4 << 20)
+        .max_clients(3)
+        .create()
+        .unwrap();
     let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
     for c in &clients {
         for _ in 0..200 {
@@ -50,4 +61,42 @@ fn backlogged_clients_are_served_in_turn() {
     // And nobody gets more than a burst in a row.
     let longest = order.chunk_by(|a, b| a == b).map(<[u32]>::len).max().unwrap();
     assert!(longest <= 16, "a run of {longest} reads from one client");
+}
+
+#[test]
+fn batch_reads_keep_tier_order_and_serve_everyone() {
+    let name = unique_name("fair-batch");
+    let _g = SegmentGuard(name.clone());
+    let daemon = NrelayShmTransport::builder(&name)
+        .size(4 << 20)
+        .max_clients(3)
+        .create()
+        .unwrap();
+    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    for c in &clients {
+        for _ in 0..100 {
+            c.write(Priority::Low, b"bulk").unwrap();
+        }
+    }
+    clients[1].write(Priority::Critical, b"halt").unwrap();
+    let mut seen = Vec::new();
+    let n = daemon
+        .read_from_batch_with(48, |from, p, _| seen.push((from.slot(), p)))
+        .unwrap();
+    assert_eq!(n, 48);
+    assert_eq!(seen[0], (1, Priority::Critical), "Critical first, even in a batch");
+    for slot in 0..3 {
+        assert!(
+            seen.iter().any(|&(s, p)| s == slot && p == Priority::Low),
+            "client {slot} not served: {seen:?}"
+        );
+    }
+    let mut total = n;
+    while let Ok(k) = daemon.read_batch_with(1000, |_, _| ()) {
+        if k == 0 {
+            break;
+        }
+        total += k;
+    }
+    assert_eq!(total, 301, "every message exactly once");
 }

@@ -544,21 +544,61 @@ impl RingConsumer {
 
     #[inline]
     fn consume(&mut self, n: usize, message_len: Option<usize>) {
+        self.advance(n, message_len);
+        self.publish();
+    }
+
+    /// Moves past `n` bytes locally; the producer sees it at `publish`.
+    #[inline]
+    fn advance(&mut self, n: usize, message_len: Option<usize>) {
         self.head += n as u64;
         self.offset += n;
         if self.offset == self.mem.capacity {
             self.offset = 0;
         }
-        let h = self.mem.header();
         if let Some(len) = message_len {
             self.messages = self.messages.wrapping_add(1);
             self.bytes = self.bytes.wrapping_add(len as u64);
-            h.messages_read.store(self.messages, Ordering::Relaxed);
-            h.bytes_read.store(self.bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Hands consumed bytes back to the producer.
+    #[inline]
+    fn publish(&mut self) {
+        let h = self.mem.header();
+        h.messages_read.store(self.messages, Ordering::Relaxed);
+        h.bytes_read.store(self.bytes, Ordering::Relaxed);
         // SYNC POINT: Release hands the bytes back; pairs with the producer's
         // Acquire load of `head` in `RingProducer::has_room`.
         h.head.store(self.head, Ordering::Release);
+    }
+
+    /// Passes up to `max` waiting messages to `f`, in order, and hands their
+    /// space back to the producer once, at the end (also if `f` panics: every
+    /// message passed to `f` is consumed exactly once). Returns how many.
+    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+        struct PublishOnDrop<'a>(&'a mut RingConsumer);
+        impl Drop for PublishOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.publish();
+            }
+        }
+        let guard = PublishOnDrop(self);
+        let c = &mut *guard.0;
+        let mut n = 0;
+        while n < max {
+            let Some(m) = c.peek()? else { break };
+            debug_assert!(m.offset + layout::record_size(m.len) <= c.mem.capacity);
+            // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
+            // area; `advance` moves only the local head, and the producer reuses the
+            // bytes only after `publish`, which runs when the guard drops, after `f`.
+            let payload =
+                unsafe { std::slice::from_raw_parts(c.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
+            c.advance(layout::record_size(m.len), Some(m.len));
+            f(m.priority, payload);
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Data bytes of the ring.
@@ -686,6 +726,28 @@ mod tests {
         assert!(c.read().unwrap().is_none());
         p.write(Priority::High, b"three").unwrap();
         assert_eq!(c.read().unwrap().unwrap().1, b"three");
+    }
+
+    #[test]
+    fn a_panic_in_a_batch_read_consumes_the_delivered_messages_once() {
+        let (mut p, mut c) = ring(1024, 100);
+        for i in 0..5u8 {
+            p.write(Priority::High, &[i]).unwrap();
+        }
+        let mut seen = Vec::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.read_batch_with(10, |_, b| {
+                seen.push(b[0]);
+                if b[0] == 2 {
+                    panic!("boom");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(c.read().unwrap().unwrap().1, [3]);
+        assert_eq!(c.read_batch_with(10, |_, _| ()).unwrap(), 1);
+        assert_eq!(p.memory().counters().messages_read, 5);
     }
 
     #[test]

@@ -267,23 +267,14 @@ impl Client {
             return Err(e);
         }
         let consumed = Cell::new(false);
-        let mut n = 0;
         let result = {
             let _wake = NotifyOnDrop::when(&self.channel().to_client_space, &consumed);
-            loop {
-                if n == max {
-                    break Ok(());
-                }
-                match rx.read_with(|p, b| {
-                    consumed.set(true);
-                    f(p, b)
-                }) {
-                    Ok(Some(())) => n += 1,
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            }
+            rx.read_batch_with(max, |p, b| {
+                consumed.set(true);
+                f(p, b)
+            })
         };
+        let n = *result.as_ref().unwrap_or(&0);
         if let Err(e) = result {
             if let ShmError::Corrupted(_) = e {
                 self.poison();
