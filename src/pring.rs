@@ -123,8 +123,11 @@ impl PriorityConsumer {
     #[inline]
     pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         for ring in &mut self.tiers {
-            if let Some(m) = ring.peek()? {
-                return Ok(Some(ring.deliver(m, f)));
+            // A load per empty tier; the validated `peek` only where something is.
+            if ring.may_have_message() {
+                if let Some(m) = ring.peek()? {
+                    return Ok(Some(ring.deliver(m, f)));
+                }
             }
         }
         Ok(None)

@@ -496,6 +496,14 @@ impl RingConsumer {
         }
     }
 
+    /// One load: false only if the ring is certainly empty (a zero header at
+    /// the read position and no error to report). Lets the priority reader
+    /// skip empty tiers without a full `peek`.
+    #[inline]
+    pub fn may_have_message(&self) -> bool {
+        self.failed.is_some() || self.mem.word(self.offset).load(Ordering::Relaxed) != 0
+    }
+
     /// Whether a message is waiting (cheap: one load when the ring is empty).
     #[inline]
     pub fn has_message(&mut self) -> bool {

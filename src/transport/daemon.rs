@@ -187,6 +187,9 @@ impl Inbound {
                     continue;
                 };
                 let ring = slot.rings.tier(p);
+                if !ring.may_have_message() {
+                    continue;
+                }
                 match ring.peek() {
                     Ok(None) => continue,
                     Ok(Some(m)) => {
@@ -255,11 +258,11 @@ impl Inbound {
                     slot: index,
                     generation: slot.generation,
                 };
-                match slot
-                    .rings
-                    .tier(p)
-                    .read_batch_with(max.min(BURST as usize), |prio, b| f(id, prio, b))
-                {
+                let ring = slot.rings.tier(p);
+                if !ring.may_have_message() {
+                    continue;
+                }
+                match ring.read_batch_with(max.min(BURST as usize), |prio, b| f(id, prio, b)) {
                     Ok(0) => continue,
                     Ok(got) => {
                         if !touched.contains(&index) {
