@@ -38,6 +38,8 @@ struct Inbound {
     cursor: [usize; 3],
     /// Per tier, how many messages in a row came from the client at `cursor`.
     burst: [u32; 3],
+    /// Slots a batch read consumed from (reused: no allocation per batch).
+    touched: Vec<u32>,
 }
 
 /// Writing ends of one client's to-client rings.
@@ -401,6 +403,7 @@ impl Daemon {
                 closing: Vec::new(),
                 cursor: [0; 3],
                 burst: [0; 3],
+                touched: Vec::with_capacity(n),
             }),
             tx: RefCell::new(Outbound {
                 epoch: None,
@@ -572,7 +575,8 @@ impl Daemon {
         if !rx.closing.is_empty() {
             rx.reap(&self.seg, &self.tx);
         }
-        let mut touched = Vec::new();
+        let mut touched = std::mem::take(&mut rx.touched);
+        touched.clear();
         let mut n = 0;
         let result = loop {
             if n == max {
@@ -585,6 +589,7 @@ impl Daemon {
             }
         };
         EventWord::notify_each(touched.iter().map(|&i| &self.seg.channel(i).to_daemon_space));
+        rx.touched = touched;
         result?;
         let sweep = if n == 0 {
             self.sweeper.due()
