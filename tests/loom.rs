@@ -80,6 +80,8 @@ fn produce(ring: &Ring, values: &[u64], zero_next: bool, batch: usize) {
                 tail += to_end as u64;
                 off = 0;
             }
+            // SAFETY: loom checks this very claim: the slot is free space that the
+            // consumer does not read until the header published after it.
             ring.payload[off + 1].with_mut(|p| unsafe { *p = v });
             let next = if off + rec == CAP { 0 } else { off + rec };
             if zero_next {
@@ -110,6 +112,8 @@ fn consume(ring: &Ring, n: usize) -> Vec<u64> {
         let skip = if w & WRAP != 0 {
             CAP - off
         } else {
+            // SAFETY: loom checks this very claim: the acquired header makes the
+            // payload visible, and the producer does not rewrite it before `head` moves.
             let v = ring.payload[off + 1].with(|p| unsafe { *p });
             assert_eq!(w & 0xFFFF_FFFF, v, "header and payload disagree: a torn record");
             got.push(v);

@@ -260,11 +260,11 @@ impl RingProducer {
         }
         let off = self.offset;
         debug_assert!(off + rec <= self.mem.capacity);
+        let start = self.mem.data.as_ptr().wrapping_add(off + RECORD_HEADER_SIZE);
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
-        let payload =
-            unsafe { std::slice::from_raw_parts_mut(self.mem.data.as_ptr().add(off + RECORD_HEADER_SIZE), len) };
+        let payload = unsafe { std::slice::from_raw_parts_mut(start, len) };
         let out = fill(payload);
         let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
         // The slot after the record reads "nothing yet" until a later record
@@ -524,11 +524,11 @@ impl RingConsumer {
             }
         }
         debug_assert!(m.offset + layout::record_size(m.len) <= self.mem.capacity);
+        let start = self.mem.data.as_ptr().wrapping_add(m.offset + RECORD_HEADER_SIZE);
         // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
         // area, and the producer does not write it until `head` passes it, which
         // happens only when the guard below drops, after `f` returns.
-        let payload =
-            unsafe { std::slice::from_raw_parts(self.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
+        let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
         let _guard = ConsumeOnDrop {
             consumer: self,
             len: m.len,
@@ -597,11 +597,11 @@ impl RingConsumer {
         while n < max {
             let Some(m) = c.peek()? else { break };
             debug_assert!(m.offset + layout::record_size(m.len) <= c.mem.capacity);
+            let start = c.mem.data.as_ptr().wrapping_add(m.offset + RECORD_HEADER_SIZE);
             // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
             // area; `advance` moves only the local head, and the producer reuses the
             // bytes only after `publish`, which runs when the guard drops, after `f`.
-            let payload =
-                unsafe { std::slice::from_raw_parts(c.mem.data.as_ptr().add(m.offset + RECORD_HEADER_SIZE), m.len) };
+            let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
             c.advance(layout::record_size(m.len), Some(m.len));
             f(m.priority, payload);
             n += 1;

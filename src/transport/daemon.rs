@@ -165,15 +165,7 @@ impl Inbound {
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    ///
-    /// With `touched`, the writer waiting for room is not woken here: the
-    /// slot is recorded so a batch wakes each writer once at its end.
-    fn take<R>(
-        &mut self,
-        seg: &Segment,
-        touched: Option<&mut Vec<u32>>,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let n = self.active.len();
         for p in Priority::ALL {
             // `cursor` may exceed `n` after clients left; no division on this path.
@@ -211,16 +203,7 @@ impl Inbound {
                             slot: index,
                             generation: slot.generation,
                         };
-                        let space = &seg.channel(index).to_daemon_space;
-                        let _wake = match touched {
-                            None => Some(NotifyOnDrop::always(space)),
-                            Some(t) => {
-                                if !t.contains(&index) {
-                                    t.push(index);
-                                }
-                                None
-                            }
-                        };
+                        let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
                         return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
                     }
                     Err(e) => {
@@ -546,7 +529,7 @@ impl Daemon {
         if !rx.closing.is_empty() {
             rx.reap(&self.seg, &self.tx);
         }
-        let r = rx.take(&self.seg, None, f)?;
+        let r = rx.take(&self.seg, f)?;
         // Sweep for dead clients now and then: on an empty poll by the clock,
         // while busy at most every 256 reads.
         let sweep = if r.is_none() {
