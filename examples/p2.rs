@@ -131,7 +131,8 @@ fn both_sides(quick: bool) -> ShmResult<()> {
 // Daemon: echo High messages, count stream messages, obey Critical commands.
 // ---------------------------------------------------------------------------
 
-enum Command_ {
+/// What the daemon does after handling a Critical command.
+enum Action {
     None,
     Reply(ClientId, String),
     Floor(ClientId, String, u64),
@@ -144,7 +145,7 @@ fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
     let mut stream_left = 0u64;
     let mut sink = vec![0u8; 4096];
     loop {
-        let mut cmd = Command_::None;
+        let mut cmd = Action::None;
         let got = t.read_from_with(|from, p, b| -> ShmResult<()> {
             if p == Priority::Critical {
                 cmd = parse_command(from, b, &mut mode, &mut stream_left);
@@ -155,7 +156,7 @@ fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
                 std::hint::black_box(&sink);
                 stream_left -= 1;
                 if stream_left == 0 {
-                    cmd = Command_::Reply(from, "DONE".into());
+                    cmd = Action::Reply(from, "DONE".into());
                 }
                 return Ok(());
             }
@@ -184,19 +185,19 @@ fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
             Err(e) => return Err(e),
         }
         match cmd {
-            Command_::None => {}
-            Command_::Reply(to, text) => t.send_to(to, Priority::Critical, text.as_bytes())?,
-            Command_::Floor(to, name, total) => {
+            Action::None => {}
+            Action::Reply(to, text) => t.send_to(to, Priority::Critical, text.as_bytes())?,
+            Action::Floor(to, name, total) => {
                 let line = FloorLine::open(&name);
                 t.send_to(to, Priority::Critical, b"OK")?;
                 line.respond(total);
             }
-            Command_::FutexFloor(to, name, total) => {
+            Action::FutexFloor(to, name, total) => {
                 let line = FloorLine::open(&name);
                 t.send_to(to, Priority::Critical, b"OK")?;
                 line.respond_futex(total);
             }
-            Command_::Quit => return Ok(()),
+            Action::Quit => return Ok(()),
         }
         if let Mode::Wait(spin) = mode {
             t.set_spin(spin);
@@ -204,10 +205,10 @@ fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
     }
 }
 
-fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u64) -> Command_ {
+fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u64) -> Action {
     let text = String::from_utf8_lossy(b);
     let words: Vec<&str> = text.split_whitespace().collect();
-    let ok = || Command_::Reply(from, "OK".into());
+    let ok = || Action::Reply(from, "OK".into());
     match words.as_slice() {
         ["MODE", "busy"] => {
             *mode = Mode::Busy;
@@ -221,10 +222,10 @@ fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u6
             *stream_left = n.parse().unwrap_or(0);
             ok()
         }
-        ["FLOOR", name, n] => Command_::Floor(from, name.to_string(), n.parse().unwrap_or(0)),
-        ["FUTEXFLOOR", name, n] => Command_::FutexFloor(from, name.to_string(), n.parse().unwrap_or(0)),
-        ["QUIT"] => Command_::Quit,
-        _ => Command_::Reply(from, format!("ERR unknown command {text:?}")),
+        ["FLOOR", name, n] => Action::Floor(from, name.to_string(), n.parse().unwrap_or(0)),
+        ["FUTEXFLOOR", name, n] => Action::FutexFloor(from, name.to_string(), n.parse().unwrap_or(0)),
+        ["QUIT"] => Action::Quit,
+        _ => Action::Reply(from, format!("ERR unknown command {text:?}")),
     }
 }
 

@@ -8,7 +8,8 @@
 //! - Client `write` goes to the daemon; daemon `write` goes to every
 //!   connected client (all or none), `write_to` to one.
 //! - Daemon `read` serves Critical before High before Low across all clients,
-//!   round-robin among clients within a tier; `read_from` also says who sent it.
+//!   round-robin among clients within a tier (bursts of at most 16);
+//!   `read_from` also says who sent it.
 //! - `write` publishes without waking anybody; `signal` wakes a peer sleeping
 //!   in `wait`, with a syscall only if one sleeps; `send` is both.
 //! - A full ring is [`ShmError::BufferFull`]; `write_timeout` waits for room
@@ -16,6 +17,14 @@
 //! - `shutdown` (or dropping the daemon) makes clients' `wait`s return and
 //!   their writes fail with [`ShmError::Disconnected`]; they can still read what
 //!   was sent before.
+//! - Batches: `write_batch` / `write_to_batch` publish many messages with one
+//!   release store; `read_batch_with` / `read_from_batch_with` hand the space
+//!   back once per burst.
+//! - Death is detected through OFD locks on the segment file (see
+//!   [`crate::layout::DAEMON_LOCK_BYTE`]): the daemon reclaims a dead client's
+//!   slot after delivering what it finished writing; clients of a dead daemon
+//!   get [`ShmError::Disconnected`]. A channel found corrupt is poisoned for
+//!   both sides ([`ShmError::Poisoned`]).
 //!
 //! A transport is `Send` but not `Sync`: use it from one thread at a time (or
 //! behind a `Mutex`). Calling it from inside one of its own closures on the
