@@ -136,16 +136,23 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 
 /// Monotonic time in nanoseconds, comparable between processes of one boot.
 pub fn monotonic_nanos() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec as u64)
+    clock_nanos(libc::CLOCK_MONOTONIC)
 }
 
 /// A cheap monotonic clock (ns), a few milliseconds coarse: for throttling
 /// periodic checks on hot paths.
 pub fn coarse_monotonic_nanos() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    clock_nanos(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+// Through libc rather than rustix: rustix finds the vDSO itself, which crashes
+// under valgrind; glibc's clock_gettime works everywhere.
+fn clock_nanos(clock: libc::clockid_t) -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; clock_gettime only writes it.
+    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+        return 0;
+    }
     (t.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as u64)
