@@ -7,16 +7,21 @@ use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 use support::{unique_name, SegmentGuard};
 
-#[test]
-fn critical_from_any_client_overtakes_every_backlog() {
-    let name = unique_name("fair-prio");
-    let _g = SegmentGuard(name.clone());
+fn daemon_with_three_clients(tag: &str) -> (SegmentGuard, NrelayShmTransport, Vec<NrelayShmTransport>) {
+    let name = unique_name(tag);
+    let guard = SegmentGuard(name.clone());
     let daemon = NrelayShmTransport::builder(&name)
         .size(4 << 20)
         .max_clients(3)
         .create()
         .unwrap();
-    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    let clients = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    (guard, daemon, clients)
+}
+
+#[test]
+fn critical_from_any_client_overtakes_every_backlog() {
+    let (_g, daemon, clients) = daemon_with_three_clients("fair-prio");
     for c in &clients[..2] {
         for _ in 0..100 {
             c.write(Priority::Low, b"bulk").unwrap();
@@ -38,14 +43,7 @@ fn critical_from_any_client_overtakes_every_backlog() {
 
 #[test]
 fn backlogged_clients_are_served_in_turn() {
-    let name = unique_name("fair-rr");
-    let _g = SegmentGuard(name.clone());
-    let daemon = NrelayShmTransport::builder(&name)
-        .size(4 << 20)
-        .max_clients(3)
-        .create()
-        .unwrap();
-    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    let (_g, daemon, clients) = daemon_with_three_clients("fair-rr");
     for c in &clients {
         for _ in 0..200 {
             c.write(Priority::High, b"x").unwrap();
@@ -65,14 +63,7 @@ fn backlogged_clients_are_served_in_turn() {
 
 #[test]
 fn batch_reads_keep_tier_order_and_serve_everyone() {
-    let name = unique_name("fair-batch");
-    let _g = SegmentGuard(name.clone());
-    let daemon = NrelayShmTransport::builder(&name)
-        .size(4 << 20)
-        .max_clients(3)
-        .create()
-        .unwrap();
-    let clients: Vec<_> = (0..3).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    let (_g, daemon, clients) = daemon_with_three_clients("fair-batch");
     for c in &clients {
         for _ in 0..100 {
             c.write(Priority::Low, b"bulk").unwrap();
