@@ -7,7 +7,7 @@ mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use memlink_shm::mmap::SegmentName;
-use memlink_shm::transport::{NrelayShmTransport, ShmError};
+use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use support::{unique_name, SegmentGuard};
 
 #[test]
@@ -66,4 +66,22 @@ fn a_segment_owned_by_another_user_is_refused() {
         .cleanup_orphaned_shm(&name)
         .is_err());
     drop(d);
+}
+
+#[test]
+fn a_second_daemon_on_a_live_name_is_refused() {
+    let name = unique_name("second");
+    let _g = SegmentGuard(name.clone());
+    let first = NrelayShmTransport::create(&name, 1 << 20, 1).unwrap();
+    match NrelayShmTransport::create(&name, 1 << 20, 1) {
+        Err(ShmError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    let client = NrelayShmTransport::connect(&name, 1).unwrap();
+    // A clean shutdown (dropping the daemon) frees the name at once; taking
+    // over a killed daemon's segment is tested in tests/kill.rs.
+    drop(first);
+    assert!(!client.is_connected());
+    let second = NrelayShmTransport::create(&name, 1 << 20, 2).unwrap();
+    assert_eq!(second.protocol_version(), 2);
 }
