@@ -270,20 +270,16 @@ pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),
         Err(e) => return Err(name.io_error("open", e)),
     };
-    let (uid, _) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
-    let me = platform::current_uid();
-    if uid != me {
-        return Err(ShmError::PermissionDenied {
-            name: name.to_string(),
-            reason: format!("owned by uid {uid}, not by this user ({me})"),
-        });
-    }
-    let mut head = [0u8; 80];
-    let is_ours = file.read_exact_at(&mut head, 0).is_ok() && head[..8] == MAGIC.to_le_bytes();
+    crate::mmap::check_owner(name, &file, platform::current_uid())?;
+    // Read through the layout's own offsets: no second copy of the wire format.
+    let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_pid) + 4];
+    let magic = std::mem::offset_of!(ControlBlock, magic);
+    let is_ours = file.read_exact_at(&mut head, 0).is_ok() && head[magic..magic + 8] == MAGIC.to_le_bytes();
     if !is_ours {
         return Err(ShmError::AlreadyExists { name: name.to_string() });
     }
-    let pid = u32::from_le_bytes(head[72..76].try_into().unwrap_or_default());
+    let at = std::mem::offset_of!(ControlBlock, daemon_pid);
+    let pid = u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or_default());
     if platform::byte_locked_elsewhere(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
         Ok(Owner::Alive { pid })
     } else {

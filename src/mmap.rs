@@ -210,16 +210,7 @@ impl SharedMemory {
     /// user, which its clients name here).
     pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
-        let (uid, len) = platform::file_owner_and_size(&file).map_err(|e| name.io_error("stat", e))?;
-        let me = owner;
-        if uid != me {
-            return Err(ShmError::PermissionDenied {
-                name: name.to_string(),
-                reason: format!(
-                    "owned by uid {uid}, not by this user ({me}): refusing a segment another user may control"
-                ),
-            });
-        }
+        let len = check_owner(name, &file, owner)?;
         let len = usize::try_from(len).map_err(|_| ShmError::InvalidSegment {
             name: name.to_string(),
             reason: "size does not fit in memory".into(),
@@ -262,6 +253,21 @@ impl SharedMemory {
     pub fn name(&self) -> &SegmentName {
         &self.name
     }
+}
+
+/// Refuses a segment file not owned by user `owner` (root included: a name
+/// squatted by another user is never used). Returns the file's size.
+pub(crate) fn check_owner(name: &SegmentName, file: &File, owner: u32) -> ShmResult<u64> {
+    let (uid, len) = platform::file_owner_and_size(file).map_err(|e| name.io_error("stat", e))?;
+    if uid != owner {
+        return Err(ShmError::PermissionDenied {
+            name: name.to_string(),
+            reason: format!(
+                "owned by uid {uid}, not by the expected owner ({owner}): refusing a segment another user may control"
+            ),
+        });
+    }
+    Ok(len)
 }
 
 impl Drop for SharedMemory {

@@ -327,7 +327,7 @@ fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
     let Ok(file) = platform::open_segment_file(path) else {
         return false;
     };
-    let mine = platform::file_owner_and_size(&file).is_ok_and(|(uid, _)| uid == platform::current_uid());
+    let mine = crate::mmap::check_owner(&SegmentName::Path(path.to_owned()), &file, platform::current_uid()).is_ok();
     mine && platform::try_lock_byte(&file, byte).unwrap_or(false)
         && matches!(platform::same_file(&file, path), Ok(true))
         && platform::remove_segment_file(path).is_ok()

@@ -1,12 +1,13 @@
 //! A client slot: attaching ring ends, resetting, and small shared helpers.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::{RingConsumer, RingProducer};
 use crate::control::Segment;
 use crate::error::ShmResult;
-use crate::layout::Direction;
+use crate::layout::{Direction, EventWord};
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
@@ -104,5 +105,34 @@ impl Throttle {
         let n = self.calls.get().wrapping_add(1);
         self.calls.set(n);
         n % 256 == 0 && self.due()
+    }
+}
+
+/// Tells a blocked writer that room was freed, even if a read closure panicked.
+pub(crate) struct NotifyOnDrop<'a> {
+    event: &'a EventWord,
+    armed: Option<&'a Cell<bool>>,
+}
+
+impl<'a> NotifyOnDrop<'a> {
+    /// Notifies on drop.
+    pub(crate) fn always(event: &'a EventWord) -> Self {
+        NotifyOnDrop { event, armed: None }
+    }
+
+    /// Notifies on drop if `armed` is then true.
+    pub(crate) fn when(event: &'a EventWord, armed: &'a Cell<bool>) -> Self {
+        NotifyOnDrop {
+            event,
+            armed: Some(armed),
+        }
+    }
+}
+
+impl Drop for NotifyOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed.map_or(true, Cell::get) {
+            self.event.notify();
+        }
     }
 }

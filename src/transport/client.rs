@@ -10,8 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::channel::{self, deadline, Throttle};
-use super::daemon::NotifyOnDrop;
+use super::channel::{self, deadline, NotifyOnDrop, Throttle};
 use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};

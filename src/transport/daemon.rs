@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::channel::{self, deadline, Throttle};
+use super::channel::{self, deadline, NotifyOnDrop, Throttle};
 use super::{ClientId, TransportStats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
@@ -273,35 +273,6 @@ impl Inbound {
 fn poison(seg: &Segment, index: u32, code: u32) {
     seg.channel(index).poison.store(code, Ordering::Release);
     seg.control().epoch.fetch_add(1, Ordering::Release);
-}
-
-/// Tells a blocked writer that room was freed, even if a read closure panicked.
-pub(crate) struct NotifyOnDrop<'a> {
-    event: &'a EventWord,
-    armed: Option<&'a Cell<bool>>,
-}
-
-impl<'a> NotifyOnDrop<'a> {
-    /// Notifies on drop.
-    pub(crate) fn always(event: &'a EventWord) -> Self {
-        NotifyOnDrop { event, armed: None }
-    }
-
-    /// Notifies on drop if `armed` is then true.
-    pub(crate) fn when(event: &'a EventWord, armed: &'a Cell<bool>) -> Self {
-        NotifyOnDrop {
-            event,
-            armed: Some(armed),
-        }
-    }
-}
-
-impl Drop for NotifyOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed.map_or(true, Cell::get) {
-            self.event.notify();
-        }
-    }
 }
 
 impl Outbound {
