@@ -76,8 +76,12 @@ impl Segment {
                     if !matches!(platform::same_file(&file, &name.path()), Ok(true)) {
                         continue; // replaced meanwhile: look again
                     }
-                    seg.shm.publish_replacing()?;
-                    return Ok(seg);
+                    match seg.shm.publish_replacing() {
+                        Ok(()) => return Ok(seg),
+                        // Windows replaces in two steps; a creator got in between: look again.
+                        Err(ShmError::AlreadyExists { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -264,7 +268,6 @@ pub enum Owner {
 /// a memlink segment of this user and whether its daemon lives. Files that
 /// are not memlink segments are refused with [`ShmError::AlreadyExists`].
 pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
-    use std::os::unix::fs::FileExt;
     let file = match platform::open_segment_file(&name.path()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),
@@ -274,7 +277,7 @@ pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
     // Read through the layout's own offsets: no second copy of the wire format.
     let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_pid) + 4];
     let magic = std::mem::offset_of!(ControlBlock, magic);
-    let is_ours = file.read_exact_at(&mut head, 0).is_ok() && head[magic..magic + 8] == MAGIC.to_le_bytes();
+    let is_ours = platform::read_exact_at(&file, &mut head, 0).is_ok() && head[magic..magic + 8] == MAGIC.to_le_bytes();
     if !is_ours {
         return Err(ShmError::AlreadyExists { name: name.to_string() });
     }

@@ -65,7 +65,8 @@ impl EventWord {
     fn wake_all(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         self.wakeups.fetch_add(1, Ordering::Relaxed);
-        platform::futex_wake(&self.seq, u32::MAX);
+        // Everyone registered; where the OS counts wake-ups (Windows), that many.
+        platform::futex_wake(&self.seq, self.waiters.load(Ordering::Relaxed).max(1));
     }
 
     /// Blocks until `ready()` returns true (then returns true) or `deadline`

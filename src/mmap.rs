@@ -31,7 +31,8 @@ pub enum SegmentName {
 }
 
 impl SegmentName {
-    /// Interprets `name`: containing `/` means a path, otherwise a POSIX name.
+    /// Interprets `name`: containing `/` (or, on Windows, `\`) means a path,
+    /// otherwise a bare name.
     ///
     /// ```
     /// use memlink_shm::mmap::SegmentName;
@@ -47,7 +48,7 @@ impl SegmentName {
         if name.contains('\0') {
             return Err(bad("contains a NUL byte"));
         }
-        if name.contains('/') {
+        if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
             return Ok(SegmentName::Path(PathBuf::from(name)));
         }
         if name == "." || name == ".." {
@@ -100,7 +101,7 @@ impl SegmentName {
                 name,
                 reason: format!("{op}: {e}"),
             },
-            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => ShmError::PermissionDenied {
+            _ if platform::is_symlink_refusal(&e) => ShmError::PermissionDenied {
                 name,
                 reason: "it is a symbolic link, which memlink never follows".into(),
             },
@@ -121,6 +122,8 @@ impl fmt::Display for SegmentName {
 /// A mapped segment. The mapping stays valid while this value lives.
 #[derive(Debug)]
 pub struct SharedMemory {
+    /// Declared before `map`, so it is dropped (unregistered) before the unmap.
+    _wake_scope: platform::WakeScope,
     map: MmapRaw,
     name: SegmentName,
     /// Kept open: liveness locks live on this open file description.
@@ -156,6 +159,7 @@ impl SharedMemory {
             }
         };
         Ok(SharedMemory {
+            _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
             map,
             name: name.clone(),
             file,
@@ -227,6 +231,7 @@ impl SharedMemory {
             .map_raw(&file)
             .map_err(|e| name.io_error("map", e))?;
         Ok(SharedMemory {
+            _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
             map,
             name: name.clone(),
             file,

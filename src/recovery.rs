@@ -1,8 +1,8 @@
 //! Crash recovery: who is alive, PID files, and cleaning up after the dead.
 //!
 //! Liveness here is a kernel fact, never a guess from a timeout: a process
-//! holds an OFD lock on a byte of a file (its segment, or its PID file) for
-//! as long as it lives, and the kernel releases it when the process dies,
+//! holds a lock on a byte of a file (its segment, or its PID file: an OFD
+//! lock on Linux and macOS, `LockFileEx` on Windows) for as long as it lives, and the kernel releases it when the process dies,
 //! however it dies. Process ids are recorded next to their start time, so a
 //! recycled pid is never mistaken for the process that had it.
 //! [`Heartbeat`] measures progress, which is a different question: a busy
@@ -19,9 +19,8 @@
 //! # Ok::<(), memlink_shm::ShmError>(())
 //! ```
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -177,15 +176,7 @@ impl RecoveryManager {
         }
         let io = |op, e| name.io_error(op, e);
         for _ in 0..8 {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
-                .open(&self.pid_file)
-                .map_err(|e| io("open pid file", e))?;
+            let mut file = platform::open_or_create_private_file(&self.pid_file).map_err(|e| io("open pid file", e))?;
             if !platform::try_lock_byte(&file, 0).map_err(|e| io("lock pid file", e))? {
                 return Err(ShmError::AlreadyRunning {
                     name: name.to_string(),
@@ -257,6 +248,11 @@ impl RecoveryManager {
                 if remove_if_unlocked(&path, DAEMON_LOCK_BYTE) {
                     report.partial_segments.push(path);
                 }
+            } else if file_name.ends_with(platform::REMOVED_SUFFIX) {
+                // Already removed; deleting again only matters if that first delete failed.
+                if platform::remove_segment_file(&path).is_ok() {
+                    report.partial_segments.push(path);
+                }
             } else if file_name.ends_with(".pid") {
                 if is_memlink_pid_file(&path) && remove_if_unlocked(&path, 0) {
                     report.pid_files.push(path);
@@ -270,10 +266,11 @@ impl RecoveryManager {
         Ok(report)
     }
 
-    /// [`RecoveryManager::cleanup_orphans_in`] the directory of POSIX
-    /// shared-memory names (`/dev/shm`).
+    /// [`RecoveryManager::cleanup_orphans_in`] the directory of bare segment
+    /// names ([`platform::shm_dir`]: `/dev/shm` on Linux, `/tmp` on macOS,
+    /// `%TEMP%\memlink` on Windows).
     pub fn cleanup_all_orphans() -> ShmResult<CleanupReport> {
-        Self::cleanup_orphans_in(Path::new(platform::SHM_DIR))
+        Self::cleanup_orphans_in(&platform::shm_dir())
     }
 }
 

@@ -1,19 +1,140 @@
 //! Operating-system primitives, one file per OS behind one interface.
 //!
-//! Everything above this module is OS-independent: it asks for a segment file,
-//! a wait on a 32-bit word in shared memory, a wake of that word, and process
-//! identity. Linux is implemented today (`linux.rs`); Windows and macOS slot in
-//! here with the same functions.
+//! Everything above this module is OS-independent: it asks for a segment
+//! file, byte locks on it that die with their holder, an atomic publish and
+//! replace of a name, a wait on a 32-bit word in shared memory and a wake of
+//! that word, process identity and clocks.
+//!
+//! | | Linux | macOS | Windows |
+//! |---|---|---|---|
+//! | segment | file in `/dev/shm` (tmpfs) | file in `/tmp` | temporary file in `%TEMP%\memlink` |
+//! | wait/wake | shared futex | `os_sync_wait_on_address` (14.4+), `__ulock` before | named semaphore per word |
+//! | liveness | OFD byte lock, `/proc` start time | OFD byte lock, `proc_pidinfo` | `LockFileEx` byte lock, process handle |
+//!
+//! `unix.rs` holds what Linux and macOS share (files, OFD locks, link and
+//! rename); `linux.rs`, `macos.rs` and `windows.rs` the rest.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::*;
+use linux as os;
 
-#[cfg(not(target_os = "linux"))]
-compile_error!("memlink-shm currently supports Linux; the Windows and macOS ports live in platform/ once written");
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as os;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+
+pub use os::*;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+compile_error!("memlink-shm supports Linux, macOS and Windows");
 
 /// Name of the operating system this build targets (`"linux"`, ...).
 pub fn os_name() -> &'static str {
     std::env::consts::OS
+}
+
+/// Ending of a segment file that was removed while still open somewhere and
+/// waits, under this hidden name, for its last handle to close (Windows only:
+/// elsewhere a removed file has no name at all).
+pub const REMOVED_SUFFIX: &str = ".memlink-removed";
+
+/// The file that backs a bare segment name.
+pub fn shm_path(name: &str) -> std::path::PathBuf {
+    shm_dir().join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn futex_wait_returns_when_value_differs() {
+        let w = AtomicU32::new(1);
+        // Expected 0 but value is 1: must return immediately.
+        futex_wait(&w, 0, None);
+    }
+
+    #[test]
+    fn futex_wake_reaches_a_sleeper() {
+        let w = Arc::new(AtomicU32::new(0));
+        let w2 = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            while w2.load(Ordering::Acquire) == 0 {
+                futex_wait(&w2, 0, Some(Duration::from_secs(10)));
+            }
+        });
+        w.store(1, Ordering::Release);
+        futex_wake(&w, u32::MAX);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn byte_locks_are_seen_by_other_opens_and_released_on_close() {
+        let path = std::env::temp_dir().join(format!("memlink-plat-lock-{}", current_pid()));
+        let _ = std::fs::remove_file(&path);
+        let a = create_segment_file(&path, 4096, 0o600).unwrap();
+        let b = open_segment_file(&path).unwrap();
+        assert!(!byte_locked_elsewhere(&b, 3).unwrap());
+        assert!(try_lock_byte(&a, 3).unwrap());
+        assert!(byte_locked_elsewhere(&b, 3).unwrap());
+        assert!(!byte_locked_elsewhere(&b, 4).unwrap(), "locks are per byte");
+        assert!(!try_lock_byte(&b, 3).unwrap(), "exclusive between opens");
+        let mut head = [0u8; 8];
+        read_exact_at(&b, &mut head, 0).unwrap(); // a lock never blocks reading the data
+        drop(a);
+        assert!(!byte_locked_elsewhere(&b, 3).unwrap(), "closing releases");
+        assert!(try_lock_byte(&b, 3).unwrap());
+        unlock_byte(&b, 3).unwrap();
+        drop(b);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn own_process_has_a_start_time() {
+        let t = process_start_time(current_pid()).unwrap();
+        assert_eq!(process_start_time(current_pid()), Some(t));
+        assert_eq!(process_start_time(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn link_publishes_only_if_absent_and_rename_replaces() {
+        let dir = std::env::temp_dir().join(format!("memlink-plat-link-{}", current_pid()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b, name) = (dir.join("a"), dir.join("b"), dir.join("name"));
+        let fa = create_segment_file(&a, 4096, 0o600).unwrap();
+        let fb = create_segment_file(&b, 8192, 0o600).unwrap();
+        link_file(&a, &name).unwrap();
+        assert!(same_file(&fa, &name).unwrap());
+        let refused = link_file(&b, &name).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::AlreadyExists);
+        rename_file(&b, &name).unwrap();
+        assert!(same_file(&fb, &name).unwrap());
+        assert!(!same_file(&fa, &name).unwrap());
+        drop((fa, fb));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn clocks_move_forward() {
+        let a = monotonic_nanos();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = monotonic_nanos();
+        assert!(b > a && a > 0);
+        assert!(coarse_monotonic_nanos() > 0);
+    }
 }

@@ -91,6 +91,7 @@ impl TransportBuilder {
     }
 
     /// Permission bits of a created segment (daemon). Default 0o600.
+    /// Ignored on Windows, where the directory's access control list decides.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
@@ -100,6 +101,7 @@ impl TransportBuilder {
     /// effective user). Set it to the daemon's uid when the daemon shares
     /// its segment with a group through [`TransportBuilder::mode`]; any other
     /// owner is refused, so a segment squatted under the name is never used.
+    /// Ignored on Windows, which has no numeric user ids.
     pub fn owner(mut self, uid: u32) -> Self {
         self.owner = Some(uid);
         self
