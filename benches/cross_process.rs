@@ -18,9 +18,14 @@ const ROLE: &str = "MEMLINK_BENCH_ROLE";
 
 /// Pins the calling thread to one CPU (daemon: 0, peers: 1), if it exists.
 fn pin(cpu: usize) {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    let _ = rustix::thread::sched_setaffinity(None, &set);
+    #[cfg(target_os = "linux")]
+    {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu; // the scheduler places threads
 }
 
 fn spawn(role: &str, name: &str) -> Child {

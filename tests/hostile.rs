@@ -7,8 +7,17 @@ mod support;
 use proptest::prelude::*;
 use support::hostile;
 
+/// Scripts per run: 1500, or `MEMLINK_HOSTILE_CASES` (the Windows run under
+/// Wine, where every segment costs file-system round trips, sets fewer).
+fn cases() -> u32 {
+    std::env::var("MEMLINK_HOSTILE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_scribbles_never_crash_either_side(script in proptest::collection::vec(any::<u8>(), 0..1500)) {

@@ -20,10 +20,17 @@ pub fn histogram() -> Histogram<u64> {
 /// (Not checked against `available_parallelism`: that honours the caller's
 /// affinity mask, which a pinned parent passes on to its threads and
 /// children. The kernel refuses a CPU that does not exist.)
+#[cfg(target_os = "linux")]
 pub fn pin_to_cpu(cpu: usize) -> bool {
     let mut set = rustix::thread::CpuSet::new();
     set.set(cpu);
     rustix::thread::sched_setaffinity(None, &set).is_ok()
+}
+
+/// Pinning is implemented on Linux only; elsewhere the scheduler places threads.
+#[cfg(not(target_os = "linux"))]
+pub fn pin_to_cpu(_cpu: usize) -> bool {
+    false
 }
 
 /// One 64-bit word in its own shared segment, for the floor measurement.

@@ -19,6 +19,7 @@ const ROLE_VAR: &str = "MEMLINK_TEST_ROLE";
 pub fn child_role() -> Option<Vec<String>> {
     let role = std::env::var(ROLE_VAR).ok()?;
     // A child must never outlive its parent (e.g. if the parent's watchdog fires).
+    #[cfg(target_os = "linux")]
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     Some(role.split('\u{1f}').map(str::to_owned).collect())
 }
@@ -110,9 +111,7 @@ impl Children {
     fn kill_all(&self) {
         if let Ok(pids) = self.pids.lock() {
             for &pid in pids.iter() {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
+                kill_pid(pid);
             }
         }
         if let Ok(mut v) = self.procs.lock() {
@@ -179,4 +178,35 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+/// Kills process `pid` outright (SIGKILL; TerminateProcess on Windows).
+#[cfg(target_os = "linux")]
+pub fn kill_pid(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Kills process `pid` outright (SIGKILL; TerminateProcess on Windows).
+#[cfg(target_os = "macos")]
+pub fn kill_pid(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
+/// Kills process `pid` outright (SIGKILL; TerminateProcess on Windows).
+#[cfg(windows)]
+pub fn kill_pid(pid: u32) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
+    // SAFETY: OpenProcess has no memory-safety preconditions; null means failure.
+    let h = unsafe { OpenProcess(PROCESS_TERMINATE, 0, pid) };
+    if !h.is_null() {
+        // SAFETY: `h` is an open process handle with PROCESS_TERMINATE access, closed once.
+        unsafe {
+            TerminateProcess(h, 137);
+            CloseHandle(h);
+        }
+    }
 }

@@ -1,0 +1,61 @@
+//! Cross-process wake-ups, with no timeout to hide a lost one: two processes
+//! ping-pong on a word in a shared segment, each sleeping in
+//! `platform::futex_wait(.., None)` until the other wakes it. A wake that does
+//! not reach the other process (say, a process-local primitive) hangs the
+//! test, and the watchdog turns the hang into a failure.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use memlink_shm::mmap::{SegmentName, SharedMemory};
+use memlink_shm::platform::{futex_wait, futex_wake};
+use support::{child_role, unique_name, watchdog, Children, SegmentGuard};
+
+const ROUNDS: u32 = 2_000;
+
+fn word(shm: &SharedMemory) -> &AtomicU32 {
+    // SAFETY: the mapping is 4096 bytes, page-aligned and outlives the borrow;
+    // offset 256 is 4-aligned and in bounds.
+    unsafe { &*shm.base().as_ptr().add(256).cast::<AtomicU32>() }
+}
+
+/// Sleeps (in the kernel, no timeout) until the word reaches `target`.
+fn sleep_until(w: &AtomicU32, target: u32) {
+    loop {
+        let seen = w.load(Ordering::SeqCst);
+        if seen == target {
+            return;
+        }
+        futex_wait(w, seen, None);
+    }
+}
+
+#[test]
+fn wake_crosses_the_process_boundary() {
+    if let Some(role) = child_role() {
+        let shm = SharedMemory::open(&SegmentName::parse(&role[0]).unwrap()).unwrap();
+        let w = word(&shm);
+        for i in 0..ROUNDS {
+            sleep_until(w, 2 * i + 1);
+            w.store(2 * i + 2, Ordering::SeqCst);
+            futex_wake(w, 1);
+        }
+        return;
+    }
+    let name = unique_name("wake");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let shm = SharedMemory::create(&SegmentName::parse(&name).unwrap(), 4096, 0o600).unwrap();
+    let child = children.spawn("wake_crosses_the_process_boundary", &[&name]);
+    let w = word(&shm);
+    for i in 0..ROUNDS {
+        w.store(2 * i + 1, Ordering::SeqCst);
+        futex_wake(w, 1);
+        sleep_until(w, 2 * i + 2);
+    }
+    assert!(children.wait_success(child), "the other process failed");
+    assert_eq!(w.load(Ordering::SeqCst), 2 * ROUNDS);
+}
