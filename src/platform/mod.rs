@@ -111,6 +111,22 @@ mod tests {
     }
 
     #[test]
+    fn an_exited_process_has_no_start_time() {
+        // `--list` makes this test binary print its tests and exit at once.
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        // On Windows the Child still holds a handle, so the process object
+        // exists: it must count as dead because the handle is signalled.
+        assert_eq!(process_start_time(pid), None);
+        drop(child);
+    }
+
+    #[test]
     fn link_publishes_only_if_absent_and_rename_replaces() {
         let dir = std::env::temp_dir().join(format!("memlink-plat-link-{}", current_pid()));
         let _ = std::fs::remove_dir_all(&dir);
