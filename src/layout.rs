@@ -340,8 +340,11 @@ pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> 
     let room = capacity - offset;
     match (word >> 32) & 0xFF {
         KIND_MESSAGE => {
-            let priority =
-                Priority::from_index(((word >> 40) & 0xFF) as usize).ok_or(ShmError::Corrupted("record priority"))?;
+            // Not `ok_or(ShmError::..)`: that builds the error on every call and
+            // drops it out of line, a call per message on the read path.
+            let Some(priority) = Priority::from_index(((word >> 40) & 0xFF) as usize) else {
+                return Err(ShmError::Corrupted("record priority"));
+            };
             if low > max_message {
                 return Err(ShmError::Corrupted("record length above the maximum message size"));
             }

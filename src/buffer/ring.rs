@@ -196,26 +196,30 @@ impl RingProducer {
         })
     }
 
-    fn fail(&mut self, e: ShmError) -> ShmError {
-        if let ShmError::Corrupted(what) = e {
-            self.failed = Some(what);
-        }
-        e
-    }
-
     /// Whether `need` more bytes fit; reloads `head` if the cache says no.
+    /// The error is what is corrupt (and sticks): a `&'static str` rather than
+    /// a `ShmError`, so that callers build only variants with nothing to drop
+    /// and the compiler can drop their results without a call.
     #[inline]
-    fn has_room(&mut self, need: usize) -> ShmResult<bool> {
+    fn has_room(&mut self, need: usize) -> Result<bool, &'static str> {
         let cap = self.mem.capacity as u64;
         if self.tail + need as u64 <= self.head_cache + cap {
             return Ok(true);
         }
+        self.reload_head(need)
+    }
+
+    #[cold]
+    fn reload_head(&mut self, need: usize) -> Result<bool, &'static str> {
         // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
         // in `RingConsumer::consume`: the consumer is done with those bytes.
         let head = self.mem.header().head.load(Ordering::Acquire);
-        let head = check_position(head, self.head_cache, self.tail, "ring head index").map_err(|e| self.fail(e))?;
+        if check_position(head, self.head_cache, self.tail, "").is_err() {
+            self.failed = Some("ring head index");
+            return Err("ring head index");
+        }
         self.head_cache = head;
-        Ok(self.tail + need as u64 <= head + cap)
+        Ok(self.tail + need as u64 <= head + self.mem.capacity as u64)
     }
 
     /// Writes a header word. The first header of a batch is held back and
@@ -247,8 +251,13 @@ impl RingProducer {
             return Err(ShmError::MessageTooLarge);
         }
         let (rec, wrap, need) = self.space_for(len);
-        if !self.has_room(need)? {
-            return Err(self.full());
+        match self.has_room(need) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.count_full();
+                return Err(ShmError::BufferFull);
+            }
+            Err(what) => return Err(ShmError::Corrupted(what)),
         }
         if wrap {
             // Committed together with the record after it, so the consumer
@@ -338,10 +347,9 @@ impl RingProducer {
     }
 
     #[cold]
-    fn full(&mut self) -> ShmError {
+    fn count_full(&mut self) {
         self.full = self.full.wrapping_add(1);
         self.mem.header().full_events.store(self.full, Ordering::Relaxed);
-        ShmError::BufferFull
     }
 
     /// Record size, whether it must wrap, and the free bytes it needs
@@ -361,12 +369,12 @@ impl RingProducer {
             return Err(ShmError::MessageTooLarge);
         }
         let need = self.space_for(len).2;
-        self.has_room(need)
+        self.has_room(need).map_err(ShmError::Corrupted)
     }
 
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
     pub fn occupancy(&mut self) -> ShmResult<f32> {
-        let _ = self.has_room(self.mem.capacity + 1)?; // forces a reload of head
+        let _ = self.has_room(self.mem.capacity + 1).map_err(ShmError::Corrupted)?; // forces a reload of head
         Ok((self.tail - self.head_cache) as f32 / self.mem.capacity as f32)
     }
 
