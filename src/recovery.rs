@@ -2,9 +2,10 @@
 //!
 //! Liveness here is a kernel fact, never a guess from a timeout: a process
 //! holds a lock on a byte of a file (its segment, or its PID file: an OFD
-//! lock on Linux and macOS, `LockFileEx` on Windows) for as long as it lives, and the kernel releases it when the process dies,
-//! however it dies. Process ids are recorded next to their start time, so a
-//! recycled pid is never mistaken for the process that had it.
+//! lock on Linux and macOS, `LockFileEx` on Windows) for as long as it
+//! lives, and the kernel releases it when the process dies, however it dies.
+//! Process ids are recorded next to their start time, so a recycled pid is
+//! never mistaken for the process that had it.
 //! [`Heartbeat`] measures progress, which is a different question: a busy
 //! process is late, not dead.
 //!
@@ -249,8 +250,8 @@ impl RecoveryManager {
                     report.partial_segments.push(path);
                 }
             } else if file_name.ends_with(platform::REMOVED_SUFFIX) {
-                // Already removed; deleting again only matters if that first delete failed.
-                if platform::remove_segment_file(&path).is_ok() {
+                // Removed while open (Windows); still there only if that delete failed.
+                if remove_if_unlocked(&path, DAEMON_LOCK_BYTE) {
                     report.partial_segments.push(path);
                 }
             } else if file_name.ends_with(".pid") {

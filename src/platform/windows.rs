@@ -376,8 +376,9 @@ pub fn current_uid() -> u32 {
 struct Region {
     base: usize,
     len: usize,
-    /// `<volume>-<file index>`: the same in every process that maps the file.
-    file_key: String,
+    /// `<volume>-<file index>`: the same in every process that maps the file
+    /// (`None` if Windows would not say: then waiters poll).
+    file_key: Option<String>,
     /// Semaphores opened so far, by offset of their word.
     semaphores: HashMap<usize, OwnedHandle>,
 }
@@ -399,14 +400,14 @@ impl WakeScope {
     /// Registers `len` bytes at `base`, a mapping of `file`.
     pub fn new(base: *const u8, len: usize, file: &File) -> WakeScope {
         let base = base as usize;
-        if let Ok((volume, index)) = file_id(file) {
-            regions().push(Region {
-                base,
-                len,
-                file_key: format!("{volume:08x}-{index:016x}"),
-                semaphores: HashMap::new(),
-            });
-        }
+        regions().push(Region {
+            base,
+            len,
+            file_key: file_id(file)
+                .ok()
+                .map(|(volume, index)| format!("{volume:08x}-{index:016x}")),
+            semaphores: HashMap::new(),
+        });
         WakeScope { base }
     }
 }
@@ -423,17 +424,32 @@ impl Drop for WakeScope {
     }
 }
 
-/// The named semaphore for the word at `addr`, if it lies in a registered
-/// mapping. The handle stays open until that mapping's [`WakeScope`] drops,
-/// which cannot happen while the caller borrows a word inside it.
-fn semaphore_for(addr: usize) -> Option<HANDLE> {
+/// How a word at some address waits and wakes.
+enum Channel {
+    /// In a registered mapping: its named semaphore. The handle stays open
+    /// until that mapping's [`WakeScope`] drops, which cannot happen while
+    /// the caller borrows a word inside it.
+    Semaphore(HANDLE),
+    /// In a registered mapping, but its semaphore could not be named or
+    /// opened (out of handles, say): waiters poll every millisecond instead.
+    Poll,
+    /// Not in any mapping: process-local memory, `WaitOnAddress`.
+    Local,
+}
+
+fn channel_for(addr: usize) -> Channel {
     let mut all = regions();
-    let region = all.iter_mut().find(|r| addr >= r.base && addr - r.base < r.len)?;
+    let Some(region) = all.iter_mut().find(|r| addr >= r.base && addr - r.base < r.len) else {
+        return Channel::Local;
+    };
     let offset = addr - region.base;
     if let Some(h) = region.semaphores.get(&offset) {
-        return Some(h.0);
+        return Channel::Semaphore(h.0);
     }
-    let name: Vec<u16> = format!("Local\\memlink-{}-{offset:x}", region.file_key)
+    let Some(key) = &region.file_key else {
+        return Channel::Poll;
+    };
+    let name: Vec<u16> = format!("Local\\memlink-{key}-{offset:x}")
         .encode_utf16()
         .chain(Some(0))
         .collect();
@@ -441,10 +457,10 @@ fn semaphore_for(addr: usize) -> Option<HANDLE> {
     // count 0 is within the maximum. Opens the semaphore if it already exists.
     let h = unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name.as_ptr()) };
     if h.is_null() {
-        return None;
+        return Channel::Poll;
     }
     region.semaphores.insert(offset, OwnedHandle(h));
-    Some(h)
+    Channel::Semaphore(h)
 }
 
 fn millis(timeout: Option<Duration>) -> u32 {
@@ -464,13 +480,16 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         return;
     }
     let addr = word.as_ptr() as usize;
-    match semaphore_for(addr) {
-        // SAFETY: `h` is an open semaphore handle (see `semaphore_for`).
-        Some(h) => unsafe {
+    match channel_for(addr) {
+        // SAFETY: `h` is an open semaphore handle (see `Channel::Semaphore`).
+        Channel::Semaphore(h) => unsafe {
             WaitForSingleObject(h, millis(timeout));
         },
+        Channel::Poll => {
+            std::thread::sleep(timeout.map_or(Duration::from_millis(1), |t| t.min(Duration::from_millis(1))))
+        }
         // SAFETY: `word` and `expected` are live, aligned 4-byte values for the call.
-        None => unsafe {
+        Channel::Local => unsafe {
             WaitOnAddress(
                 addr as *const c_void,
                 (&expected as *const u32).cast(),
@@ -485,8 +504,8 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// count from a corrupt segment must not store up a flood of wake-ups).
 pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     let addr = word.as_ptr() as usize;
-    match semaphore_for(addr) {
-        Some(h) => {
+    match channel_for(addr) {
+        Channel::Semaphore(h) => {
             let n = count.clamp(1, 64);
             // SAFETY: `h` is an open semaphore handle; a null previous-count pointer is allowed.
             let ok = unsafe { ReleaseSemaphore(h, n as i32, std::ptr::null_mut()) };
@@ -496,7 +515,8 @@ pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
                 0
             }
         }
-        None => {
+        Channel::Poll => 0, // the waiters look again within a millisecond
+        Channel::Local => {
             // SAFETY: `addr` is the address of a live word.
             unsafe { WakeByAddressAll(addr as *const c_void) };
             1
