@@ -306,4 +306,23 @@ mod tests {
         name.remove().unwrap();
         assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
     }
+
+    #[test]
+    fn a_removed_name_is_free_while_the_old_segment_is_still_mapped() {
+        let name = SegmentName::parse(&format!("memlink-mmap-reuse-{}", platform::current_pid())).unwrap();
+        let _ = name.remove();
+        let old = SharedMemory::create(&name, 8192, 0o600).unwrap();
+        let reader = SharedMemory::open(&name).unwrap();
+        // SAFETY: both mappings are 8192 bytes long and alive; offset 100 is in bounds.
+        unsafe { old.base().as_ptr().add(100).write(7) };
+        name.remove().unwrap();
+        // Windows keeps an open file's name until its last handle closes,
+        // unless the file was moved aside first: the name must be free now.
+        let new = SharedMemory::create(&name, 4096, 0o600).unwrap();
+        assert_eq!(SharedMemory::open(&name).unwrap().len(), 4096);
+        // SAFETY: as above; the old mapping stays valid after the name is gone.
+        assert_eq!(unsafe { reader.base().as_ptr().add(100).read() }, 7);
+        drop((old, reader, new));
+        name.remove().unwrap();
+    }
 }
