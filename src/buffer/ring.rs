@@ -599,19 +599,41 @@ impl RingConsumer {
                 self.0.publish();
             }
         }
+        if let Some(what) = self.failed {
+            return Err(ShmError::Corrupted(what));
+        }
         let guard = PublishOnDrop(self);
         let c = &mut *guard.0;
+        // Read once: the area's bounds do not change, and locals survive the
+        // calls to `f` in registers where fields would be reloaded.
+        let (capacity, max_message) = (c.mem.capacity, c.mem.max_message);
+        let data = c.mem.data.as_ptr();
         let mut n = 0;
         while n < max {
-            let Some(m) = c.peek()? else { break };
-            debug_assert!(m.offset + layout::record_size(m.len) <= c.mem.capacity);
-            let start = c.mem.data.as_ptr().wrapping_add(m.offset + RECORD_HEADER_SIZE);
-            // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
-            // area; `advance` moves only the local head, and the producer reuses the
-            // bytes only after `publish`, which runs when the guard drops, after `f`.
-            let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
-            c.advance(layout::record_size(m.len), Some(m.len));
-            f(m.priority, payload);
+            // SYNC POINT: as in `peek`: Acquire pairs with the producer's Release
+            // store of this header.
+            let word = c.mem.word(c.offset).load(Ordering::Acquire);
+            let (len, priority) = match layout::decode(word, c.offset, capacity, max_message) {
+                Ok(Some(Record::Message { len, priority })) => (len, priority),
+                Ok(Some(Record::Wrap { skip })) => {
+                    c.advance(skip, None);
+                    continue;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if let ShmError::Corrupted(what) = e {
+                        c.failed = Some(what);
+                    }
+                    return Err(e);
+                }
+            };
+            let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
+            // SAFETY: `decode` validated [offset+8, offset+8+len) to lie inside the
+            // data area; `advance` moves only the local head, and the producer reuses
+            // the bytes only after `publish`, which runs when the guard drops, after `f`.
+            let payload = unsafe { std::slice::from_raw_parts(start, len) };
+            c.advance(layout::record_size(len), Some(len));
+            f(priority, payload);
             n += 1;
         }
         Ok(n)
