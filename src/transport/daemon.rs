@@ -82,11 +82,17 @@ impl std::fmt::Debug for Daemon {
 }
 
 impl Inbound {
+    /// Rebuilds the view of the slots if the epoch moved: one load when not.
+    #[inline]
     fn refresh(&mut self, seg: &Segment) {
         let epoch = seg.control().epoch.load(Ordering::Acquire);
-        if self.epoch == Some(epoch) {
-            return;
+        if self.epoch != Some(epoch) {
+            self.rebuild(seg, epoch);
         }
+    }
+
+    #[cold]
+    fn rebuild(&mut self, seg: &Segment, epoch: u32) {
         self.epoch = Some(epoch);
         self.active.clear();
         self.closing.clear();
@@ -275,12 +281,23 @@ fn poison(seg: &Segment, index: u32, code: u32) {
     seg.control().epoch.fetch_add(1, Ordering::Release);
 }
 
+#[cold]
+fn unknown_client(client: ClientId) -> ShmError {
+    ShmError::UnknownClient(client.to_string())
+}
+
 impl Outbound {
+    /// Rebuilds the view of the slots if the epoch moved: one load when not.
+    #[inline]
     fn refresh(&mut self, seg: &Segment) {
         let epoch = seg.control().epoch.load(Ordering::Acquire);
-        if self.epoch == Some(epoch) {
-            return;
+        if self.epoch != Some(epoch) {
+            self.rebuild(seg, epoch);
         }
+    }
+
+    #[cold]
+    fn rebuild(&mut self, seg: &Segment, epoch: u32) {
         self.epoch = Some(epoch);
         self.targets.clear();
         for i in 0..seg.geometry().max_clients {
@@ -317,10 +334,11 @@ impl Outbound {
         poison(seg, index, POISON_TO_DAEMON);
     }
 
+    #[inline]
     fn slot(&mut self, client: ClientId) -> ShmResult<&mut OutSlot> {
         match self.slots.get_mut(client.slot as usize) {
             Some(Some(s)) if s.generation == client.generation => Ok(s),
-            _ => Err(ShmError::UnknownClient(client.to_string())),
+            _ => Err(unknown_client(client)),
         }
     }
 
