@@ -5,7 +5,7 @@
 //! client table through `ControlBlock::epoch`: one load per call, and a
 //! re-scan of the slot states only when a client connected or left.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -20,16 +20,52 @@ use crate::layout::{
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
-/// Reading ends of one client's to-daemon rings.
-struct InSlot {
+/// One client's rings as one side of the daemon holds them: the reading
+/// ends (to-daemon) or the writing ends (to-client), for one connection.
+struct Attached<R> {
     generation: u32,
-    rings: PriorityConsumer,
+    rings: R,
+}
+
+/// The epoch this side last rebuilt its table at, if the segment's has moved
+/// since (one load).
+#[inline]
+fn moved_epoch(seen: Option<u32>, seg: &Segment) -> Option<u32> {
+    let epoch = seg.control().epoch.load(Ordering::Acquire);
+    (seen != Some(epoch)).then_some(epoch)
+}
+
+/// Makes `slot` hold channel `index`'s rings for connection `generation`,
+/// opening them with `open` unless it already does. Rings that fail
+/// validation poison the channel and leave the slot empty; returns whether
+/// the slot is attached.
+fn attach<R>(
+    seg: &Segment,
+    index: u32,
+    generation: u32,
+    slot: &mut Option<Attached<R>>,
+    open: impl FnOnce(&Segment, u32) -> ShmResult<R>,
+) -> bool {
+    if slot.as_ref().map(|s| s.generation) == Some(generation) {
+        return true;
+    }
+    match open(seg, index) {
+        Ok(rings) => {
+            *slot = Some(Attached { generation, rings });
+            true
+        }
+        Err(_) => {
+            poison(seg, index, POISON_TO_DAEMON);
+            *slot = None;
+            false
+        }
+    }
 }
 
 /// What the daemon reads from.
 struct Inbound {
     epoch: Option<u32>,
-    slots: Vec<Option<InSlot>>,
+    slots: Vec<Option<Attached<PriorityConsumer>>>,
     /// Slots with attached rings, in slot order.
     active: Vec<u32>,
     /// Active slots whose client left: drained, then freed.
@@ -42,16 +78,10 @@ struct Inbound {
     touched: Vec<u32>,
 }
 
-/// Writing ends of one client's to-client rings.
-struct OutSlot {
-    generation: u32,
-    rings: PriorityProducer,
-}
-
 /// What the daemon writes to.
 struct Outbound {
     epoch: Option<u32>,
-    slots: Vec<Option<OutSlot>>,
+    slots: Vec<Option<Attached<PriorityProducer>>>,
     /// Connected slots with attached rings.
     targets: Vec<u32>,
 }
@@ -85,8 +115,7 @@ impl Inbound {
     /// Rebuilds the view of the slots if the epoch moved: one load when not.
     #[inline]
     fn refresh(&mut self, seg: &Segment) {
-        let epoch = seg.control().epoch.load(Ordering::Acquire);
-        if self.epoch != Some(epoch) {
+        if let Some(epoch) = moved_epoch(self.epoch, seg) {
             self.rebuild(seg, epoch);
         }
     }
@@ -114,17 +143,11 @@ impl Inbound {
                 *slot = None; // nothing read from a poisoned channel is trusted
                 continue;
             }
-            if slot.as_ref().map(|s| s.generation) != Some(generation) {
-                match channel::consumer(seg, i, Direction::ToDaemon) {
-                    Ok(rings) => *slot = Some(InSlot { generation, rings }),
-                    Err(_) => {
-                        poison(seg, i, POISON_TO_DAEMON);
-                        *slot = None;
-                        continue;
-                    }
-                }
+            if attach(seg, i, generation, slot, |s, i| {
+                channel::consumer(s, i, Direction::ToDaemon)
+            }) {
+                self.active.push(i);
             }
-            self.active.push(i);
         }
     }
 
@@ -290,8 +313,7 @@ impl Outbound {
     /// Rebuilds the view of the slots if the epoch moved: one load when not.
     #[inline]
     fn refresh(&mut self, seg: &Segment) {
-        let epoch = seg.control().epoch.load(Ordering::Acquire);
-        if self.epoch != Some(epoch) {
+        if let Some(epoch) = moved_epoch(self.epoch, seg) {
             self.rebuild(seg, epoch);
         }
     }
@@ -310,17 +332,11 @@ impl Outbound {
                 *slot = None;
                 continue;
             }
-            if slot.as_ref().map(|s| s.generation) != Some(generation) {
-                match channel::producer(seg, i, Direction::ToClient) {
-                    Ok(rings) => *slot = Some(OutSlot { generation, rings }),
-                    Err(_) => {
-                        poison(seg, i, POISON_TO_DAEMON);
-                        *slot = None;
-                        continue;
-                    }
-                }
+            if attach(seg, i, generation, slot, |s, i| {
+                channel::producer(s, i, Direction::ToClient)
+            }) {
+                self.targets.push(i);
             }
-            self.targets.push(i);
         }
     }
 
@@ -335,7 +351,7 @@ impl Outbound {
     }
 
     #[inline]
-    fn slot(&mut self, client: ClientId) -> ShmResult<&mut OutSlot> {
+    fn slot(&mut self, client: ClientId) -> ShmResult<&mut Attached<PriorityProducer>> {
         match self.slots.get_mut(client.slot as usize) {
             Some(Some(s)) if s.generation == client.generation => Ok(s),
             _ => Err(unknown_client(client)),
@@ -397,19 +413,48 @@ impl Daemon {
         self.spin.set(spin);
     }
 
-    fn check_open(&self) -> ShmResult<()> {
+    /// The writing side, current with the client table; refused once the
+    /// daemon shuts down.
+    #[inline]
+    fn writer(&self) -> ShmResult<RefMut<'_, Outbound>> {
         if self.seg.is_shutting_down() {
-            Err(ShmError::Disconnected)
-        } else {
-            Ok(())
+            return Err(ShmError::Disconnected);
         }
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        tx.refresh(&self.seg);
+        Ok(tx)
+    }
+
+    /// The reading side, current with the client table, departed clients
+    /// freed once drained.
+    #[inline]
+    fn reader(&self) -> ShmResult<RefMut<'_, Inbound>> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        rx.refresh(&self.seg);
+        if !rx.closing.is_empty() {
+            rx.reap(&self.seg, &self.tx);
+        }
+        Ok(rx)
+    }
+
+    /// After a read: sweep for dead clients now and then (on an empty poll by
+    /// the clock, while busy at most every 256 reads), and once the daemon
+    /// shuts down, report it on an empty read.
+    #[inline]
+    fn after_read(&self, empty: bool) -> ShmResult<()> {
+        let sweep = if empty { self.sweeper.due() } else { self.sweeper.tick() };
+        if sweep {
+            self.sweep();
+        }
+        if empty && self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        Ok(())
     }
 
     /// Broadcast: the message goes to every connected client or to none.
     pub(crate) fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
-        self.check_open()?;
-        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        tx.refresh(&self.seg);
+        let mut tx = self.writer()?;
         if len > self.seg.geometry().max_message_size as usize {
             return Err(ShmError::MessageTooLarge);
         }
@@ -433,9 +478,7 @@ impl Daemon {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> ShmResult<R> {
-        self.check_open()?;
-        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        tx.refresh(&self.seg);
+        let mut tx = self.writer()?;
         let r = tx.slot(client)?.rings.write_with(priority, len, fill);
         if let Err(ShmError::Corrupted(_)) = r {
             tx.ban(&self.seg, client.slot);
@@ -513,25 +556,8 @@ impl Daemon {
     }
 
     pub(crate) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
-        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        rx.refresh(&self.seg);
-        if !rx.closing.is_empty() {
-            rx.reap(&self.seg, &self.tx);
-        }
-        let r = rx.take(&self.seg, f)?;
-        // Sweep for dead clients now and then: on an empty poll by the clock,
-        // while busy at most every 256 reads.
-        let sweep = if r.is_none() {
-            self.sweeper.due()
-        } else {
-            self.sweeper.tick()
-        };
-        if sweep {
-            self.sweep();
-        }
-        if r.is_none() && self.seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
-        }
+        let r = self.reader()?.take(&self.seg, f)?;
+        self.after_read(r.is_none())?;
         Ok(r)
     }
 
@@ -542,11 +568,7 @@ impl Daemon {
         max: usize,
         mut f: impl FnMut(ClientId, Priority, &[u8]),
     ) -> ShmResult<usize> {
-        let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        rx.refresh(&self.seg);
-        if !rx.closing.is_empty() {
-            rx.reap(&self.seg, &self.tx);
-        }
+        let mut rx = self.reader()?;
         let mut touched = std::mem::take(&mut rx.touched);
         touched.clear();
         let mut n = 0;
@@ -563,17 +585,8 @@ impl Daemon {
         EventWord::notify_each(touched.iter().map(|&i| &self.seg.channel(i).to_daemon_space));
         rx.touched = touched;
         result?;
-        let sweep = if n == 0 {
-            self.sweeper.due()
-        } else {
-            self.sweeper.tick()
-        };
-        if sweep {
-            self.sweep();
-        }
-        if n == 0 && self.seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
-        }
+        drop(rx);
+        self.after_read(n == 0)?;
         Ok(n)
     }
 
@@ -583,9 +596,7 @@ impl Daemon {
         client: ClientId,
         f: impl FnOnce(&mut crate::pring::PriorityBatch<'_>) -> R,
     ) -> ShmResult<R> {
-        self.check_open()?;
-        let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        tx.refresh(&self.seg);
+        let mut tx = self.writer()?;
         let slot = tx.slot(client)?;
         let mut batch = slot.rings.batch();
         Ok(f(&mut batch))
