@@ -130,6 +130,13 @@ impl Client {
         if self.left.get() || self.daemon_gone.get() || self.seg.is_shutting_down() {
             return Err(ShmError::Disconnected);
         }
+        self.poisoned()
+    }
+
+    /// Whether the channel was poisoned: the one condition that stops reads
+    /// even while messages are waiting.
+    #[inline]
+    fn poisoned(&self) -> ShmResult<()> {
         match self.channel().poison.load(Ordering::Acquire) {
             POISON_NONE => Ok(()),
             POISON_TO_DAEMON => Err(ShmError::Poisoned("the daemon found this client's rings corrupt")),
@@ -215,9 +222,7 @@ impl Client {
     #[inline]
     pub(crate) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        if let Err(e @ ShmError::Poisoned(_)) = self.status() {
-            return Err(e);
-        }
+        self.poisoned()?;
         let consumed = Cell::new(false);
         let got = {
             // Wake a blocked daemon writer only if a message was consumed (even
@@ -228,24 +233,29 @@ impl Client {
                 f(p, b)
             })
         };
-        let got = match got {
-            Ok(got) => got,
-            Err(e) => {
-                if let ShmError::Corrupted(_) = e {
-                    self.poison();
-                }
-                return Err(e);
-            }
-        };
+        let got = got.map_err(|e| self.read_failed(e))?;
         if got.is_none() {
-            // Messages sent before a shutdown or death are still delivered; after
-            // them, the reason is reported.
-            if self.liveness.due() {
-                self.check_daemon();
-            }
-            self.status()?;
+            self.read_empty()?;
         }
         Ok(got)
+    }
+
+    /// A read found the daemon's ring corrupt: poison the channel.
+    #[cold]
+    fn read_failed(&self, e: ShmError) -> ShmError {
+        if let ShmError::Corrupted(_) = e {
+            self.poison();
+        }
+        e
+    }
+
+    /// A read found nothing. Messages sent before a shutdown or death are
+    /// still delivered; after them, the reason is reported.
+    fn read_empty(&self) -> ShmResult<()> {
+        if self.liveness.due() {
+            self.check_daemon();
+        }
+        self.status()
     }
 
     /// Writes several messages, published together (one release store per tier).
@@ -262,9 +272,7 @@ impl Client {
     /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
     pub(crate) fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        if let Err(e @ ShmError::Poisoned(_)) = self.status() {
-            return Err(e);
-        }
+        self.poisoned()?;
         let consumed = Cell::new(false);
         let result = {
             let _wake = NotifyOnDrop::when(&self.channel().to_client_space, &consumed);
@@ -273,18 +281,9 @@ impl Client {
                 f(p, b)
             })
         };
-        let n = *result.as_ref().unwrap_or(&0);
-        if let Err(e) = result {
-            if let ShmError::Corrupted(_) = e {
-                self.poison();
-            }
-            return Err(e);
-        }
+        let n = result.map_err(|e| self.read_failed(e))?;
         if n == 0 {
-            if self.liveness.due() {
-                self.check_daemon();
-            }
-            self.status()?;
+            self.read_empty()?;
         }
         Ok(n)
     }
