@@ -158,13 +158,18 @@ impl SharedMemory {
                 return Err(name.io_error("map", e));
             }
         };
-        Ok(SharedMemory {
+        Ok(Self::mapped(map, name, file))
+    }
+
+    /// Wraps a fresh mapping of `file`, registering it for wake-ups.
+    fn mapped(map: MmapRaw, name: &SegmentName, file: File) -> SharedMemory {
+        SharedMemory {
             _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
             map,
             name: name.clone(),
             file,
             hidden: Mutex::new(None),
-        })
+        }
     }
 
     fn hidden(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
@@ -230,13 +235,7 @@ impl SharedMemory {
             .populate()
             .map_raw(&file)
             .map_err(|e| name.io_error("map", e))?;
-        Ok(SharedMemory {
-            _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
-            map,
-            name: name.clone(),
-            file,
-            hidden: Mutex::new(None),
-        })
+        Ok(Self::mapped(map, name, file))
     }
 
     /// Start of the mapping (page-aligned, never null).
