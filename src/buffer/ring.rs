@@ -479,21 +479,39 @@ impl RingConsumer {
         if let Some(what) = self.failed {
             return Err(ShmError::Corrupted(what));
         }
+        let next = self.next_message(self.mem.capacity, self.mem.max_message, true)?;
+        Ok(next.map(|(len, priority)| Peeked {
+            priority,
+            len,
+            offset: self.offset,
+        }))
+    }
+
+    /// Finds the next message from the read position, skipping a wrap record
+    /// (handed back to the producer at once if `publish_wrap`, else at the
+    /// next publish). `capacity` and `max_message` are this ring's, passed
+    /// in so a batch loop can keep them in registers.
+    #[inline]
+    fn next_message(
+        &mut self,
+        capacity: usize,
+        max_message: usize,
+        publish_wrap: bool,
+    ) -> ShmResult<Option<(usize, Priority)>> {
         // At most two rounds: a wrap moves us to offset 0, where `decode` refuses another wrap.
         loop {
             // SYNC POINT: Acquire pairs with the producer's Release store of this
             // header: the payload (and the zeroed slot after it) are visible.
             let word = self.mem.word(self.offset).load(Ordering::Acquire);
-            match layout::decode(word, self.offset, self.mem.capacity, self.mem.max_message) {
+            match layout::decode(word, self.offset, capacity, max_message) {
                 Ok(None) => return Ok(None),
-                Ok(Some(Record::Wrap { skip })) => self.consume(skip, None),
-                Ok(Some(Record::Message { len, priority })) => {
-                    return Ok(Some(Peeked {
-                        priority,
-                        len,
-                        offset: self.offset,
-                    }));
+                Ok(Some(Record::Wrap { skip })) => {
+                    self.advance(skip, None);
+                    if publish_wrap {
+                        self.publish();
+                    }
                 }
+                Ok(Some(Record::Message { len, priority })) => return Ok(Some((len, priority))),
                 Err(e) => {
                     if let ShmError::Corrupted(what) = e {
                         self.failed = Some(what);
@@ -610,27 +628,14 @@ impl RingConsumer {
         let data = c.mem.data.as_ptr();
         let mut n = 0;
         while n < max {
-            // SYNC POINT: as in `peek`: Acquire pairs with the producer's Release
-            // store of this header.
-            let word = c.mem.word(c.offset).load(Ordering::Acquire);
-            let (len, priority) = match layout::decode(word, c.offset, capacity, max_message) {
-                Ok(Some(Record::Message { len, priority })) => (len, priority),
-                Ok(Some(Record::Wrap { skip })) => {
-                    c.advance(skip, None);
-                    continue;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    if let ShmError::Corrupted(what) = e {
-                        c.failed = Some(what);
-                    }
-                    return Err(e);
-                }
+            let Some((len, priority)) = c.next_message(capacity, max_message, false)? else {
+                break;
             };
             let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
-            // SAFETY: `decode` validated [offset+8, offset+8+len) to lie inside the
-            // data area; `advance` moves only the local head, and the producer reuses
-            // the bytes only after `publish`, which runs when the guard drops, after `f`.
+            // SAFETY: `next_message` validated [offset+8, offset+8+len) to lie inside
+            // the data area; `advance` moves only the local head, and the producer
+            // reuses the bytes only after `publish`, which runs when the guard drops,
+            // after `f`.
             let payload = unsafe { std::slice::from_raw_parts(start, len) };
             c.advance(layout::record_size(len), Some(len));
             f(priority, payload);
