@@ -324,7 +324,7 @@ impl Outbound {
         self.targets.clear();
         for i in 0..seg.geometry().max_clients {
             let ch = seg.channel(i);
-            // SYNC POINT: as in `Inbound::refresh`.
+            // SYNC POINT: as in `Inbound::rebuild`.
             let state = ch.state.load(Ordering::Acquire);
             let generation = ch.generation.load(Ordering::Relaxed);
             let slot = &mut self.slots[i as usize];
