@@ -6,6 +6,7 @@
 //! cargo run --release --example compare -- --quick     # a tenth of the iterations
 //! cargo run --release --example compare -- --json       # one JSON object on stdout
 //! cargo run --release --example compare -- --svg out.svg  # also plot the latency distributions
+//! cargo run --release --example compare -- --only memlink --only rtrb  # some cases (and the floors)
 //! ```
 //!
 //! Every case runs between two processes pinned to CPU 0 and CPU 1 (rtrb:
@@ -63,6 +64,8 @@ struct Opts {
     quick: bool,
     json: bool,
     svg: Option<String>,
+    /// Run only the cases whose "transport: workload" contains one of these.
+    only: Vec<String>,
 }
 
 fn main() {
@@ -79,6 +82,11 @@ fn main() {
             .iter()
             .position(|a| a == "--svg")
             .and_then(|i| args.get(i + 1).cloned()),
+        only: args
+            .windows(2)
+            .filter(|w| w[0] == "--only")
+            .map(|w| w[1].clone())
+            .collect(),
     };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get()); // before pinning narrows it
     pin_to_cpu(0);
@@ -264,6 +272,10 @@ fn run_all(o: &Opts) -> Vec<Row> {
     let cases: Vec<_> = cases
         .into_iter()
         .filter(|c| cfg!(unix) || c.0 != "unix socket")
+        .filter(|c| {
+            let label = format!("{}: {}", c.0, c.1);
+            c.0.ends_with("floor") || o.only.is_empty() || o.only.iter().any(|p| label.contains(p.as_str()))
+        })
         .collect();
     let total = cases.len();
     let mut rows = Vec::new();
@@ -675,20 +687,22 @@ fn ratios(rows: &[Row], r: &Row) -> (Option<f64>, Option<f64>) {
         .filter(|x| x.kind == Kind::KernelLatency)
         .filter_map(p50)
         .fold(f64::INFINITY, f64::min);
+    // Ratios to the kernel transports only where one was measured (see `--only`).
+    let to_kernel = |v: f64| best_kernel_latency.is_finite().then(|| v / best_kernel_latency);
     match r.kind {
         Kind::SpinLatency => {
             // The cache-line floor measured around this very case.
             let floor = (r.floor_before + r.floor_after) as f64 / 2.0;
-            (p50(r).map(|v| v / floor), p50(r).map(|v| v / best_kernel_latency))
+            (p50(r).map(|v| v / floor), p50(r).and_then(to_kernel))
         }
         Kind::ParkLatency => {
             let floor = find("futex floor", "round trip").and_then(p50);
             (
                 p50(r).zip(floor).map(|(v, f)| v / f),
-                p50(r).map(|v| v / best_kernel_latency),
+                p50(r).and_then(to_kernel),
             )
         }
-        Kind::KernelLatency => (None, p50(r).map(|v| v / best_kernel_latency)),
+        Kind::KernelLatency => (None, p50(r).and_then(to_kernel)),
         Kind::Stream | Kind::KernelStream => {
             let size = &r.workload[r.workload.find(' ').unwrap_or(0)..];
             let best_kernel = rows
