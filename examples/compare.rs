@@ -274,9 +274,12 @@ fn run_all(o: &Opts) -> Vec<Row> {
         .filter(|c| cfg!(unix) || c.0 != "unix socket")
         .filter(|c| {
             let label = format!("{}: {}", c.0, c.1);
-            c.0.ends_with("floor") || o.only.is_empty() || o.only.iter().any(|p| label.contains(p.as_str()))
+            o.only.is_empty() || c.0.ends_with("floor") || o.only.iter().any(|p| label.contains(p.as_str()))
         })
         .collect();
+    // The futex floor only if a park case needs it.
+    let parks = cases.iter().any(|c| c.2 == Kind::ParkLatency && c.0 != "futex floor");
+    let cases: Vec<_> = cases.into_iter().filter(|c| parks || c.0 != "futex floor").collect();
     let total = cases.len();
     let mut rows = Vec::new();
     for (i, (transport, workload, kind, run)) in cases.into_iter().enumerate() {
