@@ -700,10 +700,7 @@ fn ratios(rows: &[Row], r: &Row) -> (Option<f64>, Option<f64>) {
         }
         Kind::ParkLatency => {
             let floor = find("futex floor", "round trip").and_then(p50);
-            (
-                p50(r).zip(floor).map(|(v, f)| v / f),
-                p50(r).and_then(to_kernel),
-            )
+            (p50(r).zip(floor).map(|(v, f)| v / f), p50(r).and_then(to_kernel))
         }
         Kind::KernelLatency => (None, p50(r).and_then(to_kernel)),
         Kind::Stream | Kind::KernelStream => {
