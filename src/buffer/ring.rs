@@ -620,6 +620,9 @@ impl RingConsumer {
         if let Some(what) = self.failed {
             return Err(ShmError::Corrupted(what));
         }
+        if !self.may_have_message() {
+            return Ok(0); // one load; nothing consumed, nothing to publish
+        }
         let guard = PublishOnDrop(self);
         let c = &mut *guard.0;
         // Read once: the area's bounds do not change, and locals survive the
@@ -632,10 +635,8 @@ impl RingConsumer {
                 break;
             };
             let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
-            // SAFETY: `next_message` validated [offset+8, offset+8+len) to lie inside
-            // the data area; `advance` moves only the local head, and the producer
-            // reuses the bytes only after `publish`, which runs when the guard drops,
-            // after `f`.
+            // SAFETY: `next_message` validated [offset+8, offset+8+len) inside the data
+            // area; the producer reuses bytes only after `publish` (the guard's drop, after `f`).
             let payload = unsafe { std::slice::from_raw_parts(start, len) };
             c.advance(layout::record_size(len), Some(len));
             f(priority, payload);

@@ -273,9 +273,6 @@ impl Inbound {
                     generation: slot.generation,
                 };
                 let ring = slot.rings.tier(p);
-                if !ring.may_have_message() {
-                    continue;
-                }
                 match ring.read_batch_with(max.min(BURST as usize), |prio, b| f(id, prio, b)) {
                     Ok(0) => continue,
                     Ok(got) => {
