@@ -27,7 +27,7 @@ impl PriorityProducer {
     }
 
     /// Reserves `len` bytes in `priority`'s ring, lets `fill` write them, publishes.
-    #[inline]
+    #[inline(always)]
     pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         self.tiers[priority.index()].write_with(priority, len, fill)
     }

@@ -545,6 +545,7 @@ impl RingConsumer {
             len: usize,
         }
         impl Drop for ConsumeOnDrop<'_> {
+            #[inline]
             fn drop(&mut self) {
                 self.consumer.consume(layout::record_size(self.len), Some(self.len));
             }

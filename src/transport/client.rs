@@ -167,7 +167,7 @@ impl Client {
             && self.channel().generation.load(Ordering::Relaxed) == self.id.generation
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_with<R>(
         &self,
         priority: Priority,
@@ -219,7 +219,7 @@ impl Client {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut rx = self.rx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         self.poisoned()?;

@@ -468,6 +468,7 @@ impl Daemon {
         Ok(())
     }
 
+    #[inline(always)]
     pub(crate) fn write_to_with<R>(
         &self,
         client: ClientId,
@@ -552,6 +553,7 @@ impl Daemon {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let r = self.reader()?.take(&self.seg, f)?;
         self.after_read(r.is_none())?;

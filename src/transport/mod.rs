@@ -250,11 +250,13 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: writes to one client.
+    #[inline]
     pub fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
     }
 
     /// Daemon: writes `len` bytes in place to one client.
+    #[inline]
     pub fn write_to_with<R>(
         &self,
         client: ClientId,
