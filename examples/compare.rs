@@ -13,7 +13,10 @@
 //! two threads pinned the same way). The cache-line floor is measured
 //! before and after each case; a case during which it moved by more than
 //! 25 % (the host moved the vCPUs) is flagged, since its ratios are then
-//! approximate.
+//! approximate. The headline case, the 64 B busy-poll round trip, also
+//! measures the floor in chunks alternating with its own, between the same
+//! two processes, and is compared with that: a move of the vCPUs then hits
+//! both alike.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use memlink_shm::futex::DEFAULT_SPIN;
 use memlink_shm::priority::Priority;
-use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
+use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const PAYLOAD: usize = 64;
@@ -44,7 +47,14 @@ struct Row {
     bytes: usize,
     floor_before: u64,
     floor_after: u64,
+    /// The cache-line floor measured in chunks alternating with the case's,
+    /// between the same two processes (see `memlink_rtt`).
+    paired_floor: Option<Histogram<u64>>,
 }
+
+/// What a case measured: round trips (if any), rate, message size, and a
+/// floor measured interleaved with it (if it did).
+type Measured = (Option<Histogram<u64>>, f64, usize, Option<Histogram<u64>>);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -146,12 +156,7 @@ fn run_all(o: &Opts) -> Vec<Row> {
     let kernel_stream_big = 100_000 / scale;
     let floor_n = 20_000 / scale;
 
-    type Case<'a> = (
-        &'a str,
-        &'a str,
-        Kind,
-        Box<dyn Fn() -> (Option<Histogram<u64>>, f64, usize) + 'a>,
-    );
+    type Case<'a> = (&'a str, &'a str, Kind, Box<dyn Fn() -> Measured + 'a>);
     let cases: Vec<Case> = vec![
         (
             "cache-line floor",
@@ -169,7 +174,7 @@ fn run_all(o: &Opts) -> Vec<Row> {
             "memlink busy-poll",
             "round trip 64 B",
             Kind::SpinLatency,
-            Box::new(|| rtt(memlink_rtt(Mode::Busy, spin_n))),
+            Box::new(|| paired(memlink_rtt_paired(spin_n))),
         ),
         (
             "memlink spin 50us+park",
@@ -285,7 +290,7 @@ fn run_all(o: &Opts) -> Vec<Row> {
     for (i, (transport, workload, kind, run)) in cases.into_iter().enumerate() {
         eprint!("\r[{:>2}/{total}] {transport}: {workload} ...{:20}", i + 1, "");
         let before = cache_floor(floor_n).value_at_quantile(0.5);
-        let (hist, per_sec, bytes) = run();
+        let (hist, per_sec, bytes, paired_floor) = run();
         let after = cache_floor(floor_n).value_at_quantile(0.5);
         rows.push(Row {
             transport: transport.into(),
@@ -296,19 +301,26 @@ fn run_all(o: &Opts) -> Vec<Row> {
             bytes,
             floor_before: before,
             floor_after: after,
+            paired_floor,
         });
     }
     eprintln!("\r{:70}", "");
     rows
 }
 
-fn rtt(h: Histogram<u64>) -> (Option<Histogram<u64>>, f64, usize) {
+fn rtt(h: Histogram<u64>) -> Measured {
     let per_sec = 1e9 / h.mean();
-    (Some(h), per_sec, 0)
+    (Some(h), per_sec, 0, None)
 }
 
-fn stream(per_sec: f64, size: usize) -> (Option<Histogram<u64>>, f64, usize) {
-    (None, per_sec, size)
+/// Round trips and the floor measured interleaved with them.
+fn paired((h, floor): (Histogram<u64>, Histogram<u64>)) -> Measured {
+    let per_sec = 1e9 / h.mean();
+    (Some(h), per_sec, 0, Some(floor))
+}
+
+fn stream(per_sec: f64, size: usize) -> Measured {
+    (None, per_sec, size, None)
 }
 
 // ---------------------------------------------------------------------------
@@ -338,6 +350,9 @@ fn await_client(d: &NrelayShmTransport) -> memlink_shm::transport::ClientId {
     from
 }
 
+/// Round trips of the floor and of the case per chunk in `memlink_rtt_paired`.
+const CHUNK: u64 = 2_000;
+
 fn memlink_rtt(mode: Mode, n: u64) -> Histogram<u64> {
     let (name, d) = memlink_daemon("rtt");
     let m = match mode {
@@ -351,31 +366,12 @@ fn memlink_rtt(mode: Mode, n: u64) -> Histogram<u64> {
         Mode::Park => Duration::ZERO,
         _ => DEFAULT_SPIN,
     });
-    let payload = [7u8; PAYLOAD];
     let mut h = histogram();
     let warm = n / 10;
     for i in 0..warm + n {
-        let t0 = Instant::now();
-        d.write_to(to, Priority::High, &payload).expect("write");
-        match mode {
-            Mode::Busy => loop {
-                if d.read_with(|_, b| b.len()).expect("read").is_some() {
-                    break;
-                }
-                std::hint::spin_loop();
-            },
-            Mode::Spin | Mode::Park => {
-                d.signal();
-                loop {
-                    if d.read_with(|_, b| b.len()).expect("read").is_some() {
-                        break;
-                    }
-                    d.wait(None).expect("wait");
-                }
-            }
-        }
+        let t = memlink_round_trip(&d, to, mode);
         if i >= warm {
-            h.saturating_record(t0.elapsed().as_nanos() as u64);
+            h.saturating_record(t);
         }
     }
     d.send_to(to, Priority::Critical, b"quit").expect("quit");
@@ -383,6 +379,60 @@ fn memlink_rtt(mode: Mode, n: u64) -> Histogram<u64> {
     drop(d);
     let _ = name;
     h
+}
+
+/// One timed 64 B round trip through the daemon (ns).
+fn memlink_round_trip(d: &NrelayShmTransport, to: ClientId, mode: Mode) -> u64 {
+    let t0 = Instant::now();
+    d.write_to(to, Priority::High, &[7u8; PAYLOAD]).expect("write");
+    match mode {
+        Mode::Busy => loop {
+            if d.read_with(|_, b| b.len()).expect("read").is_some() {
+                break;
+            }
+            std::hint::spin_loop();
+        },
+        Mode::Spin | Mode::Park => {
+            d.signal();
+            loop {
+                if d.read_with(|_, b| b.len()).expect("read").is_some() {
+                    break;
+                }
+                d.wait(None).expect("wait");
+            }
+        }
+    }
+    t0.elapsed().as_nanos() as u64
+}
+
+/// Busy-poll round trips, alternating in chunks of [`CHUNK`] with bare
+/// cache-line round trips between the same two processes: when the host
+/// moves the vCPUs, both histograms see it alike. Returns (case, floor).
+fn memlink_rtt_paired(n: u64) -> (Histogram<u64>, Histogram<u64>) {
+    let (name, d) = memlink_daemon("rtt");
+    let floor_name = format!("memlink-compare-pair-{}", std::process::id());
+    let line = FloorLine::create(&floor_name);
+    let mut child = spawn_peer(&["memlink-echo", &name, "busy", &floor_name], false);
+    let to = await_client(&d);
+    let (mut h, mut floor) = (histogram(), histogram());
+    let chunks = n.div_ceil(CHUNK) + 1; // the first pair warms up
+    for c in 0..chunks {
+        for _ in 0..CHUNK {
+            let t = memlink_round_trip(&d, to, Mode::Busy);
+            if c > 0 {
+                h.saturating_record(t);
+            }
+        }
+        d.write_to(to, Priority::Critical, b"floor").expect("floor request");
+        let f = line.initiate(0, CHUNK);
+        if c > 0 {
+            floor.add(&f).expect("same histogram bounds");
+        }
+    }
+    d.send_to(to, Priority::Critical, b"quit").expect("quit");
+    child.wait().expect("peer exit");
+    line.remove();
+    (h, floor)
 }
 
 /// One-way stream daemon -> client; returns messages per second.
@@ -581,7 +631,10 @@ fn peer(args: &[String]) {
     match a.as_slice() {
         ["floor", name, n] => FloorLine::open(name).respond(n.parse().unwrap()),
         ["futex", name, n] => FloorLine::open(name).respond_futex(n.parse().unwrap()),
-        ["memlink-echo", name, mode] => {
+        ["memlink-echo", name, mode, floor @ ..] => {
+            // With a floor segment: a Critical "floor" asks for CHUNK bare
+            // cache-line round trips on it, answered before echoing on.
+            let line = floor.first().map(|f| FloorLine::open(f));
             let c = NrelayShmTransport::connect(name, 1).expect("connect");
             if *mode == "park" {
                 c.set_spin(Duration::ZERO);
@@ -591,6 +644,10 @@ fn peer(args: &[String]) {
             loop {
                 let got = c.read_with(|p, b| {
                     if p == Priority::Critical {
+                        if let (Some(line), b"floor") = (&line, b) {
+                            line.respond(CHUNK);
+                            return true;
+                        }
                         return false;
                     }
                     c.write(Priority::High, b).expect("echo");
@@ -694,8 +751,14 @@ fn ratios(rows: &[Row], r: &Row) -> (Option<f64>, Option<f64>) {
     let to_kernel = |v: f64| best_kernel_latency.is_finite().then(|| v / best_kernel_latency);
     match r.kind {
         Kind::SpinLatency => {
-            // The cache-line floor measured around this very case.
-            let floor = (r.floor_before + r.floor_after) as f64 / 2.0;
+            // The floor measured interleaved with the case if it was, else
+            // the one measured around this very case.
+            let floor = r
+                .paired_floor
+                .as_ref()
+                .map_or((r.floor_before + r.floor_after) as f64 / 2.0, |f| {
+                    f.value_at_quantile(0.5) as f64
+                });
             (p50(r).map(|v| v / floor), p50(r).and_then(to_kernel))
         }
         Kind::ParkLatency => {
@@ -753,11 +816,16 @@ fn print_table(rows: &[Row], cpus: usize) {
             },
             x(f),
             x(k),
-            if floor_moved(r) { "  (floor moved)" } else { "" }
+            match &r.paired_floor {
+                Some(f) => format!("  (floor interleaved: {})", ns(f.value_at_quantile(0.5))),
+                None if floor_moved(r) => "  (floor moved)".into(),
+                None => String::new(),
+            }
         );
     }
     println!(
-        "\nvs floor: round trips against the cache-line floor measured around the same case (park: the futex floor);\n\
+        "\nvs floor: round trips against the cache-line floor measured around the same case (park: the futex floor),\n\
+         or, where marked, in chunks of {CHUNK} round trips alternating with the case's between the same processes;\n\
          streams against the in-process rtrb rate. vs kernel: against the best of unix socket, tcp and pipe."
     );
 }
@@ -785,7 +853,7 @@ fn print_json(rows: &[Row]) {
             out.push(',');
         }
         out.push_str(&format!(
-            "{{\"transport\":\"{}\",\"workload\":\"{}\",\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"msgs_per_sec\":{:.0},\"mb_per_sec\":{:.1},\"vs_floor\":{},\"vs_best_kernel\":{},\"floor_before_ns\":{},\"floor_after_ns\":{},\"floor_moved\":{}}}",
+            "{{\"transport\":\"{}\",\"workload\":\"{}\",\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"msgs_per_sec\":{:.0},\"mb_per_sec\":{:.1},\"vs_floor\":{},\"vs_best_kernel\":{},\"floor_before_ns\":{},\"floor_after_ns\":{},\"floor_moved\":{},\"floor_interleaved_ns\":{}}}",
             r.transport,
             r.workload,
             q(0.5),
@@ -797,7 +865,10 @@ fn print_json(rows: &[Row]) {
             o(k),
             r.floor_before,
             r.floor_after,
-            floor_moved(r)
+            floor_moved(r),
+            r.paired_floor
+                .as_ref()
+                .map_or("null".into(), |f| f.value_at_quantile(0.5).to_string())
         ));
     }
     out.push_str("]}");
