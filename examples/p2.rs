@@ -7,10 +7,13 @@
 //! ```
 //! Option `--quick` runs fewer iterations (a smoke test).
 //!
-//! The client drives: it measures the physical floor (a bare cache-line
-//! ping-pong between the same two processes) before and after, round trips
-//! for 0/64/1024/4096-byte payloads in busy-poll, spin-then-park and
-//! park-always modes, and one-way streaming, then prints the tables.
+//! The client drives: it measures the physical floors (a bare cache-line
+//! ping-pong and a bare futex ping-pong between the same two processes)
+//! before and after, round trips for 0/64/1024/4096-byte payloads in
+//! busy-poll, spin-then-park and park-always modes, and one-way streaming,
+//! then prints the tables. Each busy-poll and spin row also measures the
+//! cache-line floor in chunks alternating with its own round trips and is
+//! compared with that, so that a move of the vCPUs hits both alike.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -255,6 +258,33 @@ fn floor(t: &NrelayShmTransport, warmup: u64, n: u64) -> ShmResult<Histogram<u64
     Ok(h)
 }
 
+/// Round trips per chunk in `ping_pong_paired`.
+const CHUNK: u64 = 2_000;
+
+/// `ping_pong` in chunks of [`CHUNK`], each followed by as many bare
+/// cache-line round trips on `line` between the same two processes, so that
+/// a move of the vCPUs during the row hits the row and its floor alike.
+/// Returns (round trips, floor).
+fn ping_pong_paired(
+    t: &NrelayShmTransport,
+    mode: Mode,
+    size: usize,
+    (warmup, n): (u64, u64),
+    (line, name): (&FloorLine, &str),
+) -> ShmResult<(Histogram<u64>, Histogram<u64>)> {
+    let mut h = ping_pong(t, mode, size, warmup, 0)?;
+    let mut floor = histogram();
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(CHUNK);
+        h.add(ping_pong(t, mode, size, 0, k)?).expect("same histogram bounds");
+        assert_eq!(command(t, &format!("FLOOR {name} {k}"))?, "OK");
+        floor.add(line.initiate(0, k)).expect("same histogram bounds");
+        done += k;
+    }
+    Ok((h, floor))
+}
+
 fn futex_floor(t: &NrelayShmTransport, warmup: u32, n: u32) -> ShmResult<Histogram<u64>> {
     let name = format!("memlink-p2-futex-{}", std::process::id());
     let line = FloorLine::create(&name);
@@ -348,6 +378,8 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
     let futex_before = futex_floor(t, (warm / 10) as u32, park_n as u32)?;
 
     let modes = [Mode::Busy, Mode::Wait(DEFAULT_SPIN), Mode::Wait(Duration::ZERO)];
+    let line_name = format!("memlink-p2-pair-{pid}");
+    let line = FloorLine::create(&line_name);
     let mut rows = Vec::new();
     for mode in modes {
         command(t, &mode.command())?;
@@ -355,15 +387,18 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
             t.set_spin(spin);
         }
         for size in SIZES {
-            let n = if mode == Mode::Wait(Duration::ZERO) {
-                park_n
+            // Park rows compare with the futex floor, the others with a
+            // cache-line floor measured in chunks between their own.
+            let (h, floor) = if mode == Mode::Wait(Duration::ZERO) {
+                (ping_pong(t, mode, size, warm, park_n)?, None)
             } else {
-                busy_n
+                let (h, f) = ping_pong_paired(t, mode, size, (warm, busy_n), (&line, &line_name))?;
+                (h, Some(f))
             };
-            let h = ping_pong(t, mode, size, warm, n)?;
-            rows.push((mode, size, h));
+            rows.push((mode, size, h, floor));
         }
     }
+    line.remove();
 
     let mut streams = Vec::new();
     for mode in [Mode::Busy, Mode::Wait(DEFAULT_SPIN)] {
@@ -402,27 +437,27 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
             println!("WARNING: the {what} floor moved by more than 25 % during the run (the host moved the vCPUs); its ratios are approximate");
         }
     }
-    println!("(ratios: busy-poll and spin rows against the cache-line floor, park rows against the futex floor)");
+    println!(
+        "(ratios: busy-poll and spin rows against the cache-line floor measured in chunks of {CHUNK} round trips\n\
+         alternating with the row's own, shown as \"floor\"; park rows against the futex floor before and after)"
+    );
     println!();
     println!(
-        "{:<26} {:>7} {:>9} {:>9} {:>9} {:>13} {:>9}",
-        "round trip", "payload", "p50", "p99", "p99.9", "round trips/s", "vs floor"
+        "{:<26} {:>7} {:>9} {:>9} {:>9} {:>13} {:>9} {:>9}",
+        "round trip", "payload", "p50", "p99", "p99.9", "round trips/s", "floor", "vs floor"
     );
-    for (mode, size, h) in &rows {
+    for (mode, size, h, paired) in &rows {
         let p50 = h.value_at_quantile(0.5);
-        let floor = if *mode == Mode::Wait(Duration::ZERO) {
-            futex_p50
-        } else {
-            floor_p50
-        };
+        let floor = paired.as_ref().map_or(futex_p50, |f| f.value_at_quantile(0.5) as f64);
         println!(
-            "{:<26} {:>5} B {:>9} {:>9} {:>9} {:>13} {:>8.2}x",
+            "{:<26} {:>5} B {:>9} {:>9} {:>9} {:>13} {:>9} {:>8.2}x",
             mode.label(),
             size,
             ns(p50),
             ns(h.value_at_quantile(0.99)),
             ns(h.value_at_quantile(0.999)),
             rate(1e9 / h.mean()),
+            ns(floor as u64),
             p50 as f64 / floor
         );
     }
