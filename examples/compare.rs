@@ -48,7 +48,7 @@ struct Row {
     floor_before: u64,
     floor_after: u64,
     /// The cache-line floor measured in chunks alternating with the case's,
-    /// between the same two processes (see `memlink_rtt`).
+    /// between the same two processes (see `memlink_rtt_paired`).
     paired_floor: Option<Histogram<u64>>,
 }
 

@@ -434,7 +434,9 @@ fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
     // The busy and spin rows carry their own interleaved floor; only the park
     // rows depend on floors measured at the ends of the run.
     if (xb as f64 - xa as f64).abs() / futex_p50 > 0.25 {
-        println!("WARNING: the futex floor moved by more than 25 % during the run; the park rows' ratios are approximate");
+        println!(
+            "WARNING: the futex floor moved by more than 25 % during the run; the park rows' ratios are approximate"
+        );
     }
     println!(
         "(ratios: busy-poll and spin rows against the cache-line floor measured in chunks of {CHUNK} round trips\n\
