@@ -19,6 +19,7 @@ git archive "$rev" | tar -x -C "$dir/base"
 # Two versions of one crate can be linked together only if semver keeps them apart.
 sed -i 's/^version = ".*"/version = "0.0.1"/' "$dir/base/Cargo.toml"
 cp scripts/ab/main.rs "$dir/ab/src/main.rs"
+cp examples/support/cases.rs "$dir/ab/src/cases.rs"
 cat > "$dir/ab/Cargo.toml" <<TOML
 [package]
 name = "memlink-ab"
@@ -38,7 +39,7 @@ lto = "thin"
 TOML
 export CARGO_TARGET_DIR="$repo/target/ab"
 if [ "${AB_CHECK:-0}" = 1 ]; then
-    rustfmt --edition 2021 --config max_width=120 --check scripts/ab/main.rs
+    rustfmt --edition 2021 --config max_width=120 --check "$dir/ab/src/main.rs"
     cargo clippy --quiet --release --manifest-path "$dir/ab/Cargo.toml" -- -D warnings
 fi
 echo "base: $(git rev-parse --short "$rev"), work: the working tree of $repo"
