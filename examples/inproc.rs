@@ -26,22 +26,24 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[macro_use]
-#[path = "support/cases.rs"]
-mod cases;
-
+use std::hint::{black_box, spin_loop};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use cases::Side;
+use memlink_shm::buffer::RingBuffer;
+use memlink_shm::priority::Priority;
+use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 use support::pin_to_cpu;
 
 const PAYLOAD: usize = 64;
 
+/// One side of a case: runs the given number of round trips.
+type Side = Box<dyn FnMut(u64) + Send>;
+
 /// A case: its name, the side that starts each round trip, the echo.
 type Case = (&'static str, Side, Side);
-
-build_cases!(memlink_shm, ring, transport);
 
 fn main() {
     let arg = |i: usize, default: u64| {
@@ -54,17 +56,8 @@ fn main() {
         "inproc: {PAYLOAD} B round trips between two threads pinned to CPU 0 and 1; \
          {rounds} rounds of {chunk} per case, cases interleaved"
     );
-    let mut list: Vec<Case> = Vec::new();
-    for (name, make) in [
-        ("cache-line floor", cases::floor as cases::MakeCase),
-        ("memlink ring", ring),
-        ("rtrb", cases::rtrb),
-        ("memlink transport", transport),
-    ] {
-        let (drive, echo) = make(false);
-        list.push((name, drive, echo));
-    }
-    let per_rt = run(chunk, rounds, list);
+    let cases = vec![floor(), ring(), rtrb(), transport()];
+    let per_rt = run(chunk, rounds, cases);
     println!(
         "\n{:<18} {:>12} {:>14} {:>16}",
         "case", "median", "vs floor", "(quartiles)"
@@ -118,4 +111,116 @@ fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     let at = |q: usize| v[(v.len() - 1) * q / 4];
     (at(1), at(2), at(3))
+}
+
+fn floor() -> Case {
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    let line = Arc::new(Line(AtomicU64::new(0)));
+    let peer = line.clone();
+    let (mut sent, mut seen) = (0u64, 0u64);
+    let drive = move |k: u64| {
+        for _ in 0..k {
+            sent += 2;
+            line.0.store(sent - 1, Ordering::Release);
+            while line.0.load(Ordering::Acquire) != sent {
+                spin_loop();
+            }
+        }
+    };
+    let echo = move |k: u64| {
+        for _ in 0..k {
+            seen += 2;
+            while peer.0.load(Ordering::Acquire) != seen - 1 {
+                spin_loop();
+            }
+            peer.0.store(seen, Ordering::Release);
+        }
+    };
+    ("cache-line floor", Box::new(drive), Box::new(echo))
+}
+
+fn ring() -> Case {
+    let (mut to_tx, mut to_rx) = RingBuffer::new(64).expect("ring").split();
+    let (mut back_tx, mut back_rx) = RingBuffer::new(64).expect("ring").split();
+    let drive = move |k: u64| {
+        for _ in 0..k {
+            to_tx.write(Priority::High, &[7; PAYLOAD]).expect("write");
+            while back_rx.read_with(|_, b| black_box(b.len())).expect("read").is_none() {
+                spin_loop();
+            }
+        }
+    };
+    let echo = move |k: u64| {
+        for _ in 0..k {
+            while to_rx
+                .read_with(|p, b| back_tx.write(p, b).expect("echo"))
+                .expect("read")
+                .is_none()
+            {
+                spin_loop();
+            }
+        }
+    };
+    ("memlink ring", Box::new(drive), Box::new(echo))
+}
+
+fn rtrb() -> Case {
+    let (mut to_tx, mut to_rx) = rtrb::RingBuffer::<[u8; PAYLOAD]>::new(1024);
+    let (mut back_tx, mut back_rx) = rtrb::RingBuffer::<[u8; PAYLOAD]>::new(1024);
+    let drive = move |k: u64| {
+        for _ in 0..k {
+            while to_tx.push([7; PAYLOAD]).is_err() {}
+            while back_rx.pop().is_err() {
+                spin_loop();
+            }
+        }
+    };
+    let echo = move |k: u64| {
+        for _ in 0..k {
+            let m = loop {
+                match to_rx.pop() {
+                    Ok(m) => break m,
+                    Err(_) => spin_loop(),
+                }
+            };
+            while back_tx.push(m).is_err() {}
+        }
+    };
+    ("rtrb", Box::new(drive), Box::new(echo))
+}
+
+fn transport() -> Case {
+    let name = format!("memlink-inproc-{}", std::process::id());
+    let d = NrelayShmTransport::builder(&name)
+        .size(16 << 20)
+        .max_clients(1)
+        .create()
+        .expect("create the segment");
+    let c = NrelayShmTransport::connect(&name, 1).expect("connect");
+    c.send(Priority::High, b"hello").expect("hello");
+    let (id, _, hello) = d
+        .recv_from(Some(Duration::from_secs(10)))
+        .expect("the client says hello");
+    assert_eq!(hello, b"hello");
+    let drive = move |k: u64| {
+        for _ in 0..k {
+            d.write_to(id, Priority::High, &[7; PAYLOAD]).expect("write");
+            while d.read_with(|_, b| black_box(b.len())).expect("read").is_none() {
+                spin_loop();
+            }
+        }
+    };
+    let echo = move |k: u64| {
+        for _ in 0..k {
+            while c
+                .read_with(|p, b| c.write(p, b).expect("echo"))
+                .expect("read")
+                .is_none()
+            {
+                spin_loop();
+            }
+        }
+    };
+    ("memlink transport", Box::new(drive), Box::new(echo))
 }
