@@ -36,6 +36,7 @@
 
 pub mod buffer;
 pub mod control;
+mod endpoint;
 mod error;
 pub mod futex;
 pub mod layout;
@@ -47,7 +48,9 @@ pub mod recovery;
 pub mod safety;
 pub mod transport;
 
-pub use error::{ShmError, ShmResult};
+pub use endpoint::{Batch, Client, ClientBuilder, ClientId, ClientMessage, Daemon, DaemonBuilder, Message, Stats};
+pub use error::{Error, OpenError, ShmError, ShmResult};
+pub use priority::Priority;
 
 // The README's code blocks are compiled and run as doc tests.
 #[cfg(doctest)]

@@ -2,14 +2,9 @@
 
 use std::time::Duration;
 
-use super::client::Client;
-use super::daemon::Daemon;
 use super::{NrelayShmTransport, Role};
-use crate::control::Segment;
+use crate::endpoint::{Client, Daemon, Settings};
 use crate::error::ShmResult;
-use crate::futex::DEFAULT_SPIN;
-use crate::layout::{Geometry, DEFAULT_MAX_MESSAGE};
-use crate::mmap::SegmentName;
 
 /// Segment size used by the builder when none is given (1 MiB).
 pub const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;
@@ -35,65 +30,51 @@ pub const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;
 /// ```
 #[derive(Debug, Clone)]
 pub struct TransportBuilder {
-    name: String,
-    size: usize,
-    protocol_version: u32,
-    max_clients: Option<u32>,
-    max_message_size: usize,
-    spin: Duration,
-    mode: u32,
-    owner: Option<u32>,
+    settings: Settings,
 }
 
 impl TransportBuilder {
     pub(crate) fn new(name: &str) -> TransportBuilder {
         TransportBuilder {
-            name: name.to_owned(),
-            size: DEFAULT_SEGMENT_SIZE,
-            protocol_version: 1,
-            max_clients: None,
-            max_message_size: DEFAULT_MAX_MESSAGE,
-            spin: DEFAULT_SPIN,
-            mode: 0o600,
-            owner: None,
+            settings: Settings::new(name),
         }
     }
 
     /// Total segment size in bytes (daemon). See [`Geometry`] for how it is split.
     pub fn size(mut self, bytes: usize) -> Self {
-        self.size = bytes;
+        self.settings.size = bytes;
         self
     }
 
     /// The application's protocol version: clients must ask for the daemon's.
     pub fn protocol_version(mut self, version: u32) -> Self {
-        self.protocol_version = version;
+        self.settings.protocol_version = version;
         self
     }
 
     /// Client slots (daemon). Default: as many as fit, up to 8.
     pub fn max_clients(mut self, n: u32) -> Self {
-        self.max_clients = Some(n);
+        self.settings.max_clients = Some(n);
         self
     }
 
     /// Largest message payload (daemon). Default 4 KiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
+        self.settings.max_message_size = bytes;
         self
     }
 
     /// How long `wait` and blocking writes spin before sleeping in the kernel.
     /// Zero sleeps at once. Default 50 µs.
     pub fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
+        self.settings.spin = spin;
         self
     }
 
     /// Permission bits of a created segment (daemon). Default 0o600.
     /// Ignored on Windows, where the directory's access control list decides.
     pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode & 0o777;
+        self.settings.mode = mode & 0o777;
         self
     }
 
@@ -103,34 +84,23 @@ impl TransportBuilder {
     /// owner is refused, so a segment squatted under the name is never used.
     /// Ignored on Windows, which has no numeric user ids.
     pub fn owner(mut self, uid: u32) -> Self {
-        self.owner = Some(uid);
+        self.settings.owner = Some(uid);
         self
     }
 
     /// Creates the segment and returns the daemon side.
     pub fn create(self) -> ShmResult<NrelayShmTransport> {
-        let name = SegmentName::parse(&self.name)?;
-        let clients = match self.max_clients {
-            Some(n) => n,
-            None => Geometry::auto_clients(self.size, self.max_message_size)?,
-        };
-        let geometry = Geometry::compute(self.size, clients, self.max_message_size)?;
-        let seg = Segment::create(&name, geometry, self.protocol_version, self.mode)?;
+        let engine = self.settings.create()?;
         Ok(NrelayShmTransport {
-            role: Role::Daemon(Daemon::new(seg, self.spin)),
+            role: Role::Daemon(Daemon::from_engine(engine, self.settings.name)),
         })
     }
 
     /// Connects to an existing segment and returns the client side.
     pub fn connect(self) -> ShmResult<NrelayShmTransport> {
-        let name = SegmentName::parse(&self.name)?;
+        let engine = self.settings.connect()?;
         Ok(NrelayShmTransport {
-            role: Role::Client(Client::connect(
-                &name,
-                self.protocol_version,
-                self.spin,
-                self.owner.unwrap_or_else(crate::platform::current_uid),
-            )?),
+            role: Role::Client(Client::from_engine(engine, self.settings.name)),
         })
     }
 }

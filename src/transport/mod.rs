@@ -32,23 +32,18 @@
 //! daemon read closure (`write_to` in `read_from_with`) is fine.
 
 mod builder;
-mod channel;
-mod client;
-mod daemon;
 
-use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use crate::endpoint::{ClientId, Stats as TransportStats};
 pub use crate::error::{ShmError, ShmResult};
+pub use crate::pring::PriorityBatch;
 pub use crate::priority::Priority;
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
-use crate::buffer::RingCounters;
 use crate::control::Segment;
-pub use crate::pring::PriorityBatch;
-use client::Client;
-use daemon::Daemon;
+use crate::endpoint::{deadline, Client, ClientEngine, Daemon, DaemonEngine};
 
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
@@ -76,47 +71,6 @@ pub trait ShmTransport {
     fn set_backpressure(&self, level: f32);
     /// Daemon: tell clients to leave and remove the segment. Client: leave.
     fn shutdown(&self);
-}
-
-/// Identifies a client slot and its occupant (a later client in the same slot
-/// has another id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId {
-    slot: u32,
-    generation: u32,
-}
-
-impl ClientId {
-    /// Index of the client's slot in the segment.
-    pub fn slot(&self) -> u32 {
-        self.slot
-    }
-
-    /// How many clients have held this slot, this one included.
-    pub fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.slot, self.generation)
-    }
-}
-
-/// Counters read from the segment, per tier, summed over connected clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TransportStats {
-    /// Client -> daemon rings, indexed by [`Priority::index`].
-    pub to_daemon: [RingCounters; 3],
-    /// Daemon -> client rings.
-    pub to_client: [RingCounters; 3],
-    /// Wake syscalls made for the daemon.
-    pub daemon_wakeups: u64,
-    /// Wake syscalls made for clients.
-    pub client_wakeups: u64,
-    /// Slots the daemon reclaimed from clients that died.
-    pub recovered_clients: u32,
 }
 
 /// The daemon or a client of a shared-memory segment.
@@ -157,6 +111,18 @@ enum Role {
     Client(Client),
 }
 
+impl Role {
+    #[inline(always)]
+    fn daemon(d: &Daemon) -> &DaemonEngine {
+        d.engine()
+    }
+
+    #[inline(always)]
+    fn client(c: &Client) -> &ClientEngine {
+        c.engine()
+    }
+}
+
 impl NrelayShmTransport {
     /// Creates the segment `name` of `size` bytes and returns the daemon side.
     ///
@@ -182,8 +148,8 @@ impl NrelayShmTransport {
 
     fn segment(&self) -> &Segment {
         match &self.role {
-            Role::Daemon(d) => d.segment(),
-            Role::Client(c) => c.segment(),
+            Role::Daemon(d) => Role::daemon(d).segment(),
+            Role::Client(c) => Role::client(c).segment(),
         }
     }
 
@@ -191,8 +157,8 @@ impl NrelayShmTransport {
     /// the kernel (see [`TransportBuilder::spin`]).
     pub fn set_spin(&self, spin: Duration) {
         match &self.role {
-            Role::Daemon(d) => d.set_spin(spin),
-            Role::Client(c) => c.set_spin(spin),
+            Role::Daemon(d) => Role::daemon(d).set_spin(spin),
+            Role::Client(c) => Role::client(c).set_spin(spin),
         }
     }
 
@@ -212,7 +178,7 @@ impl NrelayShmTransport {
     /// Connected clients (daemon; empty on a client).
     pub fn clients(&self) -> Vec<ClientId> {
         match &self.role {
-            Role::Daemon(d) => d.clients(),
+            Role::Daemon(d) => Role::daemon(d).clients(),
             Role::Client(_) => Vec::new(),
         }
     }
@@ -236,16 +202,16 @@ impl NrelayShmTransport {
     /// On the daemon this is a broadcast and `fill` runs once per client.
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.write_with(priority, len, fill),
-            Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
+            Role::Daemon(d) => Role::daemon(d).write_with(priority, len, fill),
+            Role::Client(c) => Role::client(c).write_with(priority, len, |b| fill(b)),
         }
     }
 
     /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.write_timeout(priority, data, timeout),
-            Role::Client(c) => c.write_timeout(priority, data, timeout),
+            Role::Daemon(d) => Role::daemon(d).write_timeout(priority, data, timeout),
+            Role::Client(c) => Role::client(c).write_timeout(priority, data, timeout),
         }
     }
 
@@ -265,7 +231,7 @@ impl NrelayShmTransport {
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> ShmResult<R> {
         match &self.role {
-            Role::Daemon(d) => d.write_to_with(client, priority, len, fill),
+            Role::Daemon(d) => Role::daemon(d).write_to_with(client, priority, len, fill),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to")),
         }
     }
@@ -279,7 +245,7 @@ impl NrelayShmTransport {
         timeout: Option<Duration>,
     ) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.write_to_timeout(client, priority, data, timeout),
+            Role::Daemon(d) => Role::daemon(d).write_to_timeout(client, priority, data, timeout),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to_timeout")),
         }
     }
@@ -288,7 +254,7 @@ impl NrelayShmTransport {
     pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to(client, priority, data)?;
         if let Role::Daemon(d) = &self.role {
-            d.signal_client(client);
+            Role::daemon(d).signal_client(client);
         }
         Ok(())
     }
@@ -297,8 +263,8 @@ impl NrelayShmTransport {
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
-            Role::Client(c) => c.read_with(f),
+            Role::Daemon(d) => Role::daemon(d).read_from_with(|_, p, b| f(p, b)),
+            Role::Client(c) => Role::client(c).read_with(f),
         }
     }
 
@@ -307,15 +273,15 @@ impl NrelayShmTransport {
     /// (a blocked writer is woken once, at the end).
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
-            Role::Client(c) => c.read_batch_with(max, f),
+            Role::Daemon(d) => Role::daemon(d).read_from_batch_with(max, |_, p, b| f(p, b)),
+            Role::Client(c) => Role::client(c).read_batch_with(max, f),
         }
     }
 
     /// Daemon: `read_batch_with`, also passing each message's sender.
     pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_batch_with(max, f),
+            Role::Daemon(d) => Role::daemon(d).read_from_batch_with(max, f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from_batch_with")),
         }
     }
@@ -345,14 +311,14 @@ impl NrelayShmTransport {
     pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
-            Role::Client(c) => c.write_batch(f),
+            Role::Client(c) => Role::client(c).write_batch(f),
         }
     }
 
     /// Daemon: writes several messages to one client, visible together.
     pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
-            Role::Daemon(d) => d.write_to_batch(client, f),
+            Role::Daemon(d) => Role::daemon(d).write_to_batch(client, f),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to_batch")),
         }
     }
@@ -360,7 +326,7 @@ impl NrelayShmTransport {
     /// Daemon: like `read_with`, also passing the sender.
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(f),
+            Role::Daemon(d) => Role::daemon(d).read_from_with(f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
@@ -373,7 +339,7 @@ impl NrelayShmTransport {
 
     /// `wait` then `read`.
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
-        let until = channel::deadline(timeout);
+        let until = deadline(timeout);
         loop {
             if let Some(m) = self.read_with(|p, b| (p, b.to_vec()))? {
                 return Ok(m);
@@ -384,7 +350,7 @@ impl NrelayShmTransport {
 
     /// Daemon: `wait` then `read_from`.
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
-        let until = channel::deadline(timeout);
+        let until = deadline(timeout);
         loop {
             if let Some(m) = self.read_from_with(|c, p, b| (c, p, b.to_vec()))? {
                 return Ok(m);
@@ -399,7 +365,7 @@ impl NrelayShmTransport {
     /// Returns how many slots were reclaimed.
     pub fn sweep(&self) -> u32 {
         match &self.role {
-            Role::Daemon(d) => d.sweep(),
+            Role::Daemon(d) => Role::daemon(d).sweep(),
             Role::Client(_) => 0,
         }
     }
@@ -416,8 +382,8 @@ impl NrelayShmTransport {
     /// Counters of the rings and wake-ups, read from the segment.
     pub fn stats(&self) -> TransportStats {
         match &self.role {
-            Role::Daemon(d) => d.stats(),
-            Role::Client(c) => c.stats(),
+            Role::Daemon(d) => Role::daemon(d).stats(),
+            Role::Client(c) => Role::client(c).stats(),
         }
     }
 }
@@ -426,8 +392,8 @@ impl ShmTransport for NrelayShmTransport {
     #[inline]
     fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
-            Role::Client(c) => c.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Daemon(d) => Role::daemon(d).write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Client(c) => Role::client(c).write_with(priority, data.len(), |b| b.copy_from_slice(data)),
         }
     }
 
@@ -438,43 +404,43 @@ impl ShmTransport for NrelayShmTransport {
     #[inline]
     fn signal(&self) {
         match &self.role {
-            Role::Daemon(d) => d.signal(),
-            Role::Client(c) => c.signal(),
+            Role::Daemon(d) => Role::daemon(d).signal(),
+            Role::Client(c) => Role::client(c).signal(),
         }
     }
 
     fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.wait(timeout),
-            Role::Client(c) => c.wait(timeout),
+            Role::Daemon(d) => Role::daemon(d).wait(timeout),
+            Role::Client(c) => Role::client(c).wait(timeout),
         }
     }
 
     fn is_connected(&self) -> bool {
         match &self.role {
-            Role::Daemon(d) => !d.segment().is_shutting_down(),
-            Role::Client(c) => c.is_connected(),
+            Role::Daemon(d) => !Role::daemon(d).segment().is_shutting_down(),
+            Role::Client(c) => Role::client(c).is_connected(),
         }
     }
 
     fn backpressure(&self) -> f32 {
         match &self.role {
-            Role::Daemon(d) => d.backpressure(),
-            Role::Client(c) => c.backpressure(),
+            Role::Daemon(d) => Role::daemon(d).backpressure(),
+            Role::Client(c) => Role::client(c).backpressure(),
         }
     }
 
     fn set_backpressure(&self, level: f32) {
         match &self.role {
-            Role::Daemon(d) => d.set_backpressure(level),
-            Role::Client(c) => c.set_backpressure(level),
+            Role::Daemon(d) => Role::daemon(d).set_backpressure(level),
+            Role::Client(c) => Role::client(c).set_backpressure(level),
         }
     }
 
     fn shutdown(&self) {
         match &self.role {
-            Role::Daemon(d) => d.shutdown(),
-            Role::Client(c) => c.disconnect(),
+            Role::Daemon(d) => Role::daemon(d).shutdown(),
+            Role::Client(c) => Role::client(c).disconnect(),
         }
     }
 }

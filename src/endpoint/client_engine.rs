@@ -8,10 +8,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::channel::{self, deadline, NotifyOnDrop, Throttle};
-use super::{ClientId, TransportStats};
+use super::{ClientId, Stats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
@@ -26,7 +26,7 @@ use crate::priority::Priority;
 /// How often a client checks that its daemon is alive (at most; see the module docs).
 pub const DAEMON_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-pub(crate) struct Client {
+pub(crate) struct ClientEngine {
     seg: Segment,
     id: ClientId,
     spin: Cell<Duration>,
@@ -37,19 +37,24 @@ pub(crate) struct Client {
     liveness: Throttle,
 }
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for ClientEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("ClientEngine")
             .field("segment", self.seg.name())
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
 }
 
-impl Client {
+impl ClientEngine {
     /// Opens the segment, checks versions, state and the daemon's liveness,
     /// and claims a free slot.
-    pub(crate) fn connect(name: &SegmentName, protocol_version: u32, spin: Duration, owner: u32) -> ShmResult<Client> {
+    pub(crate) fn connect(
+        name: &SegmentName,
+        protocol_version: u32,
+        spin: Duration,
+        owner: u32,
+    ) -> ShmResult<ClientEngine> {
         let seg = Segment::open_owned_by(name, owner)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
@@ -92,7 +97,7 @@ impl Client {
         ch.state.store(SLOT_CONNECTED, Ordering::Release);
         c.client_count.fetch_add(1, Ordering::AcqRel);
         c.epoch.fetch_add(1, Ordering::Release);
-        Ok(Client {
+        Ok(ClientEngine {
             id: ClientId {
                 slot: index,
                 generation,
@@ -199,6 +204,25 @@ impl Client {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
+            self.wait_for_room(priority, data.len(), until)?;
+        }
+    }
+
+    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
+    /// daemon is gone ([`ShmError::Disconnected`]) or `until` passes
+    /// ([`ShmError::Timeout`]). Room found stays: this client is the ring's
+    /// only writer.
+    pub(crate) fn wait_for_room(&self, priority: Priority, len: usize, until: Option<Instant>) -> ShmResult<()> {
+        loop {
+            self.status()?;
+            let fits = self
+                .tx
+                .try_borrow_mut()
+                .map_err(|_| ShmError::Reentrant)?
+                .can_write(priority, len)?;
+            if fits {
+                return Ok(());
+            }
             // The daemon may be asleep waiting for a signal not sent yet: wake it
             // so it drains, or we would wait for each other.
             self.signal();
@@ -210,7 +234,7 @@ impl Client {
                     || self
                         .tx
                         .try_borrow_mut()
-                        .map_or(true, |mut t| t.can_write(priority, data.len()).unwrap_or(true))
+                        .map_or(true, |mut t| t.can_write(priority, len).unwrap_or(true))
             };
             let space = &self.channel().to_daemon_space;
             if !space.wait_until_ticking(room, self.spin.get(), until, Some(DAEMON_CHECK_INTERVAL)) {
@@ -260,13 +284,17 @@ impl Client {
 
     /// Writes several messages, published together (one release store per tier).
     pub(crate) fn write_batch<R>(&self, f: impl FnOnce(&mut crate::pring::PriorityBatch<'_>) -> R) -> ShmResult<R> {
+        self.with_producer(|p| f(&mut p.batch()))
+    }
+
+    /// Lends the writing ends, once the client is known to be usable.
+    pub(crate) fn with_producer<R>(&self, f: impl FnOnce(&mut PriorityProducer) -> R) -> ShmResult<R> {
         if self.liveness.tick() {
             self.check_daemon();
         }
         self.status()?;
         let mut tx = self.tx.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        let mut batch = tx.batch();
-        Ok(f(&mut batch))
+        Ok(f(&mut tx))
     }
 
     /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
@@ -332,13 +360,13 @@ impl Client {
         channel::store_hint(&self.channel().client_backpressure, level);
     }
 
-    pub(crate) fn stats(&self) -> TransportStats {
+    pub(crate) fn stats(&self) -> Stats {
         let c = self.seg.control();
-        let mut stats = TransportStats {
+        let mut stats = Stats {
             daemon_wakeups: c.daemon_wake.wakeups.load(Ordering::Relaxed),
             client_wakeups: self.channel().client_wake.wakeups.load(Ordering::Relaxed),
             recovered_clients: c.recovered_clients.load(Ordering::Relaxed),
-            ..TransportStats::default()
+            ..Stats::default()
         };
         for p in Priority::ALL {
             stats.to_daemon[p.index()] = self.seg.ring(self.id.slot, Direction::ToDaemon, p).counters();
@@ -372,7 +400,7 @@ impl Client {
     }
 }
 
-impl Drop for Client {
+impl Drop for ClientEngine {
     fn drop(&mut self) {
         self.disconnect();
     }

@@ -7,10 +7,10 @@
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::channel::{self, deadline, NotifyOnDrop, Throttle};
-use super::{ClientId, TransportStats};
+use super::{ClientId, Stats};
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{
@@ -86,7 +86,7 @@ struct Outbound {
     targets: Vec<u32>,
 }
 
-pub(crate) struct Daemon {
+pub(crate) struct DaemonEngine {
     seg: Segment,
     spin: Cell<Duration>,
     rx: RefCell<Inbound>,
@@ -103,9 +103,9 @@ const BURST: u32 = 16;
 /// How often the daemon checks its clients' liveness (and beats its heartbeat).
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
-impl std::fmt::Debug for Daemon {
+impl std::fmt::Debug for DaemonEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon")
+        f.debug_struct("DaemonEngine")
             .field("segment", self.seg.name())
             .finish_non_exhaustive()
     }
@@ -376,11 +376,11 @@ impl Outbound {
     }
 }
 
-impl Daemon {
-    pub(crate) fn new(seg: Segment, spin: Duration) -> Daemon {
+impl DaemonEngine {
+    pub(crate) fn new(seg: Segment, spin: Duration) -> DaemonEngine {
         let n = seg.geometry().max_clients as usize;
         let none = |_| None;
-        Daemon {
+        DaemonEngine {
             rx: RefCell::new(Inbound {
                 epoch: None,
                 slots: (0..n).map(none).collect(),
@@ -492,30 +492,7 @@ impl Daemon {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
-            let lacking = self
-                .tx
-                .try_borrow_mut()
-                .map_err(|_| ShmError::Reentrant)?
-                .lacking_room(&self.seg, priority, data.len())?;
-            let Some(i) = lacking else { continue };
-            // The client may be asleep waiting for a signal we have not sent yet:
-            // wake it so it drains, or we would wait for each other.
-            self.seg.channel(i).client_wake.notify();
-            let room = || {
-                self.seg.is_shutting_down()
-                    || self.tx.try_borrow_mut().map_or(
-                        true,
-                        |mut t| !matches!(t.lacking_room(&self.seg, priority, data.len()), Ok(Some(j)) if j == i),
-                    )
-            };
-            if !self
-                .seg
-                .channel(i)
-                .to_client_space
-                .wait_until(room, self.spin.get(), until)
-            {
-                return Err(ShmError::Timeout);
-            }
+            self.wait_for_room_all(priority, data.len(), until)?;
         }
     }
 
@@ -533,21 +510,70 @@ impl Daemon {
                 Err(ShmError::BufferFull) => {}
                 other => return other,
             }
-            // As in `write_timeout`: make sure the reader is awake to drain.
+            self.wait_for_room_to(client, priority, data.len(), until)?;
+        }
+    }
+
+    /// Blocks until a `len`-byte message of `priority` fits the ring to
+    /// `client` (`Ok`), the client is gone ([`ShmError::UnknownClient`]), the
+    /// daemon shuts down ([`ShmError::Disconnected`]) or `until` passes.
+    /// While it waits it sweeps for dead clients every [`SWEEP_INTERVAL`], so
+    /// a client that dies with a full ring is noticed, not waited for.
+    pub(crate) fn wait_for_room_to(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> ShmResult<()> {
+        let fits = |t: &mut Outbound| -> ShmResult<bool> {
+            t.refresh(&self.seg);
+            t.slot(client)?.rings.can_write(priority, len)
+        };
+        loop {
+            if fits(&mut *self.writer()?)? {
+                return Ok(());
+            }
+            // The client may be asleep waiting for a signal we have not sent yet:
+            // wake it so it drains, or we would wait for each other.
             self.signal_client(client);
-            let room = || {
+            let ready = || {
+                if self.sweeper.due() {
+                    self.sweep();
+                }
+                self.seg.is_shutting_down()
+                    || self
+                        .tx
+                        .try_borrow_mut()
+                        .map_or(true, |mut t| fits(&mut t).unwrap_or(true))
+            };
+            let space = &self.seg.channel(client.slot).to_client_space;
+            if !space.wait_until_ticking(ready, self.spin.get(), until, Some(SWEEP_INTERVAL)) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    /// Like [`DaemonEngine::wait_for_room_to`], for room in every connected
+    /// client's ring; clients that leave or die meanwhile stop counting.
+    pub(crate) fn wait_for_room_all(&self, priority: Priority, len: usize, until: Option<Instant>) -> ShmResult<()> {
+        loop {
+            let Some(i) = self.writer()?.lacking_room(&self.seg, priority, len)? else {
+                return Ok(());
+            };
+            self.seg.channel(i).client_wake.notify();
+            let ready = || {
+                if self.sweeper.due() {
+                    self.sweep();
+                }
                 self.seg.is_shutting_down()
                     || self.tx.try_borrow_mut().map_or(true, |mut t| {
-                        t.slot(client)
-                            .map_or(true, |s| s.rings.can_write(priority, data.len()).unwrap_or(true))
+                        t.refresh(&self.seg);
+                        !matches!(t.lacking_room(&self.seg, priority, len), Ok(Some(j)) if j == i)
                     })
             };
-            if !self
-                .seg
-                .channel(client.slot)
-                .to_client_space
-                .wait_until(room, self.spin.get(), until)
-            {
+            let space = &self.seg.channel(i).to_client_space;
+            if !space.wait_until_ticking(ready, self.spin.get(), until, Some(SWEEP_INTERVAL)) {
                 return Err(ShmError::Timeout);
             }
         }
@@ -595,10 +621,17 @@ impl Daemon {
         client: ClientId,
         f: impl FnOnce(&mut crate::pring::PriorityBatch<'_>) -> R,
     ) -> ShmResult<R> {
+        self.with_producer_to(client, |p| f(&mut p.batch()))
+    }
+
+    /// Lends the writing ends of the rings to one client.
+    pub(crate) fn with_producer_to<R>(
+        &self,
+        client: ClientId,
+        f: impl FnOnce(&mut PriorityProducer) -> R,
+    ) -> ShmResult<R> {
         let mut tx = self.writer()?;
-        let slot = tx.slot(client)?;
-        let mut batch = slot.rings.batch();
-        Ok(f(&mut batch))
+        Ok(f(&mut tx.slot(client)?.rings))
     }
 
     /// Reclaims the slots of clients whose process died: a connected one is
@@ -719,12 +752,12 @@ impl Daemon {
         channel::store_hint(&self.seg.control().daemon_backpressure, level);
     }
 
-    pub(crate) fn stats(&self) -> TransportStats {
+    pub(crate) fn stats(&self) -> Stats {
         let seg = &self.seg;
-        let mut stats = TransportStats {
+        let mut stats = Stats {
             daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
             recovered_clients: seg.control().recovered_clients.load(Ordering::Relaxed),
-            ..TransportStats::default()
+            ..Stats::default()
         };
         for i in 0..seg.geometry().max_clients {
             let ch = seg.channel(i);
@@ -759,7 +792,7 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
+impl Drop for DaemonEngine {
     fn drop(&mut self) {
         self.shutdown();
     }

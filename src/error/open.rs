@@ -1,0 +1,190 @@
+//! Why a segment could not be created or connected to.
+
+use std::io;
+
+use thiserror::Error;
+
+use super::ShmError;
+
+/// Why [`crate::Daemon::create`] or [`crate::Client::connect`] (or their
+/// builders) failed. Nothing is left behind by a failed create: no segment,
+/// no hidden build file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The name cannot name a segment.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it, with the limit where there is one.
+        reason: String,
+    },
+
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The segment size cannot hold the requested geometry.
+    #[error(
+        "a segment of {requested} bytes is too small: these settings need at least {minimum} bytes \
+         (or fewer clients, or a smaller max_message_size)"
+    )]
+    TooSmall {
+        /// Size asked for.
+        requested: usize,
+        /// Smallest size that works with the same settings.
+        minimum: usize,
+    },
+
+    /// No segment of that name exists.
+    #[error("segment {name} not found: start the daemon first, or check the name")]
+    NotFound {
+        /// Segment name.
+        name: String,
+    },
+
+    /// A file that is not a live memlink segment of this user holds the name.
+    #[error("{name} already exists and is not a memlink segment of this user: remove it, or use another name")]
+    AlreadyExists {
+        /// Segment name.
+        name: String,
+    },
+
+    /// A live daemon already serves the name.
+    #[error("a daemon (pid {pid}) is already running on {name}: stop it first, or use another name")]
+    AlreadyRunning {
+        /// Segment name.
+        name: String,
+        /// The running daemon's process id, as recorded in the segment (0 if unknown).
+        pid: u32,
+    },
+
+    /// The segment's daemon died; nobody serves it.
+    #[error("the daemon of {name} (pid {pid}) is dead: start it again (it takes the name over)")]
+    OwnerDead {
+        /// Segment name.
+        name: String,
+        /// The dead daemon's process id.
+        pid: u32,
+    },
+
+    /// The daemon is shutting down.
+    #[error("the daemon of {name} is shutting down: connect again once a new one has started")]
+    ShuttingDown {
+        /// Segment name.
+        name: String,
+    },
+
+    /// The daemon speaks another application protocol version.
+    #[error("protocol version mismatch: this process speaks {expected}, the segment's daemon {found}")]
+    ProtocolMismatch {
+        /// Version this process asked for.
+        expected: u32,
+        /// Version stored in the segment.
+        found: u32,
+    },
+
+    /// The segment was written by an incompatible version of this library.
+    #[error(
+        "segment layout version {found} is not supported (this build reads {expected}): \
+         use the same memlink-shm version on both sides"
+    )]
+    LayoutMismatch {
+        /// Layout version this build understands.
+        expected: u32,
+        /// Layout version stored in the segment.
+        found: u32,
+    },
+
+    /// The file exists but fails validation.
+    #[error("invalid segment {name}: {reason}")]
+    InvalidSegment {
+        /// Segment name.
+        name: String,
+        /// What failed validation.
+        reason: String,
+    },
+
+    /// The segment belongs to another user, its mode forbids access, or the
+    /// name is a symbolic link.
+    #[error("permission denied on segment {name}: {reason}")]
+    PermissionDenied {
+        /// Segment name.
+        name: String,
+        /// Why access was refused.
+        reason: String,
+    },
+
+    /// Every client slot of the segment is taken.
+    #[error(
+        "all {max_clients} client slots of the segment are in use: retry once a client leaves, \
+         or create the segment with a larger max_clients"
+    )]
+    TableFull {
+        /// Number of slots in the segment.
+        max_clients: u32,
+    },
+
+    /// An operating-system call failed.
+    #[error("{op} failed for {name}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Segment name or path.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl OpenError {
+    /// True where retrying later may succeed: the daemon is starting,
+    /// shutting down, or a slot may free up.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OpenError::TableFull { .. } | OpenError::ShuttingDown { .. } => true,
+            OpenError::InvalidSegment { reason, .. } => reason.contains("retry"),
+            _ => false,
+        }
+    }
+}
+
+impl OpenError {
+    /// Converts the engine's error, naming the segment where the engine's
+    /// variant does not.
+    pub(crate) fn from_shm(e: ShmError, name: &str) -> OpenError {
+        let name = name.to_owned();
+        match e {
+            ShmError::InvalidConfig(reason) if reason.starts_with("segment name") => {
+                // The name layer says "segment name \"NAME\" WHY": keep the why.
+                let prefix = format!("segment name {name:?} ");
+                let reason = reason.strip_prefix(&prefix).map_or(reason.clone(), str::to_owned);
+                OpenError::InvalidName { name, reason }
+            }
+            ShmError::InvalidConfig(reason) => OpenError::InvalidConfig(reason),
+            ShmError::TooSmall { requested, minimum } => OpenError::TooSmall { requested, minimum },
+            ShmError::NotFound { name } => OpenError::NotFound { name },
+            ShmError::AlreadyExists { name } => OpenError::AlreadyExists { name },
+            ShmError::AlreadyRunning { name, pid } => OpenError::AlreadyRunning { name, pid },
+            ShmError::OwnerDead { name, pid } => OpenError::OwnerDead { name, pid },
+            ShmError::Disconnected => OpenError::ShuttingDown { name },
+            ShmError::ProtocolMismatch { expected, found } => OpenError::ProtocolMismatch { expected, found },
+            ShmError::LayoutMismatch { expected, found } => OpenError::LayoutMismatch { expected, found },
+            ShmError::InvalidSegment { name, reason } => OpenError::InvalidSegment { name, reason },
+            ShmError::PermissionDenied { name, reason } => OpenError::PermissionDenied { name, reason },
+            ShmError::TableFull { max_clients } => OpenError::TableFull { max_clients },
+            ShmError::Io { op, name, source } => OpenError::Io { op, name, source },
+            ShmError::Corrupted(what) => OpenError::InvalidSegment {
+                name,
+                reason: format!("{what} holds an impossible value"),
+            },
+            other => OpenError::Io {
+                op: "open",
+                name,
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
