@@ -1,11 +1,63 @@
 //! # memlink-shm
 //!
-//! Inter-process messaging over shared memory: lock-free single-producer /
-//! single-consumer rings that live in a named segment, three priority tiers,
-//! futex wake-ups that cost nothing when nobody sleeps, and a daemon/client
-//! transport on top.
+//! Messages between processes on one machine, through shared memory: a
+//! [`Daemon`] creates a named segment, [`Client`]s connect to it, and each
+//! client gets its own pair of lock-free single-producer/single-consumer
+//! rings in the segment, with three priority tiers ([`Priority`]). A reader
+//! that waits sleeps on a futex word in the segment; a send makes a syscall
+//! only when somebody sleeps.
 //!
-//! Layers, bottom up:
+//! ```
+//! use memlink_shm::{Client, Daemon, Priority};
+//! use std::time::Duration;
+//!
+//! let mut daemon = Daemon::create("quickstart")?;
+//! let mut client = Client::connect("quickstart")?;
+//! client.send(Priority::High, b"ping")?;
+//! let msg = daemon.recv_timeout(Duration::from_secs(1))?;
+//! assert_eq!((msg.priority(), msg.payload()), (Priority::High, &b"ping"[..]));
+//! daemon.send_to(msg.client(), Priority::Critical, b"pong")?;
+//! assert_eq!(client.recv_timeout(Duration::from_secs(1))?.payload(), b"pong");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Usually the two sides are two programs: `cargo run --example daemon` in
+//! one terminal and `cargo run --example client` in another.
+//!
+//! ## Sending and receiving
+//!
+//! The calls follow std's and crossbeam's channels:
+//!
+//! | | blocks | never blocks | bounded wait | in place (zero-copy) |
+//! |---|---|---|---|---|
+//! | client -> daemon | [`Client::send`] | [`Client::try_send`] | [`Client::send_timeout`] | [`Client::send_with`], [`Client::send_batch`] |
+//! | daemon -> one client | [`Daemon::send_to`] | [`Daemon::try_send_to`] | [`Daemon::send_to_timeout`] | [`Daemon::send_to_with`], [`Daemon::send_batch_to`] |
+//! | daemon -> every client | [`Daemon::broadcast`] | [`Daemon::try_broadcast`] | [`Daemon::broadcast_timeout`] | |
+//! | receive | `recv` | `try_recv` | `recv_timeout` | `recv_with`, `try_recv_with`, `try_recv_batch` |
+//!
+//! - "Not now" is [`Error::Full`] (a send) or [`Error::Empty`] (a receive),
+//!   and [`Error::Timeout`] for a bounded wait; [`Error::is_transient`] says
+//!   whether retrying can help.
+//! - A send wakes the reader if it sleeps; a batch publishes many messages
+//!   with one wake-up. A daemon's send wakes the clients it wrote to, and
+//!   only those.
+//! - Readers take Critical before High before Low. The daemon serves its
+//!   clients round-robin within a tier, in bursts of at most 16 messages.
+//! - A blocking receive returns a message or an error, never "nothing": it
+//!   waits again by itself when a wake-up finds the rings empty.
+//! - When the daemon shuts down or dies, clients first receive what it sent,
+//!   then [`Error::Disconnected`]. When a client leaves or dies, the daemon
+//!   receives what it sent, then frees its slot; sending to it is
+//!   [`Error::UnknownClient`].
+//!
+//! ## Shared memory is untrusted
+//!
+//! Every index, length and header read from the segment is validated. A peer
+//! that writes impossible values gets its channel poisoned
+//! ([`Error::Corrupted`] on this side, [`Error::Poisoned`] on its side); it
+//! never causes a panic or an access outside the mapping here.
+//!
+//! ## Layers
 //!
 //! | layer | modules |
 //! |---|---|
@@ -13,23 +65,18 @@
 //! | the segment | [`mmap`] (mapping), [`layout`] (wire format), [`control`] (validated access) |
 //! | wait/wake | [`futex`] (event count over a word in the segment) |
 //! | rings | [`buffer`] (SPSC ring), [`priority`], [`pring`] (three tiers) |
-//! | transport | [`transport`] (daemon/client, many clients, both directions) |
+//! | endpoints | [`Daemon`], [`Client`] |
 //! | recovery | [`recovery`] (liveness, PID files, cleanup), [`safety`] (bounds, panic guards, poison) |
 //!
-//! ```
-//! use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
-//! use memlink_shm::priority::Priority;
-//! # let name = format!("memlink-doc-lib-{}", std::process::id());
+//! ## Compatibility with 0.1.3
 //!
-//! let daemon = NrelayShmTransport::create(&name, 65536, 1)?;
-//! let client = NrelayShmTransport::connect(&name, 1)?;
-//!
-//! client.send(Priority::High, b"Request data")?; // write + signal
-//! daemon.wait(None)?;
-//! let (priority, data) = daemon.read()?;
-//! assert_eq!((priority, &data[..]), (Priority::High, &b"Request data"[..]));
-//! # Ok::<(), memlink_shm::transport::ShmError>(())
-//! ```
+//! The 0.1.3 API keeps compiling and working as its README showed:
+//! [`transport::NrelayShmTransport`] (one type for both roles) with the
+//! [`transport::ShmTransport`] trait, the heap rings
+//! [`buffer::RingBuffer`] and [`pring::PriorityRingBuffer`],
+//! [`recovery::RecoveryManager`] and [`recovery::Heartbeat`], and
+//! [`safety`]. The transport is a thin layer over [`Daemon`] and [`Client`];
+//! new code should use those.
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

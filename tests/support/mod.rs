@@ -88,6 +88,28 @@ impl Children {
         (v.len() - 1, out)
     }
 
+    /// Like `spawn_piped`, with the child's stdin piped too (to tell it when to go on).
+    pub fn spawn_talking(
+        &self,
+        test: &str,
+        role: &[&str],
+    ) -> (usize, std::process::ChildStdin, std::process::ChildStdout) {
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = Command::new(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+            .env(ROLE_VAR, role.join("\u{1f}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child test process");
+        let input = child.stdin.take().expect("piped stdin");
+        let out = child.stdout.take().expect("piped stdout");
+        self.pids.lock().unwrap().push(child.id());
+        let mut v = self.procs.lock().unwrap();
+        v.push(Some(child));
+        (v.len() - 1, input, out)
+    }
+
     /// Kills child `i` with SIGKILL and reaps it.
     pub fn kill(&self, i: usize) {
         let child = self.procs.lock().unwrap()[i].take();

@@ -1,0 +1,218 @@
+//! The `Daemon` and `Client` endpoints across real processes: the test
+//! binary re-executes itself in a child role. Every test has a watchdog and
+//! removes its segment.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+use memlink_shm::{Client, Daemon, Error, Priority};
+use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
+
+const STEP: Duration = Duration::from_secs(30);
+
+/// A segment whose rings fill after a few dozen 1 KiB messages.
+fn small_daemon(name: &str, clients: u32) -> Daemon {
+    Daemon::builder(name)
+        .size(128 << 10)
+        .max_clients(clients)
+        .max_message_size(1024)
+        .create()
+        .expect("create")
+}
+
+/// Blocks until the child's stdout says "ready" (the harness prints its own
+/// lines first), then drains the rest in the background so that the child's
+/// later output never meets a closed pipe.
+fn wait_ready(out: std::process::ChildStdout) {
+    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+    let ready = lines.any(|l| l.trim() == "ready");
+    assert!(ready, "the child exited before it was ready");
+    std::thread::spawn(move || lines.for_each(drop));
+}
+
+/// The crate page's quickstart, with the client in another process.
+#[test]
+fn quickstart_across_two_processes() {
+    if let Some(role) = child_role() {
+        child_watchdog(Duration::from_secs(120));
+        let mut client = Client::connect(&role[0]).expect("connect");
+        client.send(Priority::High, b"ping").expect("send");
+        let reply = client.recv_timeout(STEP).expect("reply");
+        assert_eq!((reply.priority(), reply.payload()), (Priority::Critical, &b"pong"[..]));
+        return;
+    }
+    let name = unique_name("quickstart");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let mut daemon = Daemon::create(&name).expect("create");
+    let child = children.spawn("quickstart_across_two_processes", &[&name]);
+    let msg = daemon.recv_timeout(STEP).expect("request");
+    assert_eq!((msg.priority(), msg.payload()), (Priority::High, &b"ping"[..]));
+    daemon
+        .send_to(msg.client(), Priority::Critical, b"pong")
+        .expect("send_to");
+    assert!(children.wait_success(child), "the client process failed");
+}
+
+/// Client role for the blocking-write tests: connects, says hello so the
+/// daemon learns its id, reads nothing, and leaves when a line (or the end)
+/// arrives on its stdin.
+fn run_stalled_client(name: &str) {
+    child_watchdog(Duration::from_secs(120));
+    let client = Client::connect(name).expect("connect");
+    let mut client = client;
+    client.send(Priority::High, b"hello").expect("hello");
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    client.disconnect();
+}
+
+/// Fills the Low ring to `client` until it is full.
+fn fill_low(daemon: &mut Daemon, client: memlink_shm::ClientId) -> usize {
+    let mut n = 0;
+    loop {
+        match daemon.try_send_to(client, Priority::Low, &[7; 1000]) {
+            Ok(()) => n += 1,
+            Err(Error::Full) => return n,
+            Err(e) => panic!("filling: {e}"),
+        }
+    }
+}
+
+/// A daemon blocked in `send_to` on a client that leaves gets
+/// `UnknownClient` instead of waiting for ever.
+#[test]
+fn blocking_send_to_ends_when_the_client_leaves() {
+    if let Some(role) = child_role() {
+        return run_stalled_client(&role[0]);
+    }
+    let name = unique_name("leaves");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let mut daemon = small_daemon(&name, 1);
+    let (child, mut input, out) = children.spawn_talking("blocking_send_to_ends_when_the_client_leaves", &[&name]);
+    wait_ready(out);
+    let hello = daemon.recv_timeout(STEP).expect("hello");
+    assert!(fill_low(&mut daemon, hello.client()) > 0);
+    // Told to leave before or while the send waits: either way it must end.
+    let teller = std::thread::spawn(move || writeln!(input, "leave"));
+    let r = daemon.send_to(hello.client(), Priority::Low, &[7; 1000]);
+    teller.join().unwrap().expect("tell the client to leave");
+    assert!(
+        matches!(r, Err(Error::UnknownClient(id)) if id == hello.client()),
+        "{r:?}"
+    );
+    assert!(children.wait_success(child), "the client process failed");
+}
+
+/// A daemon blocked in `send_to` on a client that is killed gets
+/// `UnknownClient`: the wait sweeps for dead clients.
+#[test]
+fn blocking_send_to_ends_when_the_client_dies() {
+    if let Some(role) = child_role() {
+        return run_stalled_client(&role[0]);
+    }
+    let name = unique_name("dies");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let mut daemon = small_daemon(&name, 1);
+    // Its stdin stays open until it is killed: it does not leave by itself.
+    let (child, _input, out) = children.spawn_talking("blocking_send_to_ends_when_the_client_dies", &[&name]);
+    wait_ready(out);
+    let hello = daemon.recv_timeout(STEP).expect("hello");
+    fill_low(&mut daemon, hello.client());
+    // Killed before or while the send waits: either way it must end.
+    let killer = {
+        let children = children.clone();
+        std::thread::spawn(move || children.kill(child))
+    };
+    let r = daemon.send_to(hello.client(), Priority::Low, &[7; 1000]);
+    killer.join().unwrap();
+    assert!(matches!(r, Err(Error::UnknownClient(_))), "{r:?}");
+    assert_eq!(daemon.client_count(), 0);
+}
+
+/// Client role that reads until the broadcast "bye".
+fn run_reader(name: &str) {
+    child_watchdog(Duration::from_secs(120));
+    let mut client = Client::connect(name).expect("connect");
+    client.send(Priority::High, b"hello").expect("hello");
+    loop {
+        let msg = client.recv().expect("recv");
+        if msg.payload() == b"bye" {
+            return;
+        }
+    }
+}
+
+/// One dead client whose ring is full does not stall a broadcast: it goes
+/// on to the living.
+#[test]
+fn broadcast_skips_a_dead_client_with_a_full_ring() {
+    if let Some(role) = child_role() {
+        return match role[1].as_str() {
+            "stalled" => run_stalled_client(&role[0]),
+            _ => run_reader(&role[0]),
+        };
+    }
+    let name = unique_name("bcast");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let mut daemon = small_daemon(&name, 2);
+    let test = "broadcast_skips_a_dead_client_with_a_full_ring";
+    let (stalled, _input, out) = children.spawn_talking(test, &[&name, "stalled"]);
+    wait_ready(out);
+    let stalled_id = daemon.recv_timeout(STEP).expect("hello").client();
+    let reader = children.spawn(test, &[&name, "reader"]);
+    let reader_id = daemon.recv_timeout(STEP).expect("hello").client();
+    assert_ne!(stalled_id, reader_id);
+    fill_low(&mut daemon, stalled_id);
+    assert!(matches!(daemon.try_broadcast(Priority::Low, b"bye"), Err(Error::Full)));
+    children.kill(stalled);
+    daemon.broadcast(Priority::Low, b"bye").expect("broadcast");
+    assert!(children.wait_success(reader), "the reading client failed");
+    assert_eq!(daemon.clients(), Vec::<memlink_shm::ClientId>::new());
+}
+
+/// Daemon role: creates the segment, says "ready", and never reads.
+fn run_deaf_daemon(name: &str) {
+    child_watchdog(Duration::from_secs(120));
+    let _daemon = small_daemon(name, 1);
+    println!("ready");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A client blocked in `send` on a full ring gets `Disconnected` when the
+/// daemon is killed.
+#[test]
+fn blocking_send_ends_when_the_daemon_dies() {
+    if let Some(role) = child_role() {
+        return run_deaf_daemon(&role[0]);
+    }
+    let name = unique_name("deaf");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let (daemon, out) = children.spawn_piped("blocking_send_ends_when_the_daemon_dies", &[&name]);
+    wait_ready(out);
+    let mut client = Client::connect(&name).expect("connect");
+    while client.try_send(Priority::Low, &[1; 1000]).is_ok() {}
+    assert!(matches!(client.try_send(Priority::Low, &[1; 1000]), Err(Error::Full)));
+    let killer = {
+        let children = children.clone();
+        std::thread::spawn(move || children.kill(daemon))
+    };
+    let r = client.send(Priority::Low, &[1; 1000]);
+    killer.join().unwrap();
+    assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
+    assert!(!client.is_connected());
+}
