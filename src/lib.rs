@@ -93,9 +93,13 @@ pub mod pring;
 pub mod priority;
 pub mod recovery;
 pub mod safety;
+mod slot;
 pub mod transport;
 
-pub use endpoint::{Batch, Client, ClientBuilder, ClientId, ClientMessage, Daemon, DaemonBuilder, Message, Stats};
+pub use endpoint::{
+    Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
+    Message, Stats,
+};
 pub use error::{Error, OpenError, ShmError, ShmResult};
 pub use priority::Priority;
 

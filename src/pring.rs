@@ -61,6 +61,16 @@ impl PriorityProducer {
         Ok(max)
     }
 
+    /// Fill level of the fullest tier, 0.0..=1.0, without touching the
+    /// cached positions.
+    pub(crate) fn fill_level(&self) -> ShmResult<f32> {
+        let mut max = 0f32;
+        for t in &self.tiers {
+            max = max.max(t.fill_level()?);
+        }
+        Ok(max)
+    }
+
     /// Counters of each tier.
     pub fn counters(&self) -> [RingCounters; 3] {
         [0, 1, 2].map(|i| self.tiers[i].memory().counters())

@@ -372,6 +372,14 @@ impl RingProducer {
         self.has_room(need).map_err(ShmError::Corrupted)
     }
 
+    /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh
+    /// load of `head` that leaves the cached one alone.
+    pub(crate) fn fill_level(&self) -> ShmResult<f32> {
+        let head = self.mem.header().head.load(Ordering::Acquire);
+        let head = check_position(head, self.head_cache, self.tail, "ring head index")?;
+        Ok((self.tail - head) as f32 / self.mem.capacity as f32)
+    }
+
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
     pub fn occupancy(&mut self) -> ShmResult<f32> {
         let _ = self.has_room(self.mem.capacity + 1).map_err(ShmError::Corrupted)?; // forces a reload of head

@@ -29,22 +29,6 @@ pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> ShmRe
     Ok(PriorityConsumer::new(three(rings)))
 }
 
-/// Empties all six rings of channel `index` and clears its wait registrations.
-/// Only for a slot its caller has claimed, which no other process touches.
-pub(crate) fn reset(seg: &Segment, index: u32) {
-    for d in [Direction::ToDaemon, Direction::ToClient] {
-        for p in Priority::ALL {
-            seg.ring(index, d, p).reset();
-        }
-    }
-    let ch = seg.channel(index);
-    for e in [&ch.client_wake, &ch.to_daemon_space, &ch.to_client_space] {
-        e.waiters.store(0, Ordering::Relaxed);
-    }
-    ch.client_backpressure.store(0, Ordering::Relaxed);
-    ch.poison.store(crate::layout::POISON_NONE, Ordering::Relaxed);
-}
-
 /// Absolute deadline for an optional timeout.
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| {

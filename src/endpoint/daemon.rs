@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 use super::batch::Batch;
 use super::channel::deadline;
 use super::daemon_engine::DaemonEngine;
-use super::message::{ClientId, ClientMessage};
+use super::message::ClientMessage;
 use super::settings::Settings;
 use super::stats::Stats;
 use crate::error::{Error, OpenError, ShmError};
 use crate::priority::Priority;
+use crate::slot::ClientId;
 
 /// The owner of a named segment, serving every [`crate::Client`] that
 /// connects to it.

@@ -10,15 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::channel::{self, deadline, NotifyOnDrop, Throttle};
-use super::{ClientId, Stats};
+use super::Stats;
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{
-    Direction, EventWord, POISON_NONE, POISON_TO_DAEMON, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE,
-    STATE_SHUTTING_DOWN,
-};
+use crate::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+use crate::slot::{self, ClientId, Poison};
 
 /// One client's rings as one side of the daemon holds them: the reading
 /// ends (to-daemon) or the writing ends (to-client), for one connection.
@@ -31,7 +29,7 @@ struct Attached<R> {
 /// since (one load).
 #[inline]
 fn moved_epoch(seen: Option<u32>, seg: &Segment) -> Option<u32> {
-    let epoch = seg.control().epoch.load(Ordering::Acquire);
+    let epoch = slot::epoch(seg);
     (seen != Some(epoch)).then_some(epoch)
 }
 
@@ -55,7 +53,7 @@ fn attach<R>(
             true
         }
         Err(_) => {
-            poison(seg, index, POISON_TO_DAEMON);
+            slot::poison(seg, index, Poison::ByDaemon);
             *slot = None;
             false
         }
@@ -126,24 +124,20 @@ impl Inbound {
         self.active.clear();
         self.closing.clear();
         for i in 0..seg.geometry().max_clients {
-            let ch = seg.channel(i);
-            // SYNC POINT: Acquire pairs with the client's Release store of the state,
-            // made after it reset the rings and before it bumped the epoch.
-            let state = ch.state.load(Ordering::Acquire);
-            let generation = ch.generation.load(Ordering::Relaxed);
-            let slot = &mut self.slots[i as usize];
-            if state != SLOT_CONNECTED && state != SLOT_CLOSED {
-                *slot = None;
+            let view = slot::view(seg, i);
+            let held = &mut self.slots[i as usize];
+            if !view.connected && !view.closed {
+                *held = None;
                 continue;
             }
-            if state == SLOT_CLOSED {
+            if view.closed {
                 self.closing.push(i); // freed once drained
             }
-            if ch.poison.load(Ordering::Acquire) != POISON_NONE {
-                *slot = None; // nothing read from a poisoned channel is trusted
+            if view.poisoned {
+                *held = None; // nothing read from a poisoned channel is trusted
                 continue;
             }
-            if attach(seg, i, generation, slot, |s, i| {
+            if attach(seg, i, view.id.generation, held, |s, i| {
                 channel::consumer(s, i, Direction::ToDaemon)
             }) {
                 self.active.push(i);
@@ -156,7 +150,7 @@ impl Inbound {
     fn ban(&mut self, seg: &Segment, index: u32) {
         self.slots[index as usize] = None;
         self.active.retain(|&i| i != index);
-        poison(seg, index, POISON_TO_DAEMON);
+        slot::poison(seg, index, Poison::ByDaemon);
     }
 
     fn has_message(&mut self) -> bool {
@@ -182,13 +176,7 @@ impl Inbound {
             self.slots[i as usize] = None;
             self.closing.swap_remove(k);
             self.active.retain(|&a| a != i);
-            // SYNC POINT: Release hands the slot (and our last reads of it) to the
-            // next client's Acquire compare-exchange in `Client::connect`. Only FREE
-            // slots are claimed, so a CLOSED slot's occupant cannot change under us.
-            let _ = seg
-                .channel(i)
-                .state
-                .compare_exchange(SLOT_CLOSED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed);
+            slot::free(seg, i);
         }
     }
 
@@ -294,13 +282,6 @@ impl Inbound {
     }
 }
 
-/// Marks channel `index` unusable (both sides check the word) and makes the
-/// daemon's reader and writer re-scan the table.
-fn poison(seg: &Segment, index: u32, code: u32) {
-    seg.channel(index).poison.store(code, Ordering::Release);
-    seg.control().epoch.fetch_add(1, Ordering::Release);
-}
-
 #[cold]
 fn unknown_client(client: ClientId) -> ShmError {
     ShmError::UnknownClient(client.to_string())
@@ -320,16 +301,13 @@ impl Outbound {
         self.epoch = Some(epoch);
         self.targets.clear();
         for i in 0..seg.geometry().max_clients {
-            let ch = seg.channel(i);
-            // SYNC POINT: as in `Inbound::rebuild`.
-            let state = ch.state.load(Ordering::Acquire);
-            let generation = ch.generation.load(Ordering::Relaxed);
-            let slot = &mut self.slots[i as usize];
-            if state != SLOT_CONNECTED || ch.poison.load(Ordering::Acquire) != POISON_NONE {
-                *slot = None;
+            let view = slot::view(seg, i);
+            let held = &mut self.slots[i as usize];
+            if !view.connected || view.poisoned {
+                *held = None;
                 continue;
             }
-            if attach(seg, i, generation, slot, |s, i| {
+            if attach(seg, i, view.id.generation, held, |s, i| {
                 channel::producer(s, i, Direction::ToClient)
             }) {
                 self.targets.push(i);
@@ -344,7 +322,7 @@ impl Outbound {
 
     fn ban(&mut self, seg: &Segment, index: u32) {
         self.detach(index);
-        poison(seg, index, POISON_TO_DAEMON);
+        slot::poison(seg, index, Poison::ByDaemon);
     }
 
     #[inline]
@@ -640,43 +618,19 @@ impl DaemonEngine {
     /// Returns how many slots it reclaimed.
     pub(crate) fn sweep(&self) -> u32 {
         let seg = &self.seg;
-        let c = seg.control();
-        let mut reclaimed = 0;
-        for i in 0..seg.geometry().max_clients {
-            let ch = seg.channel(i);
-            let state = ch.state.load(Ordering::Acquire);
-            if (state != SLOT_CONNECTED && state != SLOT_CLAIMED) || seg.client_alive(i) {
-                continue;
-            }
-            // The client's lock is gone: its process is dead (a kernel fact, not a timeout).
-            let next = if state == SLOT_CONNECTED {
-                SLOT_CLOSED
-            } else {
-                SLOT_FREE
-            };
-            if ch
-                .state
-                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                if state == SLOT_CONNECTED {
-                    let _ = c
-                        .client_count
-                        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
-                    c.epoch.fetch_add(1, Ordering::Release);
-                }
-                c.recovered_clients.fetch_add(1, Ordering::Relaxed);
-                reclaimed += 1;
-            }
-        }
-        c.heartbeat.store(crate::platform::monotonic_nanos(), Ordering::Relaxed);
+        let reclaimed = (0..seg.geometry().max_clients)
+            .filter(|&i| slot::reclaim_if_dead(seg, i))
+            .count() as u32;
+        seg.control()
+            .heartbeat
+            .store(crate::platform::monotonic_nanos(), Ordering::Relaxed);
         reclaimed
     }
 
     /// Wakes the clients sleeping in `wait` after this side wrote to them.
     pub(crate) fn signal(&self) {
         let seg = &self.seg;
-        let connected = |i: &u32| seg.channel(*i).state.load(Ordering::Relaxed) == SLOT_CONNECTED;
+        let connected = |i: &u32| slot::is_connected(seg, *i);
         EventWord::notify_each(
             (0..seg.geometry().max_clients)
                 .filter(connected)
@@ -720,16 +674,7 @@ impl DaemonEngine {
     }
 
     pub(crate) fn clients(&self) -> Vec<ClientId> {
-        let seg = &self.seg;
-        (0..seg.geometry().max_clients)
-            .filter_map(|i| {
-                let ch = seg.channel(i);
-                (ch.state.load(Ordering::Acquire) == SLOT_CONNECTED).then(|| ClientId {
-                    slot: i,
-                    generation: ch.generation.load(Ordering::Relaxed),
-                })
-            })
-            .collect()
+        slot::connected(&self.seg)
     }
 
     /// Fullest to-client ring, or the highest hint a client published.
@@ -760,11 +705,11 @@ impl DaemonEngine {
             ..Stats::default()
         };
         for i in 0..seg.geometry().max_clients {
-            let ch = seg.channel(i);
-            let state = ch.state.load(Ordering::Acquire);
-            if state != SLOT_CONNECTED && state != SLOT_CLOSED {
+            let view = slot::view(seg, i);
+            if !view.connected && !view.closed {
                 continue;
             }
+            let ch = seg.channel(i);
             stats.client_wakeups = stats
                 .client_wakeups
                 .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));

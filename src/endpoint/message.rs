@@ -3,32 +3,7 @@
 use std::fmt;
 
 use crate::priority::Priority;
-
-/// Identifies a client slot and its occupant: a later client in the same
-/// slot has another id, so a reply never reaches the wrong process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId {
-    pub(crate) slot: u32,
-    pub(crate) generation: u32,
-}
-
-impl ClientId {
-    /// Index of the client's slot in the segment.
-    pub fn slot(&self) -> u32 {
-        self.slot
-    }
-
-    /// How many clients have held this slot, this one included.
-    pub fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.slot, self.generation)
-    }
-}
+use crate::slot::ClientId;
 
 /// Payloads up to this size are stored inline: receiving them does not allocate.
 const INLINE: usize = 62;

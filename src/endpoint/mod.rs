@@ -3,8 +3,8 @@
 //!
 //! Each public type is a thin owner of an engine that does the work:
 //! `daemon_engine` (the client table, fair reads across clients, sweeps of
-//! dead clients) and `client_engine` (one claimed slot, its pair of priority
-//! rings, the daemon's liveness). The 0.1.3 compatibility layer in
+//! dead clients) and `client` (a connection to one claimed slot, with a
+//! sending half and a receiving half). The 0.1.3 compatibility layer in
 //! [`crate::transport`] wraps the same two types.
 //!
 //! Conventions are std's and crossbeam's: `send` blocks while the ring is
@@ -16,20 +16,19 @@
 mod batch;
 mod channel;
 mod client;
-mod client_engine;
 mod daemon;
 mod daemon_engine;
 mod message;
 mod settings;
 mod stats;
 
+pub use crate::slot::ClientId;
 pub use batch::Batch;
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
 pub use daemon::{Daemon, DaemonBuilder};
-pub use message::{ClientId, ClientMessage, Message};
+pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 
 pub(crate) use channel::deadline;
-pub(crate) use client_engine::ClientEngine;
 pub(crate) use daemon_engine::DaemonEngine;
 pub(crate) use settings::Settings;

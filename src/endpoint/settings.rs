@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::client_engine::ClientEngine;
+use super::client::{ClientReceiver, ClientSender};
 use super::daemon_engine::DaemonEngine;
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
@@ -64,9 +64,7 @@ impl Settings {
     }
 
     /// Connects to the segment as a client.
-    pub(crate) fn connect(&self) -> ShmResult<ClientEngine> {
-        let name = SegmentName::parse(&self.name)?;
-        let owner = self.owner.unwrap_or_else(crate::platform::current_uid);
-        ClientEngine::connect(&name, self.protocol_version, self.spin, owner)
+    pub(crate) fn connect(&self) -> ShmResult<(ClientSender, ClientReceiver)> {
+        super::client::open(self)
     }
 }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use super::client_role::ClientRole;
 use super::{NrelayShmTransport, Role};
-use crate::endpoint::{Client, Daemon, Settings};
+use crate::endpoint::{Daemon, Settings};
 use crate::error::ShmResult;
 
 /// Segment size used by the builder when none is given (1 MiB).
@@ -98,9 +99,8 @@ impl TransportBuilder {
 
     /// Connects to an existing segment and returns the client side.
     pub fn connect(self) -> ShmResult<NrelayShmTransport> {
-        let engine = self.settings.connect()?;
         Ok(NrelayShmTransport {
-            role: Role::Client(Client::from_engine(engine, self.settings.name)),
+            role: Role::Client(ClientRole::new(self.settings.connect()?)),
         })
     }
 }

@@ -32,6 +32,7 @@
 //! daemon read closure (`write_to` in `read_from_with`) is fine.
 
 mod builder;
+mod client_role;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -43,7 +44,8 @@ pub use crate::priority::Priority;
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
 use crate::control::Segment;
-use crate::endpoint::{deadline, Client, ClientEngine, Daemon, DaemonEngine};
+use crate::endpoint::{deadline, Daemon, DaemonEngine};
+use client_role::ClientRole;
 
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
@@ -108,18 +110,13 @@ pub struct NrelayShmTransport {
 #[derive(Debug)]
 enum Role {
     Daemon(Daemon),
-    Client(Client),
+    Client(ClientRole),
 }
 
 impl Role {
     #[inline(always)]
     fn daemon(d: &Daemon) -> &DaemonEngine {
         d.engine()
-    }
-
-    #[inline(always)]
-    fn client(c: &Client) -> &ClientEngine {
-        c.engine()
     }
 }
 
@@ -146,10 +143,10 @@ impl NrelayShmTransport {
         TransportBuilder::new(name)
     }
 
-    fn segment(&self) -> &Segment {
+    fn with_segment<R>(&self, f: impl FnOnce(&Segment) -> R) -> R {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).segment(),
-            Role::Client(c) => Role::client(c).segment(),
+            Role::Daemon(d) => f(Role::daemon(d).segment()),
+            Role::Client(c) => c.with_segment(f),
         }
     }
 
@@ -158,7 +155,7 @@ impl NrelayShmTransport {
     pub fn set_spin(&self, spin: Duration) {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).set_spin(spin),
-            Role::Client(c) => Role::client(c).set_spin(spin),
+            Role::Client(c) => c.set_spin(spin),
         }
     }
 
@@ -185,17 +182,17 @@ impl NrelayShmTransport {
 
     /// Number of connected clients.
     pub fn client_count(&self) -> u32 {
-        self.segment().control().client_count.load(Ordering::Acquire)
+        self.with_segment(|s| s.control().client_count.load(Ordering::Acquire))
     }
 
     /// The protocol version of the segment.
     pub fn protocol_version(&self) -> u32 {
-        self.segment().control().protocol_version.load(Ordering::Relaxed)
+        self.with_segment(|s| s.control().protocol_version.load(Ordering::Relaxed))
     }
 
     /// Largest message payload.
     pub fn max_message_size(&self) -> usize {
-        self.segment().geometry().max_message_size as usize
+        self.with_segment(|s| s.geometry().max_message_size as usize)
     }
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
@@ -203,7 +200,7 @@ impl NrelayShmTransport {
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).write_with(priority, len, fill),
-            Role::Client(c) => Role::client(c).write_with(priority, len, |b| fill(b)),
+            Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
         }
     }
 
@@ -211,7 +208,7 @@ impl NrelayShmTransport {
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).write_timeout(priority, data, timeout),
-            Role::Client(c) => Role::client(c).write_timeout(priority, data, timeout),
+            Role::Client(c) => c.write_timeout(priority, data, timeout),
         }
     }
 
@@ -264,7 +261,7 @@ impl NrelayShmTransport {
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).read_from_with(|_, p, b| f(p, b)),
-            Role::Client(c) => Role::client(c).read_with(f),
+            Role::Client(c) => c.read_with(f),
         }
     }
 
@@ -274,7 +271,7 @@ impl NrelayShmTransport {
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).read_from_batch_with(max, |_, p, b| f(p, b)),
-            Role::Client(c) => Role::client(c).read_batch_with(max, f),
+            Role::Client(c) => c.read_batch_with(max, f),
         }
     }
 
@@ -311,7 +308,7 @@ impl NrelayShmTransport {
     pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
-            Role::Client(c) => Role::client(c).write_batch(f),
+            Role::Client(c) => c.write_batch(f),
         }
     }
 
@@ -383,7 +380,7 @@ impl NrelayShmTransport {
     pub fn stats(&self) -> TransportStats {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).stats(),
-            Role::Client(c) => Role::client(c).stats(),
+            Role::Client(c) => c.stats(),
         }
     }
 }
@@ -393,7 +390,7 @@ impl ShmTransport for NrelayShmTransport {
     fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).write_with(priority, data.len(), |b| b.copy_from_slice(data)),
-            Role::Client(c) => Role::client(c).write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Client(c) => c.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
         }
     }
 
@@ -405,42 +402,42 @@ impl ShmTransport for NrelayShmTransport {
     fn signal(&self) {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).signal(),
-            Role::Client(c) => Role::client(c).signal(),
+            Role::Client(c) => c.signal(),
         }
     }
 
     fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).wait(timeout),
-            Role::Client(c) => Role::client(c).wait(timeout),
+            Role::Client(c) => c.wait(timeout),
         }
     }
 
     fn is_connected(&self) -> bool {
         match &self.role {
             Role::Daemon(d) => !Role::daemon(d).segment().is_shutting_down(),
-            Role::Client(c) => Role::client(c).is_connected(),
+            Role::Client(c) => c.is_connected(),
         }
     }
 
     fn backpressure(&self) -> f32 {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).backpressure(),
-            Role::Client(c) => Role::client(c).backpressure(),
+            Role::Client(c) => c.backpressure(),
         }
     }
 
     fn set_backpressure(&self, level: f32) {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).set_backpressure(level),
-            Role::Client(c) => Role::client(c).set_backpressure(level),
+            Role::Client(c) => c.set_backpressure(level),
         }
     }
 
     fn shutdown(&self) {
         match &self.role {
             Role::Daemon(d) => Role::daemon(d).shutdown(),
-            Role::Client(c) => Role::client(c).disconnect(),
+            Role::Client(c) => c.disconnect(),
         }
     }
 }

@@ -1,23 +1,33 @@
-//! The client endpoint: one connection to a daemon's segment.
+//! The client endpoint: one connection to a daemon's segment, as one value
+//! or split into a sending and a receiving half.
 
-use std::time::{Duration, Instant};
+mod connection;
+mod receiver;
+mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::batch::Batch;
-use super::channel::deadline;
-use super::client_engine::ClientEngine;
-use super::message::{ClientId, Message};
+use super::message::Message;
 use super::settings::Settings;
 use super::stats::Stats;
-use crate::error::{Error, OpenError, ShmError};
+use crate::error::{Error, OpenError};
 use crate::priority::Priority;
+use crate::slot::ClientId;
+
+pub(crate) use connection::Connection;
+pub use receiver::ClientReceiver;
+pub use sender::ClientSender;
 
 /// A connection to a [`crate::Daemon`]: one slot of its segment, with a
 /// pair of priority rings (to the daemon and back).
 ///
 /// Methods that move messages take `&mut self`: each ring has one writer and
 /// one reader, and the type system keeps it so. A `Client` is `Send`; give it
-/// to the thread that talks to the daemon. Dropping it leaves the segment
-/// (the daemon still reads what was sent before).
+/// to the thread that talks to the daemon, or [`Client::split`] it into a
+/// [`ClientSender`] and a [`ClientReceiver`] for two threads. Dropping it
+/// leaves the segment (the daemon still reads what was sent before).
 ///
 /// ```
 /// use memlink_shm::{Client, Daemon, Priority};
@@ -44,9 +54,9 @@ use crate::priority::Priority;
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    engine: ClientEngine,
+    tx: ClientSender,
+    rx: ClientReceiver,
     name: String,
-    max_message: usize,
 }
 
 /// Settings for [`Client::connect`]; from [`Client::builder`].
@@ -102,11 +112,15 @@ impl ClientBuilder {
     /// [`OpenError::TableFull`] when every slot is taken, and the validation
     /// and permission errors of [`OpenError`].
     pub fn connect(self) -> Result<Client, OpenError> {
-        let engine = self
+        let (tx, rx) = self
             .settings
             .connect()
             .map_err(|e| OpenError::from_shm(e, &self.settings.name))?;
-        Ok(Client::from_engine(engine, self.settings.name))
+        Ok(Client {
+            tx,
+            rx,
+            name: self.settings.name,
+        })
     }
 }
 
@@ -127,22 +141,16 @@ impl Client {
         }
     }
 
-    pub(crate) fn from_engine(engine: ClientEngine, name: String) -> Client {
-        let max_message = engine.segment().geometry().max_message_size as usize;
-        Client {
-            engine,
-            name,
-            max_message,
-        }
-    }
-
-    pub(crate) fn engine(&self) -> &ClientEngine {
-        &self.engine
+    /// Splits the client into its sending and its receiving half, to be
+    /// owned by two threads (see [`ClientSender`] for an example). The
+    /// client leaves the segment when both are dropped.
+    pub fn split(self) -> (ClientSender, ClientReceiver) {
+        (self.tx, self.rx)
     }
 
     /// This connection's id, as the daemon sees it.
     pub fn id(&self) -> ClientId {
-        self.engine.id()
+        self.tx.id()
     }
 
     /// The segment's name, as given to `connect`.
@@ -152,60 +160,46 @@ impl Client {
 
     /// The largest message the segment carries.
     pub fn max_message_size(&self) -> usize {
-        self.max_message
+        self.tx.max_message_size()
     }
 
     /// Whether the daemon is there and this connection is usable: false once
     /// the daemon shut down or died, or the channel was poisoned.
     pub fn is_connected(&self) -> bool {
-        self.engine.is_connected()
+        self.tx.is_connected()
     }
 
-    #[inline]
-    fn check_len(&self, len: usize) -> Result<(), Error> {
-        if len > self.max_message {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: self.max_message,
-            });
-        }
-        Ok(())
-    }
-
-    /// Sends a copy of `data`, waiting while the ring to the daemon is full.
+    /// Sends a copy of `data`, waiting while the ring to the daemon is full
+    /// ([`ClientSender::send`]).
     ///
     /// # Errors
-    /// [`Error::Disconnected`] when the daemon is gone (also while waiting),
-    /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`].
+    /// As [`ClientSender::send`].
     #[inline]
     pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_with_until(priority, data.len(), None, |b| b.copy_from_slice(data))
+        self.tx.send(priority, data)
     }
 
-    /// Like [`Client::send`], waiting at most `timeout` for room.
+    /// [`ClientSender::send_timeout`].
     ///
     /// # Errors
-    /// As [`Client::send`], and [`Error::Timeout`].
+    /// As [`ClientSender::send_timeout`].
     pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.send_with_until(priority, data.len(), deadline(Some(timeout)), |b| {
-            b.copy_from_slice(data)
-        })
+        self.tx.send_timeout(priority, data, timeout)
     }
 
-    /// Sends a copy of `data` if it fits now.
+    /// Sends a copy of `data` if it fits now ([`ClientSender::try_send`]).
     ///
     /// # Errors
-    /// [`Error::Full`] when it does not fit now; otherwise as [`Client::send`].
+    /// As [`ClientSender::try_send`].
     #[inline]
     pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.try_send_with(priority, data.len(), |b| b.copy_from_slice(data))
+        self.tx.try_send(priority, data)
     }
 
-    /// Sends a `len`-byte message written in place by `fill` (zero-copy),
-    /// waiting while the ring is full. `fill` runs once, when there is room.
+    /// Sends a message written in place ([`ClientSender::send_with`]).
     ///
     /// # Errors
-    /// As [`Client::send`].
+    /// As [`ClientSender::send_with`].
     #[inline]
     pub fn send_with<R>(
         &mut self,
@@ -213,13 +207,13 @@ impl Client {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.send_with_until(priority, len, None, fill)
+        self.tx.send_with(priority, len, fill)
     }
 
-    /// Like [`Client::send_with`], but only if it fits now.
+    /// [`ClientSender::try_send_with`].
     ///
     /// # Errors
-    /// As [`Client::try_send`]; `fill` is not called then.
+    /// As [`ClientSender::try_send_with`].
     #[inline]
     pub fn try_send_with<R>(
         &mut self,
@@ -227,46 +221,10 @@ impl Client {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.check_len(len)?;
-        match self.engine.write_with(priority, len, fill) {
-            Ok(r) => {
-                self.engine.signal();
-                Ok(r)
-            }
-            Err(e) => Err(Error::from_shm(e)),
-        }
+        self.tx.try_send_with(priority, len, fill)
     }
 
-    #[inline]
-    fn send_with_until<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.check_len(len)?;
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self.engine.write_with(priority, len, |b| fill.take().map(|f| f(b))) {
-                Ok(r) => {
-                    self.engine.signal();
-                    if let Some(r) = r {
-                        return Ok(r);
-                    }
-                }
-                Err(ShmError::BufferFull) => {}
-                Err(e) => return Err(Error::from_shm(e)),
-            }
-            self.engine
-                .wait_for_room(priority, len, until)
-                .map_err(Error::from_shm)?;
-        }
-    }
-
-    /// Sends every message `f` adds to the batch, published together with
-    /// one wake-up when `f` returns. The batch never blocks (see [`Batch`]).
+    /// Sends a batch with one wake-up ([`ClientSender::send_batch`]).
     ///
     /// ```
     /// use memlink_shm::{Client, Daemon, Priority};
@@ -286,131 +244,109 @@ impl Client {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Disconnected`] (nothing is sent) or a poisoned channel;
-    /// errors of single messages come back through `f`'s own result.
+    /// As [`ClientSender::send_batch`].
     pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        let max = self.max_message;
-        let r = self
-            .engine
-            .with_producer(|p| f(&mut Batch::new(p.batch(), max)))
-            .map_err(Error::from_shm)?;
-        self.engine.signal();
-        Ok(r)
+        self.tx.send_batch(f)
     }
 
-    /// Takes the next message, waiting for one: Critical before High before
-    /// Low, FIFO within a tier.
+    /// Takes the next message, waiting for one ([`ClientReceiver::recv`]).
     ///
     /// # Errors
-    /// [`Error::Disconnected`] once the daemon is gone and every message it
-    /// sent before has been received; [`Error::Poisoned`] / [`Error::Corrupted`].
+    /// As [`ClientReceiver::recv`].
     pub fn recv(&mut self) -> Result<Message, Error> {
-        self.recv_until(None, Message::new)
+        self.rx.recv()
     }
 
-    /// Like [`Client::recv`], waiting at most `timeout`.
+    /// [`ClientReceiver::recv_timeout`].
     ///
     /// # Errors
-    /// As [`Client::recv`], and [`Error::Timeout`].
+    /// As [`ClientReceiver::recv_timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
-        self.recv_until(deadline(Some(timeout)), Message::new)
+        self.rx.recv_timeout(timeout)
     }
 
-    /// Takes the next message if one is waiting.
+    /// Takes the next message if one is waiting ([`ClientReceiver::try_recv`]).
     ///
     /// # Errors
-    /// [`Error::Empty`] when none is; otherwise as [`Client::recv`].
+    /// As [`ClientReceiver::try_recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        self.try_recv_with(Message::new)
+        self.rx.try_recv()
     }
 
-    /// Passes the next waiting message to `f` in place, without copying.
+    /// Reads the next waiting message in place ([`ClientReceiver::try_recv_with`]).
     ///
     /// # Errors
-    /// As [`Client::try_recv`].
+    /// As [`ClientReceiver::try_recv_with`].
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        match self.engine.read_with(f) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Empty),
-            Err(e) => Err(Error::from_shm(e)),
-        }
+        self.rx.try_recv_with(f)
     }
 
-    /// Waits for the next message and passes it to `f` in place.
+    /// [`ClientReceiver::recv_with`].
     ///
     /// # Errors
-    /// As [`Client::recv`].
+    /// As [`ClientReceiver::recv_with`].
     pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(None, f)
+        self.rx.recv_with(f)
     }
 
-    /// Like [`Client::recv_with`], waiting at most `timeout`.
+    /// [`ClientReceiver::recv_timeout_with`].
     ///
     /// # Errors
-    /// As [`Client::recv_timeout`].
+    /// As [`ClientReceiver::recv_timeout_with`].
     pub fn recv_timeout_with<R>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(deadline(Some(timeout)), f)
+        self.rx.recv_timeout_with(timeout, f)
     }
 
-    fn recv_until<R>(&mut self, until: Option<Instant>, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        // `f` runs only when a message is there, so an empty read hands it back.
-        let mut f = Some(f);
-        loop {
-            match self.engine.read_with(|p, b| f.take().map(|f| f(p, b))) {
-                Ok(Some(Some(r))) => return Ok(r),
-                Ok(_) => {}
-                Err(e) => return Err(Error::from_shm(e)),
-            }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            self.engine.wait(left).map_err(Error::from_shm)?;
-        }
-    }
-
-    /// Passes up to `max` waiting messages to `f` in place, in the order
-    /// `recv` would return them, and hands their space back once. Returns how
-    /// many (at least one).
+    /// [`ClientReceiver::try_recv_batch`].
     ///
     /// # Errors
-    /// [`Error::Empty`] when none is waiting; otherwise as [`Client::recv`].
+    /// As [`ClientReceiver::try_recv_batch`].
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error> {
-        match self.engine.read_batch_with(max, f) {
-            Ok(0) if max > 0 => Err(Error::Empty),
-            Ok(n) => Ok(n),
-            Err(e) => Err(Error::from_shm(e)),
-        }
+        self.rx.try_recv_batch(max, f)
     }
 
-    /// Congestion from 0.0 to 1.0: the fullest of this client's rings to the
-    /// daemon, or the hint the daemon published, whichever is higher.
+    /// Congestion from 0.0 to 1.0 ([`ClientSender::backpressure`]).
     pub fn backpressure(&self) -> f32 {
-        self.engine.backpressure()
+        self.tx.backpressure()
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that the daemon sees in
     /// [`crate::Daemon::backpressure`].
     pub fn set_backpressure(&mut self, level: f32) {
-        self.engine.set_backpressure(level);
+        self.tx.connection().set_backpressure(level);
     }
 
     /// How long ago the daemon last swept its clients: a hint that it makes
     /// progress (a daemon busy elsewhere is not dead; death is detected
     /// through its lock, not this).
     pub fn daemon_heartbeat_age(&self) -> Duration {
-        self.engine.daemon_heartbeat_age()
+        self.tx.connection().daemon_heartbeat_age()
     }
 
     /// Counters of this client's rings and wake-ups.
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        self.tx.connection().stats()
     }
 
     /// Leaves the segment, as dropping does: the daemon reads what was sent,
     /// then frees the slot.
     pub fn disconnect(self) {}
+}
+
+/// Opens a connection and builds its two halves.
+pub(crate) fn open(settings: &Settings) -> crate::error::ShmResult<(ClientSender, ClientReceiver)> {
+    let name = crate::mmap::SegmentName::parse(&settings.name)?;
+    let owner = settings.owner.unwrap_or_else(crate::platform::current_uid);
+    let (conn, tx, rx) = Connection::open(&name, settings.protocol_version, owner)?;
+    let conn = Arc::new(conn);
+    Ok((
+        ClientSender::new(tx, conn.clone(), settings.spin),
+        ClientReceiver::new(rx, conn, settings.spin),
+    ))
 }

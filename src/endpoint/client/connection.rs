@@ -1,0 +1,200 @@
+//! What the two halves of a client share: the claimed slot, and what is
+//! known of the daemon.
+//!
+//! A client holds the OFD lock of its slot's byte for as long as it is
+//! connected: that is how the daemon knows it is alive. It learns that the
+//! daemon died from the daemon's lock byte, checked while it waits (every
+//! [`DAEMON_CHECK_INTERVAL`]), when a write finds its ring full, when a read
+//! finds nothing, and otherwise every 256 operations at most that often.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::super::channel;
+use super::super::Stats;
+use crate::control::Segment;
+use crate::error::{ShmError, ShmResult};
+use crate::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
+use crate::mmap::SegmentName;
+use crate::platform;
+use crate::pring::{PriorityConsumer, PriorityProducer};
+use crate::priority::Priority;
+use crate::slot::{self, ClientId, Poison};
+
+/// How often a client checks that its daemon is alive (at most; see the module docs).
+pub(crate) const DAEMON_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One client's hold on its slot; leaves the segment when dropped (when
+/// both halves of the client are gone).
+pub(crate) struct Connection {
+    seg: Segment,
+    id: ClientId,
+    left: AtomicBool,
+    daemon_gone: AtomicBool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("segment", self.seg.name())
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Opens the segment, checks versions, state and the daemon's liveness,
+    /// claims a free slot and attaches its rings.
+    pub(crate) fn open(
+        name: &SegmentName,
+        protocol_version: u32,
+        owner: u32,
+    ) -> ShmResult<(Connection, PriorityProducer, PriorityConsumer)> {
+        let seg = Segment::open_owned_by(name, owner)?;
+        let c = seg.control();
+        let found = c.protocol_version.load(Ordering::Relaxed);
+        if found != protocol_version {
+            return Err(ShmError::ProtocolMismatch {
+                expected: protocol_version,
+                found,
+            });
+        }
+        let state = c.state.load(Ordering::Acquire);
+        if state & STATE_ALIVE == 0 || state & STATE_SHUTTING_DOWN != 0 {
+            return Err(ShmError::Disconnected);
+        }
+        if !seg.daemon_alive() {
+            return Err(ShmError::OwnerDead {
+                name: name.to_string(),
+                pid: c.daemon_pid.load(Ordering::Relaxed),
+            });
+        }
+        let index = slot::claim(&seg)?;
+        let id = slot::open(&seg, index);
+        let attached = channel::producer(&seg, index, Direction::ToDaemon)
+            .and_then(|tx| Ok((tx, channel::consumer(&seg, index, Direction::ToClient)?)));
+        let (tx, rx) = match attached {
+            Ok(pair) => pair,
+            Err(e) => {
+                slot::abandon(&seg, index);
+                return Err(e);
+            }
+        };
+        slot::connect(&seg, index);
+        let conn = Connection {
+            seg,
+            id,
+            left: AtomicBool::new(false),
+            daemon_gone: AtomicBool::new(false),
+        };
+        Ok((conn, tx, rx))
+    }
+
+    pub(crate) fn id(&self) -> ClientId {
+        self.id
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    pub(crate) fn channel(&self) -> &ChannelHeader {
+        self.seg.channel(self.id.slot)
+    }
+
+    /// Why this client cannot go on, if it cannot: it left, the daemon shut
+    /// down or died, or the channel was poisoned.
+    #[inline]
+    pub(crate) fn status(&self) -> ShmResult<()> {
+        if self.left.load(Ordering::Relaxed) || self.daemon_gone.load(Ordering::Relaxed) || self.seg.is_shutting_down()
+        {
+            return Err(ShmError::Disconnected);
+        }
+        self.poisoned()
+    }
+
+    /// Whether the channel was poisoned: the one condition that stops reads
+    /// even while messages are waiting.
+    #[inline]
+    pub(crate) fn poisoned(&self) -> ShmResult<()> {
+        match slot::poisoned(&self.seg, self.id.slot) {
+            None => Ok(()),
+            Some(by) => Err(ShmError::Poisoned(by.reason())),
+        }
+    }
+
+    /// Looks at the daemon's liveness lock (a syscall) and remembers a death.
+    pub(crate) fn check_daemon(&self) {
+        if !self.daemon_gone.load(Ordering::Relaxed) && !self.seg.daemon_alive() {
+            self.daemon_gone.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the channel unusable after finding the daemon's rings corrupt.
+    pub(crate) fn poison(&self) {
+        slot::poison(&self.seg, self.id.slot, Poison::ByClient);
+    }
+
+    /// A read found the daemon's ring corrupt: poison the channel.
+    #[cold]
+    pub(crate) fn read_failed(&self, e: ShmError) -> ShmError {
+        if let ShmError::Corrupted(_) = e {
+            self.poison();
+        }
+        e
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.check_daemon();
+        self.status().is_ok() && slot::holds(&self.seg, self.id)
+    }
+
+    /// Wakes the daemon if it sleeps.
+    #[inline]
+    pub(crate) fn signal(&self) {
+        self.seg.control().daemon_wake.notify();
+    }
+
+    /// How long ago the daemon last swept its clients (a progress hint only).
+    pub(crate) fn daemon_heartbeat_age(&self) -> Duration {
+        let beat = self.seg.control().heartbeat.load(Ordering::Relaxed);
+        Duration::from_nanos(platform::monotonic_nanos().saturating_sub(beat))
+    }
+
+    /// The hint the daemon published.
+    pub(crate) fn daemon_backpressure(&self) -> f32 {
+        channel::load_hint(&self.seg.control().daemon_backpressure)
+    }
+
+    pub(crate) fn set_backpressure(&self, level: f32) {
+        channel::store_hint(&self.channel().client_backpressure, level);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = self.seg.control();
+        let mut stats = Stats {
+            daemon_wakeups: c.daemon_wake.wakeups.load(Ordering::Relaxed),
+            client_wakeups: self.channel().client_wake.wakeups.load(Ordering::Relaxed),
+            recovered_clients: c.recovered_clients.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        for p in Priority::ALL {
+            stats.to_daemon[p.index()] = self.seg.ring(self.id.slot, Direction::ToDaemon, p).counters();
+            stats.to_client[p.index()] = self.seg.ring(self.id.slot, Direction::ToClient, p).counters();
+        }
+        stats
+    }
+
+    /// Leaves the segment: the daemon reads what was sent, then frees the slot.
+    pub(crate) fn disconnect(&self) {
+        if !self.left.swap(true, Ordering::Relaxed) {
+            slot::close(&self.seg, self.id);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}

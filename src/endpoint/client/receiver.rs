@@ -1,0 +1,224 @@
+//! The receiving half of a client: the reading ends of its rings from the daemon.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use crate::endpoint::channel::{deadline, NotifyOnDrop, Throttle};
+use crate::endpoint::message::Message;
+use crate::error::{Error, ShmError, ShmResult};
+use crate::pring::PriorityConsumer;
+use crate::priority::Priority;
+use crate::slot::ClientId;
+
+/// The receiving half of a [`crate::Client`], from [`crate::Client::split`]:
+/// it owns the reading ends of the rings from the daemon. See
+/// [`crate::ClientSender`] for an example.
+pub struct ClientReceiver {
+    rx: PriorityConsumer,
+    liveness: Throttle,
+    spin: Duration,
+    conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for ClientReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientReceiver")
+            .field("id", &self.conn.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientReceiver {
+    pub(crate) fn new(rx: PriorityConsumer, conn: Arc<Connection>, spin: Duration) -> ClientReceiver {
+        ClientReceiver {
+            rx,
+            liveness: Throttle::new(DAEMON_CHECK_INTERVAL),
+            spin,
+            conn,
+        }
+    }
+
+    pub(crate) fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// This client's id, as the daemon sees it.
+    pub fn id(&self) -> ClientId {
+        self.conn.id()
+    }
+
+    /// Whether the daemon is there and the connection is usable.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_connected()
+    }
+
+    // ---- the engine.
+
+    /// Passes the next message to `f` in place. `Ok(None)`: none waiting.
+    #[inline(always)]
+    pub(crate) fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        self.conn.poisoned()?;
+        let consumed = Cell::new(false);
+        let got = {
+            // Wake a blocked daemon writer only if a message was consumed (even
+            // if `f` panicked), so an empty poll costs no fence.
+            let _wake = NotifyOnDrop::when(&self.conn.channel().to_client_space, &consumed);
+            self.rx.read_with(|p, b| {
+                consumed.set(true);
+                f(p, b)
+            })
+        };
+        let got = got.map_err(|e| self.conn.read_failed(e))?;
+        if got.is_none() {
+            self.read_empty()?;
+        }
+        Ok(got)
+    }
+
+    /// A read found nothing. Messages sent before a shutdown or death are
+    /// still delivered; after them, the reason is reported.
+    fn read_empty(&self) -> ShmResult<()> {
+        if self.liveness.due() {
+            self.conn.check_daemon();
+        }
+        self.conn.status()
+    }
+
+    /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
+    pub(crate) fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+        self.conn.poisoned()?;
+        let consumed = Cell::new(false);
+        let result = {
+            let _wake = NotifyOnDrop::when(&self.conn.channel().to_client_space, &consumed);
+            self.rx.read_batch_with(max, |p, b| {
+                consumed.set(true);
+                f(p, b)
+            })
+        };
+        let n = result.map_err(|e| self.conn.read_failed(e))?;
+        if n == 0 {
+            self.read_empty()?;
+        }
+        Ok(n)
+    }
+
+    /// Blocks until a message is waiting (`Ok`), the daemon is gone
+    /// ([`ShmError::Disconnected`]) or `timeout` passes.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> ShmResult<()> {
+        let ClientReceiver {
+            rx,
+            liveness,
+            conn,
+            spin,
+        } = self;
+        let ready = || {
+            if liveness.due() {
+                conn.check_daemon();
+            }
+            rx.has_message() || conn.status().is_err()
+        };
+        // Tick so that the daemon's death, which nobody signals, is seen within an interval.
+        let event = &conn.channel().client_wake;
+        if !event.wait_until_ticking(ready, *spin, deadline(timeout), Some(DAEMON_CHECK_INTERVAL)) {
+            return Err(ShmError::Timeout);
+        }
+        if rx.has_message() {
+            Ok(())
+        } else {
+            conn.status()?;
+            Err(ShmError::Disconnected)
+        }
+    }
+
+    // ---- the API.
+
+    /// Takes the next message, waiting for one: Critical before High before
+    /// Low, FIFO within a tier.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the daemon is gone and every message it
+    /// sent before has been received; [`Error::Poisoned`] / [`Error::Corrupted`].
+    pub fn recv(&mut self) -> Result<Message, Error> {
+        self.recv_until(None, Message::new)
+    }
+
+    /// Like [`ClientReceiver::recv`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv`], and [`Error::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
+        self.recv_until(deadline(Some(timeout)), Message::new)
+    }
+
+    /// Takes the next message if one is waiting.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is; otherwise as [`ClientReceiver::recv`].
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Message, Error> {
+        self.try_recv_with(Message::new)
+    }
+
+    /// Passes the next waiting message to `f` in place, without copying.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::try_recv`].
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        match self.read_with(f) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Error::Empty),
+            Err(e) => Err(Error::from_shm(e)),
+        }
+    }
+
+    /// Waits for the next message and passes it to `f` in place.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv`].
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.recv_until(None, f)
+    }
+
+    /// Like [`ClientReceiver::recv_with`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv_timeout`].
+    pub fn recv_timeout_with<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(Priority, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        self.recv_until(deadline(Some(timeout)), f)
+    }
+
+    fn recv_until<R>(&mut self, until: Option<Instant>, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        // `f` runs only when a message is there, so an empty read hands it back.
+        let mut f = Some(f);
+        loop {
+            match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
+                Ok(Some(Some(r))) => return Ok(r),
+                Ok(_) => {}
+                Err(e) => return Err(Error::from_shm(e)),
+            }
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            self.wait(left).map_err(Error::from_shm)?;
+        }
+    }
+
+    /// Passes up to `max` waiting messages to `f` in place, in the order
+    /// `recv` would return them, and hands their space back once. Returns how
+    /// many (at least one).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is waiting; otherwise as [`ClientReceiver::recv`].
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error> {
+        match self.read_batch_with(max, f) {
+            Ok(0) if max > 0 => Err(Error::Empty),
+            Ok(n) => Ok(n),
+            Err(e) => Err(Error::from_shm(e)),
+        }
+    }
+}

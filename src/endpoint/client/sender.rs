@@ -1,0 +1,311 @@
+//! The sending half of a client: the writing ends of its rings to the daemon.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use crate::endpoint::batch::Batch;
+use crate::endpoint::channel::{deadline, Throttle};
+use crate::error::{Error, ShmError, ShmResult};
+use crate::pring::PriorityProducer;
+use crate::priority::Priority;
+use crate::slot::ClientId;
+
+/// The sending half of a [`crate::Client`], from [`crate::Client::split`]:
+/// it owns the writing ends of the rings to the daemon and can move to
+/// another thread than the receiving half. The client leaves the segment
+/// when both halves are dropped.
+///
+/// ```
+/// use memlink_shm::{Client, Daemon, Priority};
+/// use std::time::Duration;
+/// # let name = format!("memlink-doc-sender-{}", std::process::id());
+/// let mut daemon = Daemon::create(&name)?;
+/// let (mut tx, mut rx) = Client::connect(&name)?.split();
+/// let writer = std::thread::spawn(move || {
+///     for i in 0..100u32 {
+///         tx.send(Priority::High, &i.to_le_bytes())?;
+///     }
+///     Ok::<(), memlink_shm::Error>(())
+/// });
+/// for i in 0..100u32 {
+///     let msg = daemon.recv_timeout(Duration::from_secs(5))?;
+///     assert_eq!(msg.payload(), i.to_le_bytes());
+///     daemon.send_to(msg.client(), Priority::High, msg.payload())?;
+/// }
+/// writer.join().unwrap()?;
+/// for i in 0..100u32 {
+///     assert_eq!(rx.recv_timeout(Duration::from_secs(5))?.payload(), i.to_le_bytes());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ClientSender {
+    tx: PriorityProducer,
+    liveness: Throttle,
+    spin: Duration,
+    max_message: usize,
+    conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for ClientSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSender")
+            .field("id", &self.conn.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientSender {
+    pub(crate) fn new(tx: PriorityProducer, conn: Arc<Connection>, spin: Duration) -> ClientSender {
+        ClientSender {
+            tx,
+            liveness: Throttle::new(DAEMON_CHECK_INTERVAL),
+            spin,
+            max_message: conn.segment().geometry().max_message_size as usize,
+            conn,
+        }
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// This client's id, as the daemon sees it.
+    pub fn id(&self) -> ClientId {
+        self.conn.id()
+    }
+
+    /// The largest message the segment carries.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+
+    /// Whether the daemon is there and the connection is usable.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_connected()
+    }
+
+    // ---- the engine: publishes without waking (the 0.1.3 layer's `write`).
+
+    /// Writes a `len`-byte message in place and publishes it, without a
+    /// wake-up.
+    #[inline(always)]
+    pub(crate) fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
+        if self.liveness.tick() {
+            self.conn.check_daemon();
+        }
+        self.conn.status()?;
+        match self.tx.write_with(priority, len, fill) {
+            Err(ShmError::BufferFull) => {
+                // A full ring may mean nobody reads any more.
+                if self.liveness.due() {
+                    self.conn.check_daemon();
+                }
+                self.conn.status()?;
+                Err(ShmError::BufferFull)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes a copy of `data`, waiting up to `timeout` for room.
+    pub(crate) fn write_timeout(
+        &mut self,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        let until = deadline(timeout);
+        loop {
+            match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
+                Err(ShmError::BufferFull) => {}
+                other => return other,
+            }
+            self.wait_for_room(priority, data.len(), until)?;
+        }
+    }
+
+    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
+    /// daemon is gone ([`ShmError::Disconnected`]) or `until` passes
+    /// ([`ShmError::Timeout`]). Room found stays: this is the ring's only
+    /// writer.
+    pub(crate) fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> ShmResult<()> {
+        let ClientSender {
+            tx,
+            liveness,
+            conn,
+            spin,
+            ..
+        } = self;
+        loop {
+            conn.status()?;
+            if tx.can_write(priority, len)? {
+                return Ok(());
+            }
+            // The daemon may be asleep waiting for a signal not sent yet: wake it
+            // so it drains, or we would wait for each other.
+            conn.signal();
+            let room = || {
+                if liveness.due() {
+                    conn.check_daemon();
+                }
+                conn.status().is_err() || tx.can_write(priority, len).unwrap_or(true)
+            };
+            let space = &conn.channel().to_daemon_space;
+            if !space.wait_until_ticking(room, *spin, until, Some(DAEMON_CHECK_INTERVAL)) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    /// Lends the writing ends, once the client is known to be usable.
+    pub(crate) fn with_producer<R>(&mut self, f: impl FnOnce(&mut PriorityProducer) -> R) -> ShmResult<R> {
+        if self.liveness.tick() {
+            self.conn.check_daemon();
+        }
+        self.conn.status()?;
+        Ok(f(&mut self.tx))
+    }
+
+    /// Wakes the daemon if it sleeps.
+    #[inline]
+    pub(crate) fn signal(&self) {
+        self.conn.signal();
+    }
+
+    // ---- the API.
+
+    #[inline]
+    fn check_len(&self, len: usize) -> Result<(), Error> {
+        if len > self.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a copy of `data`, waiting while the ring to the daemon is full,
+    /// and wakes the daemon if it sleeps.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the daemon is gone (also while waiting),
+    /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`].
+    #[inline]
+    pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.send_with_until(priority, data.len(), None, |b| b.copy_from_slice(data))
+    }
+
+    /// Like [`ClientSender::send`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send`], and [`Error::Timeout`].
+    pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
+        self.send_with_until(priority, data.len(), deadline(Some(timeout)), |b| {
+            b.copy_from_slice(data)
+        })
+    }
+
+    /// Sends a copy of `data` if it fits now.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when it does not fit now; otherwise as [`ClientSender::send`].
+    #[inline]
+    pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.try_send_with(priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Sends a `len`-byte message written in place by `fill` (zero-copy),
+    /// waiting while the ring is full. `fill` runs once, when there is room.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send`].
+    #[inline]
+    pub fn send_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        self.send_with_until(priority, len, None, fill)
+    }
+
+    /// Like [`ClientSender::send_with`], but only if it fits now.
+    ///
+    /// # Errors
+    /// As [`ClientSender::try_send`]; `fill` is not called then.
+    #[inline]
+    pub fn try_send_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        self.check_len(len)?;
+        match self.write_with(priority, len, fill) {
+            Ok(r) => {
+                self.signal();
+                Ok(r)
+            }
+            Err(e) => Err(Error::from_shm(e)),
+        }
+    }
+
+    #[inline]
+    fn send_with_until<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        self.check_len(len)?;
+        // `fill` runs only when the write has room, so a full ring hands it back.
+        let mut fill = Some(fill);
+        loop {
+            match self.write_with(priority, len, |b| fill.take().map(|f| f(b))) {
+                Ok(r) => {
+                    self.signal();
+                    if let Some(r) = r {
+                        return Ok(r);
+                    }
+                }
+                Err(ShmError::BufferFull) => {}
+                Err(e) => return Err(Error::from_shm(e)),
+            }
+            self.wait_for_room(priority, len, until).map_err(Error::from_shm)?;
+        }
+    }
+
+    /// Sends every message `f` adds to the batch, published together with
+    /// one wake-up when `f` returns. The batch never blocks (see [`Batch`]).
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] (nothing is sent) or a poisoned channel;
+    /// errors of single messages come back through `f`'s own result.
+    pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
+        let max = self.max_message;
+        let r = self
+            .with_producer(|p| f(&mut Batch::new(p.batch(), max)))
+            .map_err(Error::from_shm)?;
+        self.signal();
+        Ok(r)
+    }
+
+    /// Congestion from 0.0 to 1.0: the fullest of the rings to the daemon, or
+    /// the hint the daemon published, whichever is higher.
+    pub fn backpressure(&self) -> f32 {
+        let own = self.tx.fill_level().unwrap_or(1.0);
+        own.max(self.conn.daemon_backpressure())
+    }
+}
