@@ -216,3 +216,21 @@ fn blocking_send_ends_when_the_daemon_dies() {
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
     assert!(!client.is_connected());
 }
+
+/// A daemon that only sends still frees the slots of clients that left, so
+/// new clients can connect (the slots are freed when a send sees the table
+/// move, not only when the daemon reads).
+#[test]
+fn a_daemon_that_only_sends_frees_departed_slots() {
+    let name = unique_name("sendonly");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = small_daemon(&name, 2);
+    for round in 0..20 {
+        let a = Client::connect(&name).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let b = Client::connect(&name).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        daemon.broadcast(Priority::Low, b"news").expect("broadcast");
+        drop((a, b));
+        daemon.broadcast(Priority::Low, b"to nobody").expect("broadcast");
+    }
+    assert_eq!(daemon.client_count(), 0);
+}

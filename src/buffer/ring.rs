@@ -43,6 +43,12 @@ pub(crate) struct RingMemory {
 // RingMemory touches only the bytes its role owns (see the module docs).
 unsafe impl Send for RingMemory {}
 
+// SAFETY: every `&self` method of RingMemory reads or writes only atomics (the
+// ring header and record header words); the non-atomic payload bytes are
+// reached only through `&mut RingProducer` / `&mut RingConsumer`, which the
+// borrow checker keeps to one thread at a time.
+unsafe impl Sync for RingMemory {}
+
 impl RingMemory {
     /// Describes the ring whose [`RingHeader`] is at `header`, followed by
     /// `capacity` data bytes.
@@ -95,6 +101,17 @@ impl RingMemory {
             w.store(0, Ordering::Relaxed);
         }
         self.word(0).store(0, Ordering::Release);
+    }
+
+    /// Fraction of the ring in use, from its published positions (1.0 if
+    /// they are impossible): for monitoring, from any process.
+    pub(crate) fn fill_level(&self) -> f32 {
+        let h = self.header();
+        let (tail, head) = (h.tail.load(Ordering::Acquire), h.head.load(Ordering::Acquire));
+        match tail.checked_sub(head) {
+            Some(used) if used <= self.capacity as u64 => used as f32 / self.capacity as f32,
+            _ => 1.0,
+        }
     }
 
     /// Counter snapshot for monitoring.

@@ -59,24 +59,24 @@ pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
 #[derive(Debug)]
 pub(crate) struct Throttle {
     every_ns: u64,
-    last: std::cell::Cell<u64>,
-    calls: std::cell::Cell<u32>,
+    last: u64,
+    calls: u32,
 }
 
 impl Throttle {
     pub(crate) fn new(every: Duration) -> Throttle {
         Throttle {
             every_ns: every.as_nanos() as u64,
-            last: std::cell::Cell::new(crate::platform::coarse_monotonic_nanos()),
-            calls: std::cell::Cell::new(0),
+            last: crate::platform::coarse_monotonic_nanos(),
+            calls: 0,
         }
     }
 
     /// True at most once per period.
-    pub(crate) fn due(&self) -> bool {
+    pub(crate) fn due(&mut self) -> bool {
         let now = crate::platform::coarse_monotonic_nanos();
-        if now.saturating_sub(self.last.get()) >= self.every_ns {
-            self.last.set(now);
+        if now.saturating_sub(self.last) >= self.every_ns {
+            self.last = now;
             true
         } else {
             false
@@ -85,10 +85,9 @@ impl Throttle {
 
     /// Like `due`, but looks at the clock only every 256 calls.
     #[inline]
-    pub(crate) fn tick(&self) -> bool {
-        let n = self.calls.get().wrapping_add(1);
-        self.calls.set(n);
-        n % 256 == 0 && self.due()
+    pub(crate) fn tick(&mut self) -> bool {
+        self.calls = self.calls.wrapping_add(1);
+        self.calls % 256 == 0 && self.due()
     }
 }
 

@@ -1,10 +1,10 @@
 //! The endpoints: [`Daemon`] creates a named segment and serves the clients
 //! that [`Client::connect`] to it.
 //!
-//! Each public type is a thin owner of an engine that does the work:
-//! `daemon_engine` (the client table, fair reads across clients, sweeps of
-//! dead clients) and `client` (a connection to one claimed slot, with a
-//! sending half and a receiving half). The 0.1.3 compatibility layer in
+//! Each endpoint is built of a receiving and a sending part: the daemon's
+//! (`daemon/receiving.rs`, `daemon/sending.rs`: the client table, fair reads
+//! across clients, sweeps of dead clients) and the client's (`client/`: a
+//! connection to one claimed slot, a sending half and a receiving half). The 0.1.3 compatibility layer in
 //! [`crate::transport`] wraps the same two types.
 //!
 //! Conventions are std's and crossbeam's: `send` blocks while the ring is
@@ -17,7 +17,6 @@ mod batch;
 mod channel;
 mod client;
 mod daemon;
-mod daemon_engine;
 mod message;
 mod settings;
 mod stats;
@@ -30,5 +29,26 @@ pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 
 pub(crate) use channel::deadline;
-pub(crate) use daemon_engine::DaemonEngine;
+pub(crate) use daemon::{
+    backpressure as daemon_backpressure, parts as daemon_parts, signal_all, signal_client, stats as segment_stats,
+    sweep, DaemonRx, DaemonTx, Owner,
+};
 pub(crate) use settings::Settings;
+
+#[cfg(test)]
+mod tests {
+    /// The endpoints and their halves move between threads, and sharing one
+    /// by reference (its `&self` methods are queries) compiles.
+    #[test]
+    fn endpoints_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Daemon>();
+        check::<super::Client>();
+        check::<super::ClientSender>();
+        check::<super::ClientReceiver>();
+        check::<super::Message>();
+        check::<super::ClientMessage>();
+        check::<crate::Error>();
+        check::<crate::OpenError>();
+    }
+}

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::client::{ClientReceiver, ClientSender};
-use super::daemon_engine::DaemonEngine;
 use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
 use crate::futex::DEFAULT_SPIN;
@@ -45,7 +44,7 @@ impl Settings {
     }
 
     /// Checks the daemon's settings, lays the segment out and creates it.
-    pub(crate) fn create(&self) -> ShmResult<DaemonEngine> {
+    pub(crate) fn create(&self) -> ShmResult<Segment> {
         let name = SegmentName::parse(&self.name)?;
         // Checked before the geometry, which would report a size problem instead.
         if self.max_message_size == 0 || self.max_message_size > MAX_MESSAGE_LIMIT {
@@ -59,8 +58,7 @@ impl Settings {
             None => Geometry::auto_clients(self.size, self.max_message_size)?,
         };
         let geometry = Geometry::compute(self.size, clients, self.max_message_size)?;
-        let seg = Segment::create(&name, geometry, self.protocol_version, self.mode)?;
-        Ok(DaemonEngine::new(seg, self.spin))
+        Segment::create(&name, geometry, self.protocol_version, self.mode)
     }
 
     /// Connects to the segment as a client.

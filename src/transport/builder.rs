@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::client_role::ClientRole;
+use super::daemon_role::DaemonRole;
 use super::{NrelayShmTransport, Role};
-use crate::endpoint::{Daemon, Settings};
+use crate::endpoint::Settings;
 use crate::error::ShmResult;
 
 /// Segment size used by the builder when none is given (1 MiB).
@@ -91,9 +92,9 @@ impl TransportBuilder {
 
     /// Creates the segment and returns the daemon side.
     pub fn create(self) -> ShmResult<NrelayShmTransport> {
-        let engine = self.settings.create()?;
+        let seg = self.settings.create()?;
         Ok(NrelayShmTransport {
-            role: Role::Daemon(Daemon::from_engine(engine, self.settings.name)),
+            role: Role::Daemon(DaemonRole::new(seg, self.settings.spin)),
         })
     }
 

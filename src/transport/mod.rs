@@ -33,6 +33,7 @@
 
 mod builder;
 mod client_role;
+mod daemon_role;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -44,8 +45,9 @@ pub use crate::priority::Priority;
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
 use crate::control::Segment;
-use crate::endpoint::{deadline, Daemon, DaemonEngine};
+use crate::endpoint::deadline;
 use client_role::ClientRole;
+use daemon_role::DaemonRole;
 
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
@@ -109,15 +111,8 @@ pub struct NrelayShmTransport {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Role {
-    Daemon(Daemon),
+    Daemon(DaemonRole),
     Client(ClientRole),
-}
-
-impl Role {
-    #[inline(always)]
-    fn daemon(d: &Daemon) -> &DaemonEngine {
-        d.engine()
-    }
 }
 
 impl NrelayShmTransport {
@@ -145,7 +140,7 @@ impl NrelayShmTransport {
 
     fn with_segment<R>(&self, f: impl FnOnce(&Segment) -> R) -> R {
         match &self.role {
-            Role::Daemon(d) => f(Role::daemon(d).segment()),
+            Role::Daemon(d) => f(d.segment()),
             Role::Client(c) => c.with_segment(f),
         }
     }
@@ -154,7 +149,7 @@ impl NrelayShmTransport {
     /// the kernel (see [`TransportBuilder::spin`]).
     pub fn set_spin(&self, spin: Duration) {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).set_spin(spin),
+            Role::Daemon(d) => d.set_spin(spin),
             Role::Client(c) => c.set_spin(spin),
         }
     }
@@ -175,7 +170,7 @@ impl NrelayShmTransport {
     /// Connected clients (daemon; empty on a client).
     pub fn clients(&self) -> Vec<ClientId> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).clients(),
+            Role::Daemon(d) => d.clients(),
             Role::Client(_) => Vec::new(),
         }
     }
@@ -199,7 +194,7 @@ impl NrelayShmTransport {
     /// On the daemon this is a broadcast and `fill` runs once per client.
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_with(priority, len, fill),
+            Role::Daemon(d) => d.write_with(priority, len, fill),
             Role::Client(c) => c.write_with(priority, len, |b| fill(b)),
         }
     }
@@ -207,7 +202,7 @@ impl NrelayShmTransport {
     /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_timeout(priority, data, timeout),
+            Role::Daemon(d) => d.write_timeout(priority, data, timeout),
             Role::Client(c) => c.write_timeout(priority, data, timeout),
         }
     }
@@ -228,7 +223,7 @@ impl NrelayShmTransport {
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> ShmResult<R> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_to_with(client, priority, len, fill),
+            Role::Daemon(d) => d.write_to_with(client, priority, len, fill),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to")),
         }
     }
@@ -242,7 +237,7 @@ impl NrelayShmTransport {
         timeout: Option<Duration>,
     ) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_to_timeout(client, priority, data, timeout),
+            Role::Daemon(d) => d.write_to_timeout(client, priority, data, timeout),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to_timeout")),
         }
     }
@@ -251,7 +246,7 @@ impl NrelayShmTransport {
     pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to(client, priority, data)?;
         if let Role::Daemon(d) = &self.role {
-            Role::daemon(d).signal_client(client);
+            d.signal_client(client);
         }
         Ok(())
     }
@@ -260,7 +255,7 @@ impl NrelayShmTransport {
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).read_from_with(|_, p, b| f(p, b)),
+            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
             Role::Client(c) => c.read_with(f),
         }
     }
@@ -270,7 +265,7 @@ impl NrelayShmTransport {
     /// (a blocked writer is woken once, at the end).
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).read_from_batch_with(max, |_, p, b| f(p, b)),
+            Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
             Role::Client(c) => c.read_batch_with(max, f),
         }
     }
@@ -278,7 +273,7 @@ impl NrelayShmTransport {
     /// Daemon: `read_batch_with`, also passing each message's sender.
     pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).read_from_batch_with(max, f),
+            Role::Daemon(d) => d.read_from_batch_with(max, f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from_batch_with")),
         }
     }
@@ -315,7 +310,7 @@ impl NrelayShmTransport {
     /// Daemon: writes several messages to one client, visible together.
     pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_to_batch(client, f),
+            Role::Daemon(d) => d.write_to_batch(client, f),
             Role::Client(_) => Err(ShmError::DaemonOnly("write_to_batch")),
         }
     }
@@ -323,7 +318,7 @@ impl NrelayShmTransport {
     /// Daemon: like `read_with`, also passing the sender.
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).read_from_with(f),
+            Role::Daemon(d) => d.read_from_with(f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
@@ -362,7 +357,7 @@ impl NrelayShmTransport {
     /// Returns how many slots were reclaimed.
     pub fn sweep(&self) -> u32 {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).sweep(),
+            Role::Daemon(d) => d.sweep(),
             Role::Client(_) => 0,
         }
     }
@@ -379,7 +374,7 @@ impl NrelayShmTransport {
     /// Counters of the rings and wake-ups, read from the segment.
     pub fn stats(&self) -> TransportStats {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).stats(),
+            Role::Daemon(d) => d.stats(),
             Role::Client(c) => c.stats(),
         }
     }
@@ -389,7 +384,7 @@ impl ShmTransport for NrelayShmTransport {
     #[inline]
     fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Daemon(d) => d.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
             Role::Client(c) => c.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
         }
     }
@@ -401,42 +396,42 @@ impl ShmTransport for NrelayShmTransport {
     #[inline]
     fn signal(&self) {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).signal(),
+            Role::Daemon(d) => d.signal(),
             Role::Client(c) => c.signal(),
         }
     }
 
     fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).wait(timeout),
+            Role::Daemon(d) => d.wait(timeout),
             Role::Client(c) => c.wait(timeout),
         }
     }
 
     fn is_connected(&self) -> bool {
         match &self.role {
-            Role::Daemon(d) => !Role::daemon(d).segment().is_shutting_down(),
+            Role::Daemon(d) => !d.segment().is_shutting_down(),
             Role::Client(c) => c.is_connected(),
         }
     }
 
     fn backpressure(&self) -> f32 {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).backpressure(),
+            Role::Daemon(d) => d.backpressure(),
             Role::Client(c) => c.backpressure(),
         }
     }
 
     fn set_backpressure(&self, level: f32) {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).set_backpressure(level),
+            Role::Daemon(d) => d.set_backpressure(level),
             Role::Client(c) => c.set_backpressure(level),
         }
     }
 
     fn shutdown(&self) {
         match &self.role {
-            Role::Daemon(d) => Role::daemon(d).shutdown(),
+            Role::Daemon(d) => d.shutdown(),
             Role::Client(c) => c.disconnect(),
         }
     }

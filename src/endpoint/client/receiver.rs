@@ -79,7 +79,7 @@ impl ClientReceiver {
 
     /// A read found nothing. Messages sent before a shutdown or death are
     /// still delivered; after them, the reason is reported.
-    fn read_empty(&self) -> ShmResult<()> {
+    fn read_empty(&mut self) -> ShmResult<()> {
         if self.liveness.due() {
             self.conn.check_daemon();
         }

@@ -1,16 +1,24 @@
 //! The daemon endpoint: creates a named segment and serves its clients.
 
+mod receiving;
+mod sending;
+mod table;
+
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::channel::deadline;
-use super::daemon_engine::DaemonEngine;
 use super::message::ClientMessage;
 use super::settings::Settings;
 use super::stats::Stats;
+use crate::control::Segment;
 use crate::error::{Error, OpenError, ShmError};
 use crate::priority::Priority;
-use crate::slot::ClientId;
+use crate::slot::{self, ClientId};
+
+pub(crate) use receiving::DaemonRx;
+pub(crate) use sending::DaemonTx;
+pub(crate) use table::{backpressure, signal_all, signal_client, stats, sweep, Owner};
 
 /// The owner of a named segment, serving every [`crate::Client`] that
 /// connects to it.
@@ -48,7 +56,9 @@ use crate::slot::ClientId;
 /// ```
 #[derive(Debug)]
 pub struct Daemon {
-    engine: DaemonEngine,
+    rx: DaemonRx,
+    tx: DaemonTx,
+    owner: Owner,
     name: String,
     max_message: usize,
 }
@@ -124,12 +134,28 @@ impl DaemonBuilder {
     /// [`OpenError::TooSmall`], and the OS's refusals as
     /// [`OpenError::PermissionDenied`] or [`OpenError::Io`].
     pub fn create(self) -> Result<Daemon, OpenError> {
-        let engine = self
+        let seg = self
             .settings
             .create()
             .map_err(|e| OpenError::from_shm(e, &self.settings.name))?;
-        Ok(Daemon::from_engine(engine, self.settings.name))
+        let (rx, tx, owner) = parts(seg, self.settings.spin);
+        Ok(Daemon {
+            max_message: tx.segment().geometry().max_message_size as usize,
+            rx,
+            tx,
+            owner,
+            name: self.settings.name,
+        })
     }
+}
+
+/// The receiving and sending parts over a created segment, and its owner.
+pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
+    (
+        DaemonRx::new(seg.clone(), spin),
+        DaemonTx::new(seg.clone(), spin),
+        Owner::new(seg),
+    )
 }
 
 /// The endpoint's error for an engine error about `client`.
@@ -158,17 +184,18 @@ impl Daemon {
         }
     }
 
-    pub(crate) fn from_engine(engine: DaemonEngine, name: String) -> Daemon {
-        let max_message = engine.segment().geometry().max_message_size as usize;
-        Daemon {
-            engine,
-            name,
-            max_message,
+    /// Frees the slots of departed clients that the receiving part has
+    /// drained, once the sending part saw the table move: a daemon that only
+    /// sends still frees the slots of clients that left.
+    #[inline]
+    fn tidy(&mut self) {
+        if self.tx.take_moved() {
+            let Daemon { rx, tx, .. } = self;
+            rx.refresh(&mut |i| {
+                tx.detach(i);
+                true
+            });
         }
-    }
-
-    pub(crate) fn engine(&self) -> &DaemonEngine {
-        &self.engine
     }
 
     /// The segment's name, as given to `create`.
@@ -183,17 +210,17 @@ impl Daemon {
 
     /// Client slots of the segment.
     pub fn max_clients(&self) -> u32 {
-        self.engine.segment().geometry().max_clients
+        self.tx.segment().geometry().max_clients
     }
 
     /// The connected clients.
     pub fn clients(&self) -> Vec<ClientId> {
-        self.engine.clients()
+        slot::connected(self.tx.segment())
     }
 
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
-        self.engine.clients().len()
+        slot::connected(self.tx.segment()).len()
     }
 
     #[inline]
@@ -240,7 +267,12 @@ impl Daemon {
     /// As [`Daemon::try_recv`].
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        match self.engine.read_from_with(f) {
+        let Daemon { rx, tx, .. } = self;
+        let mut release = |i| {
+            tx.detach(i);
+            true
+        };
+        match rx.read_from_with(&mut release, f) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Error::Empty),
             Err(e) => Err(Error::from_shm(e)),
@@ -274,14 +306,19 @@ impl Daemon {
     ) -> Result<R, Error> {
         // `f` runs only when a message is there, so an empty read hands it back.
         let mut f = Some(f);
+        let Daemon { rx, tx, .. } = self;
+        let mut release = |i| {
+            tx.detach(i);
+            true
+        };
         loop {
-            match self.engine.read_from_with(|c, p, b| f.take().map(|f| f(c, p, b))) {
+            match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
                 Ok(Some(Some(r))) => return Ok(r),
                 Ok(_) => {}
                 Err(e) => return Err(Error::from_shm(e)),
             }
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            self.engine.wait(left).map_err(Error::from_shm)?;
+            rx.wait(&mut release, left).map_err(Error::from_shm)?;
         }
     }
 
@@ -292,7 +329,12 @@ impl Daemon {
     /// # Errors
     /// [`Error::Empty`] when none is waiting; otherwise as [`Daemon::recv`].
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
-        match self.engine.read_from_batch_with(max, f) {
+        let Daemon { rx, tx, .. } = self;
+        let mut release = |i| {
+            tx.detach(i);
+            true
+        };
+        match rx.read_from_batch_with(&mut release, max, f) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),
             Err(e) => Err(Error::from_shm(e)),
@@ -365,13 +407,15 @@ impl Daemon {
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
         self.check_len(len)?;
-        match self.engine.write_to_with(client, priority, len, fill) {
+        let r = match self.tx.write_to_with(client, priority, len, fill) {
             Ok(r) => {
-                self.engine.signal_client(client);
+                signal_client(self.tx.segment(), client);
                 Ok(r)
             }
             Err(e) => Err(to_client_error(e, client)),
-        }
+        };
+        self.tidy();
+        r
     }
 
     #[inline]
@@ -386,24 +430,26 @@ impl Daemon {
         self.check_len(len)?;
         // `fill` runs only when the write has room, so a full ring hands it back.
         let mut fill = Some(fill);
-        loop {
+        let r = loop {
             match self
-                .engine
+                .tx
                 .write_to_with(client, priority, len, |b| fill.take().map(|f| f(b)))
             {
                 Ok(r) => {
-                    self.engine.signal_client(client);
+                    signal_client(self.tx.segment(), client);
                     if let Some(r) = r {
-                        return Ok(r);
+                        break Ok(r);
                     }
                 }
                 Err(ShmError::BufferFull) => {}
-                Err(e) => return Err(to_client_error(e, client)),
+                Err(e) => break Err(to_client_error(e, client)),
             }
-            self.engine
-                .wait_for_room_to(client, priority, len, until)
-                .map_err(|e| to_client_error(e, client))?;
-        }
+            if let Err(e) = self.tx.wait_for_room_to(client, priority, len, until) {
+                break Err(to_client_error(e, client));
+            }
+        };
+        self.tidy();
+        r
     }
 
     /// Sends every message `f` adds to the batch to one client, published
@@ -415,10 +461,12 @@ impl Daemon {
     pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
         let max = self.max_message;
         let r = self
-            .engine
+            .tx
             .with_producer_to(client, |p| f(&mut Batch::new(p.batch(), max)))
-            .map_err(|e| to_client_error(e, client))?;
-        self.engine.signal_client(client);
+            .map_err(|e| to_client_error(e, client));
+        self.tidy();
+        let r = r?;
+        signal_client(self.tx.segment(), client);
         Ok(r)
     }
 
@@ -449,51 +497,55 @@ impl Daemon {
     /// [`Daemon::broadcast`].
     pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
         self.check_len(data.len())?;
-        self.engine
+        let r = self
+            .tx
             .write_with(priority, data.len(), |b| b.copy_from_slice(data))
-            .map_err(Error::from_shm)?;
-        self.engine.signal();
+            .map_err(Error::from_shm);
+        self.tidy();
+        r?;
+        signal_all(self.tx.segment());
         Ok(())
     }
 
     fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
         self.check_len(data.len())?;
-        loop {
-            match self
-                .engine
-                .write_with(priority, data.len(), |b| b.copy_from_slice(data))
-            {
+        let r = loop {
+            match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Ok(()) => {
-                    self.engine.signal();
-                    return Ok(());
+                    signal_all(self.tx.segment());
+                    break Ok(());
                 }
                 Err(ShmError::BufferFull) => {}
-                Err(e) => return Err(Error::from_shm(e)),
+                Err(e) => break Err(Error::from_shm(e)),
             }
-            self.engine
-                .wait_for_room_all(priority, data.len(), until)
-                .map_err(Error::from_shm)?;
-        }
+            if let Err(e) = self.tx.wait_for_room_all(priority, data.len(), until) {
+                break Err(Error::from_shm(e));
+            }
+        };
+        self.tidy();
+        r
     }
 
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the
     /// highest hint a client published, whichever is higher.
     pub fn backpressure(&self) -> f32 {
-        self.engine.backpressure()
+        backpressure(self.tx.segment())
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
     /// [`crate::Client::backpressure`].
     pub fn set_backpressure(&mut self, level: f32) {
-        self.engine.set_backpressure(level);
+        self.tx.set_backpressure(level);
     }
 
     /// Counters of the connected clients' rings and of wake-ups.
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        stats(self.tx.segment())
     }
 
     /// Shuts the segment down, as dropping does: clients are told and woken,
     /// and the name is removed.
-    pub fn shutdown(self) {}
+    pub fn shutdown(self) {
+        self.owner.shutdown();
+    }
 }

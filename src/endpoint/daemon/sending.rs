@@ -1,0 +1,344 @@
+//! The daemon's sending part: the writing ends of every client's rings, to
+//! one client or, all or none, to every client.
+
+use std::time::{Duration, Instant};
+
+use super::table::{self, attach, moved_epoch, unknown_client, Attached, SWEEP_INTERVAL};
+use crate::control::Segment;
+use crate::endpoint::channel::{self, deadline, Throttle};
+use crate::error::{ShmError, ShmResult};
+use crate::layout::Direction;
+use crate::pring::{PriorityBatch, PriorityProducer};
+use crate::priority::Priority;
+use crate::slot::{self, ClientId, Poison};
+
+/// What the daemon writes to.
+struct Outbound {
+    epoch: Option<u32>,
+    slots: Vec<Option<Attached<PriorityProducer>>>,
+    /// Connected slots with attached rings.
+    targets: Vec<u32>,
+    /// The table moved since `take_moved` last looked.
+    moved: bool,
+}
+
+impl Outbound {
+    /// Rebuilds the view of the slots if the epoch moved: one load when not.
+    #[inline]
+    fn refresh(&mut self, seg: &Segment) {
+        if let Some(epoch) = moved_epoch(self.epoch, seg) {
+            self.rebuild(seg, epoch);
+            self.moved = true;
+        }
+    }
+
+    #[cold]
+    fn rebuild(&mut self, seg: &Segment, epoch: u32) {
+        self.epoch = Some(epoch);
+        self.targets.clear();
+        for i in 0..seg.geometry().max_clients {
+            let view = slot::view(seg, i);
+            let held = &mut self.slots[i as usize];
+            if !view.connected || view.poisoned {
+                *held = None;
+                continue;
+            }
+            if attach(seg, i, view.id.generation, held, |s, i| {
+                channel::producer(s, i, Direction::ToClient)
+            }) {
+                self.targets.push(i);
+            }
+        }
+    }
+
+    fn detach(&mut self, index: u32) {
+        self.slots[index as usize] = None;
+        self.targets.retain(|&i| i != index);
+    }
+
+    fn ban(&mut self, seg: &Segment, index: u32) {
+        self.detach(index);
+        slot::poison(seg, index, Poison::ByDaemon);
+    }
+
+    #[inline]
+    fn slot(&mut self, client: ClientId) -> ShmResult<&mut Attached<PriorityProducer>> {
+        match self.slots.get_mut(client.slot as usize) {
+            Some(Some(s)) if s.generation == client.generation => Ok(s),
+            _ => Err(unknown_client(client)),
+        }
+    }
+
+    /// First target without room for the message, if any.
+    fn lacking_room(&mut self, seg: &Segment, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
+        for k in 0..self.targets.len() {
+            let i = self.targets[k];
+            let Some(slot) = self.slots[i as usize].as_mut() else {
+                continue;
+            };
+            match slot.rings.can_write(priority, len) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Some(i)),
+                Err(ShmError::Corrupted(what)) => {
+                    self.ban(seg, i);
+                    return Err(ShmError::Corrupted(what));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The sending part of the daemon.
+pub(crate) struct DaemonTx {
+    seg: Segment,
+    spin: Duration,
+    /// Paces liveness sweeps while a blocking write waits.
+    sweeper: Throttle,
+    out: Outbound,
+}
+
+impl std::fmt::Debug for DaemonTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonTx")
+            .field("segment", self.seg.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DaemonTx {
+    pub(crate) fn new(seg: Segment, spin: Duration) -> DaemonTx {
+        let n = seg.geometry().max_clients as usize;
+        DaemonTx {
+            out: Outbound {
+                epoch: None,
+                slots: (0..n).map(|_| None).collect(),
+                targets: Vec::with_capacity(n),
+                moved: false,
+            },
+            seg,
+            spin,
+            sweeper: Throttle::new(SWEEP_INTERVAL),
+        }
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    pub(crate) fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// Lets go of slot `index` (its client left; the receiving part frees it).
+    pub(crate) fn detach(&mut self, index: u32) {
+        self.out.detach(index);
+    }
+
+    /// Whether the client table moved since the last call: then the
+    /// receiving part may have slots to free.
+    #[inline]
+    pub(crate) fn take_moved(&mut self) -> bool {
+        std::mem::take(&mut self.out.moved)
+    }
+
+    /// The writing side, current with the client table; refused once the
+    /// daemon shuts down.
+    #[inline]
+    fn writer(&mut self) -> ShmResult<&mut Outbound> {
+        if self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        self.out.refresh(&self.seg);
+        Ok(&mut self.out)
+    }
+
+    /// Broadcast: the message goes to every connected client or to none.
+    pub(crate) fn write_with(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        mut fill: impl FnMut(&mut [u8]),
+    ) -> ShmResult<()> {
+        if len > self.seg.geometry().max_message_size as usize {
+            return Err(ShmError::MessageTooLarge);
+        }
+        let DaemonTx { seg, out, .. } = self;
+        if seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        out.refresh(seg);
+        // Only this process writes these rings, so room found now stays free.
+        if out.lacking_room(seg, priority, len)?.is_some() {
+            return Err(ShmError::BufferFull);
+        }
+        let Outbound { slots, targets, .. } = out;
+        for &i in targets.iter() {
+            if let Some(s) = slots[i as usize].as_mut() {
+                s.rings.write_with(priority, len, &mut fill)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a `len`-byte message in place to one client, without a wake-up.
+    #[inline(always)]
+    pub(crate) fn write_to_with<R>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
+        if self.seg.is_shutting_down() {
+            return Err(ShmError::Disconnected);
+        }
+        self.out.refresh(&self.seg);
+        let r = self.out.slot(client)?.rings.write_with(priority, len, fill);
+        if let Err(ShmError::Corrupted(_)) = r {
+            self.out.ban(&self.seg, client.slot);
+        }
+        r
+    }
+
+    /// Broadcast that waits for room in every client's ring.
+    pub(crate) fn write_timeout(
+        &mut self,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        let until = deadline(timeout);
+        loop {
+            match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
+                Err(ShmError::BufferFull) => {}
+                other => return other,
+            }
+            self.wait_for_room_all(priority, data.len(), until)?;
+        }
+    }
+
+    /// Waits for room in one client's ring, then writes.
+    pub(crate) fn write_to_timeout(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        let until = deadline(timeout);
+        loop {
+            match self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data)) {
+                Err(ShmError::BufferFull) => {}
+                other => return other,
+            }
+            self.wait_for_room_to(client, priority, data.len(), until)?;
+        }
+    }
+
+    /// Blocks until a `len`-byte message of `priority` fits the ring to
+    /// `client` (`Ok`), the client is gone ([`ShmError::UnknownClient`]), the
+    /// daemon shuts down ([`ShmError::Disconnected`]) or `until` passes.
+    /// While it waits it sweeps for dead clients every [`SWEEP_INTERVAL`], so
+    /// a client that dies with a full ring is noticed, not waited for.
+    pub(crate) fn wait_for_room_to(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> ShmResult<()> {
+        let DaemonTx {
+            seg,
+            spin,
+            sweeper,
+            out,
+        } = self;
+        let fits = |out: &mut Outbound| -> ShmResult<bool> {
+            out.refresh(seg);
+            out.slot(client)?.rings.can_write(priority, len)
+        };
+        loop {
+            if seg.is_shutting_down() {
+                return Err(ShmError::Disconnected);
+            }
+            if fits(out)? {
+                return Ok(());
+            }
+            // The client may be asleep waiting for a signal we have not sent yet:
+            // wake it so it drains, or we would wait for each other.
+            table::signal_client(seg, client);
+            let ready = || {
+                if sweeper.due() {
+                    table::sweep(seg);
+                }
+                seg.is_shutting_down() || fits(out).unwrap_or(true)
+            };
+            let space = &seg.channel(client.slot).to_client_space;
+            if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    /// Like [`DaemonTx::wait_for_room_to`], for room in every connected
+    /// client's ring; clients that leave or die meanwhile stop counting.
+    pub(crate) fn wait_for_room_all(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> ShmResult<()> {
+        let DaemonTx {
+            seg,
+            spin,
+            sweeper,
+            out,
+        } = self;
+        loop {
+            if seg.is_shutting_down() {
+                return Err(ShmError::Disconnected);
+            }
+            out.refresh(seg);
+            let Some(i) = out.lacking_room(seg, priority, len)? else {
+                return Ok(());
+            };
+            seg.channel(i).client_wake.notify();
+            let ready = || {
+                if sweeper.due() {
+                    table::sweep(seg);
+                }
+                out.refresh(seg);
+                seg.is_shutting_down() || !matches!(out.lacking_room(seg, priority, len), Ok(Some(j)) if j == i)
+            };
+            let space = &seg.channel(i).to_client_space;
+            if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
+                return Err(ShmError::Timeout);
+            }
+        }
+    }
+
+    /// Writes several messages to one client, published together.
+    pub(crate) fn write_to_batch<R>(
+        &mut self,
+        client: ClientId,
+        f: impl FnOnce(&mut PriorityBatch<'_>) -> R,
+    ) -> ShmResult<R> {
+        self.with_producer_to(client, |p| f(&mut p.batch()))
+    }
+
+    /// Lends the writing ends of the rings to one client.
+    pub(crate) fn with_producer_to<R>(
+        &mut self,
+        client: ClientId,
+        f: impl FnOnce(&mut PriorityProducer) -> R,
+    ) -> ShmResult<R> {
+        let out = self.writer()?;
+        Ok(f(&mut out.slot(client)?.rings))
+    }
+
+    pub(crate) fn set_backpressure(&self, level: f32) {
+        channel::store_hint(&self.seg.control().daemon_backpressure, level);
+    }
+}

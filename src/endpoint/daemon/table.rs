@@ -1,0 +1,181 @@
+//! What the daemon's receiving and sending parts share: how each follows the
+//! client table, the sweep for dead clients, wake-ups, counters, and the
+//! owner that shuts the segment down.
+//!
+//! Each part keeps its own view of the table (the reading ends or the writing
+//! ends of every connected client's rings) and follows the segment's epoch:
+//! one load per call, a re-scan of the slots only when a client connected or
+//! left. A slot is freed once the receiving part has drained it and the
+//! sending part has let go of it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::control::Segment;
+use crate::endpoint::channel;
+use crate::endpoint::Stats;
+use crate::error::{ShmError, ShmResult};
+use crate::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
+use crate::priority::Priority;
+use crate::slot::{self, ClientId, Poison};
+
+/// Messages the daemon takes in a row from one client within a tier before
+/// serving the next (round-robin in bursts).
+pub(super) const BURST: u32 = 16;
+
+/// How often the daemon checks its clients' liveness (and beats its heartbeat).
+pub(super) const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// One client's rings as one part of the daemon holds them: the reading
+/// ends (to-daemon) or the writing ends (to-client), for one connection.
+pub(super) struct Attached<R> {
+    pub(super) generation: u32,
+    pub(super) rings: R,
+}
+
+/// The epoch a part last rebuilt its table at, if the segment's has moved
+/// since (one load).
+#[inline]
+pub(super) fn moved_epoch(seen: Option<u32>, seg: &Segment) -> Option<u32> {
+    let epoch = slot::epoch(seg);
+    (seen != Some(epoch)).then_some(epoch)
+}
+
+/// Makes `held` hold channel `index`'s rings for connection `generation`,
+/// opening them with `open` unless it already does. Rings that fail
+/// validation poison the channel and leave it empty; returns whether the
+/// channel is attached.
+pub(super) fn attach<R>(
+    seg: &Segment,
+    index: u32,
+    generation: u32,
+    held: &mut Option<Attached<R>>,
+    open: impl FnOnce(&Segment, u32) -> ShmResult<R>,
+) -> bool {
+    if held.as_ref().map(|s| s.generation) == Some(generation) {
+        return true;
+    }
+    match open(seg, index) {
+        Ok(rings) => {
+            *held = Some(Attached { generation, rings });
+            true
+        }
+        Err(_) => {
+            slot::poison(seg, index, Poison::ByDaemon);
+            *held = None;
+            false
+        }
+    }
+}
+
+#[cold]
+pub(super) fn unknown_client(client: ClientId) -> ShmError {
+    ShmError::UnknownClient(client.to_string())
+}
+
+/// Reclaims the slots of clients whose process died: a connected one is
+/// closed (its published messages are still read, then the slot is freed),
+/// a half-connected one is freed at once. Beats the heartbeat. Returns how
+/// many slots it reclaimed.
+pub(crate) fn sweep(seg: &Segment) -> u32 {
+    let reclaimed = (0..seg.geometry().max_clients)
+        .filter(|&i| slot::reclaim_if_dead(seg, i))
+        .count() as u32;
+    seg.control()
+        .heartbeat
+        .store(crate::platform::monotonic_nanos(), Ordering::Relaxed);
+    reclaimed
+}
+
+/// Wakes every connected client that sleeps.
+pub(crate) fn signal_all(seg: &Segment) {
+    let connected = |i: &u32| slot::is_connected(seg, *i);
+    EventWord::notify_each(
+        (0..seg.geometry().max_clients)
+            .filter(connected)
+            .map(|i| &seg.channel(i).client_wake),
+    );
+}
+
+/// Wakes one client if it sleeps.
+#[inline]
+pub(crate) fn signal_client(seg: &Segment, client: ClientId) {
+    if client.slot < seg.geometry().max_clients {
+        seg.channel(client.slot).client_wake.notify();
+    }
+}
+
+/// Fullest ring to a connected client, or the highest hint a client
+/// published, 0.0 to 1.0.
+pub(crate) fn backpressure(seg: &Segment) -> f32 {
+    let mut level = 0f32;
+    for id in slot::connected(seg) {
+        for p in Priority::ALL {
+            level = level.max(seg.ring(id.slot, Direction::ToClient, p).fill_level());
+        }
+        level = level.max(channel::load_hint(&seg.channel(id.slot).client_backpressure));
+    }
+    level
+}
+
+/// Counters of the rings of the connected and departing clients.
+pub(crate) fn stats(seg: &Segment) -> Stats {
+    let mut stats = Stats {
+        daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
+        recovered_clients: seg.control().recovered_clients.load(Ordering::Relaxed),
+        ..Stats::default()
+    };
+    for i in 0..seg.geometry().max_clients {
+        let view = slot::view(seg, i);
+        if !view.connected && !view.closed {
+            continue;
+        }
+        let ch = seg.channel(i);
+        stats.client_wakeups = stats
+            .client_wakeups
+            .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
+        for p in Priority::ALL {
+            stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
+            stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+        }
+    }
+    stats
+}
+
+/// The daemon's hold on its segment: shuts it down when dropped (when every
+/// part of the daemon is gone).
+#[derive(Debug)]
+pub(crate) struct Owner {
+    seg: Segment,
+    removed: AtomicBool,
+}
+
+impl Owner {
+    pub(crate) fn new(seg: Segment) -> Owner {
+        Owner {
+            seg,
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells clients to leave, wakes all of them, removes the segment's name.
+    pub(crate) fn shutdown(&self) {
+        let seg = &self.seg;
+        seg.control().state.fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
+        let n = seg.geometry().max_clients;
+        EventWord::notify_each((0..n).flat_map(|i| {
+            let ch = seg.channel(i);
+            [&ch.client_wake, &ch.to_daemon_space]
+        }));
+        seg.control().daemon_wake.notify();
+        if !self.removed.swap(true, Ordering::AcqRel) {
+            seg.shared_memory().remove_if_current();
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

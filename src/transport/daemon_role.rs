@@ -1,0 +1,163 @@
+//! The daemon role of [`super::NrelayShmTransport`]: the receiving and
+//! sending parts of a daemon behind `RefCell`s, so that the `&self` methods
+//! of the 0.1.3 API work and a reply from inside a read closure is allowed.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use crate::control::Segment;
+use crate::endpoint::{self, DaemonRx, DaemonTx, Owner, Stats};
+use crate::error::{ShmError, ShmResult};
+use crate::pring::PriorityBatch;
+use crate::priority::Priority;
+use crate::slot::{self, ClientId};
+
+#[derive(Debug)]
+pub(super) struct DaemonRole {
+    rx: RefCell<DaemonRx>,
+    tx: RefCell<DaemonTx>,
+    owner: Owner,
+    seg: Segment,
+}
+
+fn reentrant<E>(_: E) -> ShmError {
+    ShmError::Reentrant
+}
+
+impl DaemonRole {
+    pub(super) fn new(seg: Segment, spin: Duration) -> DaemonRole {
+        let (rx, tx, owner) = endpoint::daemon_parts(seg.clone(), spin);
+        DaemonRole {
+            rx: RefCell::new(rx),
+            tx: RefCell::new(tx),
+            owner,
+            seg,
+        }
+    }
+
+    pub(super) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    pub(super) fn set_spin(&self, spin: Duration) {
+        if let Ok(mut rx) = self.rx.try_borrow_mut() {
+            rx.set_spin(spin);
+        }
+        if let Ok(mut tx) = self.tx.try_borrow_mut() {
+            tx.set_spin(spin);
+        }
+    }
+
+    /// Runs a write on the sending part, then lets the receiving part free
+    /// the slots of departed clients if the table moved.
+    #[inline(always)]
+    fn sending<R>(&self, f: impl FnOnce(&mut DaemonTx) -> ShmResult<R>) -> ShmResult<R> {
+        let mut tx = self.tx.try_borrow_mut().map_err(reentrant)?;
+        let r = f(&mut tx);
+        if tx.take_moved() {
+            if let Ok(mut rx) = self.rx.try_borrow_mut() {
+                rx.refresh(&mut |i| {
+                    tx.detach(i);
+                    true
+                });
+            }
+        }
+        r
+    }
+
+    /// Runs a read on the receiving part; the sending part lets go of a
+    /// departed client's slot unless it is busy (a read inside a write
+    /// closure), and then a later call frees it.
+    #[inline(always)]
+    fn receiving<R>(&self, f: impl FnOnce(&mut DaemonRx, &mut dyn FnMut(u32) -> bool) -> ShmResult<R>) -> ShmResult<R> {
+        let mut rx = self.rx.try_borrow_mut().map_err(reentrant)?;
+        let mut release = |i| self.tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
+        f(&mut rx, &mut release)
+    }
+
+    pub(super) fn write_with(&self, priority: Priority, len: usize, fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
+        self.sending(|tx| tx.write_with(priority, len, fill))
+    }
+
+    #[inline(always)]
+    pub(super) fn write_to_with<R>(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> ShmResult<R> {
+        self.sending(|tx| tx.write_to_with(client, priority, len, fill))
+    }
+
+    pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
+        self.sending(|tx| tx.write_timeout(priority, data, timeout))
+    }
+
+    pub(super) fn write_to_timeout(
+        &self,
+        client: ClientId,
+        priority: Priority,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> ShmResult<()> {
+        self.sending(|tx| tx.write_to_timeout(client, priority, data, timeout))
+    }
+
+    pub(super) fn write_to_batch<R>(
+        &self,
+        client: ClientId,
+        f: impl FnOnce(&mut PriorityBatch<'_>) -> R,
+    ) -> ShmResult<R> {
+        self.sending(|tx| tx.write_to_batch(client, f))
+    }
+
+    #[inline(always)]
+    pub(super) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+        self.receiving(|rx, release| rx.read_from_with(&mut |i| release(i), f))
+    }
+
+    pub(super) fn read_from_batch_with(
+        &self,
+        max: usize,
+        f: impl FnMut(ClientId, Priority, &[u8]),
+    ) -> ShmResult<usize> {
+        self.receiving(|rx, release| rx.read_from_batch_with(&mut |i| release(i), max, f))
+    }
+
+    pub(super) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
+        self.receiving(|rx, release| rx.wait(&mut |i| release(i), timeout))
+    }
+
+    pub(super) fn sweep(&self) -> u32 {
+        endpoint::sweep(&self.seg)
+    }
+
+    pub(super) fn signal(&self) {
+        endpoint::signal_all(&self.seg);
+    }
+
+    pub(super) fn signal_client(&self, client: ClientId) {
+        endpoint::signal_client(&self.seg, client);
+    }
+
+    pub(super) fn clients(&self) -> Vec<ClientId> {
+        slot::connected(&self.seg)
+    }
+
+    pub(super) fn backpressure(&self) -> f32 {
+        endpoint::daemon_backpressure(&self.seg)
+    }
+
+    pub(super) fn set_backpressure(&self, level: f32) {
+        self.tx.borrow().set_backpressure(level);
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        endpoint::segment_stats(&self.seg)
+    }
+
+    pub(super) fn shutdown(&self) {
+        self.owner.shutdown();
+    }
+}
