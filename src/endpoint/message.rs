@@ -5,8 +5,9 @@ use std::fmt;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 
-/// Payloads up to this size are stored inline: receiving them does not allocate.
-const INLINE: usize = 62;
+/// Payloads up to this size are stored inline: receiving them does not
+/// allocate. Chosen so that a `Message` is 128 bytes (two cache lines).
+const INLINE: usize = 118;
 
 #[derive(Clone)]
 enum Payload {
@@ -16,7 +17,7 @@ enum Payload {
 
 /// A message a [`crate::Client`] received: its tier and its bytes.
 ///
-/// Payloads of up to 62 bytes are kept inline, so receiving a small message
+/// Payloads of up to 118 bytes are kept inline, so receiving a small message
 /// does not allocate.
 #[derive(Clone)]
 pub struct Message {
@@ -115,6 +116,11 @@ impl ClientMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_two_cache_lines() {
+        assert!(std::mem::size_of::<Message>() <= 128, "{}", std::mem::size_of::<Message>());
+    }
 
     #[test]
     fn payloads_round_trip_inline_and_on_the_heap() {
