@@ -186,6 +186,7 @@ impl Segment {
     }
 
     /// The control region.
+    #[inline]
     pub fn control(&self) -> &ControlBlock {
         // SAFETY: the mapping holds at least CONTROL_SIZE bytes (checked on open,
         // sized by geometry on create), is page-aligned and lives as long as self.
@@ -196,6 +197,7 @@ impl Segment {
     ///
     /// # Panics
     /// If `index >= max_clients` (a bug in the caller, never input-driven).
+    #[inline]
     pub fn channel(&self, index: u32) -> &ChannelHeader {
         assert!(index < self.geometry.max_clients, "channel index out of range");
         let off = self.geometry.channel_offset(index);

@@ -322,6 +322,51 @@ pub const fn encode_wrap(skip: usize) -> u64 {
     (skip as u64) | (KIND_WRAP << 32) | (TAG << 48)
 }
 
+/// What in a ring held a value no well-behaved peer writes. The ring stays
+/// failed from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// The consumer's position is out of range.
+    HeadIndex,
+    /// The producer's position is out of range.
+    TailIndex,
+    /// A record header lacks the tag every header carries.
+    RecordTag,
+    /// A record names no priority.
+    RecordPriority,
+    /// A record is longer than the ring's largest message.
+    RecordLength,
+    /// A record runs past the end of the ring.
+    RecordOverrun,
+    /// A wrap record does not end at the end of the ring.
+    WrapPlacement,
+    /// A record is of no known kind.
+    RecordKind,
+}
+
+impl Corruption {
+    /// What held the impossible value, in words.
+    pub fn what(self) -> &'static str {
+        match self {
+            Corruption::HeadIndex => "ring head index",
+            Corruption::TailIndex => "ring tail index",
+            Corruption::RecordTag => "record header tag",
+            Corruption::RecordPriority => "record priority",
+            Corruption::RecordLength => "record length above the maximum message size",
+            Corruption::RecordOverrun => "record runs past the end of the ring",
+            Corruption::WrapPlacement => "wrap record does not end at the end of the ring",
+            Corruption::RecordKind => "record kind",
+        }
+    }
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.what())
+    }
+}
+
 /// Decodes a header word found at `offset` of a data area of `capacity` bytes.
 ///
 /// Returns `Ok(None)` for a zero word (nothing published yet) and an error
@@ -329,37 +374,35 @@ pub const fn encode_wrap(skip: usize) -> u64 {
 /// length above `max_message`, a record running past the end of the area, a
 /// wrap that does not end exactly at the end of the area.
 #[inline]
-pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> ShmResult<Option<Record>> {
+pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> Result<Option<Record>, Corruption> {
     if word == 0 {
         return Ok(None);
     }
     if word >> 48 != TAG {
-        return Err(ShmError::Corrupted("record header tag"));
+        return Err(Corruption::RecordTag);
     }
     let low = (word & 0xFFFF_FFFF) as usize;
     let room = capacity - offset;
     match (word >> 32) & 0xFF {
         KIND_MESSAGE => {
-            // Not `ok_or(ShmError::..)`: that builds the error on every call and
-            // drops it out of line, a call per message on the read path.
             let Some(priority) = Priority::from_index(((word >> 40) & 0xFF) as usize) else {
-                return Err(ShmError::Corrupted("record priority"));
+                return Err(Corruption::RecordPriority);
             };
             if low > max_message {
-                return Err(ShmError::Corrupted("record length above the maximum message size"));
+                return Err(Corruption::RecordLength);
             }
             if record_size(low) > room {
-                return Err(ShmError::Corrupted("record runs past the end of the ring"));
+                return Err(Corruption::RecordOverrun);
             }
             Ok(Some(Record::Message { len: low, priority }))
         }
         KIND_WRAP => {
             if low != room || offset == 0 {
-                return Err(ShmError::Corrupted("wrap record does not end at the end of the ring"));
+                return Err(Corruption::WrapPlacement);
             }
             Ok(Some(Record::Wrap { skip: low }))
         }
-        _ => Err(ShmError::Corrupted("record kind")),
+        _ => Err(Corruption::RecordKind),
     }
 }
 

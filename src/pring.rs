@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 
-use crate::buffer::{heap_ring, RingConsumer, RingCounters, RingProducer};
+use crate::buffer::{heap_ring, RingConsumer, RingCounters, RingError, RingProducer};
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{self, DEFAULT_MAX_MESSAGE};
 use crate::priority::Priority;
@@ -28,13 +28,18 @@ impl PriorityProducer {
 
     /// Reserves `len` bytes in `priority`'s ring, lets `fill` write them, publishes.
     #[inline(always)]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
         self.tiers[priority.index()].write_with(priority, len, fill)
     }
 
     /// Copies `data` into `priority`'s ring.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.tiers[priority.index()].write(priority, data)
     }
 
@@ -48,12 +53,12 @@ impl PriorityProducer {
     }
 
     /// Whether a `len`-byte message of `priority` fits now.
-    pub fn can_write(&mut self, priority: Priority, len: usize) -> ShmResult<bool> {
+    pub fn can_write(&mut self, priority: Priority, len: usize) -> Result<bool, RingError> {
         self.tiers[priority.index()].can_write(len)
     }
 
     /// Occupancy of the fullest tier, 0.0..=1.0.
-    pub fn occupancy(&mut self) -> ShmResult<f32> {
+    pub fn occupancy(&mut self) -> Result<f32, RingError> {
         let mut max = 0f32;
         for t in &mut self.tiers {
             max = max.max(t.occupancy()?);
@@ -63,7 +68,7 @@ impl PriorityProducer {
 
     /// Fill level of the fullest tier, 0.0..=1.0, without touching the
     /// cached positions.
-    pub(crate) fn fill_level(&self) -> ShmResult<f32> {
+    pub(crate) fn fill_level(&self) -> Result<f32, RingError> {
         let mut max = 0f32;
         for t in &self.tiers {
             max = max.max(t.fill_level()?);
@@ -88,14 +93,19 @@ pub struct PriorityBatch<'a> {
 impl PriorityBatch<'_> {
     /// Writes a `len`-byte message of `priority` in place.
     #[inline]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
         let i = priority.index();
         self.producer.tiers[i].put(&mut self.pending[i], priority, len, fill)
     }
 
     /// Copies `data` in as one message of `priority`.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
     }
 
@@ -131,7 +141,7 @@ impl PriorityConsumer {
     /// Passes the most urgent waiting message to `f`: Critical, then High,
     /// then Low; FIFO within a tier. `Ok(None)`: all tiers empty.
     #[inline]
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
         for ring in &mut self.tiers {
             // A load per empty tier; the validated `peek` only where something is.
             if ring.may_have_message() {
@@ -147,7 +157,7 @@ impl PriorityConsumer {
     /// first, then High, then Low, each handed back to its producer once.
     /// A message of a higher tier that arrives during the call is read by the
     /// next call. Returns how many.
-    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
         let mut n = 0;
         for ring in &mut self.tiers {
             if n == max {
@@ -159,7 +169,7 @@ impl PriorityConsumer {
     }
 
     /// Copies the most urgent waiting message out.
-    pub fn read(&mut self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
+    pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
@@ -236,6 +246,7 @@ impl PriorityRingBuffer {
             .try_borrow_mut()
             .map_err(|_| ShmError::Reentrant)?
             .write(priority, data)
+            .map_err(ShmError::from)
     }
 
     /// Writes a `len`-byte message in place.
@@ -244,6 +255,7 @@ impl PriorityRingBuffer {
             .try_borrow_mut()
             .map_err(|_| ShmError::Reentrant)?
             .write_with(priority, len, fill)
+            .map_err(ShmError::from)
     }
 
     /// Takes the most urgent message, or `None` when empty (or failed: see
@@ -263,6 +275,7 @@ impl PriorityRingBuffer {
             .try_borrow_mut()
             .map_err(|_| ShmError::Reentrant)?
             .read_with(f)
+            .map_err(ShmError::from)
     }
 
     /// Splits into the two ends, to be moved to two threads.

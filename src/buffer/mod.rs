@@ -7,6 +7,7 @@
 //! per client. Messages are stored compactly: a 64-byte message takes 72 bytes
 //! of ring, not a fixed slot.
 
+mod error;
 mod region;
 mod ring;
 
@@ -14,6 +15,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 pub use crate::priority::Priority;
+pub use error::{Corruption, RingError};
 pub use ring::{RingConsumer, RingCounters, RingProducer, WriteBatch};
 
 pub(crate) use region::HeapRegion;
@@ -82,7 +84,7 @@ impl RingBuffer {
     /// Reserves `len` bytes, lets `fill` write them in place, then publishes.
     pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         let mut p = self.producer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        p.write_with(priority, len, fill)
+        Ok(p.write_with(priority, len, fill)?)
     }
 
     /// Takes the oldest message, or `None` if the ring is empty (or failed: see
@@ -99,7 +101,7 @@ impl RingBuffer {
     /// Passes the oldest message to `f` in place, without copying.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        c.read_with(f)
+        Ok(c.read_with(f)?)
     }
 
     /// Whether no message is waiting.

@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::error::{ShmError, ShmResult};
+use super::error::{Corruption, RingError};
 use crate::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
 use crate::priority::Priority;
 
@@ -158,9 +158,9 @@ impl std::ops::AddAssign for RingCounters {
 const MAX_POSITION: u64 = 1 << 62;
 
 /// Checks a position loaded from shared memory against what this side knows.
-fn check_position(pos: u64, low: u64, high: u64, what: &'static str) -> ShmResult<u64> {
+fn check_position(pos: u64, low: u64, high: u64, what: Corruption) -> Result<u64, Corruption> {
     if pos < low || pos > high || pos > MAX_POSITION || pos % RECORD_ALIGN as u64 != 0 {
-        return Err(ShmError::Corrupted(what));
+        return Err(what);
     }
     Ok(pos)
 }
@@ -178,7 +178,7 @@ pub struct RingProducer {
     messages: u64,
     bytes: u64,
     full: u64,
-    failed: Option<&'static str>,
+    failed: Option<Corruption>,
 }
 
 impl std::fmt::Debug for RingProducer {
@@ -193,11 +193,13 @@ impl std::fmt::Debug for RingProducer {
 
 impl RingProducer {
     /// Attaches to a ring whose positions were last published consistently.
-    pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingProducer> {
+    pub(crate) fn attach(mem: RingMemory) -> Result<RingProducer, RingError> {
         let h = mem.header();
         let cap = mem.capacity as u64;
-        let head = check_position(h.head.load(Ordering::Acquire), 0, MAX_POSITION, "ring head index")?;
-        let tail = check_position(h.tail.load(Ordering::Acquire), head, head + cap, "ring tail index")?;
+        let head = check_position(h.head.load(Ordering::Acquire), 0, MAX_POSITION, Corruption::HeadIndex)
+            .map_err(RingError::Corrupted)?;
+        let tail = check_position(h.tail.load(Ordering::Acquire), head, head + cap, Corruption::TailIndex)
+            .map_err(RingError::Corrupted)?;
         let c = h.messages_written.load(Ordering::Relaxed);
         let b = h.bytes_written.load(Ordering::Relaxed);
         let f = h.full_events.load(Ordering::Relaxed);
@@ -214,11 +216,9 @@ impl RingProducer {
     }
 
     /// Whether `need` more bytes fit; reloads `head` if the cache says no.
-    /// The error is what is corrupt (and sticks): a `&'static str` rather than
-    /// a `ShmError`, so that callers build only variants with nothing to drop
-    /// and the compiler can drop their results without a call.
+    /// The error is what is corrupt (and sticks).
     #[inline]
-    fn has_room(&mut self, need: usize) -> Result<bool, &'static str> {
+    fn has_room(&mut self, need: usize) -> Result<bool, Corruption> {
         let cap = self.mem.capacity as u64;
         if self.tail + need as u64 <= self.head_cache + cap {
             return Ok(true);
@@ -227,13 +227,13 @@ impl RingProducer {
     }
 
     #[cold]
-    fn reload_head(&mut self, need: usize) -> Result<bool, &'static str> {
+    fn reload_head(&mut self, need: usize) -> Result<bool, Corruption> {
         // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
         // in `RingConsumer::consume`: the consumer is done with those bytes.
         let head = self.mem.header().head.load(Ordering::Acquire);
-        if check_position(head, self.head_cache, self.tail, "").is_err() {
-            self.failed = Some("ring head index");
-            return Err("ring head index");
+        if check_position(head, self.head_cache, self.tail, Corruption::HeadIndex).is_err() {
+            self.failed = Some(Corruption::HeadIndex);
+            return Err(Corruption::HeadIndex);
         }
         self.head_cache = head;
         Ok(self.tail + need as u64 <= head + self.mem.capacity as u64)
@@ -260,21 +260,21 @@ impl RingProducer {
         priority: Priority,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    ) -> Result<R, RingError> {
         if let Some(what) = self.failed {
-            return Err(ShmError::Corrupted(what));
+            return Err(RingError::Corrupted(what));
         }
         if len > self.mem.max_message {
-            return Err(ShmError::MessageTooLarge);
+            return Err(self.too_large(len));
         }
         let (rec, wrap, need) = self.space_for(len);
         match self.has_room(need) {
             Ok(true) => {}
             Ok(false) => {
                 self.count_full();
-                return Err(ShmError::BufferFull);
+                return Err(RingError::Full);
             }
-            Err(what) => return Err(ShmError::Corrupted(what)),
+            Err(what) => return Err(RingError::Corrupted(what)),
         }
         if wrap {
             // Committed together with the record after it, so the consumer
@@ -320,7 +320,12 @@ impl RingProducer {
     /// Reserves room for a `len`-byte message, lets `fill` write it in place
     /// and publishes it. If `fill` panics nothing is published.
     #[inline]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
         let mut pending = None;
         let out = self.put(&mut pending, priority, len, fill);
         self.commit(&mut pending);
@@ -351,8 +356,16 @@ impl RingProducer {
 
     /// Copies `data` in as one message.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |buf| buf.copy_from_slice(data))
+    }
+
+    #[cold]
+    fn too_large(&self, len: usize) -> RingError {
+        RingError::TooLarge {
+            len,
+            max: self.mem.max_message,
+        }
     }
 
     #[inline]
@@ -381,25 +394,26 @@ impl RingProducer {
     }
 
     /// Whether a message of `len` bytes would fit now.
-    pub fn can_write(&mut self, len: usize) -> ShmResult<bool> {
+    pub fn can_write(&mut self, len: usize) -> Result<bool, RingError> {
         if len > self.mem.max_message {
-            return Err(ShmError::MessageTooLarge);
+            return Err(self.too_large(len));
         }
         let need = self.space_for(len).2;
-        self.has_room(need).map_err(ShmError::Corrupted)
+        self.has_room(need).map_err(RingError::Corrupted)
     }
 
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh
     /// load of `head` that leaves the cached one alone.
-    pub(crate) fn fill_level(&self) -> ShmResult<f32> {
+    pub(crate) fn fill_level(&self) -> Result<f32, RingError> {
         let head = self.mem.header().head.load(Ordering::Acquire);
-        let head = check_position(head, self.head_cache, self.tail, "ring head index")?;
+        let head =
+            check_position(head, self.head_cache, self.tail, Corruption::HeadIndex).map_err(RingError::Corrupted)?;
         Ok((self.tail - head) as f32 / self.mem.capacity as f32)
     }
 
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
-    pub fn occupancy(&mut self) -> ShmResult<f32> {
-        let _ = self.has_room(self.mem.capacity + 1).map_err(ShmError::Corrupted)?; // forces a reload of head
+    pub fn occupancy(&mut self) -> Result<f32, RingError> {
+        let _ = self.has_room(self.mem.capacity + 1).map_err(RingError::Corrupted)?; // forces a reload of head
         Ok((self.tail - self.head_cache) as f32 / self.mem.capacity as f32)
     }
 
@@ -431,13 +445,18 @@ pub struct WriteBatch<'a> {
 impl WriteBatch<'_> {
     /// Writes a `len`-byte message in place into the batch.
     #[inline]
-    pub fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
         self.producer.put(&mut self.pending, priority, len, fill)
     }
 
     /// Copies `data` into the batch as one message.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> ShmResult<()> {
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
     }
 
@@ -462,7 +481,7 @@ pub struct RingConsumer {
     offset: usize,
     messages: u64,
     bytes: u64,
-    failed: Option<&'static str>,
+    failed: Option<Corruption>,
 }
 
 impl std::fmt::Debug for RingConsumer {
@@ -484,10 +503,10 @@ pub(crate) struct Peeked {
 
 impl RingConsumer {
     /// Attaches to a ring whose positions were last published consistently.
-    pub(crate) fn attach(mem: RingMemory) -> ShmResult<RingConsumer> {
+    pub(crate) fn attach(mem: RingMemory) -> Result<RingConsumer, RingError> {
         let h = mem.header();
         let head = h.head.load(Ordering::Acquire);
-        check_position(head, 0, MAX_POSITION, "ring head index")?;
+        check_position(head, 0, MAX_POSITION, Corruption::HeadIndex).map_err(RingError::Corrupted)?;
         Ok(RingConsumer {
             offset: (head % mem.capacity as u64) as usize,
             head,
@@ -500,9 +519,9 @@ impl RingConsumer {
 
     /// Finds the next message, skipping a wrap record. `Ok(None)`: empty.
     #[inline]
-    pub(crate) fn peek(&mut self) -> ShmResult<Option<Peeked>> {
+    pub(crate) fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
         if let Some(what) = self.failed {
-            return Err(ShmError::Corrupted(what));
+            return Err(RingError::Corrupted(what));
         }
         let next = self.next_message(self.mem.capacity, self.mem.max_message, true)?;
         Ok(next.map(|(len, priority)| Peeked {
@@ -522,7 +541,7 @@ impl RingConsumer {
         capacity: usize,
         max_message: usize,
         publish_wrap: bool,
-    ) -> ShmResult<Option<(usize, Priority)>> {
+    ) -> Result<Option<(usize, Priority)>, RingError> {
         // At most two rounds: a wrap moves us to offset 0, where `decode` refuses another wrap.
         loop {
             // SYNC POINT: Acquire pairs with the producer's Release store of this
@@ -537,11 +556,9 @@ impl RingConsumer {
                     }
                 }
                 Ok(Some(Record::Message { len, priority })) => return Ok(Some((len, priority))),
-                Err(e) => {
-                    if let ShmError::Corrupted(what) = e {
-                        self.failed = Some(what);
-                    }
-                    return Err(e);
+                Err(what) => {
+                    self.failed = Some(what);
+                    return Err(RingError::Corrupted(what));
                 }
             }
         }
@@ -590,7 +607,7 @@ impl RingConsumer {
 
     /// Passes the next message to `f` without copying. `Ok(None)`: empty.
     #[inline]
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
         match self.peek()? {
             Some(m) => Ok(Some(self.deliver(m, f))),
             None => Ok(None),
@@ -598,7 +615,7 @@ impl RingConsumer {
     }
 
     /// Copies the next message out. `Ok(None)`: empty.
-    pub fn read(&mut self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
+    pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
@@ -636,7 +653,7 @@ impl RingConsumer {
     /// Passes up to `max` waiting messages to `f`, in order, and hands their
     /// space back to the producer once, at the end (also if `f` panics: every
     /// message passed to `f` is consumed exactly once). Returns how many.
-    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
         struct PublishOnDrop<'a>(&'a mut RingConsumer);
         impl Drop for PublishOnDrop<'_> {
             fn drop(&mut self) {
@@ -644,7 +661,7 @@ impl RingConsumer {
             }
         }
         if let Some(what) = self.failed {
-            return Err(ShmError::Corrupted(what));
+            return Err(RingError::Corrupted(what));
         }
         if !self.may_have_message() {
             return Ok(0); // one load; nothing consumed, nothing to publish
@@ -716,7 +733,7 @@ mod tests {
                         next_write += 1;
                         break;
                     }
-                    Err(ShmError::BufferFull) => {
+                    Err(RingError::Full) => {
                         let got = c.read().unwrap().unwrap();
                         let expect_len = (next_read as usize * 37) % 201;
                         assert_eq!(got.1.len(), expect_len);
@@ -767,7 +784,7 @@ mod tests {
                     buf[..4].copy_from_slice(&v.to_le_bytes())
                 }) {
                     Ok(()) => sent += 1,
-                    Err(ShmError::BufferFull) => break,
+                    Err(RingError::Full) => break,
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -825,7 +842,7 @@ mod tests {
         let (mut p, _c) = ring(1024, 100);
         assert!(matches!(
             p.write(Priority::Low, &[0; 101]),
-            Err(ShmError::MessageTooLarge)
+            Err(RingError::TooLarge { len: 101, max: 100 })
         ));
     }
 
@@ -861,8 +878,8 @@ mod tests {
         c.mem
             .word(0)
             .store(layout::encode_message(5000, Priority::High), Ordering::Release);
-        assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
-        assert!(matches!(c.read(), Err(ShmError::Corrupted(_))));
+        assert!(matches!(c.read(), Err(RingError::Corrupted(_))));
+        assert!(matches!(c.read(), Err(RingError::Corrupted(_))));
     }
 
     #[test]
@@ -876,6 +893,6 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(r, Err(ShmError::Corrupted(_))), "{r:?}");
+        assert!(matches!(r, Err(RingError::Corrupted(_))), "{r:?}");
     }
 }

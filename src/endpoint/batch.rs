@@ -1,6 +1,7 @@
 //! Many messages published together, with one wake-up.
 
-use crate::error::{Error, ShmError};
+use crate::buffer::RingError;
+use crate::error::Error;
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
 
@@ -50,8 +51,9 @@ impl<'a> Batch<'a> {
                 self.written += 1;
                 Ok(r)
             }
-            Err(ShmError::BufferFull) => Err(Error::Full),
-            Err(e) => Err(Error::from_shm(e)),
+            Err(RingError::Full) => Err(Error::Full),
+            Err(RingError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+            Err(RingError::Corrupted(what)) => Err(Error::Corrupted(what)),
         }
     }
 

@@ -4,15 +4,15 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::buffer::RingError;
 use crate::buffer::{RingConsumer, RingProducer};
 use crate::control::Segment;
-use crate::error::ShmResult;
 use crate::layout::{Direction, EventWord};
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 
 /// Attaches the writing ends of one direction of channel `index`.
-pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityProducer> {
+pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityProducer, RingError> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingProducer::attach(seg.ring(index, direction, p))?);
@@ -21,7 +21,7 @@ pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> ShmRe
 }
 
 /// Attaches the reading ends of one direction of channel `index`.
-pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> ShmResult<PriorityConsumer> {
+pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityConsumer, RingError> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
         rings.push(RingConsumer::attach(seg.ring(index, direction, p))?);

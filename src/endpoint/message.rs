@@ -119,7 +119,11 @@ mod tests {
 
     #[test]
     fn a_message_is_two_cache_lines() {
-        assert!(std::mem::size_of::<Message>() <= 128, "{}", std::mem::size_of::<Message>());
+        assert!(
+            std::mem::size_of::<Message>() <= 128,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod batch;
 mod channel;
 mod client;
 mod daemon;
+mod fault;
 mod message;
 mod settings;
 mod stats;
@@ -33,6 +34,7 @@ pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, signal_all, signal_client, stats as segment_stats,
     sweep, DaemonRx, DaemonTx, Owner,
 };
+pub(crate) use fault::Op;
 pub(crate) use settings::Settings;
 
 #[cfg(test)]

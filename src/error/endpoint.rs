@@ -4,7 +4,8 @@ use std::io;
 
 use thiserror::Error as ThisError;
 
-use super::{OpenError, ShmError};
+use super::OpenError;
+use crate::buffer::Corruption;
 use crate::endpoint::ClientId;
 
 /// The error of [`crate::Daemon`] and [`crate::Client`] operations.
@@ -66,7 +67,7 @@ pub enum Error {
 
     /// Shared memory holds a value no well-behaved peer writes.
     #[error("shared memory is corrupted ({0}): the peer is faulty or hostile; the channel is now poisoned")]
-    Corrupted(&'static str),
+    Corrupted(Corruption),
 
     /// Creating or connecting failed.
     #[error(transparent)]
@@ -93,25 +94,5 @@ impl Error {
     /// Whether the peer is gone ([`Error::Disconnected`]).
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Error::Disconnected)
-    }
-
-    /// Converts the engine's error of an operation (not of opening).
-    #[cold]
-    pub(crate) fn from_shm(e: ShmError) -> Error {
-        match e {
-            ShmError::BufferFull => Error::Full,
-            ShmError::Empty => Error::Empty,
-            ShmError::Timeout => Error::Timeout,
-            ShmError::Disconnected => Error::Disconnected,
-            ShmError::Corrupted(what) => Error::Corrupted(what),
-            ShmError::Poisoned(why) => Error::Poisoned(why),
-            ShmError::Io { op, source, .. } => Error::Io { op, source },
-            // The endpoints check lengths and ids themselves, with the numbers;
-            // a reentrant call cannot be written against `&mut self`.
-            other => Error::Io {
-                op: "operation",
-                source: io::Error::other(other.to_string()),
-            },
-        }
     }
 }

@@ -188,3 +188,14 @@ impl ShmError {
         matches!(self, ShmError::BufferFull | ShmError::Empty | ShmError::Timeout)
     }
 }
+
+impl From<crate::buffer::RingError> for ShmError {
+    fn from(e: crate::buffer::RingError) -> ShmError {
+        use crate::buffer::RingError;
+        match e {
+            RingError::Full => ShmError::BufferFull,
+            RingError::TooLarge { .. } => ShmError::MessageTooLarge,
+            RingError::Corrupted(what) => ShmError::Corrupted(what.what()),
+        }
+    }
+}

@@ -62,6 +62,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .write_with(priority, len, fill)
+            .map_err(ShmError::from)
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
@@ -69,6 +70,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .write_timeout(priority, data, timeout)
+            .map_err(ShmError::from)
     }
 
     pub(super) fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
@@ -76,15 +78,24 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .with_producer(|p| f(&mut p.batch()))
+            .map_err(ShmError::from)
     }
 
     #[inline(always)]
     pub(super) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
-        self.rx.try_borrow_mut().map_err(reentrant)?.read_with(f)
+        self.rx
+            .try_borrow_mut()
+            .map_err(reentrant)?
+            .read_with(f)
+            .map_err(ShmError::from)
     }
 
     pub(super) fn read_batch_with(&self, max: usize, f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
-        self.rx.try_borrow_mut().map_err(reentrant)?.read_batch_with(max, f)
+        self.rx
+            .try_borrow_mut()
+            .map_err(reentrant)?
+            .read_batch_with(max, f)
+            .map_err(ShmError::from)
     }
 
     #[inline]
@@ -93,7 +104,11 @@ impl ClientRole {
     }
 
     pub(super) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
-        self.rx.try_borrow_mut().map_err(reentrant)?.wait(timeout)
+        self.rx
+            .try_borrow_mut()
+            .map_err(reentrant)?
+            .wait(timeout)
+            .map_err(ShmError::from)
     }
 
     pub(super) fn daemon_heartbeat_age(&self) -> Duration {

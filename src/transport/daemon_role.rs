@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use crate::control::Segment;
-use crate::endpoint::{self, DaemonRx, DaemonTx, Owner, Stats};
+use crate::endpoint::{self, DaemonRx, DaemonTx, Op, Owner, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -48,12 +48,12 @@ impl DaemonRole {
         }
     }
 
-    /// Runs a write on the sending part, then lets the receiving part free
-    /// the slots of departed clients if the table moved.
+    /// Runs a write on the sending part, after letting the receiving part
+    /// free the slots of departed clients if the table moved at the last
+    /// write (first, so that the write's result is returned as it is).
     #[inline(always)]
-    fn sending<R>(&self, f: impl FnOnce(&mut DaemonTx) -> ShmResult<R>) -> ShmResult<R> {
+    fn sending<R>(&self, f: impl FnOnce(&mut DaemonTx) -> Op<R>) -> ShmResult<R> {
         let mut tx = self.tx.try_borrow_mut().map_err(reentrant)?;
-        let r = f(&mut tx);
         if tx.take_moved() {
             if let Ok(mut rx) = self.rx.try_borrow_mut() {
                 rx.refresh(&mut |i| {
@@ -62,17 +62,17 @@ impl DaemonRole {
                 });
             }
         }
-        r
+        f(&mut tx).map_err(ShmError::from)
     }
 
     /// Runs a read on the receiving part; the sending part lets go of a
     /// departed client's slot unless it is busy (a read inside a write
     /// closure), and then a later call frees it.
     #[inline(always)]
-    fn receiving<R>(&self, f: impl FnOnce(&mut DaemonRx, &mut dyn FnMut(u32) -> bool) -> ShmResult<R>) -> ShmResult<R> {
+    fn receiving<R>(&self, f: impl FnOnce(&mut DaemonRx, &mut dyn FnMut(u32) -> bool) -> Op<R>) -> ShmResult<R> {
         let mut rx = self.rx.try_borrow_mut().map_err(reentrant)?;
         let mut release = |i| self.tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
-        f(&mut rx, &mut release)
+        f(&mut rx, &mut release).map_err(ShmError::from)
     }
 
     pub(super) fn write_with(&self, priority: Priority, len: usize, fill: impl FnMut(&mut [u8])) -> ShmResult<()> {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use super::super::channel;
 use super::super::Stats;
+use crate::buffer::RingError;
 use crate::control::Segment;
+use crate::endpoint::fault::{Fault, Op};
 use crate::error::{ShmError, ShmResult};
 use crate::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
 use crate::mmap::SegmentName;
@@ -29,8 +31,11 @@ pub(crate) const DAEMON_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) struct Connection {
     seg: Segment,
     id: ClientId,
+    /// This client left or its daemon died: no operation goes on (one load
+    /// on the message path).
+    over: AtomicBool,
+    /// This client left (`disconnect` ran).
     left: AtomicBool,
-    daemon_gone: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -77,15 +82,15 @@ impl Connection {
             Ok(pair) => pair,
             Err(e) => {
                 slot::abandon(&seg, index);
-                return Err(e);
+                return Err(e.into());
             }
         };
         slot::connect(&seg, index);
         let conn = Connection {
             seg,
             id,
+            over: AtomicBool::new(false),
             left: AtomicBool::new(false),
-            daemon_gone: AtomicBool::new(false),
         };
         Ok((conn, tx, rx))
     }
@@ -105,10 +110,9 @@ impl Connection {
     /// Why this client cannot go on, if it cannot: it left, the daemon shut
     /// down or died, or the channel was poisoned.
     #[inline]
-    pub(crate) fn status(&self) -> ShmResult<()> {
-        if self.left.load(Ordering::Relaxed) || self.daemon_gone.load(Ordering::Relaxed) || self.seg.is_shutting_down()
-        {
-            return Err(ShmError::Disconnected);
+    pub(crate) fn status(&self) -> Op<()> {
+        if self.over.load(Ordering::Relaxed) || self.seg.is_shutting_down() {
+            return Err(Fault::Disconnected);
         }
         self.poisoned()
     }
@@ -116,17 +120,17 @@ impl Connection {
     /// Whether the channel was poisoned: the one condition that stops reads
     /// even while messages are waiting.
     #[inline]
-    pub(crate) fn poisoned(&self) -> ShmResult<()> {
+    pub(crate) fn poisoned(&self) -> Op<()> {
         match slot::poisoned(&self.seg, self.id.slot) {
             None => Ok(()),
-            Some(by) => Err(ShmError::Poisoned(by.reason())),
+            Some(by) => Err(Fault::Poisoned(by)),
         }
     }
 
     /// Looks at the daemon's liveness lock (a syscall) and remembers a death.
     pub(crate) fn check_daemon(&self) {
-        if !self.daemon_gone.load(Ordering::Relaxed) && !self.seg.daemon_alive() {
-            self.daemon_gone.store(true, Ordering::Relaxed);
+        if !self.over.load(Ordering::Relaxed) && !self.seg.daemon_alive() {
+            self.over.store(true, Ordering::Relaxed);
         }
     }
 
@@ -137,11 +141,11 @@ impl Connection {
 
     /// A read found the daemon's ring corrupt: poison the channel.
     #[cold]
-    pub(crate) fn read_failed(&self, e: ShmError) -> ShmError {
-        if let ShmError::Corrupted(_) = e {
+    pub(crate) fn read_failed(&self, e: RingError) -> Fault {
+        if let RingError::Corrupted(_) = e {
             self.poison();
         }
-        e
+        Fault::Ring(e)
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -187,6 +191,7 @@ impl Connection {
 
     /// Leaves the segment: the daemon reads what was sent, then frees the slot.
     pub(crate) fn disconnect(&self) {
+        self.over.store(true, Ordering::Relaxed);
         if !self.left.swap(true, Ordering::Relaxed) {
             slot::close(&self.seg, self.id);
         }

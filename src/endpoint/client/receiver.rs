@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::endpoint::channel::{deadline, NotifyOnDrop, Throttle};
+use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::message::Message;
-use crate::error::{Error, ShmError, ShmResult};
+use crate::error::Error;
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
 use crate::slot::ClientId;
@@ -58,7 +59,7 @@ impl ClientReceiver {
 
     /// Passes the next message to `f` in place. `Ok(None)`: none waiting.
     #[inline(always)]
-    pub(crate) fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub(crate) fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Op<Option<R>> {
         self.conn.poisoned()?;
         let consumed = Cell::new(false);
         let got = {
@@ -79,7 +80,7 @@ impl ClientReceiver {
 
     /// A read found nothing. Messages sent before a shutdown or death are
     /// still delivered; after them, the reason is reported.
-    fn read_empty(&mut self) -> ShmResult<()> {
+    fn read_empty(&mut self) -> Op<()> {
         if self.liveness.due() {
             self.conn.check_daemon();
         }
@@ -87,7 +88,7 @@ impl ClientReceiver {
     }
 
     /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
-    pub(crate) fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+    pub(crate) fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Op<usize> {
         self.conn.poisoned()?;
         let consumed = Cell::new(false);
         let result = {
@@ -105,8 +106,8 @@ impl ClientReceiver {
     }
 
     /// Blocks until a message is waiting (`Ok`), the daemon is gone
-    /// ([`ShmError::Disconnected`]) or `timeout` passes.
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> ShmResult<()> {
+    /// ([`Fault::Disconnected`]) or `timeout` passes.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> Op<()> {
         let ClientReceiver {
             rx,
             liveness,
@@ -122,13 +123,13 @@ impl ClientReceiver {
         // Tick so that the daemon's death, which nobody signals, is seen within an interval.
         let event = &conn.channel().client_wake;
         if !event.wait_until_ticking(ready, *spin, deadline(timeout), Some(DAEMON_CHECK_INTERVAL)) {
-            return Err(ShmError::Timeout);
+            return Err(Fault::Timeout);
         }
         if rx.has_message() {
             Ok(())
         } else {
             conn.status()?;
-            Err(ShmError::Disconnected)
+            Err(Fault::Disconnected)
         }
     }
 
@@ -170,7 +171,7 @@ impl ClientReceiver {
         match self.read_with(f) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Error::Empty),
-            Err(e) => Err(Error::from_shm(e)),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -201,10 +202,10 @@ impl ClientReceiver {
             match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
                 Ok(Some(Some(r))) => return Ok(r),
                 Ok(_) => {}
-                Err(e) => return Err(Error::from_shm(e)),
+                Err(e) => return Err(e.into_error()),
             }
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            self.wait(left).map_err(Error::from_shm)?;
+            self.wait(left).map_err(Fault::into_error)?;
         }
     }
 
@@ -218,7 +219,7 @@ impl ClientReceiver {
         match self.read_batch_with(max, f) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),
-            Err(e) => Err(Error::from_shm(e)),
+            Err(e) => Err(e.into_error()),
         }
     }
 }

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use crate::buffer::RingError;
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{deadline, Throttle};
-use crate::error::{Error, ShmError, ShmResult};
+use crate::endpoint::fault::{Fault, Op};
+use crate::error::Error;
 use crate::pring::PriorityProducer;
 use crate::priority::Priority;
 use crate::slot::ClientId;
@@ -94,40 +96,35 @@ impl ClientSender {
     /// Writes a `len`-byte message in place and publishes it, without a
     /// wake-up.
     #[inline(always)]
-    pub(crate) fn write_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    pub(crate) fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Op<R> {
         if self.liveness.tick() {
             self.conn.check_daemon();
         }
         self.conn.status()?;
         match self.tx.write_with(priority, len, fill) {
-            Err(ShmError::BufferFull) => {
-                // A full ring may mean nobody reads any more.
-                if self.liveness.due() {
-                    self.conn.check_daemon();
-                }
-                self.conn.status()?;
-                Err(ShmError::BufferFull)
-            }
-            other => other,
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.write_failed(e)),
+        }
+    }
+
+    /// Why a write failed: a full ring may mean nobody reads any more.
+    #[cold]
+    fn write_failed(&mut self, e: RingError) -> Fault {
+        if e == RingError::Full && self.liveness.due() {
+            self.conn.check_daemon();
+        }
+        match self.conn.status() {
+            Err(f) if e == RingError::Full => f,
+            _ => Fault::Ring(e),
         }
     }
 
     /// Writes a copy of `data`, waiting up to `timeout` for room.
-    pub(crate) fn write_timeout(
-        &mut self,
-        priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    pub(crate) fn write_timeout(&mut self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> Op<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
-                Err(ShmError::BufferFull) => {}
+                Err(Fault::FULL) => {}
                 other => return other,
             }
             self.wait_for_room(priority, data.len(), until)?;
@@ -135,10 +132,10 @@ impl ClientSender {
     }
 
     /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
-    /// daemon is gone ([`ShmError::Disconnected`]) or `until` passes
-    /// ([`ShmError::Timeout`]). Room found stays: this is the ring's only
+    /// daemon is gone ([`Fault::Disconnected`]) or `until` passes
+    /// ([`Fault::Timeout`]). Room found stays: this is the ring's only
     /// writer.
-    pub(crate) fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> ShmResult<()> {
+    pub(crate) fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
         let ClientSender {
             tx,
             liveness,
@@ -162,13 +159,13 @@ impl ClientSender {
             };
             let space = &conn.channel().to_daemon_space;
             if !space.wait_until_ticking(room, *spin, until, Some(DAEMON_CHECK_INTERVAL)) {
-                return Err(ShmError::Timeout);
+                return Err(Fault::Timeout);
             }
         }
     }
 
     /// Lends the writing ends, once the client is known to be usable.
-    pub(crate) fn with_producer<R>(&mut self, f: impl FnOnce(&mut PriorityProducer) -> R) -> ShmResult<R> {
+    pub(crate) fn with_producer<R>(&mut self, f: impl FnOnce(&mut PriorityProducer) -> R) -> Op<R> {
         if self.liveness.tick() {
             self.conn.check_daemon();
         }
@@ -183,17 +180,6 @@ impl ClientSender {
     }
 
     // ---- the API.
-
-    #[inline]
-    fn check_len(&self, len: usize) -> Result<(), Error> {
-        if len > self.max_message {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: self.max_message,
-            });
-        }
-        Ok(())
-    }
 
     /// Sends a copy of `data`, waiting while the ring to the daemon is full,
     /// and wakes the daemon if it sleeps.
@@ -251,13 +237,12 @@ impl ClientSender {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.check_len(len)?;
         match self.write_with(priority, len, fill) {
             Ok(r) => {
                 self.signal();
                 Ok(r)
             }
-            Err(e) => Err(Error::from_shm(e)),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -269,7 +254,6 @@ impl ClientSender {
         until: Option<Instant>,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.check_len(len)?;
         // `fill` runs only when the write has room, so a full ring hands it back.
         let mut fill = Some(fill);
         loop {
@@ -280,10 +264,10 @@ impl ClientSender {
                         return Ok(r);
                     }
                 }
-                Err(ShmError::BufferFull) => {}
-                Err(e) => return Err(Error::from_shm(e)),
+                Err(Fault::FULL) => {}
+                Err(e) => return Err(e.into_error()),
             }
-            self.wait_for_room(priority, len, until).map_err(Error::from_shm)?;
+            self.wait_for_room(priority, len, until).map_err(Fault::into_error)?;
         }
     }
 
@@ -297,7 +281,7 @@ impl ClientSender {
         let max = self.max_message;
         let r = self
             .with_producer(|p| f(&mut Batch::new(p.batch(), max)))
-            .map_err(Error::from_shm)?;
+            .map_err(Fault::into_error)?;
         self.signal();
         Ok(r)
     }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::channel::deadline;
+use super::fault::Fault;
 use super::message::ClientMessage;
 use super::settings::Settings;
 use super::stats::Stats;
 use crate::control::Segment;
-use crate::error::{Error, OpenError, ShmError};
+use crate::error::{Error, OpenError};
 use crate::priority::Priority;
 use crate::slot::{self, ClientId};
 
@@ -158,15 +159,6 @@ pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner)
     )
 }
 
-/// The endpoint's error for an engine error about `client`.
-#[cold]
-fn to_client_error(e: ShmError, client: ClientId) -> Error {
-    match e {
-        ShmError::UnknownClient(_) => Error::UnknownClient(client),
-        e => Error::from_shm(e),
-    }
-}
-
 impl Daemon {
     /// Creates the segment `name` with the default settings: 1 MiB, up to 8
     /// clients, 4 KiB messages, protocol version 1.
@@ -185,8 +177,9 @@ impl Daemon {
     }
 
     /// Frees the slots of departed clients that the receiving part has
-    /// drained, once the sending part saw the table move: a daemon that only
-    /// sends still frees the slots of clients that left.
+    /// drained, once the sending part saw the table move (at its last send):
+    /// a daemon that only sends still frees the slots of clients that left.
+    /// Runs before a send, so the send's result is returned as it is.
     #[inline]
     fn tidy(&mut self) {
         if self.tx.take_moved() {
@@ -221,17 +214,6 @@ impl Daemon {
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
         slot::connected(self.tx.segment()).len()
-    }
-
-    #[inline]
-    fn check_len(&self, len: usize) -> Result<(), Error> {
-        if len > self.max_message {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: self.max_message,
-            });
-        }
-        Ok(())
     }
 
     /// Takes the next message, waiting for one (see the type's docs for the
@@ -275,7 +257,7 @@ impl Daemon {
         match rx.read_from_with(&mut release, f) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Error::Empty),
-            Err(e) => Err(Error::from_shm(e)),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -315,10 +297,10 @@ impl Daemon {
             match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
                 Ok(Some(Some(r))) => return Ok(r),
                 Ok(_) => {}
-                Err(e) => return Err(Error::from_shm(e)),
+                Err(e) => return Err(e.into_error()),
             }
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            rx.wait(&mut release, left).map_err(Error::from_shm)?;
+            rx.wait(&mut release, left).map_err(Fault::into_error)?;
         }
     }
 
@@ -337,7 +319,7 @@ impl Daemon {
         match rx.read_from_batch_with(&mut release, max, f) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),
-            Err(e) => Err(Error::from_shm(e)),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -406,16 +388,14 @@ impl Daemon {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.check_len(len)?;
-        let r = match self.tx.write_to_with(client, priority, len, fill) {
+        self.tidy();
+        match self.tx.write_to_with(client, priority, len, fill) {
             Ok(r) => {
                 signal_client(self.tx.segment(), client);
                 Ok(r)
             }
-            Err(e) => Err(to_client_error(e, client)),
-        };
-        self.tidy();
-        r
+            Err(e) => Err(e.into_error()),
+        }
     }
 
     #[inline]
@@ -427,10 +407,10 @@ impl Daemon {
         until: Option<Instant>,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.check_len(len)?;
+        self.tidy();
         // `fill` runs only when the write has room, so a full ring hands it back.
         let mut fill = Some(fill);
-        let r = loop {
+        loop {
             match self
                 .tx
                 .write_to_with(client, priority, len, |b| fill.take().map(|f| f(b)))
@@ -438,18 +418,16 @@ impl Daemon {
                 Ok(r) => {
                     signal_client(self.tx.segment(), client);
                     if let Some(r) = r {
-                        break Ok(r);
+                        return Ok(r);
                     }
                 }
-                Err(ShmError::BufferFull) => {}
-                Err(e) => break Err(to_client_error(e, client)),
+                Err(Fault::FULL) => {}
+                Err(e) => return Err(e.into_error()),
             }
-            if let Err(e) = self.tx.wait_for_room_to(client, priority, len, until) {
-                break Err(to_client_error(e, client));
-            }
-        };
-        self.tidy();
-        r
+            self.tx
+                .wait_for_room_to(client, priority, len, until)
+                .map_err(Fault::into_error)?;
+        }
     }
 
     /// Sends every message `f` adds to the batch to one client, published
@@ -459,13 +437,12 @@ impl Daemon {
     /// [`Error::UnknownClient`] (nothing is sent); errors of single messages
     /// come back through `f`'s own result.
     pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
+        self.tidy();
         let max = self.max_message;
         let r = self
             .tx
             .with_producer_to(client, |p| f(&mut Batch::new(p.batch(), max)))
-            .map_err(|e| to_client_error(e, client));
-        self.tidy();
-        let r = r?;
+            .map_err(Fault::into_error)?;
         signal_client(self.tx.segment(), client);
         Ok(r)
     }
@@ -496,34 +473,29 @@ impl Daemon {
     /// [`Error::Full`] when some client's ring lacks room; otherwise as
     /// [`Daemon::broadcast`].
     pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.check_len(data.len())?;
-        let r = self
-            .tx
-            .write_with(priority, data.len(), |b| b.copy_from_slice(data))
-            .map_err(Error::from_shm);
         self.tidy();
-        r?;
+        self.tx
+            .write_with(priority, data.len(), |b| b.copy_from_slice(data))
+            .map_err(Fault::into_error)?;
         signal_all(self.tx.segment());
         Ok(())
     }
 
     fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
-        self.check_len(data.len())?;
-        let r = loop {
+        self.tidy();
+        loop {
             match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Ok(()) => {
                     signal_all(self.tx.segment());
-                    break Ok(());
+                    return Ok(());
                 }
-                Err(ShmError::BufferFull) => {}
-                Err(e) => break Err(Error::from_shm(e)),
+                Err(Fault::FULL) => {}
+                Err(e) => return Err(e.into_error()),
             }
-            if let Err(e) = self.tx.wait_for_room_all(priority, data.len(), until) {
-                break Err(Error::from_shm(e));
-            }
-        };
-        self.tidy();
-        r
+            self.tx
+                .wait_for_room_all(priority, data.len(), until)
+                .map_err(Fault::into_error)?;
+        }
     }
 
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the

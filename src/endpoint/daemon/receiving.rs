@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::table::{self, attach, moved_epoch, Attached, BURST, SWEEP_INTERVAL};
 use crate::control::Segment;
 use crate::endpoint::channel::{self, deadline, NotifyOnDrop, Throttle};
-use crate::error::{ShmError, ShmResult};
+use crate::endpoint::fault::{Fault, Op};
 use crate::layout::{Direction, EventWord};
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
@@ -102,7 +102,7 @@ impl Inbound {
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Op<Option<R>> {
         let n = self.active.len();
         for p in Priority::ALL {
             // `cursor` may exceed `n` after clients left; no division on this path.
@@ -145,7 +145,7 @@ impl Inbound {
                     }
                     Err(e) => {
                         self.ban(seg, index);
-                        return Err(e);
+                        return Err(Fault::Ring(e));
                     }
                 }
             }
@@ -165,7 +165,7 @@ impl Inbound {
         max: usize,
         touched: &mut Vec<u32>,
         f: &mut impl FnMut(ClientId, Priority, &[u8]),
-    ) -> ShmResult<usize> {
+    ) -> Op<usize> {
         let n = self.active.len();
         for p in Priority::ALL {
             let t = p.index();
@@ -193,7 +193,7 @@ impl Inbound {
                     }
                     Err(e) => {
                         self.ban(seg, index);
-                        return Err(e);
+                        return Err(Fault::Ring(e));
                     }
                 }
             }
@@ -256,13 +256,13 @@ impl DaemonRx {
     /// the clock, while busy at most every 256 reads), and once the daemon
     /// shuts down, report it on an empty read.
     #[inline]
-    fn after_read(&mut self, empty: bool) -> ShmResult<()> {
+    fn after_read(&mut self, empty: bool) -> Op<()> {
         let sweep = if empty { self.sweeper.due() } else { self.sweeper.tick() };
         if sweep {
             table::sweep(&self.seg);
         }
         if empty && self.seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
+            return Err(Fault::Disconnected);
         }
         Ok(())
     }
@@ -274,7 +274,7 @@ impl DaemonRx {
         &mut self,
         release: &mut impl FnMut(u32) -> bool,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> ShmResult<Option<R>> {
+    ) -> Op<Option<R>> {
         self.refresh(release);
         let r = self.inb.take(&self.seg, f)?;
         self.after_read(r.is_none())?;
@@ -288,7 +288,7 @@ impl DaemonRx {
         release: &mut impl FnMut(u32) -> bool,
         max: usize,
         mut f: impl FnMut(ClientId, Priority, &[u8]),
-    ) -> ShmResult<usize> {
+    ) -> Op<usize> {
         self.refresh(release);
         let inb = &mut self.inb;
         let mut touched = std::mem::take(&mut inb.touched);
@@ -312,9 +312,9 @@ impl DaemonRx {
     }
 
     /// Blocks until a message is waiting (`Ok`), the daemon shuts down
-    /// ([`ShmError::Disconnected`]) or `timeout` passes. Sweeps for dead
+    /// ([`Fault::Disconnected`]) or `timeout` passes. Sweeps for dead
     /// clients every [`SWEEP_INTERVAL`] meanwhile.
-    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, timeout: Option<Duration>) -> ShmResult<()> {
+    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, timeout: Option<Duration>) -> Op<()> {
         let DaemonRx {
             seg,
             spin,
@@ -338,12 +338,12 @@ impl DaemonRx {
             .daemon_wake
             .wait_until_ticking(ready, *spin, deadline(timeout), ticks)
         {
-            return Err(ShmError::Timeout);
+            return Err(Fault::Timeout);
         }
         if inb.has_message() {
             Ok(())
         } else {
-            Err(ShmError::Disconnected)
+            Err(Fault::Disconnected)
         }
     }
 }

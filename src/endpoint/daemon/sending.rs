@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, SWEEP_INTERVAL};
+use crate::buffer::RingError;
 use crate::control::Segment;
 use crate::endpoint::channel::{self, deadline, Throttle};
-use crate::error::{ShmError, ShmResult};
+use crate::endpoint::fault::{Fault, Op};
 use crate::layout::Direction;
 use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
@@ -62,7 +63,7 @@ impl Outbound {
     }
 
     #[inline]
-    fn slot(&mut self, client: ClientId) -> ShmResult<&mut Attached<PriorityProducer>> {
+    fn slot(&mut self, client: ClientId) -> Op<&mut Attached<PriorityProducer>> {
         match self.slots.get_mut(client.slot as usize) {
             Some(Some(s)) if s.generation == client.generation => Ok(s),
             _ => Err(unknown_client(client)),
@@ -70,7 +71,7 @@ impl Outbound {
     }
 
     /// First target without room for the message, if any.
-    fn lacking_room(&mut self, seg: &Segment, priority: Priority, len: usize) -> ShmResult<Option<u32>> {
+    fn lacking_room(&mut self, seg: &Segment, priority: Priority, len: usize) -> Op<Option<u32>> {
         for k in 0..self.targets.len() {
             let i = self.targets[k];
             let Some(slot) = self.slots[i as usize].as_mut() else {
@@ -79,11 +80,11 @@ impl Outbound {
             match slot.rings.can_write(priority, len) {
                 Ok(true) => {}
                 Ok(false) => return Ok(Some(i)),
-                Err(ShmError::Corrupted(what)) => {
+                Err(RingError::Corrupted(what)) => {
                     self.ban(seg, i);
-                    return Err(ShmError::Corrupted(what));
+                    return Err(Fault::Ring(RingError::Corrupted(what)));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Fault::Ring(e)),
             }
         }
         Ok(None)
@@ -140,38 +141,42 @@ impl DaemonTx {
     /// receiving part may have slots to free.
     #[inline]
     pub(crate) fn take_moved(&mut self) -> bool {
-        std::mem::take(&mut self.out.moved)
+        // Read first: the common answer (no) stores nothing.
+        if self.out.moved {
+            self.out.moved = false;
+            true
+        } else {
+            false
+        }
     }
 
     /// The writing side, current with the client table; refused once the
     /// daemon shuts down.
     #[inline]
-    fn writer(&mut self) -> ShmResult<&mut Outbound> {
+    fn writer(&mut self) -> Op<&mut Outbound> {
         if self.seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
+            return Err(Fault::Disconnected);
         }
         self.out.refresh(&self.seg);
         Ok(&mut self.out)
     }
 
     /// Broadcast: the message goes to every connected client or to none.
-    pub(crate) fn write_with(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        mut fill: impl FnMut(&mut [u8]),
-    ) -> ShmResult<()> {
+    pub(crate) fn write_with(&mut self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> Op<()> {
         if len > self.seg.geometry().max_message_size as usize {
-            return Err(ShmError::MessageTooLarge);
+            return Err(Fault::Ring(RingError::TooLarge {
+                len,
+                max: self.seg.geometry().max_message_size as usize,
+            }));
         }
         let DaemonTx { seg, out, .. } = self;
         if seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
+            return Err(Fault::Disconnected);
         }
         out.refresh(seg);
         // Only this process writes these rings, so room found now stays free.
         if out.lacking_room(seg, priority, len)?.is_some() {
-            return Err(ShmError::BufferFull);
+            return Err(Fault::FULL);
         }
         let Outbound { slots, targets, .. } = out;
         for &i in targets.iter() {
@@ -190,29 +195,32 @@ impl DaemonTx {
         priority: Priority,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> ShmResult<R> {
+    ) -> Op<R> {
         if self.seg.is_shutting_down() {
-            return Err(ShmError::Disconnected);
+            return Err(Fault::Disconnected);
         }
         self.out.refresh(&self.seg);
-        let r = self.out.slot(client)?.rings.write_with(priority, len, fill);
-        if let Err(ShmError::Corrupted(_)) = r {
+        match self.out.slot(client)?.rings.write_with(priority, len, fill) {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.write_failed(client, e)),
+        }
+    }
+
+    /// A write to `client` failed: a corrupt ring bans (poisons) the client.
+    #[cold]
+    fn write_failed(&mut self, client: ClientId, e: RingError) -> Fault {
+        if let RingError::Corrupted(_) = e {
             self.out.ban(&self.seg, client.slot);
         }
-        r
+        Fault::Ring(e)
     }
 
     /// Broadcast that waits for room in every client's ring.
-    pub(crate) fn write_timeout(
-        &mut self,
-        priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    pub(crate) fn write_timeout(&mut self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> Op<()> {
         let until = deadline(timeout);
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
-                Err(ShmError::BufferFull) => {}
+                Err(Fault::FULL) => {}
                 other => return other,
             }
             self.wait_for_room_all(priority, data.len(), until)?;
@@ -226,11 +234,11 @@ impl DaemonTx {
         priority: Priority,
         data: &[u8],
         timeout: Option<Duration>,
-    ) -> ShmResult<()> {
+    ) -> Op<()> {
         let until = deadline(timeout);
         loop {
             match self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data)) {
-                Err(ShmError::BufferFull) => {}
+                Err(Fault::FULL) => {}
                 other => return other,
             }
             self.wait_for_room_to(client, priority, data.len(), until)?;
@@ -238,8 +246,8 @@ impl DaemonTx {
     }
 
     /// Blocks until a `len`-byte message of `priority` fits the ring to
-    /// `client` (`Ok`), the client is gone ([`ShmError::UnknownClient`]), the
-    /// daemon shuts down ([`ShmError::Disconnected`]) or `until` passes.
+    /// `client` (`Ok`), the client is gone ([`Fault::UnknownClient`]), the
+    /// daemon shuts down ([`Fault::Disconnected`]) or `until` passes.
     /// While it waits it sweeps for dead clients every [`SWEEP_INTERVAL`], so
     /// a client that dies with a full ring is noticed, not waited for.
     pub(crate) fn wait_for_room_to(
@@ -248,20 +256,20 @@ impl DaemonTx {
         priority: Priority,
         len: usize,
         until: Option<Instant>,
-    ) -> ShmResult<()> {
+    ) -> Op<()> {
         let DaemonTx {
             seg,
             spin,
             sweeper,
             out,
         } = self;
-        let fits = |out: &mut Outbound| -> ShmResult<bool> {
+        let fits = |out: &mut Outbound| -> Op<bool> {
             out.refresh(seg);
-            out.slot(client)?.rings.can_write(priority, len)
+            Ok(out.slot(client)?.rings.can_write(priority, len)?)
         };
         loop {
             if seg.is_shutting_down() {
-                return Err(ShmError::Disconnected);
+                return Err(Fault::Disconnected);
             }
             if fits(out)? {
                 return Ok(());
@@ -277,19 +285,14 @@ impl DaemonTx {
             };
             let space = &seg.channel(client.slot).to_client_space;
             if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
-                return Err(ShmError::Timeout);
+                return Err(Fault::Timeout);
             }
         }
     }
 
     /// Like [`DaemonTx::wait_for_room_to`], for room in every connected
     /// client's ring; clients that leave or die meanwhile stop counting.
-    pub(crate) fn wait_for_room_all(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-    ) -> ShmResult<()> {
+    pub(crate) fn wait_for_room_all(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
         let DaemonTx {
             seg,
             spin,
@@ -298,7 +301,7 @@ impl DaemonTx {
         } = self;
         loop {
             if seg.is_shutting_down() {
-                return Err(ShmError::Disconnected);
+                return Err(Fault::Disconnected);
             }
             out.refresh(seg);
             let Some(i) = out.lacking_room(seg, priority, len)? else {
@@ -314,17 +317,13 @@ impl DaemonTx {
             };
             let space = &seg.channel(i).to_client_space;
             if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
-                return Err(ShmError::Timeout);
+                return Err(Fault::Timeout);
             }
         }
     }
 
     /// Writes several messages to one client, published together.
-    pub(crate) fn write_to_batch<R>(
-        &mut self,
-        client: ClientId,
-        f: impl FnOnce(&mut PriorityBatch<'_>) -> R,
-    ) -> ShmResult<R> {
+    pub(crate) fn write_to_batch<R>(&mut self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> Op<R> {
         self.with_producer_to(client, |p| f(&mut p.batch()))
     }
 
@@ -333,7 +332,7 @@ impl DaemonTx {
         &mut self,
         client: ClientId,
         f: impl FnOnce(&mut PriorityProducer) -> R,
-    ) -> ShmResult<R> {
+    ) -> Op<R> {
         let out = self.writer()?;
         Ok(f(&mut out.slot(client)?.rings))
     }

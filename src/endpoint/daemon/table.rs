@@ -11,10 +11,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::buffer::RingError;
 use crate::control::Segment;
 use crate::endpoint::channel;
+use crate::endpoint::fault::Fault;
 use crate::endpoint::Stats;
-use crate::error::{ShmError, ShmResult};
 use crate::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
 use crate::priority::Priority;
 use crate::slot::{self, ClientId, Poison};
@@ -50,7 +51,7 @@ pub(super) fn attach<R>(
     index: u32,
     generation: u32,
     held: &mut Option<Attached<R>>,
-    open: impl FnOnce(&Segment, u32) -> ShmResult<R>,
+    open: impl FnOnce(&Segment, u32) -> Result<R, RingError>,
 ) -> bool {
     if held.as_ref().map(|s| s.generation) == Some(generation) {
         return true;
@@ -69,8 +70,8 @@ pub(super) fn attach<R>(
 }
 
 #[cold]
-pub(super) fn unknown_client(client: ClientId) -> ShmError {
-    ShmError::UnknownClient(client.to_string())
+pub(super) fn unknown_client(client: ClientId) -> Fault {
+    Fault::UnknownClient(client)
 }
 
 /// Reclaims the slots of clients whose process died: a connected one is

@@ -1,0 +1,76 @@
+//! What stops an endpoint operation on the message path: small and `Copy`,
+//! turned into the caller's error type ([`crate::Error`], or the 0.1.3
+//! layer's [`crate::ShmError`]) only at the surface.
+
+use crate::buffer::RingError;
+use crate::error::{Error, ShmError};
+use crate::slot::{ClientId, Poison};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A ring refused: full, too large, or corrupt.
+    Ring(RingError),
+    /// The daemon shut down or died, or this client left.
+    Disconnected,
+    /// The channel was poisoned (by the side named).
+    Poisoned(Poison),
+    /// The id names no connected client.
+    UnknownClient(ClientId),
+    /// A blocking call reached its deadline.
+    Timeout,
+}
+
+/// The result of an engine operation.
+pub(crate) type Op<T> = Result<T, Fault>;
+
+impl Fault {
+    /// No room now.
+    pub(crate) const FULL: Fault = Fault::Ring(RingError::Full);
+
+    /// The endpoints' error.
+    #[cold]
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Fault::Ring(RingError::Full) => Error::Full,
+            Fault::Ring(RingError::TooLarge { len, max }) => Error::MessageTooLarge { len, max },
+            Fault::Ring(RingError::Corrupted(what)) => Error::Corrupted(what),
+            Fault::Disconnected => Error::Disconnected,
+            Fault::Poisoned(by) => Error::Poisoned(by.reason()),
+            Fault::UnknownClient(id) => Error::UnknownClient(id),
+            Fault::Timeout => Error::Timeout,
+        }
+    }
+
+    /// The 0.1.3 layer's error.
+    #[cold]
+    pub(crate) fn into_shm(self) -> ShmError {
+        match self {
+            Fault::Ring(e) => e.into(),
+            Fault::Disconnected => ShmError::Disconnected,
+            Fault::Poisoned(by) => ShmError::Poisoned(by.reason()),
+            Fault::UnknownClient(id) => ShmError::UnknownClient(id.to_string()),
+            Fault::Timeout => ShmError::Timeout,
+        }
+    }
+}
+
+impl From<RingError> for Fault {
+    #[inline]
+    fn from(e: RingError) -> Fault {
+        Fault::Ring(e)
+    }
+}
+
+impl From<Fault> for Error {
+    #[cold]
+    fn from(f: Fault) -> Error {
+        f.into_error()
+    }
+}
+
+impl From<Fault> for ShmError {
+    #[cold]
+    fn from(f: Fault) -> ShmError {
+        f.into_shm()
+    }
+}
