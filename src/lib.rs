@@ -101,6 +101,7 @@ pub use endpoint::{
     Message, Stats,
 };
 pub use error::{Error, OpenError, ShmError, ShmResult};
+pub use mmap::MAX_NAME_LEN;
 pub use priority::Priority;
 
 // The README's code blocks are compiled and run as doc tests.

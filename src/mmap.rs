@@ -21,6 +21,11 @@ use crate::platform;
 /// Ending of the hidden files segments are built in before they are published.
 pub const TEMP_SUFFIX: &str = ".memlink-tmp";
 
+/// Longest segment name, in bytes: a bare name, or the last component of a
+/// path. It leaves room, within the 255 bytes a file name may have, for the
+/// hidden name a segment is built under.
+pub const MAX_NAME_LEN: usize = 200;
+
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentName {
@@ -48,14 +53,23 @@ impl SegmentName {
         if name.contains('\0') {
             return Err(bad("contains a NUL byte"));
         }
+        let too_long = || bad(&format!("is longer than {MAX_NAME_LEN} bytes"));
         if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
-            return Ok(SegmentName::Path(PathBuf::from(name)));
+            let path = PathBuf::from(name);
+            let file = path.file_name().map_or(0, |f| f.len());
+            if file == 0 {
+                return Err(bad("names a directory, not a file"));
+            }
+            if file > MAX_NAME_LEN {
+                return Err(too_long());
+            }
+            return Ok(SegmentName::Path(path));
         }
         if name == "." || name == ".." {
             return Err(bad("is not a valid shared-memory name"));
         }
-        if name.len() > platform::MAX_SHM_NAME {
-            return Err(bad("is too long for a shared-memory name"));
+        if name.len() > MAX_NAME_LEN {
+            return Err(too_long());
         }
         Ok(SegmentName::Posix(name.to_owned()))
     }
@@ -73,18 +87,16 @@ impl SegmentName {
         platform::remove_segment_file(&self.path()).map_err(|e| self.io_error("remove", e))
     }
 
-    /// A hidden, unique name in the same directory, where a segment is built
-    /// before it is published under this name.
+    /// A hidden name in the same directory, where a segment is built before
+    /// it is published under this name. It holds 64 random bits, so another
+    /// user cannot plant a file there in advance to make `create` fail.
     pub(crate) fn temp_path(&self) -> PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
         let path = self.path();
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        path.with_file_name(format!(".{file}.{}.{n}{TEMP_SUFFIX}", platform::current_pid()))
+        path.with_file_name(format!(".{file}.{:016x}{TEMP_SUFFIX}", random_u64()))
     }
 
     /// Whether a segment of this name exists.
@@ -94,6 +106,19 @@ impl SegmentName {
 
     pub(crate) fn io_error(&self, op: &'static str, e: io::Error) -> ShmError {
         let name = self.to_string();
+        if op == "create" && e.kind() == io::ErrorKind::NotFound {
+            // Creating fails this way only when the directory is missing.
+            let dir = self
+                .path()
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            let source = io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the directory {dir} does not exist: create it first"),
+            );
+            return ShmError::Io { op, name, source };
+        }
         match e.kind() {
             io::ErrorKind::NotFound => ShmError::NotFound { name },
             io::ErrorKind::AlreadyExists => ShmError::AlreadyExists { name },
@@ -119,6 +144,23 @@ impl fmt::Display for SegmentName {
     }
 }
 
+/// 64 bits no other process can predict: std's per-process random hash keys
+/// (seeded from the OS) over a counter and the clock.
+fn random_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(N.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
 /// A mapped segment. The mapping stays valid while this value lives.
 #[derive(Debug)]
 pub struct SharedMemory {
@@ -140,25 +182,49 @@ impl SharedMemory {
 
     /// Creates a segment under a hidden name, to be initialised and then made
     /// visible atomically with [`SharedMemory::publish`]. Dropped unpublished,
-    /// the hidden file is removed.
+    /// the hidden file is removed. A file planted at the hidden name does not
+    /// stop it: it picks another.
     pub fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
-        let tmp = name.temp_path();
-        let shm = Self::create_at(name, &tmp, size, mode)?;
-        *shm.hidden() = Some(tmp);
-        Ok(shm)
+        let mut attempts = 0;
+        loop {
+            let tmp = name.temp_path();
+            match Self::create_at(name, &tmp, size, mode) {
+                Ok(shm) => {
+                    *shm.hidden() = Some(tmp);
+                    return Ok(shm);
+                }
+                Err(ShmError::AlreadyExists { .. }) if attempts < 8 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
+    /// Creates, sizes and maps the file at `path`; on any failure after the
+    /// file exists, removes it (it is ours: creation is exclusive).
     fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
-        let file = platform::create_segment_file(path, size as u64, mode).map_err(|e| name.io_error("create", e))?;
+        let file = platform::create_segment_file(path, mode).map_err(|e| name.io_error("create", e))?;
+        let sized = platform::reserve(&file, size as u64).map_err(|e| {
+            let why = format!(
+                "could not reserve {size} bytes: {e}; the filesystem of {} has less room than that \
+                 (see `df` for it), or choose a smaller size",
+                path.parent().map(|d| d.display().to_string()).unwrap_or_default()
+            );
+            io::Error::new(e.kind(), why)
+        });
         // Populate: fault every page in now, not one by one on the message path.
-        let map = match MmapOptions::new().len(size).populate().map_raw(&file) {
-            Ok(m) => m,
+        let mapped = sized.and_then(|()| MmapOptions::new().len(size).populate().map_raw(&file));
+        match mapped {
+            Ok(map) => Ok(Self::mapped(map, name, file)),
             Err(e) => {
+                drop(file);
                 let _ = platform::remove_segment_file(path);
-                return Err(name.io_error("map", e));
+                Err(ShmError::Io {
+                    op: "create",
+                    name: name.to_string(),
+                    source: e,
+                })
             }
-        };
-        Ok(Self::mapped(map, name, file))
+        }
     }
 
     /// Wraps a fresh mapping of `file`, registering it for wake-ups.

@@ -17,11 +17,9 @@ pub fn shm_dir() -> PathBuf {
 }
 
 /// Longest bare segment name accepted.
-pub const MAX_SHM_NAME: usize = 255;
-
 /// Reserves the pages now, so that a full tmpfs fails here with ENOSPC
 /// instead of raising SIGBUS on first touch.
-pub(super) fn reserve(file: &File, size: u64) -> io::Result<()> {
+pub fn reserve(file: &File, size: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(size),

@@ -23,12 +23,9 @@ pub fn shm_dir() -> PathBuf {
     PathBuf::from("/tmp")
 }
 
-/// Longest bare segment name accepted.
-pub const MAX_SHM_NAME: usize = 255;
-
 /// Sizes the file; macOS has no `fallocate`, and file-backed pages are
 /// allocated on first touch.
-pub(super) fn reserve(file: &File, size: u64) -> io::Result<()> {
+pub fn reserve(file: &File, size: u64) -> io::Result<()> {
     file.set_len(size)
 }
 

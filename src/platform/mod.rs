@@ -86,7 +86,8 @@ mod tests {
     fn byte_locks_are_seen_by_other_opens_and_released_on_close() {
         let path = std::env::temp_dir().join(format!("memlink-plat-lock-{}", current_pid()));
         let _ = std::fs::remove_file(&path);
-        let a = create_segment_file(&path, 4096, 0o600).unwrap();
+        let a = create_segment_file(&path, 0o600).unwrap();
+        reserve(&a, 4096).unwrap();
         let b = open_segment_file(&path).unwrap();
         assert!(!byte_locked_elsewhere(&b, 3).unwrap());
         assert!(try_lock_byte(&a, 3).unwrap());
@@ -132,8 +133,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b, name) = (dir.join("a"), dir.join("b"), dir.join("name"));
-        let fa = create_segment_file(&a, 4096, 0o600).unwrap();
-        let fb = create_segment_file(&b, 8192, 0o600).unwrap();
+        let fa = create_segment_file(&a, 0o600).unwrap();
+        let fb = create_segment_file(&b, 0o600).unwrap();
         link_file(&a, &name).unwrap();
         assert!(same_file(&fa, &name).unwrap());
         let refused = link_file(&b, &name).unwrap_err();

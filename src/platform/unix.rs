@@ -9,8 +9,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates the segment file exclusively with exactly `mode`, never following
-/// a symlink, and reserves `size` bytes of memory for it.
-pub fn create_segment_file(path: &Path, size: u64, mode: u32) -> io::Result<File> {
+/// a symlink. Size it with `reserve`.
+pub fn create_segment_file(path: &Path, mode: u32) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -20,7 +20,6 @@ pub fn create_segment_file(path: &Path, size: u64, mode: u32) -> io::Result<File
         .open(path)?;
     // The umask may have narrowed `mode`; set it exactly.
     file.set_permissions(Permissions::from_mode(mode))?;
-    super::os::reserve(&file, size)?;
     Ok(file)
 }
 
@@ -184,15 +183,16 @@ mod tests {
         std::fs::write(&target, b"precious").unwrap();
         let link = dir.join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(create_segment_file(&link, 4096, 0o600).is_err());
+        assert!(create_segment_file(&link, 0o600).is_err());
         assert!(is_symlink_refusal(&open_segment_file(&link).unwrap_err()));
         assert!(open_or_create_private_file(&link).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
-        let f = create_segment_file(&dir.join("seg"), 8192, 0o640).unwrap();
+        let f = create_segment_file(&dir.join("seg"), 0o640).unwrap();
+        crate::platform::reserve(&f, 8192).unwrap();
         let meta = f.metadata().unwrap();
         assert_eq!(meta.len(), 8192);
         assert_eq!(meta.permissions().mode() & 0o777, 0o640);
-        assert!(create_segment_file(&dir.join("seg"), 8192, 0o600).is_err());
+        assert!(create_segment_file(&dir.join("seg"), 0o600).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -55,19 +55,16 @@ pub fn shm_dir() -> PathBuf {
     std::env::temp_dir().join("memlink")
 }
 
-/// Longest bare segment name accepted.
-pub const MAX_SHM_NAME: usize = 200;
-
 /// Where byte-range locks start. Windows locks are mandatory for `ReadFile`,
 /// so they live far past the data, where reading the header never meets them.
 const LOCK_BASE: u64 = 1 << 40;
 
 const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
 
-/// Creates the segment file exclusively (never through a symbolic link) and
-/// sizes it. `mode` has no Windows meaning and is ignored: access follows
-/// the directory's access control list.
-pub fn create_segment_file(path: &Path, size: u64, _mode: u32) -> io::Result<File> {
+/// Creates the segment file exclusively (never through a symbolic link).
+/// `mode` has no Windows meaning and is ignored: access follows the
+/// directory's access control list. Size it with `reserve`.
+pub fn create_segment_file(path: &Path, _mode: u32) -> io::Result<File> {
     if path.parent() == Some(shm_dir().as_path()) {
         std::fs::create_dir_all(shm_dir())?;
     }
@@ -79,8 +76,12 @@ pub fn create_segment_file(path: &Path, size: u64, _mode: u32) -> io::Result<Fil
         .attributes(FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)?;
-    file.set_len(size)?;
     Ok(file)
+}
+
+/// Sizes a new segment file.
+pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+    file.set_len(size)
 }
 
 /// Opens an existing segment file read-write, refusing a symbolic link.
