@@ -7,6 +7,8 @@
 //! the real size of the mapping. After that, all offsets come from the
 //! validated local [`Geometry`]; nothing is re-read from shared memory.
 
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -21,6 +21,8 @@
 //! the kernel finds `seq != s` when W calls `futex_wait` and returns at once,
 //! or W is already asleep and the wake reaches it.
 
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
 use std::hint::spin_loop;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};

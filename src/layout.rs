@@ -51,6 +51,8 @@
 //! [`client_lock_byte`]`(i)`. The kernel drops a lock when its process dies, so
 //! "dead" is a fact, immune to pid reuse, and never a guess from a timeout.
 
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 

@@ -57,16 +57,21 @@
 //! ([`Error::Corrupted`] on this side, [`Error::Poisoned`] on its side); it
 //! never causes a panic or an access outside the mapping here.
 //!
+//! ## Looking inside a segment
+//!
+//! [`inspect`] reads a segment without joining it: its daemon, its clients,
+//! how full their rings are, their counters, poison and liveness. It is the
+//! one public door to a segment's insides (the layout itself is private, so
+//! it can change without breaking callers).
+//!
 //! ## Layers
 //!
-//! | layer | modules |
-//! |---|---|
-//! | OS primitives | [`platform`] (segment files, futex, process identity) |
-//! | the segment | [`mmap`] (mapping), [`layout`] (wire format), [`control`] (validated access) |
-//! | wait/wake | [`futex`] (event count over a word in the segment) |
-//! | rings | [`buffer`] (SPSC ring), [`priority`], [`pring`] (three tiers) |
-//! | endpoints | [`Daemon`], [`Client`] |
-//! | recovery | [`recovery`] (liveness, PID files, cleanup), [`safety`] (bounds, panic guards, poison) |
+//! Bottom up, in `src/`: `platform/` (one file per OS: segment files, futex,
+//! process identity) -> `mmap.rs`, `layout.rs`, `control.rs` (the segment:
+//! name, mapping, wire format, validation) -> `futex.rs` (wait/wake) ->
+//! `slot.rs` (the life cycle of a client slot) -> `buffer/`, `pring.rs`
+//! (rings and priorities) -> `endpoint/` ([`Daemon`], [`Client`]) ->
+//! `recovery.rs`, `inspect.rs`, and the compatibility layer `transport/`.
 //!
 //! ## Compatibility with 0.1.3
 //!
@@ -77,18 +82,30 @@
 //! [`recovery::RecoveryManager`] and [`recovery::Heartbeat`], and
 //! [`safety`]. The transport is a thin layer over [`Daemon`] and [`Client`];
 //! new code should use those.
-#![warn(missing_docs, missing_debug_implementations)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::missing_errors_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+/// Declares the modules that hold the crate's internals: private, unless the
+/// `internals` feature (for this crate's own tests, examples, benchmarks and
+/// fuzz target; no stability promise) makes them public and hidden.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal_modules!(control, futex, layout, mmap, platform);
+
 pub mod buffer;
-pub mod control;
 mod endpoint;
 mod error;
-pub mod futex;
-pub mod layout;
-pub mod mmap;
-pub mod platform;
+pub mod inspect;
 pub mod pring;
 pub mod priority;
 pub mod recovery;
@@ -96,6 +113,7 @@ pub mod safety;
 mod slot;
 pub mod transport;
 
+pub use buffer::{Corruption, RingCounters};
 pub use endpoint::{
     Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
     Message, Stats,

@@ -6,6 +6,8 @@
 //! otherwise and never follows a symlink; opening refuses symlinks and
 //! segments owned by another user.
 
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
 use std::fmt;
 use std::fs::File;
 use std::io;

@@ -27,6 +27,10 @@ impl PriorityProducer {
     }
 
     /// Reserves `len` bytes in `priority`'s ring, lets `fill` write them, publishes.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline(always)]
     pub fn write_with<R>(
         &mut self,
@@ -38,6 +42,10 @@ impl PriorityProducer {
     }
 
     /// Copies `data` into `priority`'s ring.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.tiers[priority.index()].write(priority, data)
@@ -53,11 +61,18 @@ impl PriorityProducer {
     }
 
     /// Whether a `len`-byte message of `priority` fits now.
+    ///
+    /// # Errors
+    /// [`RingError::TooLarge`] for a message that never fits,
+    /// [`RingError::Corrupted`] if the consumer's position is impossible.
     pub fn can_write(&mut self, priority: Priority, len: usize) -> Result<bool, RingError> {
         self.tiers[priority.index()].can_write(len)
     }
 
     /// Occupancy of the fullest tier, 0.0..=1.0.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] if a consumer's position is impossible.
     pub fn occupancy(&mut self) -> Result<f32, RingError> {
         let mut max = 0f32;
         for t in &mut self.tiers {
@@ -92,6 +107,10 @@ pub struct PriorityBatch<'a> {
 
 impl PriorityBatch<'_> {
     /// Writes a `len`-byte message of `priority` in place.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write_with<R>(
         &mut self,
@@ -104,6 +123,10 @@ impl PriorityBatch<'_> {
     }
 
     /// Copies `data` in as one message of `priority`.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
@@ -140,6 +163,10 @@ impl PriorityConsumer {
 
     /// Passes the most urgent waiting message to `f`: Critical, then High,
     /// then Low; FIFO within a tier. `Ok(None)`: all tiers empty.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     #[inline]
     pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
         for ring in &mut self.tiers {
@@ -157,6 +184,10 @@ impl PriorityConsumer {
     /// first, then High, then Low, each handed back to its producer once.
     /// A message of a higher tier that arrives during the call is read by the
     /// next call. Returns how many.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
         let mut n = 0;
         for ring in &mut self.tiers {
@@ -169,6 +200,10 @@ impl PriorityConsumer {
     }
 
     /// Copies the most urgent waiting message out.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
@@ -212,6 +247,9 @@ pub struct PriorityRingBuffer {
 impl PriorityRingBuffer {
     /// Room for about `slots` messages of 4 KiB in all, shared 20/50/30
     /// between the tiers; each tier holds at least one 4 KiB message.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidConfig`] for zero slots or a size that overflows.
     pub fn new(slots: usize) -> ShmResult<PriorityRingBuffer> {
         if slots == 0 {
             return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
@@ -224,6 +262,11 @@ impl PriorityRingBuffer {
 
     /// `bytes` of ring space in all, shared 20/50/30, for messages of up to
     /// `max_message` bytes.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidConfig`] for a `max_message` over 256 MiB or a size
+    /// that overflows, [`ShmError::TooSmall`] (with the minimum) when two
+    /// maximum messages do not fit.
     pub fn with_capacity(bytes: usize, max_message: usize) -> ShmResult<PriorityRingBuffer> {
         let min = layout::min_ring_capacity(max_message);
         let mut producers = Vec::with_capacity(3);
@@ -241,6 +284,10 @@ impl PriorityRingBuffer {
     }
 
     /// Copies `data` into `priority`'s ring.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     pub fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.producer
             .try_borrow_mut()
@@ -250,6 +297,10 @@ impl PriorityRingBuffer {
     }
 
     /// Writes a `len`-byte message in place.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         self.producer
             .try_borrow_mut()
@@ -265,11 +316,20 @@ impl PriorityRingBuffer {
     }
 
     /// Takes the most urgent message; errors if a ring is corrupted.
+    ///
+    /// # Errors
+    /// [`ShmError::Corrupted`] if a ring holds an impossible value,
+    /// [`ShmError::Reentrant`] when called from inside one of this buffer's own
+    /// closures.
     pub fn try_read(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
     /// Passes the most urgent message to `f` in place.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         self.consumer
             .try_borrow_mut()

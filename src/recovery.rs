@@ -169,6 +169,11 @@ impl RecoveryManager {
     /// Registers this process as the daemon: writes and locks the PID file.
     /// Fails with [`ShmError::AlreadyRunning`] if a live process holds it; a
     /// dead one's file is taken over.
+    ///
+    /// # Errors
+    /// [`ShmError::AlreadyRunning`] when a live process holds the PID file,
+    /// [`ShmError::InvalidConfig`] for an unusable name, [`ShmError::Io`] when the
+    /// file cannot be opened, locked or written.
     pub fn register_daemon(&self) -> ShmResult<()> {
         let name = self.name()?;
         let mut held = self.held();
@@ -225,12 +230,19 @@ impl RecoveryManager {
     /// Removes the segment at `path` if its daemon is dead; returns whether
     /// it did. Live segments, other users' files and files that are not
     /// memlink segments are left alone.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidConfig`] for an unusable name, [`ShmError::Io`] when
+    /// the file cannot be inspected or removed.
     pub fn cleanup_orphaned_shm(&self, path: &str) -> ShmResult<bool> {
         remove_if_dead(&SegmentName::parse(path)?)
     }
 
     /// Removes, in `dir`, every segment of this user whose daemon is dead,
     /// every half-built segment whose creator died, and every stale PID file.
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] when `dir` cannot be read.
     pub fn cleanup_orphans_in(dir: &Path) -> ShmResult<CleanupReport> {
         let mut report = CleanupReport::default();
         let entries = std::fs::read_dir(dir).map_err(|e| ShmError::Io {
@@ -268,8 +280,11 @@ impl RecoveryManager {
     }
 
     /// [`RecoveryManager::cleanup_orphans_in`] the directory of bare segment
-    /// names ([`platform::shm_dir`]: `/dev/shm` on Linux, `/tmp` on macOS,
+    /// names (`/dev/shm` on Linux, `/tmp` on macOS,
     /// `%TEMP%\memlink` on Windows).
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] when the directory cannot be read.
     pub fn cleanup_all_orphans() -> ShmResult<CleanupReport> {
         Self::cleanup_orphans_in(&platform::shm_dir())
     }

@@ -42,6 +42,9 @@ impl BoundsChecker {
     }
 
     /// The byte range `offset..offset + len` if it lies inside the region.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the region.
     pub fn check(&self, offset: usize, len: usize) -> ShmResult<Range<usize>> {
         match offset.checked_add(len) {
             Some(end) if end <= self.size => Ok(offset..end),
@@ -54,6 +57,10 @@ impl BoundsChecker {
     }
 
     /// Like [`BoundsChecker::check`], also requiring `offset` to be a multiple of `align`.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the region or `offset`
+    /// is not aligned.
     pub fn check_aligned(&self, offset: usize, len: usize, align: usize) -> ShmResult<Range<usize>> {
         if align == 0 || offset % align != 0 {
             return Err(ShmError::OutOfBounds {
@@ -91,6 +98,10 @@ impl SafeShmAccess {
 
     /// Runs `f` if `offset..offset + len` lies inside the region; a panic in
     /// `f` is caught and returned as [`ShmError::Panicked`].
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the region,
+    /// [`ShmError::Panicked`] with the message when `f` panics.
     pub fn with_safe_access<R>(&self, offset: usize, len: usize, f: impl FnOnce() -> R) -> ShmResult<R> {
         self.bounds.check(offset, len)?;
         catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
@@ -104,6 +115,9 @@ impl SafeShmAccess {
     }
 
     /// The address of `offset` if `offset..offset + len` lies inside the region.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the region.
     pub fn ptr_at(&self, offset: usize, len: usize) -> ShmResult<*mut u8> {
         let range = self.bounds.check(offset, len)?;
         // wrapping_add keeps the pointer's provenance and is never UB itself.
@@ -145,6 +159,9 @@ impl PoisonState {
     }
 
     /// `Err(Poisoned)` if the flag is set.
+    ///
+    /// # Errors
+    /// [`ShmError::Poisoned`] when the flag is set.
     pub fn check(&self) -> ShmResult<()> {
         if self.is_poisoned() {
             Err(ShmError::Poisoned(

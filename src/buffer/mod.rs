@@ -52,6 +52,9 @@ pub struct RingBuffer {
 impl RingBuffer {
     /// A ring with room for at least `slots` messages of the default maximum
     /// size (4 KiB); many more fit when messages are smaller.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidConfig`] for zero slots or a size that overflows.
     pub fn new(slots: usize) -> ShmResult<RingBuffer> {
         if slots == 0 {
             return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
@@ -68,6 +71,11 @@ impl RingBuffer {
 
     /// A ring of `bytes` data bytes (rounded up to 128) for messages of up to
     /// `max_message` bytes.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidConfig`] for a `max_message` over 256 MiB or a size
+    /// that overflows, [`ShmError::TooSmall`] (with the minimum) when two
+    /// maximum messages do not fit.
     pub fn with_capacity(bytes: usize, max_message: usize) -> ShmResult<RingBuffer> {
         let (producer, consumer) = heap_ring(bytes, max_message)?;
         Ok(RingBuffer {
@@ -77,11 +85,21 @@ impl RingBuffer {
     }
 
     /// Copies `data` into the ring. [`ShmError::BufferFull`] when it does not fit now.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when it does not fit now,
+    /// [`ShmError::MessageTooLarge`] when it never will, [`ShmError::Reentrant`]
+    /// when called from inside one of this buffer's own closures.
     pub fn write_slot(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_with(priority, data.len(), |buf| buf.copy_from_slice(data))
     }
 
     /// Reserves `len` bytes, lets `fill` write them in place, then publishes.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when it does not fit now,
+    /// [`ShmError::MessageTooLarge`] when it never will, [`ShmError::Reentrant`]
+    /// when called from inside one of this buffer's own closures.
     pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         let mut p = self.producer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         Ok(p.write_with(priority, len, fill)?)
@@ -94,11 +112,21 @@ impl RingBuffer {
     }
 
     /// Takes the oldest message; errors if the ring is corrupted.
+    ///
+    /// # Errors
+    /// [`ShmError::Corrupted`] if a ring holds an impossible value,
+    /// [`ShmError::Reentrant`] when called from inside one of this buffer's own
+    /// closures.
     pub fn try_read_slot(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
     /// Passes the oldest message to `f` in place, without copying.
+    ///
+    /// # Errors
+    /// [`ShmError::Corrupted`] if a ring holds an impossible value,
+    /// [`ShmError::Reentrant`] when called from inside one of this buffer's own
+    /// closures.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
         Ok(c.read_with(f)?)

@@ -319,6 +319,10 @@ impl RingProducer {
 
     /// Reserves room for a `len`-byte message, lets `fill` write it in place
     /// and publishes it. If `fill` panics nothing is published.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write_with<R>(
         &mut self,
@@ -355,6 +359,10 @@ impl RingProducer {
     }
 
     /// Copies `data` in as one message.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |buf| buf.copy_from_slice(data))
@@ -394,6 +402,10 @@ impl RingProducer {
     }
 
     /// Whether a message of `len` bytes would fit now.
+    ///
+    /// # Errors
+    /// [`RingError::TooLarge`] for a message that never fits,
+    /// [`RingError::Corrupted`] if the consumer's position is impossible.
     pub fn can_write(&mut self, len: usize) -> Result<bool, RingError> {
         if len > self.mem.max_message {
             return Err(self.too_large(len));
@@ -412,6 +424,9 @@ impl RingProducer {
     }
 
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] if the consumer's position is impossible.
     pub fn occupancy(&mut self) -> Result<f32, RingError> {
         let _ = self.has_room(self.mem.capacity + 1).map_err(RingError::Corrupted)?; // forces a reload of head
         Ok((self.tail - self.head_cache) as f32 / self.mem.capacity as f32)
@@ -444,6 +459,10 @@ pub struct WriteBatch<'a> {
 
 impl WriteBatch<'_> {
     /// Writes a `len`-byte message in place into the batch.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write_with<R>(
         &mut self,
@@ -455,6 +474,10 @@ impl WriteBatch<'_> {
     }
 
     /// Copies `data` into the batch as one message.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
+    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
     pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
@@ -606,6 +629,10 @@ impl RingConsumer {
     }
 
     /// Passes the next message to `f` without copying. `Ok(None)`: empty.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     #[inline]
     pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
         match self.peek()? {
@@ -615,6 +642,10 @@ impl RingConsumer {
     }
 
     /// Copies the next message out. `Ok(None)`: empty.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
@@ -653,6 +684,10 @@ impl RingConsumer {
     /// Passes up to `max` waiting messages to `f`, in order, and hands their
     /// space back to the producer once, at the end (also if `f` panics: every
     /// message passed to `f` is consumed exactly once). Returns how many.
+    ///
+    /// # Errors
+    /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
+    /// producer writes; the ring stays failed.
     pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
         struct PublishOnDrop<'a>(&'a mut RingConsumer);
         impl Drop for PublishOnDrop<'_> {

@@ -29,7 +29,7 @@ pub use daemon::{Daemon, DaemonBuilder};
 pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 
-pub(crate) use channel::deadline;
+pub(crate) use channel::{deadline, load_hint};
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, signal_all, signal_client, stats as segment_stats,
     sweep, DaemonRx, DaemonTx, Owner,

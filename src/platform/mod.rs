@@ -14,6 +14,8 @@
 //! `unix.rs` holds what Linux and macOS share (files, OFD locks, link and
 //! rename); `linux.rs`, `macos.rs` and `windows.rs` the rest.
 
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -42,7 +42,7 @@ impl TransportBuilder {
         }
     }
 
-    /// Total segment size in bytes (daemon). See [`Geometry`] for how it is split.
+    /// Total segment size in bytes (daemon); see the README on how it is split.
     pub fn size(mut self, bytes: usize) -> Self {
         self.settings.size = bytes;
         self
@@ -91,6 +91,9 @@ impl TransportBuilder {
     }
 
     /// Creates the segment and returns the daemon side.
+    ///
+    /// # Errors
+    /// As [`crate::DaemonBuilder::create`], as a [`crate::ShmError`].
     pub fn create(self) -> ShmResult<NrelayShmTransport> {
         let seg = self.settings.create()?;
         Ok(NrelayShmTransport {
@@ -99,6 +102,9 @@ impl TransportBuilder {
     }
 
     /// Connects to an existing segment and returns the client side.
+    ///
+    /// # Errors
+    /// As [`crate::ClientBuilder::connect`], as a [`crate::ShmError`].
     pub fn connect(self) -> ShmResult<NrelayShmTransport> {
         Ok(NrelayShmTransport {
             role: Role::Client(ClientRole::new(self.settings.connect()?)),

@@ -20,8 +20,8 @@
 //! - Batches: `write_batch` / `write_to_batch` publish many messages with one
 //!   release store; `read_batch_with` / `read_from_batch_with` hand the space
 //!   back once per burst.
-//! - Death is detected through OFD locks on the segment file (see
-//!   [`crate::layout::DAEMON_LOCK_BYTE`]): the daemon reclaims a dead client's
+//! - Death is detected through OFD locks on the segment file (byte 0 for the
+//!   daemon, 1 + slot for a client): the daemon reclaims a dead client's
 //!   slot after delivering what it finished writing; clients of a dead daemon
 //!   get [`ShmError::Disconnected`]. A channel found corrupt is poisoned for
 //!   both sides ([`ShmError::Poisoned`]).
@@ -52,15 +52,43 @@ use daemon_role::DaemonRole;
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
     /// Publishes a message without waking the peer (see [`ShmTransport::signal`]).
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()>;
     /// Takes the next message; [`ShmError::Empty`] if none is waiting.
+    ///
+    /// # Errors
+    /// [`ShmError::Empty`] when nothing is waiting; otherwise
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     fn read(&self) -> ShmResult<(Priority, Vec<u8>)>;
     /// Wakes a peer sleeping in [`ShmTransport::wait`]; free if none sleeps.
+    /// On the daemon it wakes every connected client that sleeps (to wake
+    /// one, use [`NrelayShmTransport::send_to`]); on a client, the daemon.
     fn signal(&self);
     /// Blocks until a message is waiting (`Ok`), the peer shuts down
     /// ([`ShmError::Disconnected`]) or `timeout` passes ([`ShmError::Timeout`]).
+    /// After `Ok` the next read on this side finds the message: each side is
+    /// the only reader of its rings, so nobody else can take it (only a
+    /// channel found corrupt meanwhile turns the read into an error).
+    ///
+    /// # Errors
+    /// [`ShmError::Timeout`] when `timeout` passes, [`ShmError::Disconnected`]
+    /// when the peer shuts down or dies, [`ShmError::Reentrant`] from inside this
+    /// side's own closure.
     fn wait(&self, timeout: Option<Duration>) -> ShmResult<()>;
     /// `write` then `signal`.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     fn send(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write(priority, data)?;
         self.signal();
@@ -121,6 +149,9 @@ impl NrelayShmTransport {
     /// A name without `/` is a POSIX shared-memory name; with `/` it is a file
     /// path. Client slots: as many as fit, up to 8 (65536 bytes fit one with
     /// 4 KiB messages); use [`NrelayShmTransport::builder`] for more settings.
+    ///
+    /// # Errors
+    /// As [`crate::DaemonBuilder::create`], as a [`ShmError`].
     pub fn create(name: &str, size: usize, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
         Self::builder(name)
             .size(size)
@@ -129,6 +160,9 @@ impl NrelayShmTransport {
     }
 
     /// Connects to the segment `name` as a client.
+    ///
+    /// # Errors
+    /// As [`crate::ClientBuilder::connect`], as a [`ShmError`].
     pub fn connect(name: &str, protocol_version: u32) -> ShmResult<NrelayShmTransport> {
         Self::builder(name).protocol_version(protocol_version).connect()
     }
@@ -192,6 +226,12 @@ impl NrelayShmTransport {
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
     /// On the daemon this is a broadcast and `fill` runs once per client.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_with(priority, len, fill),
@@ -200,6 +240,12 @@ impl NrelayShmTransport {
     }
 
     /// Like `write`, but waits up to `timeout` (`None`: for ever) for room.
+    ///
+    /// # Errors
+    /// [`ShmError::Timeout`] when no room came in time,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_timeout(priority, data, timeout),
@@ -208,12 +254,26 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: writes to one client.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
     #[inline]
     pub fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
     }
 
     /// Daemon: writes `len` bytes in place to one client.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
     #[inline]
     pub fn write_to_with<R>(
         &self,
@@ -229,6 +289,13 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: writes to one client, waiting up to `timeout` for room.
+    ///
+    /// # Errors
+    /// [`ShmError::Timeout`] when no room came in time,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::UnknownClient`] when the client left or died; [`ShmError::DaemonOnly`] on a client.
     pub fn write_to_timeout(
         &self,
         client: ClientId,
@@ -243,6 +310,13 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: `write_to` then wakes that client.
+    ///
+    /// # Errors
+    /// [`ShmError::BufferFull`] when the ring has no room now,
+    /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
+    /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
     pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to(client, priority, data)?;
         if let Role::Daemon(d) = &self.role {
@@ -252,6 +326,11 @@ impl NrelayShmTransport {
     }
 
     /// Passes the next message to `f` without copying. `Ok(None)`: none waiting.
+    ///
+    /// # Errors
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
@@ -263,6 +342,11 @@ impl NrelayShmTransport {
     /// Reads up to `max` waiting messages in place, in the order `read` would
     /// return them, and returns how many. Cheaper per message than `read_with`
     /// (a blocked writer is woken once, at the end).
+    ///
+    /// # Errors
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
@@ -271,6 +355,12 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: `read_batch_with`, also passing each message's sender.
+    ///
+    /// # Errors
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::DaemonOnly`] on a client.
     pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, f),
@@ -300,6 +390,11 @@ impl NrelayShmTransport {
     /// assert_eq!((n, sum), (100, 4950));
     /// # Ok::<(), memlink_shm::ShmError>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`ShmError::Disconnected`], [`ShmError::Poisoned`],
+    /// [`ShmError::Reentrant`]; [`ShmError::ClientOnly`] on the daemon. Errors of
+    /// single messages come back through `f`'s own result.
     pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
@@ -308,6 +403,10 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: writes several messages to one client, visible together.
+    ///
+    /// # Errors
+    /// [`ShmError::UnknownClient`], [`ShmError::Disconnected`],
+    /// [`ShmError::Reentrant`]; [`ShmError::DaemonOnly`] on a client.
     pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(d) => d.write_to_batch(client, f),
@@ -316,6 +415,12 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: like `read_with`, also passing the sender.
+    ///
+    /// # Errors
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::DaemonOnly`] on a client.
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
             Role::Daemon(d) => d.read_from_with(f),
@@ -324,12 +429,25 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: takes the next message and its sender.
+    ///
+    /// # Errors
+    /// [`ShmError::Empty`] when nothing is waiting; otherwise
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::DaemonOnly`] on a client.
     pub fn read_from(&self) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
         self.read_from_with(|c, p, b| (c, p, b.to_vec()))?
             .ok_or(ShmError::Empty)
     }
 
     /// `wait` then `read`.
+    ///
+    /// # Errors
+    /// [`ShmError::Timeout`] when `timeout` passes; otherwise
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
@@ -341,6 +459,13 @@ impl NrelayShmTransport {
     }
 
     /// Daemon: `wait` then `read_from`.
+    ///
+    /// # Errors
+    /// [`ShmError::Timeout`] when `timeout` passes; otherwise
+    /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
+    /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
+    /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
+    /// [`ShmError::DaemonOnly`] on a client.
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
