@@ -6,6 +6,8 @@
 //!
 //! The daemon runs on CPU 0, every peer on CPU 1: on a two-core machine the
 //! producers of `producers_64B/4` and `/8` share one core.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

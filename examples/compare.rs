@@ -17,6 +17,8 @@
 //! measures the floor in chunks alternating with its own, between the same
 //! two processes, and is compared with that: a move of the vCPUs then hits
 //! both alike.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -22,6 +22,8 @@
 //! `compare` and `p2` time every round trip, for percentiles; that adds a
 //! clock read to every figure, the floor's included, which this example
 //! leaves out. Its ratios are therefore the stricter ones.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -7,6 +7,8 @@
 //! ```sh
 //! cargo run --release --example instructions -- CASE ITERATIONS
 //! ```
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};

@@ -14,6 +14,8 @@
 //! then prints the tables. Each busy-poll and spin row also measures the
 //! cache-line floor in chunks alternating with its own round trips and is
 //! compared with that, so that a move of the vCPUs hits both alike.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -1,7 +1,8 @@
 //! Access control: segments are private by default, never reached through a
 //! symlink, and a segment squatted by another user under the expected name
 //! is refused (by root too).
-
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 #![cfg(unix)] // permission bits, symlinks and uids are Unix notions
 
 mod support;

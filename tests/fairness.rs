@@ -1,5 +1,7 @@
 //! Daemon reads: Critical before High before Low across all clients, and
 //! round-robin among clients within a tier (in bursts of at most 16).
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! Backpressure and blocking writes: a writer blocked on a full ring is woken
 //! when the reader frees room, and times out when nobody reads.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -1,4 +1,6 @@
 //! Waiting costs no CPU: a daemon blocked in `wait(None)` sleeps in the kernel.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -10,6 +10,8 @@
 //!
 //! Iterations: `MEMLINK_KILL_ITERATIONS` (default 100 client kills and a
 //! third as many daemon kills); `MEMLINK_KILL_SEED` repeats a run.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

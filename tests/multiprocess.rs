@@ -1,5 +1,7 @@
 //! Daemon and clients in separate processes: the test binary re-executes
 //! itself as the client. Every test has a watchdog and removes its segment.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The zero-copy path allocates nothing per message: a counting global
 //! allocator watches write_with / read_with / batches on both sides.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! (undefined variables, `?` on an `Option` in a function returning `Result`),
 //! the glue is the smallest that makes it so; segment paths get a unique
 //! suffix so parallel runs do not collide.
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! Settings for creating or connecting to a transport.
 
+// The 0.1.3 layer implements its own deprecated 0.2 additions.
+#![allow(deprecated)]
+
 use std::time::Duration;
 
 use super::client_role::ClientRole;
@@ -30,6 +33,7 @@ pub const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;
 /// assert!(client.is_connected());
 /// # Ok::<(), memlink_shm::transport::ShmError>(())
 /// ```
+#[deprecated(since = "0.3.0", note = "use Daemon::builder or Client::builder")]
 #[derive(Debug, Clone)]
 pub struct TransportBuilder {
     settings: Settings,

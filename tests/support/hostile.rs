@@ -4,6 +4,8 @@
 //! operation must return `Ok` or an error: no panic, no hang, no access
 //! outside the mapping. Shared by the proptest (`tests/hostile.rs`) and the
 //! libFuzzer target (`fuzz/fuzz_targets/hostile_segment.rs`).
+// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
+#![allow(deprecated)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
