@@ -116,7 +116,7 @@ pub mod transport;
 pub use buffer::{Corruption, RingCounters};
 pub use endpoint::{
     Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
-    Message, Stats,
+    DaemonReceiver, DaemonSender, Message, Stats,
 };
 pub use error::{Error, OpenError, ShmError, ShmResult};
 pub use mmap::MAX_NAME_LEN;

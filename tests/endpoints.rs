@@ -234,3 +234,39 @@ fn a_daemon_that_only_sends_frees_departed_slots() {
     }
     assert_eq!(daemon.client_count(), 0);
 }
+
+/// A split daemon receives on one thread and replies on another; once the
+/// halves are gone, the daemon frees the slot of the client that left.
+#[test]
+fn a_split_daemon_serves_from_two_threads() {
+    let name = unique_name("split");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = small_daemon(&name, 1);
+    let mut client = Client::connect(&name).expect("connect");
+    const N: u32 = 2000;
+    std::thread::scope(|s| {
+        let (mut rx, mut tx) = daemon.split();
+        let (ids, requests) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            for _ in 0..N {
+                let msg = rx.recv_timeout(STEP).expect("request");
+                ids.send((msg.client(), msg.into_payload())).unwrap();
+            }
+        });
+        s.spawn(move || {
+            for (from, payload) in requests {
+                tx.send_to(from, Priority::High, &payload).expect("reply");
+            }
+        });
+        for i in 0..N {
+            client.send(Priority::High, &i.to_le_bytes()).expect("send");
+            let reply = client.recv_timeout(STEP).expect("reply");
+            assert_eq!(reply.payload(), i.to_le_bytes());
+        }
+    });
+    drop(client);
+    // The daemon's next call frees the departed client's slot.
+    assert!(matches!(daemon.try_recv(), Err(Error::Empty)));
+    let again = Client::connect(&name).expect("the only slot is free again");
+    assert_eq!(daemon.clients(), vec![again.id()]);
+}

@@ -25,7 +25,7 @@ mod stats;
 pub use crate::slot::ClientId;
 pub use batch::Batch;
 pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
-pub use daemon::{Daemon, DaemonBuilder};
+pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
 pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 

@@ -153,6 +153,13 @@ impl Client {
         self.tx.id()
     }
 
+    /// Changes how long blocking calls spin before they sleep in the kernel
+    /// (set first with [`ClientBuilder::spin`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.tx.set_spin(spin);
+        self.rx.set_spin(spin);
+    }
+
     /// The segment's name, as given to `connect`.
     pub fn name(&self) -> &str {
         &self.name

@@ -72,7 +72,8 @@ impl ClientSender {
         &self.conn
     }
 
-    pub(crate) fn set_spin(&mut self, spin: Duration) {
+    /// Changes how long blocking calls spin before they sleep in the kernel.
+    pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin;
     }
 

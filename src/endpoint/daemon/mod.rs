@@ -1,14 +1,14 @@
 //! The daemon endpoint: creates a named segment and serves its clients.
 
+mod receiver;
 mod receiving;
+mod sender;
 mod sending;
 mod table;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::batch::Batch;
-use super::channel::deadline;
-use super::fault::Fault;
 use super::message::ClientMessage;
 use super::settings::Settings;
 use super::stats::Stats;
@@ -16,6 +16,9 @@ use crate::control::Segment;
 use crate::error::{Error, OpenError};
 use crate::priority::Priority;
 use crate::slot::{self, ClientId};
+
+pub use receiver::DaemonReceiver;
+pub use sender::DaemonSender;
 
 pub(crate) use receiving::DaemonRx;
 pub(crate) use sending::DaemonTx;
@@ -176,21 +179,6 @@ impl Daemon {
         }
     }
 
-    /// Frees the slots of departed clients that the receiving part has
-    /// drained, once the sending part saw the table move (at its last send):
-    /// a daemon that only sends still frees the slots of clients that left.
-    /// Runs before a send, so the send's result is returned as it is.
-    #[inline]
-    fn tidy(&mut self) {
-        if self.tx.take_moved() {
-            let Daemon { rx, tx, .. } = self;
-            rx.refresh(&mut |i| {
-                tx.detach(i);
-                true
-            });
-        }
-    }
-
     /// The segment's name, as given to `create`.
     pub fn name(&self) -> &str {
         &self.name
@@ -216,129 +204,127 @@ impl Daemon {
         slot::connected(self.tx.segment()).len()
     }
 
-    /// Takes the next message, waiting for one (see the type's docs for the
-    /// order).
-    ///
-    /// # Errors
-    /// [`Error::Corrupted`] when a client's rings hold impossible values: that
-    /// client's channel is poisoned and the others go on.
-    pub fn recv(&mut self) -> Result<ClientMessage, Error> {
-        self.recv_until(None, ClientMessage::new)
-    }
-
-    /// Like [`Daemon::recv`], waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// As [`Daemon::recv`], and [`Error::Timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
-        self.recv_until(deadline(Some(timeout)), ClientMessage::new)
-    }
-
-    /// Takes the next message if one is waiting.
-    ///
-    /// # Errors
-    /// [`Error::Empty`] when none is; otherwise as [`Daemon::recv`].
-    #[inline]
-    pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        self.try_recv_with(ClientMessage::new)
-    }
-
-    /// Passes the next waiting message, with its sender, to `f` in place.
-    ///
-    /// # Errors
-    /// As [`Daemon::try_recv`].
-    #[inline]
-    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        let Daemon { rx, tx, .. } = self;
-        let mut release = |i| {
-            tx.detach(i);
-            true
-        };
-        match rx.read_from_with(&mut release, f) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Empty),
-            Err(e) => Err(e.into_error()),
+    /// The receiving half for one call of the daemon's own (it may free slots).
+    #[inline(always)]
+    fn receiver(&mut self) -> DaemonReceiver<'_> {
+        DaemonReceiver {
+            rx: &mut self.rx,
+            tx: Some(&mut self.tx),
         }
     }
 
-    /// Waits for the next message and passes it to `f` in place.
-    ///
-    /// # Errors
-    /// As [`Daemon::recv`].
-    pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(None, f)
+    /// The sending half for one call of the daemon's own, after freeing the
+    /// slots of departed clients if the sending part saw the table move at
+    /// its last send (so a daemon that only sends frees them too).
+    #[inline(always)]
+    fn sender(&mut self) -> DaemonSender<'_> {
+        if self.tx.take_moved() {
+            let Daemon { rx, tx, .. } = self;
+            rx.refresh(&mut |i| {
+                tx.detach(i);
+                true
+            });
+        }
+        DaemonSender { tx: &mut self.tx }
     }
 
-    /// Like [`Daemon::recv_with`], waiting at most `timeout`.
+    /// Splits the daemon into a receiving and a sending half that borrow it:
+    /// to answer a request in place while reading it (see
+    /// [`DaemonReceiver`]), or to receive and send on two threads of a
+    /// [`std::thread::scope`].
+    pub fn split(&mut self) -> (DaemonReceiver<'_>, DaemonSender<'_>) {
+        (
+            DaemonReceiver {
+                rx: &mut self.rx,
+                tx: None,
+            },
+            DaemonSender { tx: &mut self.tx },
+        )
+    }
+
+    /// Changes how long blocking calls spin before they sleep in the kernel
+    /// (set first with [`DaemonBuilder::spin`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.rx.set_spin(spin);
+        self.tx.set_spin(spin);
+    }
+
+    /// Takes the next message, waiting for one ([`DaemonReceiver::recv`]).
     ///
     /// # Errors
-    /// As [`Daemon::recv_timeout`].
+    /// As [`DaemonReceiver::recv`].
+    pub fn recv(&mut self) -> Result<ClientMessage, Error> {
+        self.receiver().recv()
+    }
+
+    /// [`DaemonReceiver::recv_timeout`].
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
+        self.receiver().recv_timeout(timeout)
+    }
+
+    /// Takes the next message if one is waiting ([`DaemonReceiver::try_recv`]).
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::try_recv`].
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
+        self.receiver().try_recv()
+    }
+
+    /// Reads the next waiting message in place ([`DaemonReceiver::try_recv_with`]).
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::try_recv_with`].
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.receiver().try_recv_with(f)
+    }
+
+    /// [`DaemonReceiver::recv_with`].
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_with`].
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.receiver().recv_with(f)
+    }
+
+    /// [`DaemonReceiver::recv_timeout_with`].
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_timeout_with`].
     pub fn recv_timeout_with<R>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(deadline(Some(timeout)), f)
+        self.receiver().recv_timeout_with(timeout, f)
     }
 
-    fn recv_until<R>(
-        &mut self,
-        until: Option<Instant>,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> Result<R, Error> {
-        // `f` runs only when a message is there, so an empty read hands it back.
-        let mut f = Some(f);
-        let Daemon { rx, tx, .. } = self;
-        let mut release = |i| {
-            tx.detach(i);
-            true
-        };
-        loop {
-            match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
-                Ok(Some(Some(r))) => return Ok(r),
-                Ok(_) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            rx.wait(&mut release, left).map_err(Fault::into_error)?;
-        }
-    }
-
-    /// Passes up to `max` waiting messages to `f` in place, in the order
-    /// `recv` would return them; a blocked client writer is woken once per
-    /// client, at the end. Returns how many (at least one).
+    /// [`DaemonReceiver::try_recv_batch`].
     ///
     /// # Errors
-    /// [`Error::Empty`] when none is waiting; otherwise as [`Daemon::recv`].
+    /// As [`DaemonReceiver::try_recv_batch`].
     pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
-        let Daemon { rx, tx, .. } = self;
-        let mut release = |i| {
-            tx.detach(i);
-            true
-        };
-        match rx.read_from_batch_with(&mut release, max, f) {
-            Ok(0) if max > 0 => Err(Error::Empty),
-            Ok(n) => Ok(n),
-            Err(e) => Err(e.into_error()),
-        }
+        self.receiver().try_recv_batch(max, f)
     }
 
-    /// Sends a copy of `data` to one client, waiting while its ring is full,
-    /// and wakes it.
+    /// Sends a copy of `data` to one client, waiting while its ring is full
+    /// ([`DaemonSender::send_to`]).
     ///
     /// # Errors
-    /// [`Error::UnknownClient`] when the client left or died (also while
-    /// waiting: a dead client is noticed within 50 ms),
-    /// [`Error::MessageTooLarge`], [`Error::Corrupted`].
+    /// As [`DaemonSender::send_to`].
     #[inline]
     pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_to_with_until(client, priority, data.len(), None, |b| b.copy_from_slice(data))
+        self.sender().send_to(client, priority, data)
     }
 
-    /// Like [`Daemon::send_to`], waiting at most `timeout` for room.
+    /// [`DaemonSender::send_to_timeout`].
     ///
     /// # Errors
-    /// As [`Daemon::send_to`], and [`Error::Timeout`].
+    /// As [`DaemonSender::send_to_timeout`].
     pub fn send_to_timeout(
         &mut self,
         client: ClientId,
@@ -346,25 +332,22 @@ impl Daemon {
         data: &[u8],
         timeout: Duration,
     ) -> Result<(), Error> {
-        self.send_to_with_until(client, priority, data.len(), deadline(Some(timeout)), |b| {
-            b.copy_from_slice(data)
-        })
+        self.sender().send_to_timeout(client, priority, data, timeout)
     }
 
-    /// Sends a copy of `data` to one client if it fits now.
+    /// Sends a copy of `data` to one client if it fits now ([`DaemonSender::try_send_to`]).
     ///
     /// # Errors
-    /// [`Error::Full`] when it does not fit now; otherwise as [`Daemon::send_to`].
+    /// As [`DaemonSender::try_send_to`].
     #[inline]
     pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.try_send_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
+        self.sender().try_send_to(client, priority, data)
     }
 
-    /// Sends one client a `len`-byte message written in place by `fill`
-    /// (zero-copy), waiting while its ring is full.
+    /// Sends one client a message written in place ([`DaemonSender::send_to_with`]).
     ///
     /// # Errors
-    /// As [`Daemon::send_to`].
+    /// As [`DaemonSender::send_to_with`].
     #[inline]
     pub fn send_to_with<R>(
         &mut self,
@@ -373,13 +356,13 @@ impl Daemon {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.send_to_with_until(client, priority, len, None, fill)
+        self.sender().send_to_with(client, priority, len, fill)
     }
 
-    /// Like [`Daemon::send_to_with`], but only if it fits now.
+    /// [`DaemonSender::try_send_to_with`].
     ///
     /// # Errors
-    /// As [`Daemon::try_send_to`]; `fill` is not called then.
+    /// As [`DaemonSender::try_send_to_with`].
     #[inline]
     pub fn try_send_to_with<R>(
         &mut self,
@@ -388,114 +371,40 @@ impl Daemon {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.tidy();
-        match self.tx.write_to_with(client, priority, len, fill) {
-            Ok(r) => {
-                signal_client(self.tx.segment(), client);
-                Ok(r)
-            }
-            Err(e) => Err(e.into_error()),
-        }
+        self.sender().try_send_to_with(client, priority, len, fill)
     }
 
-    #[inline]
-    fn send_to_with_until<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.tidy();
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self
-                .tx
-                .write_to_with(client, priority, len, |b| fill.take().map(|f| f(b)))
-            {
-                Ok(r) => {
-                    signal_client(self.tx.segment(), client);
-                    if let Some(r) = r {
-                        return Ok(r);
-                    }
-                }
-                Err(Fault::FULL) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.tx
-                .wait_for_room_to(client, priority, len, until)
-                .map_err(Fault::into_error)?;
-        }
-    }
-
-    /// Sends every message `f` adds to the batch to one client, published
-    /// together with one wake-up when `f` returns (see [`Batch`]).
+    /// Sends one client a batch with one wake-up ([`DaemonSender::send_batch_to`]).
     ///
     /// # Errors
-    /// [`Error::UnknownClient`] (nothing is sent); errors of single messages
-    /// come back through `f`'s own result.
+    /// As [`DaemonSender::send_batch_to`].
     pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        self.tidy();
-        let max = self.max_message;
-        let r = self
-            .tx
-            .with_producer_to(client, |p| f(&mut Batch::new(p.batch(), max)))
-            .map_err(Fault::into_error)?;
-        signal_client(self.tx.segment(), client);
-        Ok(r)
+        self.sender().send_batch_to(client, f)
     }
 
-    /// Sends a copy of `data` to every connected client, or to none, waiting
-    /// while any of their rings is full; clients that leave or die meanwhile
-    /// are skipped, not waited for. Wakes them all.
+    /// Sends a copy of `data` to every connected client, or to none
+    /// ([`DaemonSender::broadcast`]).
     ///
     /// # Errors
-    /// [`Error::MessageTooLarge`], [`Error::Corrupted`] (that client is
-    /// poisoned and dropped from the broadcast; retry for the others).
+    /// As [`DaemonSender::broadcast`].
     pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.broadcast_until(priority, data, None)
+        self.sender().broadcast(priority, data)
     }
 
-    /// Like [`Daemon::broadcast`], waiting at most `timeout` for room.
+    /// [`DaemonSender::broadcast_timeout`].
     ///
     /// # Errors
-    /// As [`Daemon::broadcast`], and [`Error::Timeout`] (nothing was sent).
+    /// As [`DaemonSender::broadcast_timeout`].
     pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.broadcast_until(priority, data, deadline(Some(timeout)))
+        self.sender().broadcast_timeout(priority, data, timeout)
     }
 
-    /// Sends a copy of `data` to every connected client if it fits in all
-    /// their rings now, else to none.
+    /// [`DaemonSender::try_broadcast`].
     ///
     /// # Errors
-    /// [`Error::Full`] when some client's ring lacks room; otherwise as
-    /// [`Daemon::broadcast`].
+    /// As [`DaemonSender::try_broadcast`].
     pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.tidy();
-        self.tx
-            .write_with(priority, data.len(), |b| b.copy_from_slice(data))
-            .map_err(Fault::into_error)?;
-        signal_all(self.tx.segment());
-        Ok(())
-    }
-
-    fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
-        self.tidy();
-        loop {
-            match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
-                Ok(()) => {
-                    signal_all(self.tx.segment());
-                    return Ok(());
-                }
-                Err(Fault::FULL) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.tx
-                .wait_for_room_all(priority, data.len(), until)
-                .map_err(Fault::into_error)?;
-        }
+        self.sender().try_broadcast(priority, data)
     }
 
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the

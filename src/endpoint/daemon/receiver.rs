@@ -1,0 +1,147 @@
+//! Receiving on the daemon: every client's rings to it, read Critical
+//! before High before Low, round-robin among clients within a tier.
+
+use std::time::{Duration, Instant};
+
+use super::{DaemonRx, DaemonTx};
+use crate::endpoint::channel::deadline;
+use crate::endpoint::fault::Fault;
+use crate::endpoint::message::ClientMessage;
+use crate::error::Error;
+use crate::priority::Priority;
+use crate::slot::ClientId;
+
+/// The receiving half of a [`crate::Daemon`], from [`crate::Daemon::split`]
+/// (the daemon's own receiving calls are this type's).
+///
+/// It borrows the daemon. While the daemon is split, the slots of clients
+/// that left are drained but not freed (the sending half may still hold
+/// them); the daemon's next call after the halves are dropped frees them.
+///
+/// ```
+/// use memlink_shm::{Client, Daemon, Priority};
+/// use std::time::Duration;
+/// # let name = format!("memlink-doc-daemon-split-{}", std::process::id());
+/// let mut daemon = Daemon::create(&name)?;
+/// let mut client = Client::connect(&name)?;
+/// client.send(Priority::High, b"hello")?;
+///
+/// // Answer in place: the request is read from the client's ring and the
+/// // reply written into the ring back, with no copy in between.
+/// let (mut rx, mut tx) = daemon.split();
+/// rx.recv_timeout_with(Duration::from_secs(5), |from, priority, request| {
+///     tx.send_to_with(from, priority, request.len(), |reply| {
+///         reply.copy_from_slice(request);
+///         reply.make_ascii_uppercase();
+///     })
+/// })??;
+/// assert_eq!(client.recv_timeout(Duration::from_secs(5))?.payload(), b"HELLO");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct DaemonReceiver<'a> {
+    pub(super) rx: &'a mut DaemonRx,
+    /// The sending part, when the daemon is not split: it lets go of a
+    /// departed client's slot so that this part can free it.
+    pub(super) tx: Option<&'a mut DaemonTx>,
+}
+
+impl DaemonReceiver<'_> {
+    /// Takes the next message, waiting for one (see the type's docs for the
+    /// order).
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] when a client's rings hold impossible values: that
+    /// client's channel is poisoned and the others go on.
+    pub fn recv(&mut self) -> Result<ClientMessage, Error> {
+        self.recv_until(None, ClientMessage::new)
+    }
+
+    /// Like [`DaemonReceiver::recv`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv`], and [`Error::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
+        self.recv_until(deadline(Some(timeout)), ClientMessage::new)
+    }
+
+    /// Takes the next message if one is waiting.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is; otherwise as [`DaemonReceiver::recv`].
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
+        self.try_recv_with(ClientMessage::new)
+    }
+
+    /// Passes the next waiting message, with its sender, to `f` in place.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::try_recv`].
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        let DaemonReceiver { rx, tx } = self;
+        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        match rx.read_from_with(&mut release, f) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Error::Empty),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Waits for the next message and passes it to `f` in place.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv`].
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.recv_until(None, f)
+    }
+
+    /// Like [`DaemonReceiver::recv_with`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_timeout`].
+    pub fn recv_timeout_with<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        self.recv_until(deadline(Some(timeout)), f)
+    }
+
+    fn recv_until<R>(
+        &mut self,
+        until: Option<Instant>,
+        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        // `f` runs only when a message is there, so an empty read hands it back.
+        let mut f = Some(f);
+        let DaemonReceiver { rx, tx } = self;
+        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        loop {
+            match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
+                Ok(Some(Some(r))) => return Ok(r),
+                Ok(_) => {}
+                Err(e) => return Err(e.into_error()),
+            }
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            rx.wait(&mut release, left).map_err(Fault::into_error)?;
+        }
+    }
+
+    /// Passes up to `max` waiting messages to `f` in place, in the order
+    /// `recv` would return them; a blocked client writer is woken once per
+    /// client, at the end. Returns how many (at least one).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is waiting; otherwise as [`DaemonReceiver::recv`].
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
+        let DaemonReceiver { rx, tx } = self;
+        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        match rx.read_from_batch_with(&mut release, max, f) {
+            Ok(0) if max > 0 => Err(Error::Empty),
+            Ok(n) => Ok(n),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Sending on the daemon: to one client, or to every client, all or none.
+
+use std::time::{Duration, Instant};
+
+use super::table::{signal_all, signal_client};
+use super::DaemonTx;
+use crate::endpoint::batch::Batch;
+use crate::endpoint::channel::deadline;
+use crate::endpoint::fault::Fault;
+use crate::error::Error;
+use crate::priority::Priority;
+use crate::slot::ClientId;
+
+/// The sending half of a [`crate::Daemon`], from [`crate::Daemon::split`]
+/// (the daemon's own sending calls are this type's). See
+/// [`crate::DaemonReceiver`] for an example.
+#[derive(Debug)]
+pub struct DaemonSender<'a> {
+    pub(super) tx: &'a mut DaemonTx,
+}
+
+impl DaemonSender<'_> {
+    /// Sends a copy of `data` to one client, waiting while its ring is full,
+    /// and wakes it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownClient`] when the client left or died (also while
+    /// waiting: a dead client is noticed within 50 ms),
+    /// [`Error::MessageTooLarge`], [`Error::Corrupted`].
+    #[inline]
+    pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.send_to_with_until(client, priority, data.len(), None, |b| b.copy_from_slice(data))
+    }
+
+    /// Like [`DaemonSender::send_to`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_to`], and [`Error::Timeout`].
+    pub fn send_to_timeout(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.send_to_with_until(client, priority, data.len(), deadline(Some(timeout)), |b| {
+            b.copy_from_slice(data)
+        })
+    }
+
+    /// Sends a copy of `data` to one client if it fits now.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when it does not fit now; otherwise as [`DaemonSender::send_to`].
+    #[inline]
+    pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.try_send_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Sends one client a `len`-byte message written in place by `fill`
+    /// (zero-copy), waiting while its ring is full.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_to`].
+    #[inline]
+    pub fn send_to_with<R>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        self.send_to_with_until(client, priority, len, None, fill)
+    }
+
+    /// Like [`DaemonSender::send_to_with`], but only if it fits now.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::try_send_to`]; `fill` is not called then.
+    #[inline]
+    pub fn try_send_to_with<R>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        match self.tx.write_to_with(client, priority, len, fill) {
+            Ok(r) => {
+                signal_client(self.tx.segment(), client);
+                Ok(r)
+            }
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    #[inline]
+    fn send_to_with_until<R>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        // `fill` runs only when the write has room, so a full ring hands it back.
+        let mut fill = Some(fill);
+        loop {
+            match self
+                .tx
+                .write_to_with(client, priority, len, |b| fill.take().map(|f| f(b)))
+            {
+                Ok(r) => {
+                    signal_client(self.tx.segment(), client);
+                    if let Some(r) = r {
+                        return Ok(r);
+                    }
+                }
+                Err(Fault::FULL) => {}
+                Err(e) => return Err(e.into_error()),
+            }
+            self.tx
+                .wait_for_room_to(client, priority, len, until)
+                .map_err(Fault::into_error)?;
+        }
+    }
+
+    /// Sends every message `f` adds to the batch to one client, published
+    /// together with one wake-up when `f` returns (see [`Batch`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownClient`] (nothing is sent); errors of single messages
+    /// come back through `f`'s own result.
+    pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
+        let max = self.tx.segment().geometry().max_message_size as usize;
+        let r = self
+            .tx
+            .with_producer_to(client, |p| f(&mut Batch::new(p.batch(), max)))
+            .map_err(Fault::into_error)?;
+        signal_client(self.tx.segment(), client);
+        Ok(r)
+    }
+
+    /// Sends a copy of `data` to every connected client, or to none, waiting
+    /// while any of their rings is full; clients that leave or die meanwhile
+    /// are skipped, not waited for. Wakes them all.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`], [`Error::Corrupted`] (that client is
+    /// poisoned and dropped from the broadcast; retry for the others).
+    pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.broadcast_until(priority, data, None)
+    }
+
+    /// Like [`DaemonSender::broadcast`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::broadcast`], and [`Error::Timeout`] (nothing was sent).
+    pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
+        self.broadcast_until(priority, data, deadline(Some(timeout)))
+    }
+
+    /// Sends a copy of `data` to every connected client if it fits in all
+    /// their rings now, else to none.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when some client's ring lacks room; otherwise as
+    /// [`DaemonSender::broadcast`].
+    pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.tx
+            .write_with(priority, data.len(), |b| b.copy_from_slice(data))
+            .map_err(Fault::into_error)?;
+        signal_all(self.tx.segment());
+        Ok(())
+    }
+
+    fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
+        loop {
+            match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
+                Ok(()) => {
+                    signal_all(self.tx.segment());
+                    return Ok(());
+                }
+                Err(Fault::FULL) => {}
+                Err(e) => return Err(e.into_error()),
+            }
+            self.tx
+                .wait_for_room_all(priority, data.len(), until)
+                .map_err(Fault::into_error)?;
+        }
+    }
+}
