@@ -14,8 +14,6 @@
 //! then prints the tables. Each busy-poll and spin row also measures the
 //! cache-line floor in chunks alternating with its own round trips and is
 //! compared with that, so that a move of the vCPUs hits both alike.
-// Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
-#![allow(deprecated)]
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use memlink_shm::futex::DEFAULT_SPIN;
-use memlink_shm::priority::Priority;
-use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmResult, ShmTransport};
+use memlink_shm::{Client, ClientId, Daemon, Error, OpenError, Priority};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const SIZES: [usize; 4] = [0, 64, 1024, 4096];
@@ -59,7 +56,9 @@ impl Mode {
     }
 }
 
-fn main() -> ShmResult<()> {
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let pos: Vec<&str> = args
@@ -71,17 +70,17 @@ fn main() -> ShmResult<()> {
         None => both_sides(quick),
         Some("daemon") => {
             let name = pos.get(1).copied().unwrap_or(DEFAULT_NAME);
-            let daemon = create(name)?;
+            let mut daemon = create(name)?;
             println!(
                 "p2 daemon: serving segment {name:?}; now run `cargo run --release --example p2 -- client {name}`"
             );
             pin_to_cpu(0);
-            serve(&daemon)
+            serve(&mut daemon)
         }
         Some("client") => {
             let name = pos.get(1).copied().unwrap_or(DEFAULT_NAME);
             pin_to_cpu(1);
-            drive(&connect(name)?, quick)
+            drive(&mut connect(name)?, quick)
         }
         Some(other) => {
             eprintln!("usage: p2 [daemon|client] [NAME] [--quick]   (unknown argument {other:?})");
@@ -90,30 +89,27 @@ fn main() -> ShmResult<()> {
     }
 }
 
-fn create(name: &str) -> ShmResult<NrelayShmTransport> {
-    NrelayShmTransport::builder(name)
-        .size(SEGMENT_SIZE)
-        .max_clients(1)
-        .create()
+fn create(name: &str) -> Result<Daemon> {
+    Ok(Daemon::builder(name).size(SEGMENT_SIZE).max_clients(1).create()?)
 }
 
 /// Connects, giving a daemon started at the same moment a few seconds.
-fn connect(name: &str) -> ShmResult<NrelayShmTransport> {
+fn connect(name: &str) -> Result<Client> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        match NrelayShmTransport::connect(name, 1) {
-            Err(ShmError::NotFound { .. } | ShmError::InvalidSegment { .. }) if Instant::now() < until => {
+        match Client::connect(name) {
+            Err(OpenError::NotFound { .. } | OpenError::InvalidSegment { .. }) if Instant::now() < until => {
                 // The daemon is starting: nothing to wait on yet but the clock.
                 std::thread::sleep(Duration::from_millis(20));
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
 }
 
-fn both_sides(quick: bool) -> ShmResult<()> {
+fn both_sides(quick: bool) -> Result<()> {
     let name = format!("memlink-p2-{}", std::process::id());
-    let daemon = create(&name)?;
+    let mut daemon = create(&name)?;
     let exe = std::env::current_exe().expect("own path");
     let mut cmd = Command::new(exe);
     cmd.args(["client", &name]);
@@ -122,7 +118,7 @@ fn both_sides(quick: bool) -> ShmResult<()> {
     }
     let mut child = cmd.spawn().expect("start the client process");
     pin_to_cpu(0);
-    let served = serve(&daemon);
+    let served = serve(&mut daemon);
     let status = child.wait().expect("wait for the client");
     served?;
     if !status.success() {
@@ -145,67 +141,72 @@ enum Action {
     Quit,
 }
 
-fn serve(t: &NrelayShmTransport) -> ShmResult<()> {
+fn serve(d: &mut Daemon) -> Result<()> {
     let mut mode = Mode::Busy;
     let mut stream_left = 0u64;
     let mut sink = vec![0u8; 4096];
     loop {
         let mut cmd = Action::None;
-        let got = t.read_from_with(|from, p, b| -> ShmResult<()> {
-            if p == Priority::Critical {
-                cmd = parse_command(from, b, &mut mode, &mut stream_left);
-                return Ok(());
-            }
-            if stream_left > 0 {
-                sink[..b.len()].copy_from_slice(b); // consume the payload for real
-                std::hint::black_box(&sink);
-                stream_left -= 1;
-                if stream_left == 0 {
-                    cmd = Action::Reply(from, "DONE".into());
+        let got = {
+            // Split, so that an echo is written from the request ring straight
+            // into the reply ring (zero-copy) while the request is read.
+            let (mut rx, mut tx) = d.split();
+            let waiting = mode != Mode::Busy;
+            let handle = |from: ClientId, p: Priority, b: &[u8]| -> std::result::Result<(), Error> {
+                if p == Priority::Critical {
+                    cmd = parse_command(from, b, &mut mode, &mut stream_left);
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            // Echo, zero-copy from the request ring into the reply ring.
-            match mode {
-                Mode::Busy => loop {
-                    match t.write_to(from, Priority::High, b) {
-                        Err(ShmError::BufferFull) => spin_loop(),
-                        other => return other,
+                if stream_left > 0 {
+                    sink[..b.len()].copy_from_slice(b); // consume the payload for real
+                    std::hint::black_box(&sink);
+                    stream_left -= 1;
+                    if stream_left == 0 {
+                        cmd = Action::Reply(from, "DONE".into());
                     }
-                },
-                Mode::Wait(_) => {
-                    t.write_to_timeout(from, Priority::High, b, None)?;
-                    t.signal();
-                    Ok(())
+                    return Ok(());
                 }
+                match mode {
+                    Mode::Busy => loop {
+                        match tx.try_send_to(from, Priority::High, b) {
+                            Err(Error::Full) => spin_loop(),
+                            other => return other,
+                        }
+                    },
+                    Mode::Wait(_) => tx.send_to(from, Priority::High, b),
+                }
+            };
+            if waiting {
+                rx.recv_timeout_with(Duration::from_secs(1), handle)
+            } else {
+                rx.try_recv_with(handle)
             }
-        });
+        };
         match got {
-            Ok(Some(r)) => r?,
-            Ok(None) => match mode {
-                Mode::Busy => spin_loop(),
-                Mode::Wait(_) => t.wait(None)?,
-            },
-            Err(ShmError::Disconnected) => return Ok(()),
-            Err(e) => return Err(e),
+            Ok(r) => r?,
+            Err(Error::Empty) => spin_loop(),
+            // Waiting with no client left: the client process is gone.
+            Err(Error::Timeout) if d.client_count() == 0 => return Ok(()),
+            Err(Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
         }
         match cmd {
             Action::None => {}
-            Action::Reply(to, text) => t.send_to(to, Priority::Critical, text.as_bytes())?,
+            Action::Reply(to, text) => d.send_to(to, Priority::Critical, text.as_bytes())?,
             Action::Floor(to, name, total) => {
                 let line = FloorLine::open(&name);
-                t.send_to(to, Priority::Critical, b"OK")?;
+                d.send_to(to, Priority::Critical, b"OK")?;
                 line.respond(total);
             }
             Action::FutexFloor(to, name, total) => {
                 let line = FloorLine::open(&name);
-                t.send_to(to, Priority::Critical, b"OK")?;
+                d.send_to(to, Priority::Critical, b"OK")?;
                 line.respond_futex(total);
             }
             Action::Quit => return Ok(()),
         }
         if let Mode::Wait(spin) = mode {
-            t.set_spin(spin);
+            d.set_spin(spin);
         }
     }
 }
@@ -239,18 +240,19 @@ fn parse_command(from: ClientId, b: &[u8], mode: &mut Mode, stream_left: &mut u6
 // ---------------------------------------------------------------------------
 
 /// Sends a command and waits for the daemon's reply.
-fn command(t: &NrelayShmTransport, text: &str) -> ShmResult<String> {
-    t.send(Priority::Critical, text.as_bytes())?;
-    let (p, reply) = t.recv(Some(Duration::from_secs(30)))?;
+fn command(c: &mut Client, text: &str) -> Result<String> {
+    c.send(Priority::Critical, text.as_bytes())?;
+    let reply = c.recv_timeout(Duration::from_secs(30))?;
+    let p = reply.priority();
     assert_eq!(
         p,
         Priority::Critical,
         "unexpected {p} message while waiting for a command reply"
     );
-    Ok(String::from_utf8_lossy(&reply).into_owned())
+    Ok(String::from_utf8_lossy(reply.payload()).into_owned())
 }
 
-fn floor(t: &NrelayShmTransport, warmup: u64, n: u64) -> ShmResult<Histogram<u64>> {
+fn floor(t: &mut Client, warmup: u64, n: u64) -> Result<Histogram<u64>> {
     let name = format!("memlink-p2-floor-{}", std::process::id());
     let line = FloorLine::create(&name);
     let reply = command(t, &format!("FLOOR {name} {}", warmup + n))?;
@@ -268,12 +270,12 @@ const CHUNK: u64 = 2_000;
 /// a move of the vCPUs during the row hits the row and its floor alike.
 /// Returns (round trips, floor).
 fn ping_pong_paired(
-    t: &NrelayShmTransport,
+    t: &mut Client,
     mode: Mode,
     size: usize,
     (warmup, n): (u64, u64),
     (line, name): (&FloorLine, &str),
-) -> ShmResult<(Histogram<u64>, Histogram<u64>)> {
+) -> Result<(Histogram<u64>, Histogram<u64>)> {
     let mut h = ping_pong(t, mode, size, warmup, 0)?;
     let mut floor = histogram();
     let mut done = 0;
@@ -287,7 +289,7 @@ fn ping_pong_paired(
     Ok((h, floor))
 }
 
-fn futex_floor(t: &NrelayShmTransport, warmup: u32, n: u32) -> ShmResult<Histogram<u64>> {
+fn futex_floor(t: &mut Client, warmup: u32, n: u32) -> Result<Histogram<u64>> {
     let name = format!("memlink-p2-futex-{}", std::process::id());
     let line = FloorLine::create(&name);
     let reply = command(t, &format!("FUTEXFLOOR {name} {}", warmup + n))?;
@@ -298,32 +300,31 @@ fn futex_floor(t: &NrelayShmTransport, warmup: u32, n: u32) -> ShmResult<Histogr
 }
 
 /// Round trips of `size`-byte messages; returns the histogram (ns).
-fn ping_pong(t: &NrelayShmTransport, mode: Mode, size: usize, warmup: u64, n: u64) -> ShmResult<Histogram<u64>> {
+fn ping_pong(c: &mut Client, mode: Mode, size: usize, warmup: u64, n: u64) -> Result<Histogram<u64>> {
     let payload = vec![0xA5u8; size];
     let mut h = histogram();
     for i in 0..warmup + n {
         let t0 = Instant::now();
-        t.write_with(Priority::High, size, |b| {
+        let fill = |b: &mut [u8]| {
             b.copy_from_slice(&payload);
             if size >= 8 {
                 b[..8].copy_from_slice(&i.to_le_bytes());
             }
-        })?;
+        };
         let echoed = match mode {
-            Mode::Busy => loop {
-                if let Some(seq) = t.read_with(|_, b| seq_of(b))? {
-                    break seq;
-                }
-                spin_loop();
-            },
-            Mode::Wait(_) => {
-                t.signal();
+            Mode::Busy => {
+                c.try_send_with(Priority::High, size, fill)?;
                 loop {
-                    if let Some(seq) = t.read_with(|_, b| seq_of(b))? {
-                        break seq;
+                    match c.try_recv_with(|_, b| seq_of(b)) {
+                        Ok(seq) => break seq,
+                        Err(Error::Empty) => spin_loop(),
+                        Err(e) => return Err(e.into()),
                     }
-                    t.wait(None)?;
                 }
+            }
+            Mode::Wait(_) => {
+                c.send_with(Priority::High, size, fill)?;
+                c.recv_with(|_, b| seq_of(b))?
             }
         };
         if size >= 8 {
@@ -340,34 +341,29 @@ fn seq_of(b: &[u8]) -> u64 {
     b.get(..8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
 }
 
-/// One-way stream of `n` messages of `size` bytes; returns messages per second.
-fn stream(t: &NrelayShmTransport, mode: Mode, size: usize, n: u64) -> ShmResult<f64> {
+/// One-way stream of `n` messages of `size` bytes, one `send` per message;
+/// returns messages per second.
+fn stream(c: &mut Client, mode: Mode, size: usize, n: u64) -> Result<f64> {
     let payload = vec![0x5Au8; size];
-    assert_eq!(command(t, &format!("STREAM {n}"))?, "OK");
+    assert_eq!(command(c, &format!("STREAM {n}"))?, "OK");
     let t0 = Instant::now();
-    for i in 0..n {
+    for _ in 0..n {
         match mode {
             Mode::Busy => loop {
-                match t.write(Priority::High, &payload) {
-                    Err(ShmError::BufferFull) => spin_loop(),
+                match c.try_send(Priority::High, &payload) {
+                    Err(Error::Full) => spin_loop(),
                     other => break other?,
                 }
             },
-            Mode::Wait(_) => {
-                t.write_timeout(Priority::High, &payload, None)?;
-                if i % 64 == 63 {
-                    t.signal();
-                }
-            }
+            Mode::Wait(_) => c.send(Priority::High, &payload)?,
         }
     }
-    t.signal();
-    let (_, done) = t.recv(Some(Duration::from_secs(60)))?;
-    assert_eq!(done, b"DONE");
+    let done = c.recv_timeout(Duration::from_secs(60))?;
+    assert_eq!(done.payload(), b"DONE");
     Ok(n as f64 / secs(t0.elapsed()))
 }
 
-fn drive(t: &NrelayShmTransport, quick: bool) -> ShmResult<()> {
+fn drive(t: &mut Client, quick: bool) -> Result<()> {
     let scale = if quick { 10 } else { 1 };
     let (warm, busy_n, park_n) = (20_000 / scale, 200_000 / scale, 20_000 / scale);
     let pid = std::process::id();
