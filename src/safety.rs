@@ -1,11 +1,14 @@
 //! Bounds checking, panic guards and poison detection: building blocks for
-//! code that works on shared memory.
+//! code of your own that works on memory shared with other processes (the
+//! 0.1.3 API, kept as it was).
 //!
-//! The transport applies these rules itself: every index, length and header
-//! it reads from a segment is validated (a violation is
-//! [`ShmError::Corrupted`] and poisons the channel for both sides), a panic in
-//! a zero-copy closure publishes nothing half-written and consumes a message
-//! exactly once. The types here give the same tools to code of your own.
+//! The crate does not use these types. It applies the same rules where it
+//! reads the segment: every index, length and header is validated where it
+//! is loaded (the ring's positions and record headers, the segment header on
+//! open), a violation is [`ShmError::Corrupted`] (`crate::Error::Corrupted`
+//! on the endpoints) and poisons the channel for both sides, and a panic in a
+//! zero-copy closure publishes nothing half-written and consumes a message
+//! exactly once.
 //!
 //! ```
 //! use memlink_shm::safety::{BoundsChecker, SafeShmAccess};

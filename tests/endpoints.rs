@@ -270,3 +270,28 @@ fn a_split_daemon_serves_from_two_threads() {
     let again = Client::connect(&name).expect("the only slot is free again");
     assert_eq!(daemon.clients(), vec![again.id()]);
 }
+
+/// The daemon's counters keep what clients that left sent and received.
+#[test]
+fn stats_survive_departed_clients() {
+    let name = unique_name("stats");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = small_daemon(&name, 2);
+    for round in 0..10u32 {
+        let mut client = Client::connect(&name).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        for i in 0..100u32 {
+            client.send(Priority::High, &i.to_le_bytes()).expect("send");
+            let msg = daemon.recv_timeout(STEP).expect("request");
+            daemon
+                .send_to(msg.client(), Priority::Low, msg.payload())
+                .expect("reply");
+            client.recv_timeout(STEP).expect("reply");
+        }
+    }
+    // The last client's slot is freed by the next call; its counters stay.
+    assert!(matches!(daemon.try_recv(), Err(Error::Empty)));
+    let stats = daemon.stats();
+    assert_eq!(stats.to_daemon[Priority::High.index()].messages_read, 1000);
+    assert_eq!(stats.to_client[Priority::Low.index()].messages_written, 1000);
+    assert_eq!(stats.to_client[Priority::Low.index()].bytes_read, 4000);
+}

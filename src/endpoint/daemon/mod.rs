@@ -419,9 +419,11 @@ impl Daemon {
         self.tx.set_backpressure(level);
     }
 
-    /// Counters of the connected clients' rings and of wake-ups.
+    /// Counters of the rings and of wake-ups: summed over the clients
+    /// connected now and every client that left (or died) since the daemon
+    /// started.
     pub fn stats(&self) -> Stats {
-        stats(self.tx.segment())
+        self.rx.stats()
     }
 
     /// Shuts the segment down, as dropping does: clients are told and woken,

@@ -8,6 +8,7 @@ use super::table::{self, attach, moved_epoch, Attached, BURST, SWEEP_INTERVAL};
 use crate::control::Segment;
 use crate::endpoint::channel::{self, deadline, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
+use crate::endpoint::Stats;
 use crate::layout::{Direction, EventWord};
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
@@ -27,6 +28,9 @@ struct Inbound {
     burst: [u32; 3],
     /// Slots a batch read consumed from (reused: no allocation per batch).
     touched: Vec<u32>,
+    /// Counters of the clients whose slots this daemon freed: what
+    /// [`DaemonRx::stats`] adds to those of the clients still there.
+    retired: Stats,
 }
 
 impl Inbound {
@@ -96,6 +100,7 @@ impl Inbound {
             self.slots[i as usize] = None;
             self.closing.swap_remove(k);
             self.active.retain(|&a| a != i);
+            table::add_channel(&mut self.retired, seg, i);
             slot::free(seg, i);
         }
     }
@@ -231,6 +236,7 @@ impl DaemonRx {
                 cursor: [0; 3],
                 burst: [0; 3],
                 touched: Vec::with_capacity(n),
+                retired: Stats::default(),
             },
             seg,
             spin,
@@ -240,6 +246,12 @@ impl DaemonRx {
 
     pub(crate) fn set_spin(&mut self, spin: Duration) {
         self.spin = spin;
+    }
+
+    /// Counters of the rings and wake-ups: the clients there now, and every
+    /// client whose slot this daemon freed.
+    pub(crate) fn stats(&self) -> Stats {
+        table::stats(&self.seg, &self.inb.retired)
     }
 
     /// Brings the table up to date and frees drained slots of departed

@@ -119,28 +119,33 @@ pub(crate) fn backpressure(seg: &Segment) -> f32 {
     level
 }
 
-/// Counters of the rings of the connected and departing clients.
-pub(crate) fn stats(seg: &Segment) -> Stats {
+/// Counters of the rings of the connected and departing clients, added to
+/// `retired` (those of the clients whose slots were freed).
+pub(crate) fn stats(seg: &Segment, retired: &Stats) -> Stats {
     let mut stats = Stats {
         daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
         recovered_clients: seg.control().recovered_clients.load(Ordering::Relaxed),
-        ..Stats::default()
+        ..*retired
     };
     for i in 0..seg.geometry().max_clients {
         let view = slot::view(seg, i);
-        if !view.connected && !view.closed {
-            continue;
-        }
-        let ch = seg.channel(i);
-        stats.client_wakeups = stats
-            .client_wakeups
-            .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
-        for p in Priority::ALL {
-            stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
-            stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+        if view.connected || view.closed {
+            add_channel(&mut stats, seg, i);
         }
     }
     stats
+}
+
+/// Adds channel `i`'s counters (its six rings, its wake-ups) to `stats`.
+pub(super) fn add_channel(stats: &mut Stats, seg: &Segment, i: u32) {
+    let ch = seg.channel(i);
+    stats.client_wakeups = stats
+        .client_wakeups
+        .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
+    for p in Priority::ALL {
+        stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
+        stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+    }
 }
 
 /// The daemon's hold on its segment: shuts it down when dropped (when every
