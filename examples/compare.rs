@@ -31,9 +31,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use memlink_shm::futex::DEFAULT_SPIN;
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
+use memlink_shm::wait::DEFAULT_SPIN;
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const PAYLOAD: usize = 64;

@@ -27,13 +27,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::buffer::RingCounters;
-use crate::control::Segment;
 use crate::endpoint;
 use crate::error::OpenError;
-use crate::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
-use crate::mmap::SegmentName;
 use crate::platform;
 use crate::priority::Priority;
+use crate::segment::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
+use crate::segment::Segment;
+use crate::segment::SegmentName;
 use crate::slot::{self, ClientId, Poison};
 
 /// A segment as [`segment`] found it.

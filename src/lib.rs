@@ -67,11 +67,11 @@
 //! ## Layers
 //!
 //! Bottom up, in `src/`: `platform/` (one file per OS: segment files, futex,
-//! process identity) -> `mmap.rs`, `layout.rs`, `control.rs` (the segment:
-//! name, mapping, wire format, validation) -> `futex.rs` (wait/wake) ->
-//! `slot.rs` (the life cycle of a client slot) -> `buffer/`, `pring.rs`
-//! (rings and priorities) -> `endpoint/` ([`Daemon`], [`Client`]) ->
-//! `recovery.rs`, `inspect.rs`, and the compatibility layer `transport/`.
+//! process identity) -> `segment/` (name, mapping, wire format, validation)
+//! -> `wait.rs` (the event count sleepers wait on) -> `slot.rs` (the life
+//! cycle of a client slot) -> `buffer/`, `pring.rs` (rings and priorities)
+//! -> `endpoint/` ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`,
+//! and the compatibility layer `transport/`.
 //!
 //! ## Compatibility with 0.1.3
 //!
@@ -100,7 +100,7 @@ macro_rules! internal_modules {
     )*};
 }
 
-internal_modules!(control, futex, layout, mmap, platform);
+internal_modules!(platform, segment, wait);
 
 pub mod buffer;
 mod endpoint;
@@ -119,8 +119,8 @@ pub use endpoint::{
     DaemonReceiver, DaemonSender, Message, Stats,
 };
 pub use error::{Error, OpenError, ShmError, ShmResult};
-pub use mmap::MAX_NAME_LEN;
 pub use priority::Priority;
+pub use segment::MAX_NAME_LEN;
 
 // The README's code blocks are compiled and run as doc tests.
 #[cfg(doctest)]

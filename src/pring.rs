@@ -7,8 +7,8 @@ use std::cell::RefCell;
 
 use crate::buffer::{heap_ring, RingConsumer, RingCounters, RingError, RingProducer};
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{self, DEFAULT_MAX_MESSAGE};
 use crate::priority::Priority;
+use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE};
 
 /// Turns the per-tier vector built in tier order into an array.
 pub(crate) fn three<T>(v: Vec<T>) -> [T; 3] {

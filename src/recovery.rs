@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::control::{inspect, Owner};
 use crate::error::{ShmError, ShmResult};
-use crate::layout::DAEMON_LOCK_BYTE;
-use crate::mmap::{SegmentName, TEMP_SUFFIX};
 use crate::platform;
+use crate::segment::layout::DAEMON_LOCK_BYTE;
+use crate::segment::{owner, Owner};
+use crate::segment::{SegmentName, TEMP_SUFFIX};
 
 /// A process named so that pid reuse cannot fool a check: pid plus the time
 /// the process started.
@@ -322,7 +322,7 @@ fn is_memlink_pid_file(path: &Path) -> bool {
 /// daemon is dead, taking the dead daemon's lock first so that two cleaners
 /// (or a cleaner and a daemon taking over) never both act on it.
 fn remove_if_dead(name: &SegmentName) -> ShmResult<bool> {
-    let Owner::Dead { file, .. } = inspect(name)? else {
+    let Owner::Dead { file, .. } = owner(name)? else {
         return Ok(false);
     };
     let path = name.path();
@@ -340,7 +340,7 @@ fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
     let Ok(file) = platform::open_segment_file(path) else {
         return false;
     };
-    let mine = crate::mmap::check_owner(&SegmentName::Path(path.to_owned()), &file, platform::current_uid()).is_ok();
+    let mine = crate::segment::check_owner(&SegmentName::Path(path.to_owned()), &file, platform::current_uid()).is_ok();
     mine && platform::try_lock_byte(&file, byte).unwrap_or(false)
         && matches!(platform::same_file(&file, path), Ok(true))
         && platform::remove_segment_file(path).is_ok()
@@ -349,8 +349,8 @@ fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::Segment;
-    use crate::layout::Geometry;
+    use crate::segment::layout::Geometry;
+    use crate::segment::Segment;
 
     fn tmp(tag: &str) -> String {
         format!("/tmp/memlink-recovery-{tag}-{}", platform::current_pid())

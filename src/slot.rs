@@ -21,14 +21,14 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{
+use crate::platform;
+use crate::priority::Priority;
+use crate::segment::layout::{
     client_lock_byte, Direction, POISON_NONE, POISON_TO_CLIENT, POISON_TO_DAEMON, SLOT_CLAIMED, SLOT_CLOSED,
     SLOT_CONNECTED, SLOT_FREE,
 };
-use crate::platform;
-use crate::priority::Priority;
+use crate::segment::Segment;
 
 /// Identifies a client slot and its occupant: a later client in the same
 /// slot has another id, so a reply never reaches the wrong process.

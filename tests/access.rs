@@ -9,7 +9,7 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use memlink_shm::mmap::SegmentName;
+use memlink_shm::segment::SegmentName;
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use support::{unique_name, SegmentGuard};
 

@@ -8,9 +8,9 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use memlink_shm::control::Segment;
-use memlink_shm::mmap::SegmentName;
 use memlink_shm::priority::Priority;
+use memlink_shm::segment::Segment;
+use memlink_shm::segment::SegmentName;
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use support::{unique_name, watchdog, Children, SegmentGuard};
 

@@ -19,10 +19,10 @@ use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use memlink_shm::control::Segment;
-use memlink_shm::layout::SLOT_FREE;
-use memlink_shm::mmap::{SegmentName, SharedMemory};
 use memlink_shm::priority::Priority;
+use memlink_shm::segment::layout::SLOT_FREE;
+use memlink_shm::segment::Segment;
+use memlink_shm::segment::{SegmentName, SharedMemory};
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use rand::{Rng, SeedableRng};
 use support::checked::{decode, encode, shape, TierOrder};

@@ -4,7 +4,7 @@
 //! Loom cannot run the ring in place (its atomics cannot be laid over raw
 //! shared memory), so these models mirror the algorithms step for step:
 //! the same stores, loads, orderings and fences as `buffer/ring.rs` and
-//! `futex.rs`, on a smaller scale. Each has a broken variant that loom must
+//! `wait.rs`, on a smaller scale. Each has a broken variant that loom must
 //! catch, to show the model can see the bug it guards against.
 #![cfg(loom)]
 

@@ -7,9 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use memlink_shm::control::Segment;
-use memlink_shm::mmap::SegmentName;
 use memlink_shm::priority::Priority;
+use memlink_shm::segment::Segment;
+use memlink_shm::segment::SegmentName;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
 use support::checked::{decode, encode, shape, TierOrder};
 use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};

@@ -10,7 +10,7 @@ use support::{unique_name, SegmentGuard};
 /// Files in the segment directory whose name mentions `name` (the segment or
 /// a hidden build file of it).
 fn leftovers(name: &str) -> Vec<String> {
-    let dir = memlink_shm::mmap::SegmentName::parse("x").unwrap().path();
+    let dir = memlink_shm::segment::SegmentName::parse("x").unwrap().path();
     let dir = dir.parent().unwrap().to_owned();
     std::fs::read_dir(dir)
         .map(|d| {
@@ -40,10 +40,9 @@ fn an_impossible_size_fails_cleanly_and_leaves_nothing() {
         let _g = SegmentGuard(name.clone());
         let e = Daemon::builder(&name).size(size).create().unwrap_err();
         let text = e.to_string();
-        assert!(
-            text.contains("could not reserve") && text.contains("smaller size"),
-            "{size}: {text}"
-        );
+        // Sizing fails on Linux; on Windows the file may be sized and mapping fails.
+        let said = text.contains("could not reserve") || text.contains("could not map");
+        assert!(said && text.contains("smaller size"), "{size}: {text}");
         assert_eq!(leftovers(&name), Vec::<String>::new(), "{size}: {text}");
     }
 }

@@ -9,8 +9,8 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use memlink_shm::mmap::{SegmentName, SharedMemory};
 use memlink_shm::platform::{futex_wait, futex_wake};
+use memlink_shm::segment::{SegmentName, SharedMemory};
 use support::{child_role, unique_name, watchdog, Children, SegmentGuard};
 
 const ROUNDS: u32 = 2_000;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use memlink_shm::mmap::{SegmentName, SharedMemory};
 use memlink_shm::platform::{futex_wait, futex_wake};
+use memlink_shm::segment::{SegmentName, SharedMemory};
 
 /// A histogram of nanoseconds, 1 ns to 100 s, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-pub use crate::layout::Corruption;
+pub use crate::segment::layout::Corruption;
 
 /// Why a ring operation failed. Small and `Copy`: it is returned on the
 /// message path.

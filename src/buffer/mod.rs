@@ -22,7 +22,7 @@ pub(crate) use region::HeapRegion;
 pub(crate) use ring::{Backing, RingMemory};
 
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
+use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
 
 /// A ring on the heap, used from one thread (it is `Send`, not `Sync`).
 ///

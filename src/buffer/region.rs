@@ -3,7 +3,7 @@
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
-use crate::layout::LINE;
+use crate::segment::layout::LINE;
 
 /// An owned, zero-filled allocation aligned to [`LINE`]. Accessed only
 /// through raw pointers (rings hold `base()`), never through references.

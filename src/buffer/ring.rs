@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::error::{Corruption, RingError};
-use crate::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
 use crate::priority::Priority;
+use crate::segment::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
 
 /// Keeps the memory behind a ring alive (a heap region or a mapped segment).
 pub(crate) type Backing = Arc<dyn Send + Sync>;

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::RingError;
 use crate::buffer::{RingConsumer, RingProducer};
-use crate::control::Segment;
-use crate::layout::{Direction, EventWord};
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+use crate::segment::layout::{Direction, EventWord};
+use crate::segment::Segment;
 
 /// Attaches the writing ends of one direction of channel `index`.
 pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityProducer, RingError> {

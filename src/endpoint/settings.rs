@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use super::client::{ClientReceiver, ClientSender};
-use crate::control::Segment;
 use crate::error::{ShmError, ShmResult};
-use crate::futex::DEFAULT_SPIN;
-use crate::layout::{Geometry, DEFAULT_MAX_MESSAGE, MAX_MESSAGE_LIMIT};
-use crate::mmap::SegmentName;
+use crate::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE, MAX_MESSAGE_LIMIT};
+use crate::segment::Segment;
+use crate::segment::SegmentName;
+use crate::wait::DEFAULT_SPIN;
 
 /// Segment size when none is given (1 MiB).
 pub(crate) const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;

@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::control::Segment;
 use crate::endpoint::{ClientReceiver, ClientSender, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
+use crate::segment::Segment;
 use crate::slot::ClientId;
 
 #[derive(Debug)]

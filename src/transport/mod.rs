@@ -48,8 +48,8 @@ pub use crate::priority::Priority;
 #[allow(deprecated)]
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
-use crate::control::Segment;
 use crate::endpoint::deadline;
+use crate::segment::Segment;
 use client_role::ClientRole;
 use daemon_role::DaemonRole;
 

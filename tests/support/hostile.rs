@@ -10,10 +10,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use memlink_shm::control::Segment;
-use memlink_shm::layout::{self, Direction, CHANNEL_HEADER_SIZE, RING_HEADER_SIZE};
-use memlink_shm::mmap::{SegmentName, SharedMemory};
 use memlink_shm::priority::Priority;
+use memlink_shm::segment::layout::{self, Direction, CHANNEL_HEADER_SIZE, RING_HEADER_SIZE};
+use memlink_shm::segment::Segment;
+use memlink_shm::segment::{SegmentName, SharedMemory};
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 
 struct Input<'a>(&'a [u8]);
@@ -202,7 +202,7 @@ pub fn run(data: &[u8]) -> Outcomes {
             13 => {
                 // A fresh open validates a possibly scribbled header.
                 let _ = Segment::open(&seg_name);
-                let _ = memlink_shm::control::inspect(&seg_name);
+                let _ = memlink_shm::segment::owner(&seg_name);
             }
             14 => {
                 daemon.signal();

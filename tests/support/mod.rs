@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use memlink_shm::mmap::SegmentName;
+use memlink_shm::segment::SegmentName;
 
 pub mod checked;
 pub mod hostile;

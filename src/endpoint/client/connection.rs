@@ -13,14 +13,14 @@ use std::time::Duration;
 use super::super::channel;
 use super::super::Stats;
 use crate::buffer::RingError;
-use crate::control::Segment;
 use crate::endpoint::fault::{Fault, Op};
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
-use crate::mmap::SegmentName;
 use crate::platform;
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
+use crate::segment::Segment;
+use crate::segment::SegmentName;
 use crate::slot::{self, ClientId, Poison};
 
 /// How often a client checks that its daemon is alive (at most; see the module docs).

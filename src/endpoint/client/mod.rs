@@ -348,7 +348,7 @@ impl Client {
 
 /// Opens a connection and builds its two halves.
 pub(crate) fn open(settings: &Settings) -> crate::error::ShmResult<(ClientSender, ClientReceiver)> {
-    let name = crate::mmap::SegmentName::parse(&settings.name)?;
+    let name = crate::segment::SegmentName::parse(&settings.name)?;
     let owner = settings.owner.unwrap_or_else(crate::platform::current_uid);
     let (conn, tx, rx) = Connection::open(&name, settings.protocol_version, owner)?;
     let conn = Arc::new(conn);

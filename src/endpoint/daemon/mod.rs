@@ -12,9 +12,9 @@ use super::batch::Batch;
 use super::message::ClientMessage;
 use super::settings::Settings;
 use super::stats::Stats;
-use crate::control::Segment;
 use crate::error::{Error, OpenError};
 use crate::priority::Priority;
+use crate::segment::Segment;
 use crate::slot::{self, ClientId};
 
 pub use receiver::DaemonReceiver;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use super::table::{self, attach, moved_epoch, Attached, BURST, SWEEP_INTERVAL};
-use crate::control::Segment;
 use crate::endpoint::channel::{self, deadline, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
-use crate::layout::{Direction, EventWord};
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
+use crate::segment::layout::{Direction, EventWord};
+use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
 
 /// What the daemon reads from.

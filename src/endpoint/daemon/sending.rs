@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, SWEEP_INTERVAL};
 use crate::buffer::RingError;
-use crate::control::Segment;
 use crate::endpoint::channel::{self, deadline, Throttle};
 use crate::endpoint::fault::{Fault, Op};
-use crate::layout::Direction;
 use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
+use crate::segment::layout::Direction;
+use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
 
 /// What the daemon writes to.

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::buffer::RingError;
-use crate::control::Segment;
 use crate::endpoint::channel;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::Stats;
-use crate::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
 use crate::priority::Priority;
+use crate::segment::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
+use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
 
 /// Messages the daemon takes in a row from one client within a tier before

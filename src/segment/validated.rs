@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use crate::buffer::{Backing, RingMemory};
 use crate::error::{ShmError, ShmResult};
-use crate::layout::{
+use crate::segment::layout::{
     client_lock_byte, ChannelHeader, ControlBlock, Direction, Geometry, CONTROL_SIZE, DAEMON_LOCK_BYTE, LAYOUT_VERSION,
     MAGIC, STATE_ALIVE, STATE_SHUTTING_DOWN,
 };
-use crate::mmap::{SegmentName, SharedMemory};
+use crate::segment::{SegmentName, SharedMemory};
 use crate::platform;
 use crate::priority::Priority;
 
@@ -59,7 +59,7 @@ impl Segment {
                 Err(ShmError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
-            match inspect(name)? {
+            match owner(name)? {
                 Owner::Missing => continue,
                 Owner::Alive { pid } => {
                     return Err(ShmError::AlreadyRunning {
@@ -271,13 +271,13 @@ pub enum Owner {
 /// Finds out, without mapping or locking it, whether the segment at `name` is
 /// a memlink segment of this user and whether its daemon lives. Files that
 /// are not memlink segments are refused with [`ShmError::AlreadyExists`].
-pub fn inspect(name: &SegmentName) -> ShmResult<Owner> {
+pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
     let file = match platform::open_segment_file(&name.path()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),
         Err(e) => return Err(name.io_error("open", e)),
     };
-    crate::mmap::check_owner(name, &file, platform::current_uid())?;
+    super::check_owner(name, &file, platform::current_uid())?;
     // Read through the layout's own offsets: no second copy of the wire format.
     let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_pid) + 4];
     let magic = std::mem::offset_of!(ControlBlock, magic);

@@ -27,7 +27,7 @@ use std::hint::spin_loop;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::layout::EventWord;
+use crate::segment::layout::EventWord;
 use crate::platform;
 
 /// Default time a waiter spins before it sleeps in the kernel.

@@ -115,7 +115,7 @@ pub const SLOT_CONNECTED: u32 = 2;
 /// `ChannelHeader::state`: client left; the daemon drains its messages, then frees the slot.
 pub const SLOT_CLOSED: u32 = 3;
 
-/// A futex-backed event: the unit of wait/wake (see `futex`).
+/// A futex-backed event: the unit of wait/wake (see `crate::wait`).
 ///
 /// - `seq`: the futex word. Written (incremented) by notifiers, read by waiters.
 /// - `waiters`: number of registered sleepers. Waiters increment it before their
@@ -435,7 +435,7 @@ pub enum Direction {
 /// and rejects any other value found there.
 ///
 /// ```
-/// use memlink_shm::layout::{Geometry, DEFAULT_MAX_MESSAGE};
+/// use memlink_shm::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE};
 /// // The old README's `create("/tmp/my_shm", 65536, 1)`: one client slot fits.
 /// let g = Geometry::compute(65536, Geometry::auto_clients(65536, DEFAULT_MAX_MESSAGE)?, DEFAULT_MAX_MESSAGE)?;
 /// assert_eq!(g.max_clients, 1);

@@ -1,14 +1,11 @@
-//! Named shared-memory segments: create, open, map, remove.
+//! Mapping a segment file: create (hidden, then published), open, remove.
 //!
-//! A name without `/` is a POSIX shared-memory name (a file in `/dev/shm` on
-//! Linux); a name with `/` is a path to a file-backed mapping, as in the old
-//! examples (`/tmp/my_shm`). Creation is exclusive, uses mode 0600 unless told
-//! otherwise and never follows a symlink; opening refuses symlinks and
-//! segments owned by another user.
+//! Creation is exclusive, uses mode 0600 unless told otherwise and never
+//! follows a symlink; opening refuses symlinks and segments owned by another
+//! user.
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,151 +14,9 @@ use std::sync::Mutex;
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::name::SegmentName;
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
-
-/// Ending of the hidden files segments are built in before they are published.
-pub const TEMP_SUFFIX: &str = ".memlink-tmp";
-
-/// Longest segment name, in bytes: a bare name, or the last component of a
-/// path. It leaves room, within the 255 bytes a file name may have, for the
-/// hidden name a segment is built under.
-pub const MAX_NAME_LEN: usize = 200;
-
-/// Where a segment lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SegmentName {
-    /// A POSIX shared-memory name, stored without a leading slash.
-    Posix(String),
-    /// A file-backed mapping at this path.
-    Path(PathBuf),
-}
-
-impl SegmentName {
-    /// Interprets `name`: containing `/` (or, on Windows, `\`) means a path,
-    /// otherwise a bare name.
-    ///
-    /// ```
-    /// use memlink_shm::mmap::SegmentName;
-    /// assert!(matches!(SegmentName::parse("bus").unwrap(), SegmentName::Posix(_)));
-    /// assert!(matches!(SegmentName::parse("/tmp/my_shm").unwrap(), SegmentName::Path(_)));
-    /// assert!(SegmentName::parse("").is_err());
-    /// ```
-    pub fn parse(name: &str) -> ShmResult<SegmentName> {
-        let bad = |why: &str| ShmError::InvalidConfig(format!("segment name {name:?} {why}"));
-        if name.is_empty() {
-            return Err(bad("is empty"));
-        }
-        if name.contains('\0') {
-            return Err(bad("contains a NUL byte"));
-        }
-        let too_long = || bad(&format!("is longer than {MAX_NAME_LEN} bytes"));
-        if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
-            let path = PathBuf::from(name);
-            let file = path.file_name().map_or(0, |f| f.len());
-            if file == 0 {
-                return Err(bad("names a directory, not a file"));
-            }
-            if file > MAX_NAME_LEN {
-                return Err(too_long());
-            }
-            return Ok(SegmentName::Path(path));
-        }
-        if name == "." || name == ".." {
-            return Err(bad("is not a valid shared-memory name"));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(too_long());
-        }
-        Ok(SegmentName::Posix(name.to_owned()))
-    }
-
-    /// The file that backs the segment.
-    pub fn path(&self) -> PathBuf {
-        match self {
-            SegmentName::Posix(n) => platform::shm_path(n),
-            SegmentName::Path(p) => p.clone(),
-        }
-    }
-
-    /// Removes the segment's name; processes that mapped it keep their mapping.
-    pub fn remove(&self) -> ShmResult<()> {
-        platform::remove_segment_file(&self.path()).map_err(|e| self.io_error("remove", e))
-    }
-
-    /// A hidden name in the same directory, where a segment is built before
-    /// it is published under this name. It holds 64 random bits, so another
-    /// user cannot plant a file there in advance to make `create` fail.
-    pub(crate) fn temp_path(&self) -> PathBuf {
-        let path = self.path();
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        path.with_file_name(format!(".{file}.{:016x}{TEMP_SUFFIX}", random_u64()))
-    }
-
-    /// Whether a segment of this name exists.
-    pub fn exists(&self) -> bool {
-        std::fs::symlink_metadata(self.path()).is_ok()
-    }
-
-    pub(crate) fn io_error(&self, op: &'static str, e: io::Error) -> ShmError {
-        let name = self.to_string();
-        if op == "create" && e.kind() == io::ErrorKind::NotFound {
-            // Creating fails this way only when the directory is missing.
-            let dir = self
-                .path()
-                .parent()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            let source = io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("the directory {dir} does not exist: create it first"),
-            );
-            return ShmError::Io { op, name, source };
-        }
-        match e.kind() {
-            io::ErrorKind::NotFound => ShmError::NotFound { name },
-            io::ErrorKind::AlreadyExists => ShmError::AlreadyExists { name },
-            io::ErrorKind::PermissionDenied => ShmError::PermissionDenied {
-                name,
-                reason: format!("{op}: {e}"),
-            },
-            _ if platform::is_symlink_refusal(&e) => ShmError::PermissionDenied {
-                name,
-                reason: "it is a symbolic link, which memlink never follows".into(),
-            },
-            _ => ShmError::Io { op, name, source: e },
-        }
-    }
-}
-
-impl fmt::Display for SegmentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SegmentName::Posix(n) => write!(f, "shm:{n}"),
-            SegmentName::Path(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-/// 64 bits no other process can predict: std's per-process random hash keys
-/// (seeded from the OS) over a counter and the clock.
-fn random_u64() -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(N.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
 
 /// A mapped segment. The mapping stays valid while this value lives.
 #[derive(Debug)]
@@ -205,16 +60,21 @@ impl SharedMemory {
     /// file exists, removes it (it is ours: creation is exclusive).
     fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
         let file = platform::create_segment_file(path, mode).map_err(|e| name.io_error("create", e))?;
+        let dir = path.parent().map(|d| d.display().to_string()).unwrap_or_default();
         let sized = platform::reserve(&file, size as u64).map_err(|e| {
             let why = format!(
-                "could not reserve {size} bytes: {e}; the filesystem of {} has less room than that \
-                 (see `df` for it), or choose a smaller size",
-                path.parent().map(|d| d.display().to_string()).unwrap_or_default()
+                "could not reserve {size} bytes: {e}; the filesystem of {dir} has less room than that \
+                 (see `df` for it), or choose a smaller size"
             );
             io::Error::new(e.kind(), why)
         });
         // Populate: fault every page in now, not one by one on the message path.
-        let mapped = sized.and_then(|()| MmapOptions::new().len(size).populate().map_raw(&file));
+        let mapped = sized.and_then(|()| {
+            MmapOptions::new().len(size).populate().map_raw(&file).map_err(|e| {
+                let why = format!("could not map {size} bytes: {e}; choose a smaller size");
+                io::Error::new(e.kind(), why)
+            })
+        });
         match mapped {
             Ok(map) => Ok(Self::mapped(map, name, file)),
             Err(e) => {
