@@ -295,3 +295,71 @@ fn stats_survive_departed_clients() {
     assert_eq!(stats.to_client[Priority::Low.index()].messages_written, 1000);
     assert_eq!(stats.to_client[Priority::Low.index()].bytes_read, 4000);
 }
+
+/// A daemon shared out among worker threads: each worker serves only the
+/// clients of its slots, every client is always answered by the same worker,
+/// and every worker gets clients.
+#[test]
+fn a_daemon_shared_out_among_worker_threads() {
+    const WORKERS: usize = 3;
+    const CLIENTS: usize = 6;
+    const REQUESTS: u32 = 300;
+    let name = unique_name("shards");
+    let _g = SegmentGuard(name.clone());
+    let daemon = Daemon::builder(&name)
+        .max_clients(CLIENTS as u32)
+        .create()
+        .expect("create");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for (k, mut shard) in daemon.shard(WORKERS).into_iter().enumerate() {
+            let done = &done;
+            s.spawn(move || loop {
+                match shard.recv_timeout(Duration::from_millis(20)) {
+                    Ok(msg) => {
+                        assert_eq!(msg.client().slot() as usize % WORKERS, k, "a client of another shard");
+                        let mut reply = msg.payload().to_vec();
+                        reply.push(k as u8);
+                        shard.send_to(msg.client(), Priority::High, &reply).expect("reply");
+                    }
+                    Err(Error::Timeout) if done.load(std::sync::atomic::Ordering::Relaxed) => return,
+                    Err(Error::Timeout) => {}
+                    Err(e) => panic!("worker {k}: {e}"),
+                }
+            });
+        }
+        // Stops the workers also when a client thread panics, so that the
+        // scope ends and the panic is reported instead of a hang.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stop = StopOnDrop(&done);
+        let served_by: Vec<u8> = std::thread::scope(|c| {
+            let handles: Vec<_> = (0..CLIENTS)
+                .map(|_| Client::connect(&name).expect("connect"))
+                .map(|mut client| {
+                    c.spawn(move || {
+                        let mut worker = None;
+                        for i in 0..REQUESTS {
+                            client.send(Priority::High, &i.to_le_bytes()).expect("send");
+                            let reply = client.recv_timeout(STEP).expect("reply").into_payload();
+                            assert_eq!(&reply[..4], i.to_le_bytes());
+                            let k = reply[4];
+                            assert_eq!(*worker.get_or_insert(k), k, "answered by two workers");
+                        }
+                        worker.unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        drop(stop);
+        let mut workers = served_by.clone();
+        workers.sort_unstable();
+        workers.dedup();
+        assert_eq!(workers.len(), WORKERS, "served by {served_by:?}");
+    });
+}

@@ -32,7 +32,7 @@ pub use stats::Stats;
 pub(crate) use channel::{deadline, load_hint};
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, signal_all, signal_client, stats as segment_stats,
-    sweep, DaemonRx, DaemonTx, Owner,
+    sweep, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
 pub(crate) use settings::Settings;

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::endpoint::{self, DaemonRx, DaemonTx, Op, Owner, Stats};
+use crate::endpoint::{self, DaemonRx, DaemonTx, Op, Owner, Shard, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -134,7 +134,7 @@ impl DaemonRole {
     }
 
     pub(super) fn signal(&self) {
-        endpoint::signal_all(&self.seg);
+        endpoint::signal_all(&self.seg, Shard::ALL);
     }
 
     pub(super) fn signal_client(&self, client: ClientId) {
@@ -146,7 +146,7 @@ impl DaemonRole {
     }
 
     pub(super) fn backpressure(&self) -> f32 {
-        endpoint::daemon_backpressure(&self.seg)
+        endpoint::daemon_backpressure(&self.seg, Shard::ALL)
     }
 
     pub(super) fn set_backpressure(&self, level: f32) {
@@ -157,7 +157,7 @@ impl DaemonRole {
         // Inside a read closure the receiving part is busy: then only the
         // clients there now are counted.
         self.rx.try_borrow().map_or_else(
-            |_| endpoint::segment_stats(&self.seg, &Stats::default()),
+            |_| endpoint::segment_stats(&self.seg, Shard::ALL, &Stats::default()),
             |rx| rx.stats(),
         )
     }

@@ -6,6 +6,7 @@ mod sender;
 mod sending;
 mod table;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::batch::Batch;
@@ -22,7 +23,7 @@ pub use sender::DaemonSender;
 
 pub(crate) use receiving::DaemonRx;
 pub(crate) use sending::DaemonTx;
-pub(crate) use table::{backpressure, signal_all, signal_client, stats, sweep, Owner};
+pub(crate) use table::{backpressure, signal_all, signal_client, stats, sweep, Owner, Shard};
 
 /// The owner of a named segment, serving every [`crate::Client`] that
 /// connects to it.
@@ -62,7 +63,8 @@ pub(crate) use table::{backpressure, signal_all, signal_client, stats, sweep, Ow
 pub struct Daemon {
     rx: DaemonRx,
     tx: DaemonTx,
-    owner: Owner,
+    /// Shared by the shards of one daemon: the last one dropped shuts down.
+    owner: Arc<Owner>,
     name: String,
     max_message: usize,
 }
@@ -147,7 +149,7 @@ impl DaemonBuilder {
             max_message: tx.segment().geometry().max_message_size as usize,
             rx,
             tx,
-            owner,
+            owner: Arc::new(owner),
             name: self.settings.name,
         })
     }
@@ -156,8 +158,8 @@ impl DaemonBuilder {
 /// The receiving and sending parts over a created segment, and its owner.
 pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
     (
-        DaemonRx::new(seg.clone(), spin),
-        DaemonTx::new(seg.clone(), spin),
+        DaemonRx::new(seg.clone(), spin, Shard::ALL),
+        DaemonTx::new(seg.clone(), spin, Shard::ALL),
         Owner::new(seg),
     )
 }
@@ -194,14 +196,66 @@ impl Daemon {
         self.tx.segment().geometry().max_clients
     }
 
-    /// The connected clients.
+    /// The connected clients (of this shard, on a shard: see [`Daemon::shard`]).
     pub fn clients(&self) -> Vec<ClientId> {
-        slot::connected(self.tx.segment())
+        let shard = self.tx.shard();
+        let mut clients = slot::connected(self.tx.segment());
+        clients.retain(|id| shard.owns(id.slot));
+        clients
     }
 
-    /// How many clients are connected.
+    /// How many clients are connected (to this shard, on a shard).
     pub fn client_count(&self) -> usize {
-        slot::connected(self.tx.segment()).len()
+        self.clients().len()
+    }
+
+    /// Shares the daemon's clients out among `n` daemons for `n` worker
+    /// threads: each serves a disjoint set of client slots (slot index modulo
+    /// `n`; a client that connects later belongs to the shard of the slot it
+    /// claims), receives and answers only its own clients' messages, and
+    /// needs no lock with the others. The segment shuts down when the last
+    /// shard is dropped. `n` is at least 1.
+    ///
+    /// ```
+    /// use memlink_shm::{Client, Daemon, Priority};
+    /// use std::time::Duration;
+    /// # let name = format!("memlink-doc-shard-{}", std::process::id());
+    /// let daemon = Daemon::builder(&name).max_clients(4).create()?;
+    /// let workers: Vec<_> = daemon
+    ///     .shard(2)
+    ///     .into_iter()
+    ///     .map(|mut shard| {
+    ///         std::thread::spawn(move || -> Result<(), memlink_shm::Error> {
+    ///             let msg = shard.recv_timeout(Duration::from_secs(5))?;
+    ///             shard.send_to(msg.client(), Priority::High, msg.payload())
+    ///         })
+    ///     })
+    ///     .collect();
+    /// // Slots 0 and 1: one client for each worker.
+    /// let mut clients = [Client::connect(&name)?, Client::connect(&name)?];
+    /// for c in &mut clients {
+    ///     c.send(Priority::High, b"echo")?;
+    /// }
+    /// for c in &mut clients {
+    ///     assert_eq!(c.recv_timeout(Duration::from_secs(5))?.payload(), b"echo");
+    /// }
+    /// for w in workers {
+    ///     w.join().unwrap()?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shard(self, n: usize) -> Vec<Daemon> {
+        let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let (seg, spin, mine) = (self.tx.segment().clone(), self.rx.spin(), self.rx.shard());
+        mine.divide(n)
+            .map(|shard| Daemon {
+                rx: DaemonRx::new(seg.clone(), spin, shard),
+                tx: DaemonTx::new(seg.clone(), spin, shard),
+                owner: self.owner.clone(),
+                name: self.name.clone(),
+                max_message: self.max_message,
+            })
+            .collect()
     }
 
     /// The receiving half for one call of the daemon's own (it may free slots).
@@ -410,7 +464,7 @@ impl Daemon {
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the
     /// highest hint a client published, whichever is higher.
     pub fn backpressure(&self) -> f32 {
-        backpressure(self.tx.segment())
+        backpressure(self.tx.segment(), self.tx.shard())
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
@@ -426,8 +480,9 @@ impl Daemon {
         self.rx.stats()
     }
 
-    /// Shuts the segment down, as dropping does: clients are told and woken,
-    /// and the name is removed.
+    /// Shuts the segment down, as dropping does (dropping the last shard,
+    /// for a shared-out daemon): clients are told and woken, and the name is
+    /// removed. On a shard this shuts down every shard.
     pub fn shutdown(self) {
         self.owner.shutdown();
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::table::{self, attach, moved_epoch, Attached, BURST, SWEEP_INTERVAL};
+use super::table::{self, attach, moved_epoch, Attached, Shard, BURST, SWEEP_INTERVAL};
 use crate::endpoint::channel::{self, deadline, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
@@ -28,6 +28,8 @@ struct Inbound {
     burst: [u32; 3],
     /// Slots a batch read consumed from (reused: no allocation per batch).
     touched: Vec<u32>,
+    /// The slots this part serves.
+    shard: Shard,
     /// Counters of the clients whose slots this daemon freed: what
     /// [`DaemonRx::stats`] adds to those of the clients still there.
     retired: Stats,
@@ -47,7 +49,7 @@ impl Inbound {
         self.epoch = Some(epoch);
         self.active.clear();
         self.closing.clear();
-        for i in 0..seg.geometry().max_clients {
+        for i in self.shard.slots(seg) {
             let view = slot::view(seg, i);
             let held = &mut self.slots[i as usize];
             if !view.connected && !view.closed {
@@ -225,7 +227,7 @@ impl std::fmt::Debug for DaemonRx {
 }
 
 impl DaemonRx {
-    pub(crate) fn new(seg: Segment, spin: Duration) -> DaemonRx {
+    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard) -> DaemonRx {
         let n = seg.geometry().max_clients as usize;
         DaemonRx {
             inb: Inbound {
@@ -236,6 +238,7 @@ impl DaemonRx {
                 cursor: [0; 3],
                 burst: [0; 3],
                 touched: Vec::with_capacity(n),
+                shard,
                 retired: Stats::default(),
             },
             seg,
@@ -248,10 +251,18 @@ impl DaemonRx {
         self.spin = spin;
     }
 
+    pub(crate) fn spin(&self) -> Duration {
+        self.spin
+    }
+
+    pub(crate) fn shard(&self) -> Shard {
+        self.inb.shard
+    }
+
     /// Counters of the rings and wake-ups: the clients there now, and every
     /// client whose slot this daemon freed.
     pub(crate) fn stats(&self) -> Stats {
-        table::stats(&self.seg, &self.inb.retired)
+        table::stats(&self.seg, self.inb.shard, &self.inb.retired)
     }
 
     /// Brings the table up to date and frees drained slots of departed

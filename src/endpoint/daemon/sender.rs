@@ -170,7 +170,7 @@ impl DaemonSender<'_> {
         self.tx
             .write_with(priority, data.len(), |b| b.copy_from_slice(data))
             .map_err(Fault::into_error)?;
-        signal_all(self.tx.segment());
+        signal_all(self.tx.segment(), self.tx.shard());
         Ok(())
     }
 
@@ -178,7 +178,7 @@ impl DaemonSender<'_> {
         loop {
             match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Ok(()) => {
-                    signal_all(self.tx.segment());
+                    signal_all(self.tx.segment(), self.tx.shard());
                     return Ok(());
                 }
                 Err(Fault::FULL) => {}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::table::{self, attach, moved_epoch, unknown_client, Attached, SWEEP_INTERVAL};
+use super::table::{self, attach, moved_epoch, unknown_client, Attached, Shard, SWEEP_INTERVAL};
 use crate::buffer::RingError;
 use crate::endpoint::channel::{self, deadline, Throttle};
 use crate::endpoint::fault::{Fault, Op};
@@ -21,6 +21,8 @@ struct Outbound {
     targets: Vec<u32>,
     /// The table moved since `take_moved` last looked.
     moved: bool,
+    /// The slots this part serves.
+    shard: Shard,
 }
 
 impl Outbound {
@@ -37,7 +39,7 @@ impl Outbound {
     fn rebuild(&mut self, seg: &Segment, epoch: u32) {
         self.epoch = Some(epoch);
         self.targets.clear();
-        for i in 0..seg.geometry().max_clients {
+        for i in self.shard.slots(seg) {
             let view = slot::view(seg, i);
             let held = &mut self.slots[i as usize];
             if !view.connected || view.poisoned {
@@ -109,7 +111,7 @@ impl std::fmt::Debug for DaemonTx {
 }
 
 impl DaemonTx {
-    pub(crate) fn new(seg: Segment, spin: Duration) -> DaemonTx {
+    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard) -> DaemonTx {
         let n = seg.geometry().max_clients as usize;
         DaemonTx {
             out: Outbound {
@@ -117,6 +119,7 @@ impl DaemonTx {
                 slots: (0..n).map(|_| None).collect(),
                 targets: Vec::with_capacity(n),
                 moved: false,
+                shard,
             },
             seg,
             spin,
@@ -126,6 +129,10 @@ impl DaemonTx {
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
+    }
+
+    pub(crate) fn shard(&self) -> Shard {
+        self.out.shard
     }
 
     pub(crate) fn set_spin(&mut self, spin: Duration) {

@@ -27,6 +27,40 @@ pub(super) const BURST: u32 = 16;
 /// How often the daemon checks its clients' liveness (and beats its heartbeat).
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The slots one daemon serves: those whose index is `index` modulo
+/// `count` (all of them for an unshared daemon). A new client belongs to the
+/// shard of the slot it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Every slot.
+    pub(crate) const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether slot `i` is this shard's.
+    #[inline]
+    pub(crate) fn owns(self, i: u32) -> bool {
+        i % self.count == self.index
+    }
+
+    /// This shard's slots of `seg`.
+    pub(crate) fn slots(self, seg: &Segment) -> impl Iterator<Item = u32> {
+        (self.index..seg.geometry().max_clients).step_by(self.count as usize)
+    }
+
+    /// This shard's slots dealt out to `n` shards, which together own exactly
+    /// what this one owns.
+    pub(crate) fn divide(self, n: u32) -> impl Iterator<Item = Shard> {
+        (0..n).map(move |k| Shard {
+            index: self.index + k * self.count,
+            count: self.count * n,
+        })
+    }
+}
+
 /// One client's rings as one part of the daemon holds them: the reading
 /// ends (to-daemon) or the writing ends (to-client), for one connection.
 pub(super) struct Attached<R> {
@@ -88,14 +122,10 @@ pub(crate) fn sweep(seg: &Segment) -> u32 {
     reclaimed
 }
 
-/// Wakes every connected client that sleeps.
-pub(crate) fn signal_all(seg: &Segment) {
+/// Wakes every connected client of `shard` that sleeps.
+pub(crate) fn signal_all(seg: &Segment, shard: Shard) {
     let connected = |i: &u32| slot::is_connected(seg, *i);
-    EventWord::notify_each(
-        (0..seg.geometry().max_clients)
-            .filter(connected)
-            .map(|i| &seg.channel(i).client_wake),
-    );
+    EventWord::notify_each(shard.slots(seg).filter(connected).map(|i| &seg.channel(i).client_wake));
 }
 
 /// Wakes one client if it sleeps.
@@ -108,9 +138,9 @@ pub(crate) fn signal_client(seg: &Segment, client: ClientId) {
 
 /// Fullest ring to a connected client, or the highest hint a client
 /// published, 0.0 to 1.0.
-pub(crate) fn backpressure(seg: &Segment) -> f32 {
+pub(crate) fn backpressure(seg: &Segment, shard: Shard) -> f32 {
     let mut level = 0f32;
-    for id in slot::connected(seg) {
+    for id in slot::connected(seg).into_iter().filter(|id| shard.owns(id.slot)) {
         for p in Priority::ALL {
             level = level.max(seg.ring(id.slot, Direction::ToClient, p).fill_level());
         }
@@ -121,13 +151,13 @@ pub(crate) fn backpressure(seg: &Segment) -> f32 {
 
 /// Counters of the rings of the connected and departing clients, added to
 /// `retired` (those of the clients whose slots were freed).
-pub(crate) fn stats(seg: &Segment, retired: &Stats) -> Stats {
+pub(crate) fn stats(seg: &Segment, shard: Shard, retired: &Stats) -> Stats {
     let mut stats = Stats {
         daemon_wakeups: seg.control().daemon_wake.wakeups.load(Ordering::Relaxed),
         recovered_clients: seg.control().recovered_clients.load(Ordering::Relaxed),
         ..*retired
     };
-    for i in 0..seg.geometry().max_clients {
+    for i in shard.slots(seg) {
         let view = slot::view(seg, i);
         if view.connected || view.closed {
             add_channel(&mut stats, seg, i);
