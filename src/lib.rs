@@ -111,6 +111,7 @@ pub mod priority;
 pub mod recovery;
 pub mod safety;
 mod slot;
+mod sync;
 pub mod transport;
 
 pub use buffer::{Corruption, RingCounters};

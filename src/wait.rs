@@ -23,12 +23,14 @@
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
-use std::hint::spin_loop;
-use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
+use crate::platform::{futex_wait, futex_wake};
 use crate::segment::layout::EventWord;
-use crate::platform;
+use crate::sync::{fence, spin_loop, Ordering};
+#[cfg(loom)]
+use loom_futex::{futex_wait, futex_wake};
 
 /// Default time a waiter spins before it sleeps in the kernel.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
@@ -68,7 +70,7 @@ impl EventWord {
         self.seq.fetch_add(1, Ordering::SeqCst);
         self.wakeups.fetch_add(1, Ordering::Relaxed);
         // Everyone registered; where the OS counts wake-ups (Windows), that many.
-        platform::futex_wake(&self.seq, self.waiters.load(Ordering::Relaxed).max(1));
+        futex_wake(&self.seq, self.waiters.load(Ordering::Relaxed).max(1));
     }
 
     /// Blocks until `ready()` returns true (then returns true) or `deadline`
@@ -108,7 +110,7 @@ impl EventWord {
                     _ => break false,
                 },
             };
-            platform::futex_wait(&self.seq, seen, timeout);
+            futex_wait(&self.seq, seen, timeout);
         };
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         woke
@@ -141,6 +143,37 @@ pub fn spin_until(ready: &mut impl FnMut() -> bool, budget: Duration, deadline: 
         if Instant::now() >= limit {
             return false;
         }
+    }
+}
+
+/// The futex under loom: a mutex and a condvar, with the kernel's guarantee
+/// that checking the word and going to sleep are atomic with respect to a
+/// wake. Timeouts are not modelled (the models wait without one).
+#[cfg(loom)]
+mod loom_futex {
+    use std::time::Duration;
+
+    use loom::sync::{Condvar, Mutex};
+
+    use crate::sync::{AtomicU32, Ordering};
+
+    loom::lazy_static! {
+        static ref FUTEX: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    }
+
+    pub(super) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+        let (lock, cv) = &*FUTEX;
+        let held = lock.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            drop(cv.wait(held).unwrap());
+        }
+    }
+
+    pub(super) fn futex_wake(_word: &AtomicU32, _count: u32) -> usize {
+        let (lock, cv) = &*FUTEX;
+        let _held = lock.lock().unwrap();
+        cv.notify_all();
+        1
     }
 }
 

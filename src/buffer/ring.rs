@@ -18,12 +18,12 @@
 //!   [`ShmError::Corrupted`], and the handle stays failed from then on.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::error::{Corruption, RingError};
 use crate::priority::Priority;
 use crate::segment::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
+use crate::sync::{AtomicU64, Ordering};
 
 /// Keeps the memory behind a ring alive (a heap region or a mapped segment).
 pub(crate) type Backing = Arc<dyn Send + Sync>;
@@ -31,11 +31,58 @@ pub(crate) type Backing = Arc<dyn Send + Sync>;
 /// Location and shape of one ring.
 #[derive(Clone)]
 pub(crate) struct RingMemory {
+    #[cfg_attr(loom, allow(dead_code))]
     header: NonNull<RingHeader>,
     data: NonNull<u8>,
     capacity: usize,
     max_message: usize,
     _backing: Backing,
+    /// Under loom: the model's header and record-header words (see `model`).
+    #[cfg(loom)]
+    model: Arc<model::Words>,
+}
+
+/// Under loom, atomics cannot be laid over raw bytes, so a ring's header and
+/// the record-header view of its data area are loom objects built in the
+/// model, and each 8-byte word of the data area has a loom cell that every
+/// payload access registers with: loom then checks the ring's orderings and
+/// that no payload access races with another. The payload bytes themselves
+/// stay in the data area. The two views of one word are kept apart (a real
+/// ring reuses a lap's payload bytes as the next lap's headers), which loses
+/// nothing: a consumer only reads a header slot after the producer zeroed it.
+#[cfg(loom)]
+mod model {
+    use crate::segment::layout::{RingHeader, RECORD_ALIGN};
+    use crate::sync::AtomicU64;
+
+    pub(super) struct Words {
+        pub(super) header: RingHeader,
+        pub(super) words: Box<[AtomicU64]>,
+        pub(super) cells: Box<[loom::cell::UnsafeCell<()>]>,
+    }
+
+    impl Words {
+        pub(super) fn new(capacity: usize) -> Words {
+            let n = capacity / RECORD_ALIGN;
+            Words {
+                header: RingHeader::new(),
+                words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                cells: (0..n).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+            }
+        }
+
+        /// Registers an access to the payload bytes `[offset, offset + len)`.
+        pub(super) fn touch(&self, offset: usize, len: usize, write: bool) {
+            let end = (offset + len).div_ceil(RECORD_ALIGN).min(self.cells.len());
+            for cell in &self.cells[offset / RECORD_ALIGN..end] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
+            }
+        }
+    }
 }
 
 // SAFETY: the pointers target memory kept alive by `_backing` (which is
@@ -67,16 +114,25 @@ impl RingMemory {
             capacity,
             max_message,
             _backing: backing,
+            #[cfg(loom)]
+            model: Arc::new(model::Words::new(capacity)),
         }
     }
 
+    #[cfg(not(loom))]
     #[inline]
     fn header(&self) -> &RingHeader {
         // SAFETY: aligned and alive for as long as `self` (constructor contract).
         unsafe { self.header.as_ref() }
     }
 
+    #[cfg(loom)]
+    fn header(&self) -> &RingHeader {
+        &self.model.header
+    }
+
     /// The record header word at `offset`.
+    #[cfg(not(loom))]
     #[inline]
     fn word(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset % RECORD_ALIGN == 0 && offset + RECORD_HEADER_SIZE <= self.capacity);
@@ -84,6 +140,18 @@ impl RingMemory {
         // it from a validated position), and the data area is 128-aligned, so this
         // is an aligned u64 inside the area.
         unsafe { &*self.data.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    #[cfg(loom)]
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        &self.model.words[offset / RECORD_ALIGN]
+    }
+
+    /// Registers a payload access with loom's race checker (nothing without loom).
+    #[inline(always)]
+    fn touch(&self, _offset: usize, _len: usize, _write: bool) {
+        #[cfg(loom)]
+        self.model.touch(_offset, _len, _write);
     }
 
     /// Resets the ring to empty. Only valid while neither side is attached.
@@ -247,7 +315,7 @@ impl RingProducer {
         if pending.is_none() {
             *pending = Some((offset, word));
         } else {
-            self.mem.word(offset).store(word, Ordering::Relaxed);
+            self.mem.word(offset).store(word, Ordering::Release);
         }
     }
 
@@ -291,6 +359,7 @@ impl RingProducer {
         // and inside the free space [tail, head + capacity), which the consumer does not
         // read; this handle is the only writer.
         let payload = unsafe { std::slice::from_raw_parts_mut(start, len) };
+        self.mem.touch(off + RECORD_HEADER_SIZE, len, true);
         let out = fill(payload);
         let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
         // The slot after the record reads "nothing yet" until a later record
@@ -621,6 +690,7 @@ impl RingConsumer {
         // area, and the producer does not write it until `head` passes it, which
         // happens only when the guard below drops, after `f` returns.
         let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
+        self.mem.touch(m.offset + RECORD_HEADER_SIZE, m.len, false);
         let _guard = ConsumeOnDrop {
             consumer: self,
             len: m.len,
@@ -716,6 +786,7 @@ impl RingConsumer {
             // SAFETY: `next_message` validated [offset+8, offset+8+len) inside the data
             // area; the producer reuses bytes only after `publish` (the guard's drop, after `f`).
             let payload = unsafe { std::slice::from_raw_parts(start, len) };
+            c.mem.touch(c.offset + RECORD_HEADER_SIZE, len, false);
             c.advance(layout::record_size(len), Some(len));
             f(priority, payload);
             n += 1;

@@ -53,11 +53,11 @@
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
-use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::{ShmError, ShmResult};
 use crate::priority::Priority;
+use crate::sync;
 
 /// First 8 bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\x01");
@@ -126,12 +126,27 @@ pub const SLOT_CLOSED: u32 = 3;
 #[derive(Debug)]
 pub struct EventWord {
     /// Futex word; bumped before each wake.
-    pub seq: AtomicU32,
+    pub seq: sync::AtomicU32,
     /// Registered sleepers.
-    pub waiters: AtomicU32,
+    pub waiters: sync::AtomicU32,
     /// Wake syscalls issued.
-    pub wakeups: AtomicU64,
+    pub wakeups: sync::AtomicU64,
     _pad: [u8; LINE - 16],
+}
+
+/// Under loom the protocols run on objects built in the model, not on
+/// mapped bytes.
+#[cfg(loom)]
+impl EventWord {
+    /// A fresh event: nobody waits, nothing was sent.
+    pub fn new() -> EventWord {
+        EventWord {
+            seq: sync::AtomicU32::new(0),
+            waiters: sync::AtomicU32::new(0),
+            wakeups: sync::AtomicU64::new(0),
+            _pad: [0; LINE - 16],
+        }
+    }
 }
 
 /// The control region at offset 0 of every segment.
@@ -229,26 +244,49 @@ pub struct RingHeader {
     // ---- line 0: producer.
     /// Bytes published (records and wrap padding). Release-stored after each
     /// publish; read for occupancy figures only (the consumer follows headers).
-    pub tail: AtomicU64,
+    pub tail: sync::AtomicU64,
     /// Messages published.
-    pub messages_written: AtomicU64,
+    pub messages_written: sync::AtomicU64,
     /// Payload bytes published.
-    pub bytes_written: AtomicU64,
+    pub bytes_written: sync::AtomicU64,
     /// Writes refused because the ring was full.
-    pub full_events: AtomicU64,
+    pub full_events: sync::AtomicU64,
     _pad0: [u8; LINE - 32],
     // ---- line 1: consumer.
     /// Bytes consumed. Release-stored after each consume; the producer loads
     /// it (Acquire) before reusing space, which pairs with that store.
-    pub head: AtomicU64,
+    pub head: sync::AtomicU64,
     /// Messages consumed.
-    pub messages_read: AtomicU64,
+    pub messages_read: sync::AtomicU64,
     /// Payload bytes consumed.
-    pub bytes_read: AtomicU64,
+    pub bytes_read: sync::AtomicU64,
     _pad1: [u8; LINE - 24],
 }
 
+#[cfg(loom)]
+impl RingHeader {
+    /// An empty ring's header.
+    pub fn new() -> RingHeader {
+        let zero = || sync::AtomicU64::new(0);
+        RingHeader {
+            tail: zero(),
+            messages_written: zero(),
+            bytes_written: zero(),
+            full_events: zero(),
+            _pad0: [0; LINE - 32],
+            head: zero(),
+            messages_read: zero(),
+            bytes_read: zero(),
+            _pad1: [0; LINE - 24],
+        }
+    }
+}
+
+// The wire format, checked at compile time (loom's atomics are larger; the
+// loom build never maps a segment).
+#[cfg(not(loom))]
 const _: () = {
+    use std::mem::{offset_of, size_of};
     assert!(size_of::<EventWord>() == LINE);
     assert!(size_of::<ControlBlock>() == CONTROL_SIZE);
     assert!(offset_of!(ControlBlock, magic) == 0);
