@@ -2,7 +2,7 @@
 
 use crate::buffer::RingError;
 use crate::error::Error;
-use crate::pring::PriorityBatch;
+use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
 
 /// Messages written through a batch become visible to the reader together
@@ -17,9 +17,15 @@ pub struct Batch<'a> {
     written: usize,
 }
 
-impl<'a> Batch<'a> {
-    pub(crate) fn new(inner: PriorityBatch<'a>, max: usize) -> Batch<'a> {
-        Batch { inner, max, written: 0 }
+impl Batch<'_> {
+    /// Runs `f` on a batch over `producer`'s rings; what it added is
+    /// published when `f` returns.
+    pub(crate) fn run<R>(producer: &mut PriorityProducer, max: usize, f: impl FnOnce(&mut Batch<'_>) -> R) -> R {
+        f(&mut Batch {
+            inner: producer.batch(),
+            max,
+            written: 0,
+        })
     }
 
     /// Adds a copy of `data` as one message of `priority`.

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::fault::{Fault, Op};
 use crate::buffer::RingError;
 use crate::buffer::{RingConsumer, RingProducer};
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
@@ -36,6 +37,37 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
             .checked_add(t)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
     })
+}
+
+/// Where a blocked writer waits: the event a reader notifies when it frees
+/// room, and the event that wakes that reader.
+pub(crate) struct Lacking<'a> {
+    pub(crate) space: &'a EventWord,
+    pub(crate) reader: &'a EventWord,
+}
+
+/// Blocks a writer until `lacking()` finds room (`Ok`), fails (the peer is
+/// gone, the client unknown: its error), or `until` passes (`Timeout`).
+/// Before sleeping it wakes the reader, which may itself be asleep waiting
+/// for a signal not sent yet (or the two would wait for each other); it
+/// re-checks at least every `tick`, so `lacking` also sees what nobody
+/// announces (a peer dying), and it spins for `spin` first.
+pub(crate) fn wait_for_room<'a>(
+    spin: Duration,
+    until: Option<Instant>,
+    tick: Duration,
+    mut lacking: impl FnMut() -> Op<Option<Lacking<'a>>>,
+) -> Op<()> {
+    loop {
+        let Some(Lacking { space, reader }) = lacking()? else {
+            return Ok(());
+        };
+        reader.notify();
+        let changed = || !matches!(lacking(), Ok(Some(l)) if std::ptr::eq(l.space, space));
+        if !space.wait_until_ticking(changed, spin, until, Some(tick)) {
+            return Err(Fault::Timeout);
+        }
+    }
 }
 
 /// Reads a backpressure hint published by the peer; garbage reads as 0.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::buffer::RingError;
 use crate::endpoint::batch::Batch;
-use crate::endpoint::channel::{deadline, Throttle};
+use crate::endpoint::channel::{deadline, wait_for_room, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::error::Error;
 use crate::pring::PriorityProducer;
@@ -144,25 +144,17 @@ impl ClientSender {
             spin,
             ..
         } = self;
-        loop {
+        let conn: &Connection = conn;
+        wait_for_room(*spin, until, DAEMON_CHECK_INTERVAL, move || {
+            if liveness.due() {
+                conn.check_daemon();
+            }
             conn.status()?;
-            if tx.can_write(priority, len)? {
-                return Ok(());
-            }
-            // The daemon may be asleep waiting for a signal not sent yet: wake it
-            // so it drains, or we would wait for each other.
-            conn.signal();
-            let room = || {
-                if liveness.due() {
-                    conn.check_daemon();
-                }
-                conn.status().is_err() || tx.can_write(priority, len).unwrap_or(true)
-            };
-            let space = &conn.channel().to_daemon_space;
-            if !space.wait_until_ticking(room, *spin, until, Some(DAEMON_CHECK_INTERVAL)) {
-                return Err(Fault::Timeout);
-            }
-        }
+            Ok((!tx.can_write(priority, len)?).then(|| Lacking {
+                space: &conn.channel().to_daemon_space,
+                reader: &conn.segment().control().daemon_wake,
+            }))
+        })
     }
 
     /// Lends the writing ends, once the client is known to be usable.
@@ -281,7 +273,7 @@ impl ClientSender {
     pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
         let max = self.max_message;
         let r = self
-            .with_producer(|p| f(&mut Batch::new(p.batch(), max)))
+            .with_producer(|p| Batch::run(p, max, f))
             .map_err(Fault::into_error)?;
         self.signal();
         Ok(r)

@@ -135,7 +135,7 @@ impl DaemonSender<'_> {
         let max = self.tx.segment().geometry().max_message_size as usize;
         let r = self
             .tx
-            .with_producer_to(client, |p| f(&mut Batch::new(p.batch(), max)))
+            .with_producer_to(client, |p| Batch::run(p, max, f))
             .map_err(Fault::into_error)?;
         signal_client(self.tx.segment(), client);
         Ok(r)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Shard, SWEEP_INTERVAL};
 use crate::buffer::RingError;
-use crate::endpoint::channel::{self, deadline, Throttle};
+use crate::endpoint::channel::{self, deadline, wait_for_room, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
@@ -91,6 +91,25 @@ impl Outbound {
         }
         Ok(None)
     }
+}
+
+/// One check of a blocked daemon writer: sweeps for dead clients now and
+/// then, refuses once the daemon shuts down, follows the table, then asks
+/// `find` which client's ring lacks room, if any.
+fn lacking(
+    seg: &Segment,
+    sweeper: &mut Throttle,
+    out: &mut Outbound,
+    find: impl FnOnce(&mut Outbound) -> Op<Option<u32>>,
+) -> Op<Option<u32>> {
+    if sweeper.due() {
+        table::sweep(seg);
+    }
+    if seg.is_shutting_down() {
+        return Err(Fault::Disconnected);
+    }
+    out.refresh(seg);
+    find(out)
 }
 
 /// The sending part of the daemon.
@@ -270,31 +289,14 @@ impl DaemonTx {
             sweeper,
             out,
         } = self;
-        let fits = |out: &mut Outbound| -> Op<bool> {
-            out.refresh(seg);
-            Ok(out.slot(client)?.rings.can_write(priority, len)?)
-        };
-        loop {
-            if seg.is_shutting_down() {
-                return Err(Fault::Disconnected);
-            }
-            if fits(out)? {
-                return Ok(());
-            }
-            // The client may be asleep waiting for a signal we have not sent yet:
-            // wake it so it drains, or we would wait for each other.
-            table::signal_client(seg, client);
-            let ready = || {
-                if sweeper.due() {
-                    table::sweep(seg);
-                }
-                seg.is_shutting_down() || fits(out).unwrap_or(true)
-            };
-            let space = &seg.channel(client.slot).to_client_space;
-            if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
-                return Err(Fault::Timeout);
-            }
-        }
+        let seg: &Segment = seg;
+        wait_for_room(*spin, until, SWEEP_INTERVAL, move || {
+            let i = lacking(seg, sweeper, out, |out| {
+                let fits = out.slot(client)?.rings.can_write(priority, len)?;
+                Ok((!fits).then_some(client.slot))
+            })?;
+            Ok(i.map(|i| table::lacking(seg, i)))
+        })
     }
 
     /// Like [`DaemonTx::wait_for_room_to`], for room in every connected
@@ -306,27 +308,11 @@ impl DaemonTx {
             sweeper,
             out,
         } = self;
-        loop {
-            if seg.is_shutting_down() {
-                return Err(Fault::Disconnected);
-            }
-            out.refresh(seg);
-            let Some(i) = out.lacking_room(seg, priority, len)? else {
-                return Ok(());
-            };
-            seg.channel(i).client_wake.notify();
-            let ready = || {
-                if sweeper.due() {
-                    table::sweep(seg);
-                }
-                out.refresh(seg);
-                seg.is_shutting_down() || !matches!(out.lacking_room(seg, priority, len), Ok(Some(j)) if j == i)
-            };
-            let space = &seg.channel(i).to_client_space;
-            if !space.wait_until_ticking(ready, *spin, until, Some(SWEEP_INTERVAL)) {
-                return Err(Fault::Timeout);
-            }
-        }
+        let seg: &Segment = seg;
+        wait_for_room(*spin, until, SWEEP_INTERVAL, move || {
+            let i = lacking(seg, sweeper, out, |out| out.lacking_room(seg, priority, len))?;
+            Ok(i.map(|i| table::lacking(seg, i)))
+        })
     }
 
     /// Writes several messages to one client, published together.

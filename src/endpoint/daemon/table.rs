@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::buffer::RingError;
-use crate::endpoint::channel;
+use crate::endpoint::channel::{self, Lacking};
 use crate::endpoint::fault::Fault;
 use crate::endpoint::Stats;
 use crate::priority::Priority;
@@ -126,6 +126,15 @@ pub(crate) fn sweep(seg: &Segment) -> u32 {
 pub(crate) fn signal_all(seg: &Segment, shard: Shard) {
     let connected = |i: &u32| slot::is_connected(seg, *i);
     EventWord::notify_each(shard.slots(seg).filter(connected).map(|i| &seg.channel(i).client_wake));
+}
+
+/// Where a daemon writer blocked on client slot `i` waits, and whom it wakes.
+pub(super) fn lacking(seg: &Segment, i: u32) -> Lacking<'_> {
+    let ch = seg.channel(i);
+    Lacking {
+        space: &ch.to_client_space,
+        reader: &ch.client_wake,
+    }
 }
 
 /// Wakes one client if it sleeps.
