@@ -93,25 +93,6 @@ impl Outbound {
     }
 }
 
-/// One check of a blocked daemon writer: sweeps for dead clients now and
-/// then, refuses once the daemon shuts down, follows the table, then asks
-/// `find` which client's ring lacks room, if any.
-fn lacking(
-    seg: &Segment,
-    sweeper: &mut Throttle,
-    out: &mut Outbound,
-    find: impl FnOnce(&mut Outbound) -> Op<Option<u32>>,
-) -> Op<Option<u32>> {
-    if sweeper.due() {
-        table::sweep(seg);
-    }
-    if seg.is_shutting_down() {
-        return Err(Fault::Disconnected);
-    }
-    out.refresh(seg);
-    find(out)
-}
-
 /// The sending part of the daemon.
 pub(crate) struct DaemonTx {
     seg: Segment,
@@ -283,25 +264,26 @@ impl DaemonTx {
         len: usize,
         until: Option<Instant>,
     ) -> Op<()> {
-        let DaemonTx {
-            seg,
-            spin,
-            sweeper,
-            out,
-        } = self;
-        let seg: &Segment = seg;
-        wait_for_room(*spin, until, SWEEP_INTERVAL, move || {
-            let i = lacking(seg, sweeper, out, |out| {
-                let fits = out.slot(client)?.rings.can_write(priority, len)?;
-                Ok((!fits).then_some(client.slot))
-            })?;
-            Ok(i.map(|i| table::lacking(seg, i)))
+        self.wait_until_room(until, |out, _| {
+            let fits = out.slot(client)?.rings.can_write(priority, len)?;
+            Ok((!fits).then_some(client.slot))
         })
     }
 
     /// Like [`DaemonTx::wait_for_room_to`], for room in every connected
     /// client's ring; clients that leave or die meanwhile stop counting.
     pub(crate) fn wait_for_room_all(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
+        self.wait_until_room(until, |out, seg| out.lacking_room(seg, priority, len))
+    }
+
+    /// Blocks until `find` names no client slot whose ring lacks room. Each
+    /// check sweeps for dead clients now and then, refuses once the daemon
+    /// shuts down and follows the client table first.
+    fn wait_until_room(
+        &mut self,
+        until: Option<Instant>,
+        mut find: impl FnMut(&mut Outbound, &Segment) -> Op<Option<u32>>,
+    ) -> Op<()> {
         let DaemonTx {
             seg,
             spin,
@@ -310,8 +292,14 @@ impl DaemonTx {
         } = self;
         let seg: &Segment = seg;
         wait_for_room(*spin, until, SWEEP_INTERVAL, move || {
-            let i = lacking(seg, sweeper, out, |out| out.lacking_room(seg, priority, len))?;
-            Ok(i.map(|i| table::lacking(seg, i)))
+            if sweeper.due() {
+                table::sweep(seg);
+            }
+            if seg.is_shutting_down() {
+                return Err(Fault::Disconnected);
+            }
+            out.refresh(seg);
+            Ok(find(out, seg)?.map(|i| table::lacking(seg, i)))
         })
     }
 
