@@ -35,7 +35,7 @@ pub(crate) use daemon::{
     sweep, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
-pub(crate) use settings::Settings;
+pub(crate) use settings::{setters, Settings};
 
 #[cfg(test)]
 mod tests {

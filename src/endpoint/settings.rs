@@ -17,6 +17,74 @@ pub(crate) const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;
 /// Application protocol version when none is given.
 pub(crate) const DEFAULT_PROTOCOL_VERSION: u32 = 1;
 
+/// Defines builder setters over a `settings: Settings` field: one doc and
+/// one body per setting, for every builder that offers it (the daemon's, the
+/// client's and the 0.1.3 layer's).
+macro_rules! setters {
+    ($($name:ident),* $(,)?) => { $(setters!(@one $name);)* };
+    (@one size) => {
+        /// Total size of the segment in bytes (the daemon's setting). Default
+        /// 1 MiB.
+        pub fn size(mut self, bytes: usize) -> Self {
+            self.settings.size = bytes;
+            self
+        }
+    };
+    (@one max_clients) => {
+        /// Client slots, 1 to 1024 (the daemon's setting). Default: as many
+        /// as fit, up to 8.
+        pub fn max_clients(mut self, n: u32) -> Self {
+            self.settings.max_clients = Some(n);
+            self
+        }
+    };
+    (@one max_message_size) => {
+        /// Largest message payload, 1 byte to 256 MiB (the daemon's
+        /// setting). Default 4 KiB.
+        pub fn max_message_size(mut self, bytes: usize) -> Self {
+            self.settings.max_message_size = bytes;
+            self
+        }
+    };
+    (@one protocol_version) => {
+        /// The application's protocol version: a client and its daemon must
+        /// use the same. Default 1.
+        pub fn protocol_version(mut self, version: u32) -> Self {
+            self.settings.protocol_version = version;
+            self
+        }
+    };
+    (@one spin) => {
+        /// How long blocking calls spin before they sleep in the kernel.
+        /// Zero sleeps at once. Default 50 µs.
+        pub fn spin(mut self, spin: Duration) -> Self {
+            self.settings.spin = spin;
+            self
+        }
+    };
+    (@one mode) => {
+        /// Permission bits of the segment (the daemon's setting). Default
+        /// 0o600 (this user only). Ignored on Windows, where the directory's
+        /// access control list decides.
+        pub fn mode(mut self, mode: u32) -> Self {
+            self.settings.mode = mode & 0o777;
+            self
+        }
+    };
+    (@one owner) => {
+        /// The user expected to own the segment (a client's setting; default:
+        /// its own effective user). Set it to the daemon's uid when the
+        /// daemon shares its segment with a group (`mode`); any other owner
+        /// is refused, so a segment squatted under the name is never used.
+        /// Ignored on Windows, which has no numeric user ids.
+        pub fn owner(mut self, uid: u32) -> Self {
+            self.settings.owner = Some(uid);
+            self
+        }
+    };
+}
+pub(crate) use setters;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) name: String,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::client_role::ClientRole;
 use super::daemon_role::DaemonRole;
 use super::{NrelayShmTransport, Role};
-use crate::endpoint::Settings;
+use crate::endpoint::{setters, Settings};
 use crate::error::ShmResult;
 
 /// Segment size used by the builder when none is given (1 MiB).
@@ -46,53 +46,7 @@ impl TransportBuilder {
         }
     }
 
-    /// Total segment size in bytes (daemon); see the README on how it is split.
-    pub fn size(mut self, bytes: usize) -> Self {
-        self.settings.size = bytes;
-        self
-    }
-
-    /// The application's protocol version: clients must ask for the daemon's.
-    pub fn protocol_version(mut self, version: u32) -> Self {
-        self.settings.protocol_version = version;
-        self
-    }
-
-    /// Client slots (daemon). Default: as many as fit, up to 8.
-    pub fn max_clients(mut self, n: u32) -> Self {
-        self.settings.max_clients = Some(n);
-        self
-    }
-
-    /// Largest message payload (daemon). Default 4 KiB.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.settings.max_message_size = bytes;
-        self
-    }
-
-    /// How long `wait` and blocking writes spin before sleeping in the kernel.
-    /// Zero sleeps at once. Default 50 µs.
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.settings.spin = spin;
-        self
-    }
-
-    /// Permission bits of a created segment (daemon). Default 0o600.
-    /// Ignored on Windows, where the directory's access control list decides.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.settings.mode = mode & 0o777;
-        self
-    }
-
-    /// The user a client expects to own the segment (default: its own
-    /// effective user). Set it to the daemon's uid when the daemon shares
-    /// its segment with a group through [`TransportBuilder::mode`]; any other
-    /// owner is refused, so a segment squatted under the name is never used.
-    /// Ignored on Windows, which has no numeric user ids.
-    pub fn owner(mut self, uid: u32) -> Self {
-        self.settings.owner = Some(uid);
-        self
-    }
+    setters!(size, protocol_version, max_clients, max_message_size, spin, mode, owner);
 
     /// Creates the segment and returns the daemon side.
     ///

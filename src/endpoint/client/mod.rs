@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::batch::Batch;
 use super::message::Message;
-use super::settings::Settings;
+use super::settings::{setters, Settings};
 use super::stats::Stats;
 use crate::error::{Error, OpenError};
 use crate::priority::Priority;
@@ -79,29 +79,7 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The application's protocol version; the daemon's must be the same.
-    /// Default 1.
-    pub fn protocol_version(mut self, version: u32) -> Self {
-        self.settings.protocol_version = version;
-        self
-    }
-
-    /// How long blocking calls spin before they sleep in the kernel. Zero
-    /// sleeps at once. Default 50 µs.
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.settings.spin = spin;
-        self
-    }
-
-    /// The user expected to own the segment (default: this process's
-    /// effective user). Set it to the daemon's uid when the daemon shares its
-    /// segment with a group ([`crate::DaemonBuilder::mode`]); any other owner
-    /// is refused, so a segment squatted under the name is never used.
-    /// Ignored on Windows.
-    pub fn owner(mut self, uid: u32) -> Self {
-        self.settings.owner = Some(uid);
-        self
-    }
+    setters!(protocol_version, spin, owner);
 
     /// Connects.
     ///

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::batch::Batch;
 use super::message::ClientMessage;
-use super::settings::Settings;
+use super::settings::{setters, Settings};
 use super::stats::Stats;
 use crate::error::{Error, OpenError};
 use crate::priority::Priority;
@@ -91,44 +91,7 @@ pub struct DaemonBuilder {
 }
 
 impl DaemonBuilder {
-    /// Total size of the segment in bytes. Default 1 MiB.
-    pub fn size(mut self, bytes: usize) -> Self {
-        self.settings.size = bytes;
-        self
-    }
-
-    /// Client slots, 1 to 1024. Default: as many as fit, up to 8.
-    pub fn max_clients(mut self, n: u32) -> Self {
-        self.settings.max_clients = Some(n);
-        self
-    }
-
-    /// Largest message payload, 1 byte to 256 MiB. Default 4 KiB.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.settings.max_message_size = bytes;
-        self
-    }
-
-    /// The application's protocol version: clients must ask for the same.
-    /// Default 1.
-    pub fn protocol_version(mut self, version: u32) -> Self {
-        self.settings.protocol_version = version;
-        self
-    }
-
-    /// How long blocking calls spin before they sleep in the kernel. Zero
-    /// sleeps at once. Default 50 µs.
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.settings.spin = spin;
-        self
-    }
-
-    /// Permission bits of the segment. Default 0o600 (this user only).
-    /// Ignored on Windows, where the directory's access control list decides.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.settings.mode = mode & 0o777;
-        self
-    }
+    setters!(size, max_clients, max_message_size, protocol_version, spin, mode);
 
     /// Creates the segment. A name without `/` is a shared-memory name
     /// (`/dev/shm` on Linux); with `/`, a file path. A name left by a dead
