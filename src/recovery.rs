@@ -170,8 +170,12 @@ impl RecoveryManager {
     /// Fails with [`ShmError::AlreadyRunning`] if a live process holds it; a
     /// dead one's file is taken over.
     ///
+    /// The PID file gets the same rules as a segment: it is never opened
+    /// through a symbolic link, and one that another user owns is refused.
+    ///
     /// # Errors
     /// [`ShmError::AlreadyRunning`] when a live process holds the PID file,
+    /// [`ShmError::PermissionDenied`] when another user owns it,
     /// [`ShmError::InvalidConfig`] for an unusable name, [`ShmError::Io`] when the
     /// file cannot be opened, locked or written.
     pub fn register_daemon(&self) -> ShmResult<()> {
@@ -183,6 +187,12 @@ impl RecoveryManager {
         let io = |op, e| name.io_error(op, e);
         for _ in 0..8 {
             let mut file = platform::open_or_create_private_file(&self.pid_file).map_err(|e| io("open pid file", e))?;
+            // Another user's file (root adopting it, say) would stay writable by them.
+            crate::segment::check_owner(
+                &SegmentName::Path(self.pid_file.clone()),
+                &file,
+                platform::current_uid(),
+            )?;
             if !platform::try_lock_byte(&file, 0).map_err(|e| io("lock pid file", e))? {
                 return Err(ShmError::AlreadyRunning {
                     name: name.to_string(),
@@ -196,7 +206,7 @@ impl RecoveryManager {
             }
             let me = ProcessId::current();
             file.set_len(0).map_err(|e| io("write pid file", e))?;
-            file.write_all(format!("{} {}\n", me.pid, me.start_time).as_bytes())
+            file.write_all(format!("{} {} {PID_FILE_MARK}\n", me.pid, me.start_time).as_bytes())
                 .map_err(|e| io("write pid file", e))?;
             *held = Some(file);
             return Ok(());
@@ -239,7 +249,10 @@ impl RecoveryManager {
     }
 
     /// Removes, in `dir`, every segment of this user whose daemon is dead,
-    /// every half-built segment whose creator died, and every stale PID file.
+    /// every half-built segment whose creator died, and every memlink PID
+    /// file whose process is gone. It never removes what a live process
+    /// holds (a creator locks its half-built segment from the moment the file
+    /// exists) nor another program's PID file (a memlink PID file says so).
     ///
     /// # Errors
     /// [`ShmError::Io`] when `dir` cannot be read.
@@ -267,7 +280,7 @@ impl RecoveryManager {
                     report.partial_segments.push(path);
                 }
             } else if file_name.ends_with(".pid") {
-                if is_memlink_pid_file(&path) && remove_if_unlocked(&path, 0) {
+                if is_stale_memlink_pid_file(&path) && remove_if_unlocked(&path, 0) {
                     report.pid_files.push(path);
                 }
             } else if let Ok(name) = SegmentName::parse(&path.to_string_lossy()) {
@@ -314,8 +327,29 @@ fn read_pid_file(file: &mut File) -> Option<ProcessId> {
     })
 }
 
-fn is_memlink_pid_file(path: &Path) -> bool {
-    platform::open_segment_file(path).is_ok_and(|mut f| read_pid_file(&mut f).is_some())
+/// The third word of a memlink PID file ("PID START memlink"): cleanup
+/// touches no other `.pid` file.
+const PID_FILE_MARK: &str = "memlink";
+
+/// Whether `path` is a memlink PID file whose process is gone (its pid no
+/// longer runs, or runs another program started at another time).
+fn is_stale_memlink_pid_file(path: &Path) -> bool {
+    let Ok(mut file) = platform::open_segment_file(path) else {
+        return false;
+    };
+    let mut text = String::new();
+    use std::io::Seek;
+    if file.rewind().is_err() || (&mut file).take(64).read_to_string(&mut text).is_err() {
+        return false;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let [pid, start, PID_FILE_MARK] = words.as_slice() else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    platform::process_start_time(pid) != Some(start)
 }
 
 /// Removes the segment `name` if it is a memlink segment of this user whose
@@ -350,7 +384,7 @@ fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
 mod tests {
     use super::*;
     use crate::segment::layout::Geometry;
-    use crate::segment::Segment;
+    use crate::segment::{Segment, SharedMemory};
 
     fn tmp(tag: &str) -> String {
         format!("/tmp/memlink-recovery-{tag}-{}", platform::current_pid())
@@ -412,14 +446,51 @@ mod tests {
         drop(Segment::create(&seg("dead"), g, 1, 0o600).unwrap());
         std::fs::write(dir.join("foreign"), b"not ours").unwrap();
         std::fs::write(dir.join(format!(".x.1.0{TEMP_SUFFIX}")), b"half-built").unwrap();
-        std::fs::write(dir.join("gone.pid"), b"4000000 1\n").unwrap();
+        std::fs::write(dir.join("gone.pid"), b"4000000 1 memlink\n").unwrap();
+        // Another program's PID file, unlocked, of a dead process: not ours.
+        std::fs::write(dir.join("other.pid"), b"4000000\n").unwrap();
+        // A memlink PID file of a live process that does not hold its lock.
+        let me = ProcessId::current();
+        std::fs::write(dir.join("alive.pid"), format!("{} {} memlink\n", me.pid, me.start_time)).unwrap();
+        // A segment being built right now by a live creator.
+        let building = SharedMemory::create_hidden(&seg("building"), 1 << 16, 0o600).unwrap();
         let report = RecoveryManager::cleanup_orphans_in(&dir).unwrap();
         assert_eq!(report.segments, vec![dir.join("dead")]);
         assert_eq!(report.partial_segments.len(), 1);
         assert_eq!(report.pid_files, vec![dir.join("gone.pid")]);
-        assert!(dir.join("live").exists() && dir.join("foreign").exists());
-        drop(live);
+        for kept in ["live", "foreign", "other.pid", "alive.pid"] {
+            assert!(dir.join(kept).exists(), "{kept} was removed");
+        }
+        let hidden = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(".building.") && n.ends_with(TEMP_SUFFIX)
+        });
+        assert_eq!(hidden.count(), 1, "a live creator's half-built segment was removed");
+        drop((live, building));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Root must not adopt (and then share) a PID file another user owns.
+    #[cfg(unix)]
+    #[test]
+    fn a_pid_file_of_another_user_is_refused() {
+        let path = tmp("foreign-pid");
+        let file = format!("{path}.pid");
+        std::fs::write(&file, b"").unwrap();
+        if std::os::unix::fs::chown(&file, Some(65534), None).is_err() {
+            // Only root can give a file away; elsewhere the case cannot arise here.
+            let _ = std::fs::remove_file(&file);
+            eprintln!("skipped: not allowed to chown (not root)");
+            return;
+        }
+        let r = RecoveryManager::new(&path).register_daemon();
+        assert!(matches!(r, Err(ShmError::PermissionDenied { .. })), "{r:?}");
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"",
+            "the registration was written into it"
+        );
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

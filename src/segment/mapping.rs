@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::layout::DAEMON_LOCK_BYTE;
 use super::name::SegmentName;
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
@@ -57,9 +58,16 @@ impl SharedMemory {
     }
 
     /// Creates, sizes and maps the file at `path`; on any failure after the
-    /// file exists, removes it (it is ours: creation is exclusive).
+    /// file exists, removes it (it is ours: creation is exclusive). The
+    /// daemon's liveness byte is locked before anything else, so a cleaner
+    /// never takes a file being built by a live process for a dead one's.
     fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
         let file = platform::create_segment_file(path, mode).map_err(|e| name.io_error("create", e))?;
+        if !matches!(platform::try_lock_byte(&file, DAEMON_LOCK_BYTE), Ok(true)) {
+            drop(file);
+            let _ = platform::remove_segment_file(path);
+            return Err(name.io_error("lock", io::Error::other("a new segment file could not be locked")));
+        }
         let dir = path.parent().map(|d| d.display().to_string()).unwrap_or_default();
         let sized = platform::reserve(&file, size as u64).map_err(|e| {
             let why = format!(

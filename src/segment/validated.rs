@@ -44,13 +44,7 @@ impl Segment {
     /// still names that file before replacing it.
     pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
-        let locked = platform::try_lock_byte(shm.file(), DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))?;
-        if !locked {
-            return Err(name.io_error(
-                "lock",
-                std::io::Error::other("a fresh segment file is locked by someone else"),
-            ));
-        }
+        // The hidden file arrives locked with the daemon's liveness byte.
         let seg = Segment { shm, geometry };
         seg.init(protocol_version);
         for _ in 0..8 {
