@@ -363,3 +363,101 @@ fn a_daemon_shared_out_among_worker_threads() {
         assert_eq!(workers.len(), WORKERS, "served by {served_by:?}");
     });
 }
+
+/// Child role for the takeover race: waits for "go" on stdin, then tries to
+/// create the daemon and says "won PID" (and holds the name until its stdin
+/// closes) or "lost PID-NAMED".
+fn run_contender(name: &str) {
+    child_watchdog(Duration::from_secs(120));
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("go");
+    match Daemon::create(name) {
+        Ok(_daemon) => {
+            println!("won {}", std::process::id());
+            let _ = std::io::stdin().read_line(&mut line); // hold until told
+        }
+        Err(memlink_shm::OpenError::AlreadyRunning { pid, .. }) => println!("lost {pid}"),
+        Err(e) => println!("error {e}"),
+    }
+}
+
+/// Eight processes race to take over a dead daemon's name: one wins, and
+/// every loser's AlreadyRunning names the winner, not the dead daemon.
+#[test]
+fn a_takeover_race_names_the_winner() {
+    if let Some(role) = child_role() {
+        return match role[1].as_str() {
+            "deaf" => run_deaf_daemon(&role[0]),
+            _ => run_contender(&role[0]),
+        };
+    }
+    let name = unique_name("takeover");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let test = "a_takeover_race_names_the_winner";
+    let (dead, out) = children.spawn_piped(test, &[&name, "deaf"]);
+    wait_ready(out);
+    children.kill(dead);
+    let contenders: Vec<_> = (0..8)
+        .map(|_| {
+            let (i, input, out) = children.spawn_talking(test, &[&name, "contender"]);
+            let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+            assert!(lines.any(|l| l.trim() == "ready"), "a contender did not start");
+            (i, input, lines)
+        })
+        .collect();
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, mut input, lines) in contenders {
+        writeln!(input, "go").expect("go");
+        inputs.push((i, input));
+        outputs.push(lines);
+    }
+    let said: Vec<String> = outputs
+        .iter_mut()
+        .map(|lines| lines.find(|l| !l.trim().is_empty()).expect("an answer"))
+        .collect();
+    let winners: Vec<&String> = said.iter().filter(|s| s.starts_with("won ")).collect();
+    assert_eq!(winners.len(), 1, "{said:?}");
+    let winner = winners[0].trim_start_matches("won ");
+    for s in &said {
+        assert!(s.starts_with("won ") || s == &format!("lost {winner}"), "{said:?}");
+    }
+    drop(inputs); // the winner lets go
+}
+
+/// A creator that finds a dead daemon's segment being taken over (its lock
+/// held, here by this test as a stuck winner would) waits for the winner to
+/// show itself, and never answers with the dead daemon's pid.
+#[test]
+fn a_takeover_loser_never_names_the_dead_daemon() {
+    if let Some(role) = child_role() {
+        return run_deaf_daemon(&role[0]);
+    }
+    let name = unique_name("stuck");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let (dead, out) = children.spawn_piped("a_takeover_loser_never_names_the_dead_daemon", &[&name]);
+    wait_ready(out);
+    let dead_pid = memlink_shm::inspect::segment(&name).expect("inspect").daemon.pid;
+    children.kill(dead);
+    let path = memlink_shm::segment::SegmentName::parse(&name).unwrap().path();
+    let file = memlink_shm::platform::open_segment_file(&path).expect("open the dead segment");
+    assert!(
+        memlink_shm::platform::try_lock_byte(&file, 0).expect("lock"),
+        "the dead daemon's lock is free"
+    );
+    match Daemon::create(&name) {
+        Err(memlink_shm::OpenError::AlreadyRunning { pid, .. }) => {
+            assert_ne!(pid, dead_pid, "named the dead daemon");
+            assert_eq!(pid, 0, "no winner showed itself: unknown");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(file);
+    // With the lock free, the name is taken over.
+    let _daemon = Daemon::create(&name).expect("take the name over");
+}

@@ -12,6 +12,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::buffer::{Backing, RingMemory};
 use crate::error::{ShmError, ShmResult};
@@ -30,6 +31,10 @@ pub struct Segment {
     geometry: Geometry,
 }
 
+/// How long a creator that lost the race to take over a dead daemon's name
+/// waits for the winner to show itself under the name.
+pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
+
 impl Segment {
     /// Creates and initialises a segment with `geometry` and publishes it
     /// under `name`, holding the daemon's liveness lock from before it is
@@ -41,33 +46,52 @@ impl Segment {
     /// anyone can open is complete and already locked by its creator. Of several
     /// processes taking over the same dead segment, only the one that locks the
     /// dead daemon's byte on that file proceeds; it re-checks that the name
-    /// still names that file before replacing it.
+    /// still names that file before replacing it. The others look again until
+    /// the name shows the winner (for up to [`TAKEOVER_WAIT`]), so their
+    /// [`ShmError::AlreadyRunning`] names the winner, not the dead daemon.
     pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
         // The hidden file arrives locked with the daemon's liveness byte.
         let seg = Segment { shm, geometry };
         seg.init(protocol_version);
-        for _ in 0..8 {
+        let mut attempts = 0;
+        let mut takeover_deadline = None;
+        while attempts < 8 {
+            attempts += 1;
             match seg.shm.publish() {
                 Ok(()) => return Ok(seg),
                 Err(ShmError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
+            // Another creator is replacing a dead daemon's segment: look again
+            // until the name shows it (it takes microseconds), so that this
+            // creator's AlreadyRunning names the winner, not the dead daemon.
+            let mut wait_for_winner = || {
+                let until = *takeover_deadline.get_or_insert_with(|| Instant::now() + TAKEOVER_WAIT);
+                if Instant::now() < until {
+                    attempts -= 1;
+                    std::thread::yield_now();
+                    Ok(())
+                } else {
+                    Err(ShmError::AlreadyRunning {
+                        name: name.to_string(),
+                        pid: 0, // the winner did not show itself in time: unknown
+                    })
+                }
+            };
             match owner(name)? {
                 Owner::Missing => continue,
+                Owner::TakingOver => wait_for_winner()?,
                 Owner::Alive { pid } => {
                     return Err(ShmError::AlreadyRunning {
                         name: name.to_string(),
                         pid,
                     })
                 }
-                Owner::Dead { file, pid } => {
+                Owner::Dead { file, .. } => {
                     if !platform::try_lock_byte(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
-                        // Another process is taking the dead segment over right now.
-                        return Err(ShmError::AlreadyRunning {
-                            name: name.to_string(),
-                            pid,
-                        });
+                        wait_for_winner()?;
+                        continue;
                     }
                     if !matches!(platform::same_file(&file, &name.path()), Ok(true)) {
                         continue; // replaced meanwhile: look again
@@ -253,6 +277,9 @@ pub enum Owner {
         /// Its process id (as recorded in the segment).
         pid: u32,
     },
+    /// The daemon recorded in the segment is gone, yet its lock is held:
+    /// another process is taking the name over right now.
+    TakingOver,
     /// The segment's daemon is dead; the file is open here (not locked).
     Dead {
         /// The open segment file.
@@ -273,7 +300,7 @@ pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
     };
     super::check_owner(name, &file, platform::current_uid())?;
     // Read through the layout's own offsets: no second copy of the wire format.
-    let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_pid) + 4];
+    let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_start_time) + 8];
     let magic = std::mem::offset_of!(ControlBlock, magic);
     let is_ours = platform::read_exact_at(&file, &mut head, 0).is_ok() && head[magic..magic + 8] == MAGIC.to_le_bytes();
     if !is_ours {
@@ -281,7 +308,14 @@ pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
     }
     let at = std::mem::offset_of!(ControlBlock, daemon_pid);
     let pid = u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or_default());
+    let at = std::mem::offset_of!(ControlBlock, daemon_start_time);
+    let start = u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
     if platform::byte_locked_elsewhere(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
+        // The recorded daemon (pid and start time) is gone but somebody holds
+        // its lock: a creator replacing it. A start time of 0 is unknown.
+        if start != 0 && platform::process_start_time(pid) != Some(start) {
+            return Ok(Owner::TakingOver);
+        }
         Ok(Owner::Alive { pid })
     } else {
         Ok(Owner::Dead { file, pid })
