@@ -145,6 +145,7 @@ impl<'a> NotifyOnDrop<'a> {
 }
 
 impl Drop for NotifyOnDrop<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.armed.map_or(true, Cell::get) {
             self.event.notify();

@@ -18,6 +18,8 @@ pub(crate) enum Fault {
     UnknownClient(ClientId),
     /// A blocking call reached its deadline.
     Timeout,
+    /// The endpoint is a forked child's copy.
+    Forked,
 }
 
 /// The result of an engine operation.
@@ -38,6 +40,7 @@ impl Fault {
             Fault::Poisoned(by) => Error::Poisoned(by.reason()),
             Fault::UnknownClient(id) => Error::UnknownClient(id),
             Fault::Timeout => Error::Timeout,
+            Fault::Forked => Error::Forked,
         }
     }
 
@@ -50,6 +53,7 @@ impl Fault {
             Fault::Poisoned(by) => ShmError::Poisoned(by.reason()),
             Fault::UnknownClient(id) => ShmError::UnknownClient(id.to_string()),
             Fault::Timeout => ShmError::Timeout,
+            Fault::Forked => ShmError::Forked,
         }
     }
 }

@@ -69,6 +69,15 @@ pub enum Error {
     #[error("shared memory is corrupted ({0}): the peer is faulty or hostile; the channel is now poisoned")]
     Corrupted(Corruption),
 
+    /// This endpoint was made by the parent of this process, which forked: a
+    /// child's copy is inert (every call fails, dropping it releases nothing
+    /// of the parent's).
+    #[error(
+        "this endpoint belongs to the process that made it, and this is a forked child: \
+         connect (or create) again in the child"
+    )]
+    Forked,
+
     /// Creating or connecting failed.
     #[error(transparent)]
     Open(#[from] OpenError),

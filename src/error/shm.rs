@@ -169,6 +169,14 @@ pub enum ShmError {
         reason: String,
     },
 
+    /// The transport was made by the parent of this process, which forked:
+    /// a child's copy is inert.
+    #[error(
+        "this transport belongs to the process that made it, and this is a forked child: \
+         connect (or create) again in the child"
+    )]
+    Forked,
+
     /// An operating-system call failed.
     #[error("{op} failed for {name}: {source}")]
     Io {

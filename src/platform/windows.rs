@@ -368,6 +368,18 @@ pub fn current_pid() -> u32 {
     std::process::id()
 }
 
+/// Windows has no fork: always 0 (see the Unix version).
+#[inline]
+pub fn fork_generation() -> u32 {
+    0
+}
+
+/// Windows has no fork: never.
+#[inline]
+pub fn forked_since(_generation: u32) -> bool {
+    false
+}
+
 /// Windows has no numeric user id; 0 stands for "this user" throughout.
 pub fn current_uid() -> u32 {
     0

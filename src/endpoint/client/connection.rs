@@ -36,6 +36,9 @@ pub(crate) struct Connection {
     over: AtomicBool,
     /// This client left (`disconnect` ran).
     left: AtomicBool,
+    /// `platform::fork_generation()` where the connection was made: in a
+    /// forked child the copy is inert.
+    fork_generation: u32,
 }
 
 impl std::fmt::Debug for Connection {
@@ -55,6 +58,7 @@ impl Connection {
         protocol_version: u32,
         owner: u32,
     ) -> ShmResult<(Connection, PriorityProducer, PriorityConsumer)> {
+        let fork_generation = platform::fork_generation();
         let seg = Segment::open_owned_by(name, owner)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
@@ -91,18 +95,22 @@ impl Connection {
             id,
             over: AtomicBool::new(false),
             left: AtomicBool::new(false),
+            fork_generation,
         };
         Ok((conn, tx, rx))
     }
 
+    #[inline]
     pub(crate) fn id(&self) -> ClientId {
         self.id
     }
 
+    #[inline]
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
     }
 
+    #[inline]
     pub(crate) fn channel(&self) -> &ChannelHeader {
         self.seg.channel(self.id.slot)
     }
@@ -117,10 +125,14 @@ impl Connection {
         self.poisoned()
     }
 
-    /// Whether the channel was poisoned: the one condition that stops reads
-    /// even while messages are waiting.
+    /// Whether this copy may touch the channel at all, and whether the
+    /// channel was poisoned: the conditions that stop reads even while
+    /// messages are waiting.
     #[inline]
     pub(crate) fn poisoned(&self) -> Op<()> {
+        if platform::forked_since(self.fork_generation) {
+            return Err(Fault::Forked);
+        }
         match slot::poisoned(&self.seg, self.id.slot) {
             None => Ok(()),
             Some(by) => Err(Fault::Poisoned(by)),
@@ -189,9 +201,14 @@ impl Connection {
         stats
     }
 
-    /// Leaves the segment: the daemon reads what was sent, then frees the slot.
+    /// Leaves the segment: the daemon reads what was sent, then frees the
+    /// slot. A forked child's copy leaves nothing: the slot and the lock
+    /// (shared with the parent through the inherited file) are the parent's.
     pub(crate) fn disconnect(&self) {
         self.over.store(true, Ordering::Relaxed);
+        if platform::forked_since(self.fork_generation) {
+            return;
+        }
         if !self.left.swap(true, Ordering::Relaxed) {
             slot::close(&self.seg, self.id);
         }

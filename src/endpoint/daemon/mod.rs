@@ -120,10 +120,11 @@ impl DaemonBuilder {
 
 /// The receiving and sending parts over a created segment, and its owner.
 pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
+    let forks = crate::platform::fork_generation();
     (
-        DaemonRx::new(seg.clone(), spin, Shard::ALL),
-        DaemonTx::new(seg.clone(), spin, Shard::ALL),
-        Owner::new(seg),
+        DaemonRx::new(seg.clone(), spin, Shard::ALL, forks),
+        DaemonTx::new(seg.clone(), spin, Shard::ALL, forks),
+        Owner::new(seg, forks),
     )
 }
 
@@ -210,10 +211,11 @@ impl Daemon {
     pub fn shard(self, n: usize) -> Vec<Daemon> {
         let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
         let (seg, spin, mine) = (self.tx.segment().clone(), self.rx.spin(), self.rx.shard());
+        let forks = self.rx.fork_generation();
         mine.divide(n)
             .map(|shard| Daemon {
-                rx: DaemonRx::new(seg.clone(), spin, shard),
-                tx: DaemonTx::new(seg.clone(), spin, shard),
+                rx: DaemonRx::new(seg.clone(), spin, shard, forks),
+                tx: DaemonTx::new(seg.clone(), spin, shard, forks),
                 owner: self.owner.clone(),
                 name: self.name.clone(),
                 max_message: self.max_message,

@@ -212,6 +212,8 @@ impl Inbound {
 /// The receiving part of the daemon.
 pub(crate) struct DaemonRx {
     seg: Segment,
+    /// Where the daemon was made (a forked child's copy is inert).
+    fork_generation: u32,
     spin: Duration,
     /// Paces liveness sweeps of the client table.
     sweeper: Throttle,
@@ -227,7 +229,7 @@ impl std::fmt::Debug for DaemonRx {
 }
 
 impl DaemonRx {
-    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard) -> DaemonRx {
+    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard, fork_generation: u32) -> DaemonRx {
         let n = seg.geometry().max_clients as usize;
         DaemonRx {
             inb: Inbound {
@@ -242,9 +244,14 @@ impl DaemonRx {
                 retired: Stats::default(),
             },
             seg,
+            fork_generation,
             spin,
             sweeper: Throttle::new(SWEEP_INTERVAL),
         }
+    }
+
+    pub(crate) fn fork_generation(&self) -> u32 {
+        self.fork_generation
     }
 
     pub(crate) fn set_spin(&mut self, spin: Duration) {
@@ -298,6 +305,7 @@ impl DaemonRx {
         release: &mut impl FnMut(u32) -> bool,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Op<Option<R>> {
+        table::usable(self.fork_generation)?;
         self.refresh(release);
         let r = self.inb.take(&self.seg, f)?;
         self.after_read(r.is_none())?;
@@ -312,6 +320,7 @@ impl DaemonRx {
         max: usize,
         mut f: impl FnMut(ClientId, Priority, &[u8]),
     ) -> Op<usize> {
+        table::usable(self.fork_generation)?;
         self.refresh(release);
         let inb = &mut self.inb;
         let mut touched = std::mem::take(&mut inb.touched);
@@ -338,11 +347,13 @@ impl DaemonRx {
     /// ([`Fault::Disconnected`]) or `timeout` passes. Sweeps for dead
     /// clients every [`SWEEP_INTERVAL`] meanwhile.
     pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, timeout: Option<Duration>) -> Op<()> {
+        table::usable(self.fork_generation)?;
         let DaemonRx {
             seg,
             spin,
             sweeper,
             inb,
+            ..
         } = self;
         let ready = || {
             if sweeper.due() {

@@ -96,6 +96,8 @@ impl Outbound {
 /// The sending part of the daemon.
 pub(crate) struct DaemonTx {
     seg: Segment,
+    /// Where the daemon was made (a forked child's copy is inert).
+    fork_generation: u32,
     spin: Duration,
     /// Paces liveness sweeps while a blocking write waits.
     sweeper: Throttle,
@@ -111,7 +113,7 @@ impl std::fmt::Debug for DaemonTx {
 }
 
 impl DaemonTx {
-    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard) -> DaemonTx {
+    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard, fork_generation: u32) -> DaemonTx {
         let n = seg.geometry().max_clients as usize;
         DaemonTx {
             out: Outbound {
@@ -122,6 +124,7 @@ impl DaemonTx {
                 shard,
             },
             seg,
+            fork_generation,
             spin,
             sweeper: Throttle::new(SWEEP_INTERVAL),
         }
@@ -161,6 +164,7 @@ impl DaemonTx {
     /// daemon shuts down.
     #[inline]
     fn writer(&mut self) -> Op<&mut Outbound> {
+        table::usable(self.fork_generation)?;
         if self.seg.is_shutting_down() {
             return Err(Fault::Disconnected);
         }
@@ -176,6 +180,7 @@ impl DaemonTx {
                 max: self.seg.geometry().max_message_size as usize,
             }));
         }
+        table::usable(self.fork_generation)?;
         let DaemonTx { seg, out, .. } = self;
         if seg.is_shutting_down() {
             return Err(Fault::Disconnected);
@@ -203,6 +208,7 @@ impl DaemonTx {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Op<R> {
+        table::usable(self.fork_generation)?;
         if self.seg.is_shutting_down() {
             return Err(Fault::Disconnected);
         }
@@ -289,6 +295,7 @@ impl DaemonTx {
             spin,
             sweeper,
             out,
+            ..
         } = self;
         let seg: &Segment = seg;
         wait_for_room(*spin, until, SWEEP_INTERVAL, move || {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::buffer::RingError;
 use crate::endpoint::channel::{self, Lacking};
-use crate::endpoint::fault::Fault;
+use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
 use crate::segment::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
@@ -101,6 +101,15 @@ pub(super) fn attach<R>(
             false
         }
     }
+}
+
+/// `Err(Forked)` in a forked child of the process that made the daemon.
+#[inline]
+pub(super) fn usable(fork_generation: u32) -> Op<()> {
+    if crate::platform::forked_since(fork_generation) {
+        return Err(Fault::Forked);
+    }
+    Ok(())
 }
 
 #[cold]
@@ -193,18 +202,24 @@ pub(super) fn add_channel(stats: &mut Stats, seg: &Segment, i: u32) {
 pub(crate) struct Owner {
     seg: Segment,
     removed: AtomicBool,
+    fork_generation: u32,
 }
 
 impl Owner {
-    pub(crate) fn new(seg: Segment) -> Owner {
+    pub(crate) fn new(seg: Segment, fork_generation: u32) -> Owner {
         Owner {
             seg,
             removed: AtomicBool::new(false),
+            fork_generation,
         }
     }
 
     /// Tells clients to leave, wakes all of them, removes the segment's name.
+    /// A forked child's copy does nothing: the segment is the parent's.
     pub(crate) fn shutdown(&self) {
+        if crate::platform::forked_since(self.fork_generation) {
+            return;
+        }
         let seg = &self.seg;
         seg.control().state.fetch_or(STATE_SHUTTING_DOWN, Ordering::AcqRel);
         let n = seg.geometry().max_clients;
