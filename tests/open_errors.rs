@@ -78,3 +78,47 @@ fn connecting_to_nothing_says_to_start_the_daemon() {
     assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
     assert!(e.to_string().contains("start the daemon"), "{e}");
 }
+
+#[test]
+fn a_full_table_counts_live_and_draining_slots() {
+    let name = unique_name("full");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = Daemon::builder(&name).max_clients(2).create().expect("create");
+    let a = Client::connect(&name).expect("a");
+    let mut b = Client::connect(&name).expect("b");
+    let e = Client::connect(&name).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpenError::TableFull {
+                max_clients: 2,
+                live: 2,
+                draining: 0
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!e.is_transient(), "nobody is leaving");
+    // b leaves with a message the daemon has not read: its slot drains.
+    b.send(memlink_shm::Priority::High, b"last words").expect("send");
+    drop(b);
+    let e = Client::connect(&name).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpenError::TableFull {
+                live: 1,
+                draining: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.is_transient() && e.to_string().contains("1 by clients that left"),
+        "{e}"
+    );
+    assert_eq!(daemon.try_recv().expect("the last words").payload(), b"last words");
+    let _c = Client::connect(&name).expect("the drained slot is free");
+    drop(a);
+}

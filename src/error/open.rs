@@ -118,12 +118,18 @@ pub enum OpenError {
 
     /// Every client slot of the segment is taken.
     #[error(
-        "all {max_clients} client slots of the segment are in use: retry once a client leaves, \
-         or create the segment with a larger max_clients"
+        "all {max_clients} client slots of the segment are taken ({live} by connected clients, \
+         {draining} by clients that left and whose messages the daemon has yet to read): \
+         retry once a slot frees, or create the segment with a larger max_clients"
     )]
     TableFull {
         /// Number of slots in the segment.
         max_clients: u32,
+        /// Slots of connected (or connecting) clients.
+        live: u32,
+        /// Slots of clients that left, freed once the daemon has read what
+        /// they sent: while any drain, retrying will succeed.
+        draining: u32,
     },
 
     /// An operating-system call failed.
@@ -140,14 +146,33 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// True where retrying later may succeed: the daemon is starting,
-    /// shutting down, or a slot may free up.
+    /// True where retrying later will likely succeed: the daemon is starting
+    /// or shutting down, or a full table has slots draining.
     pub fn is_transient(&self) -> bool {
         match self {
-            OpenError::TableFull { .. } | OpenError::ShuttingDown { .. } => true,
+            OpenError::TableFull { draining, .. } => *draining > 0,
+            OpenError::ShuttingDown { .. } => true,
             OpenError::InvalidSegment { reason, .. } => reason.contains("retry"),
             _ => false,
         }
+    }
+}
+
+/// A full table's counts, read from the segment (all live if it cannot be read).
+fn table_full(name: &str, max_clients: u32) -> OpenError {
+    let (mut live, mut draining) = (max_clients, 0);
+    if let Ok(info) = crate::inspect::segment(name) {
+        draining = info
+            .clients
+            .iter()
+            .filter(|c| c.state == crate::inspect::SlotState::Closing)
+            .count() as u32;
+        live = info.clients.len() as u32 - draining;
+    }
+    OpenError::TableFull {
+        max_clients,
+        live,
+        draining,
     }
 }
 
@@ -174,7 +199,7 @@ impl OpenError {
             ShmError::LayoutMismatch { expected, found } => OpenError::LayoutMismatch { expected, found },
             ShmError::InvalidSegment { name, reason } => OpenError::InvalidSegment { name, reason },
             ShmError::PermissionDenied { name, reason } => OpenError::PermissionDenied { name, reason },
-            ShmError::TableFull { max_clients } => OpenError::TableFull { max_clients },
+            ShmError::TableFull { max_clients } => table_full(&name, max_clients),
             ShmError::Io { op, name, source } => OpenError::Io { op, name, source },
             ShmError::Corrupted(what) => OpenError::InvalidSegment {
                 name,

@@ -223,7 +223,7 @@ impl ClientSender {
     ///
     /// # Errors
     /// As [`ClientSender::try_send`]; `fill` is not called then.
-    #[inline]
+    #[inline(always)]
     pub fn try_send_with<R>(
         &mut self,
         priority: Priority,

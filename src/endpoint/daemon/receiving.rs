@@ -89,6 +89,8 @@ impl Inbound {
     /// Frees the slots of departed clients once their messages are read and
     /// `release(i)` says the sending part let go of slot `i` (if it cannot
     /// now, a later call tries again).
+    #[cold]
+    #[inline(never)]
     fn reap(&mut self, seg: &Segment, release: &mut impl FnMut(u32) -> bool) {
         let mut k = 0;
         while k < self.closing.len() {
@@ -308,6 +310,10 @@ impl DaemonRx {
         table::usable(self.fork_generation)?;
         self.refresh(release);
         let r = self.inb.take(&self.seg, f)?;
+        if !self.inb.closing.is_empty() {
+            // The read may have drained a departed client: free its slot now.
+            self.inb.reap(&self.seg, release);
+        }
         self.after_read(r.is_none())?;
         Ok(r)
     }
@@ -338,6 +344,9 @@ impl DaemonRx {
         };
         EventWord::notify_each(touched.iter().map(|&i| &self.seg.channel(i).to_daemon_space));
         inb.touched = touched;
+        if !inb.closing.is_empty() {
+            inb.reap(&self.seg, release);
+        }
         result?;
         self.after_read(n == 0)?;
         Ok(n)
