@@ -135,3 +135,41 @@ fn daemon_broadcast_is_all_or_nothing_and_waits_for_the_slowest_client() {
         "the slow client's ring is still nearly full"
     );
 }
+
+/// The 0.1.3 layer's queries and signals work from inside the closure of a
+/// write or a read on the same side (0.2 allowed it; a RefCell borrow made
+/// them panic).
+#[test]
+fn queries_from_inside_a_closure_never_panic() {
+    let name = unique_name("reentry");
+    let _g = SegmentGuard(name.clone());
+    let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).expect("create");
+    let client = NrelayShmTransport::connect(&name, 1).expect("connect");
+    let id = client.client_id().expect("id");
+    client
+        .write_with(Priority::High, 1, |_| {
+            client.signal();
+            assert_eq!(client.client_id(), Some(id));
+            assert!(client.is_connected());
+            let _ = (client.stats(), client.backpressure(), client.daemon_heartbeat_age());
+            client.set_backpressure(0.25);
+        })
+        .expect("write");
+    let read = daemon.read_from_with(|from, _, _| {
+        daemon.set_backpressure(0.5);
+        daemon.signal();
+        let _ = (daemon.stats(), daemon.backpressure(), daemon.clients());
+        daemon.write_to(from, Priority::High, b"reply")
+    });
+    read.expect("read").expect("a message").expect("reply");
+    let got = client.read_with(|_, b| {
+        client.signal();
+        let _ = client.stats();
+        b.to_vec()
+    });
+    assert_eq!(got.expect("read"), Some(b"reply".to_vec()));
+    client
+        .write_with(Priority::High, 1, |_| client.shutdown())
+        .expect("leave from inside a write");
+    assert!(!client.is_connected());
+}

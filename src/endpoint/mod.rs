@@ -24,6 +24,7 @@ mod stats;
 
 pub use crate::slot::ClientId;
 pub use batch::Batch;
+pub(crate) use client::Connection;
 pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
 pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
 pub use message::{ClientMessage, Message};
@@ -31,8 +32,8 @@ pub use stats::Stats;
 
 pub(crate) use channel::{deadline, load_hint};
 pub(crate) use daemon::{
-    backpressure as daemon_backpressure, parts as daemon_parts, signal_all, signal_client, stats as segment_stats,
-    sweep, DaemonRx, DaemonTx, Owner, Shard,
+    backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
+    signal_all, signal_client, stats as segment_stats, sweep, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
 pub(crate) use settings::{setters, Settings};

@@ -1,11 +1,15 @@
 //! The client role of [`super::NrelayShmTransport`]: the two halves of a
 //! [`crate::Client`] behind `RefCell`s, so that the `&self` methods of the
-//! 0.1.3 API work and a write from inside a read closure is allowed.
+//! 0.1.3 API work and a write from inside a read closure is allowed. What
+//! only asks about the connection (id, liveness, counters, leaving) goes
+//! through the connection the halves share, never through a `RefCell`, so
+//! it also works from inside a closure of either half.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::endpoint::{ClientReceiver, ClientSender, Stats};
+use crate::endpoint::{ClientReceiver, ClientSender, Connection, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -16,6 +20,7 @@ use crate::slot::ClientId;
 pub(super) struct ClientRole {
     tx: RefCell<ClientSender>,
     rx: RefCell<ClientReceiver>,
+    conn: Arc<Connection>,
 }
 
 fn reentrant<E>(_: E) -> ShmError {
@@ -25,17 +30,18 @@ fn reentrant<E>(_: E) -> ShmError {
 impl ClientRole {
     pub(super) fn new((tx, rx): (ClientSender, ClientReceiver)) -> ClientRole {
         ClientRole {
+            conn: Arc::clone(tx.connection()),
             tx: RefCell::new(tx),
             rx: RefCell::new(rx),
         }
     }
 
     pub(super) fn id(&self) -> ClientId {
-        self.rx.borrow().id()
+        self.conn.id()
     }
 
-    pub(super) fn with_segment<R>(&self, f: impl FnOnce(&Segment) -> R) -> R {
-        f(self.tx.borrow().connection().segment())
+    pub(super) fn segment(&self) -> &Segment {
+        self.conn.segment()
     }
 
     pub(super) fn set_spin(&self, spin: Duration) {
@@ -48,7 +54,7 @@ impl ClientRole {
     }
 
     pub(super) fn is_connected(&self) -> bool {
-        self.rx.borrow().is_connected()
+        self.conn.is_connected()
     }
 
     #[inline(always)]
@@ -100,7 +106,7 @@ impl ClientRole {
 
     #[inline]
     pub(super) fn signal(&self) {
-        self.with_segment(|s| s.control().daemon_wake.notify());
+        self.conn.signal();
     }
 
     pub(super) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
@@ -112,22 +118,25 @@ impl ClientRole {
     }
 
     pub(super) fn daemon_heartbeat_age(&self) -> Duration {
-        self.tx.borrow().connection().daemon_heartbeat_age()
+        self.conn.daemon_heartbeat_age()
     }
 
     pub(super) fn backpressure(&self) -> f32 {
-        self.tx.try_borrow().map_or(0.0, |t| t.backpressure())
+        // Inside a write closure the sending half is busy: the hint alone.
+        self.tx
+            .try_borrow()
+            .map_or_else(|_| self.conn.daemon_backpressure(), |t| t.backpressure())
     }
 
     pub(super) fn set_backpressure(&self, level: f32) {
-        self.tx.borrow().connection().set_backpressure(level);
+        self.conn.set_backpressure(level);
     }
 
     pub(super) fn stats(&self) -> Stats {
-        self.tx.borrow().connection().stats()
+        self.conn.stats()
     }
 
     pub(super) fn disconnect(&self) {
-        self.tx.borrow().connection().disconnect();
+        self.conn.disconnect();
     }
 }

@@ -150,7 +150,7 @@ impl DaemonRole {
     }
 
     pub(super) fn set_backpressure(&self, level: f32) {
-        self.tx.borrow().set_backpressure(level);
+        endpoint::set_daemon_backpressure(&self.seg, level);
     }
 
     pub(super) fn stats(&self) -> Stats {

@@ -177,10 +177,10 @@ impl NrelayShmTransport {
         TransportBuilder::new(name)
     }
 
-    fn with_segment<R>(&self, f: impl FnOnce(&Segment) -> R) -> R {
+    fn segment(&self) -> &Segment {
         match &self.role {
-            Role::Daemon(d) => f(d.segment()),
-            Role::Client(c) => c.with_segment(f),
+            Role::Daemon(d) => d.segment(),
+            Role::Client(c) => c.segment(),
         }
     }
 
@@ -221,19 +221,19 @@ impl NrelayShmTransport {
     /// Number of connected clients.
     #[deprecated(since = "0.3.0", note = "use Daemon::client_count")]
     pub fn client_count(&self) -> u32 {
-        self.with_segment(|s| s.control().client_count.load(Ordering::Acquire))
+        self.segment().control().client_count.load(Ordering::Acquire)
     }
 
     /// The protocol version of the segment.
     #[deprecated(since = "0.3.0", note = "use inspect::segment(name).protocol_version")]
     pub fn protocol_version(&self) -> u32 {
-        self.with_segment(|s| s.control().protocol_version.load(Ordering::Relaxed))
+        self.segment().control().protocol_version.load(Ordering::Relaxed)
     }
 
     /// Largest message payload.
     #[deprecated(since = "0.3.0", note = "use Daemon::max_message_size or Client::max_message_size")]
     pub fn max_message_size(&self) -> usize {
-        self.with_segment(|s| s.geometry().max_message_size as usize)
+        self.segment().geometry().max_message_size as usize
     }
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.

@@ -68,7 +68,7 @@ impl ClientSender {
         }
     }
 
-    pub(crate) fn connection(&self) -> &Connection {
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
         &self.conn
     }
 

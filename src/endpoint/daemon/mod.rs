@@ -23,7 +23,7 @@ pub use sender::DaemonSender;
 
 pub(crate) use receiving::DaemonRx;
 pub(crate) use sending::DaemonTx;
-pub(crate) use table::{backpressure, signal_all, signal_client, stats, sweep, Owner, Shard};
+pub(crate) use table::{backpressure, set_backpressure, signal_all, signal_client, stats, sweep, Owner, Shard};
 
 /// The owner of a named segment, serving every [`crate::Client`] that
 /// connects to it.
@@ -435,7 +435,7 @@ impl Daemon {
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
     /// [`crate::Client::backpressure`].
     pub fn set_backpressure(&mut self, level: f32) {
-        self.tx.set_backpressure(level);
+        set_backpressure(self.tx.segment(), level);
     }
 
     /// Counters of the rings and of wake-ups: summed over the clients

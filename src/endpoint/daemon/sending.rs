@@ -324,8 +324,4 @@ impl DaemonTx {
         let out = self.writer()?;
         Ok(f(&mut out.slot(client)?.rings))
     }
-
-    pub(crate) fn set_backpressure(&self, level: f32) {
-        channel::store_hint(&self.seg.control().daemon_backpressure, level);
-    }
 }

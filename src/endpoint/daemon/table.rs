@@ -167,6 +167,11 @@ pub(crate) fn backpressure(seg: &Segment, shard: Shard) -> f32 {
     level
 }
 
+/// Publishes the daemon's congestion hint (0.0 to 1.0) to its clients.
+pub(crate) fn set_backpressure(seg: &Segment, level: f32) {
+    channel::store_hint(&seg.control().daemon_backpressure, level);
+}
+
 /// Counters of the rings of the connected and departing clients, added to
 /// `retired` (those of the clients whose slots were freed).
 pub(crate) fn stats(seg: &Segment, shard: Shard, retired: &Stats) -> Stats {
