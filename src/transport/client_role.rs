@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::endpoint::{ClientReceiver, ClientSender, Connection, Stats};
+use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -75,7 +75,7 @@ impl ClientRole {
         self.tx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .write_timeout(priority, data, timeout)
+            .write_until(priority, data.len(), deadline(timeout), |b| b.copy_from_slice(data))
             .map_err(ShmError::from)
     }
 
@@ -113,7 +113,7 @@ impl ClientRole {
         self.rx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .wait(timeout)
+            .wait(deadline(timeout))
             .map_err(ShmError::from)
     }
 

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::endpoint::{self, DaemonRx, DaemonTx, Op, Owner, Shard, Stats};
+use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Op, Owner, Shard, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -91,7 +91,7 @@ impl DaemonRole {
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
-        self.sending(|tx| tx.write_timeout(priority, data, timeout))
+        self.sending(|tx| tx.write_all_until(priority, data, deadline(timeout)))
     }
 
     pub(super) fn write_to_timeout(
@@ -101,7 +101,11 @@ impl DaemonRole {
         data: &[u8],
         timeout: Option<Duration>,
     ) -> ShmResult<()> {
-        self.sending(|tx| tx.write_to_timeout(client, priority, data, timeout))
+        self.sending(|tx| {
+            tx.write_to_until(client, priority, data.len(), deadline(timeout), |b| {
+                b.copy_from_slice(data)
+            })
+        })
     }
 
     pub(super) fn write_to_batch<R>(
@@ -126,7 +130,7 @@ impl DaemonRole {
     }
 
     pub(super) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
-        self.receiving(|rx, release| rx.wait(&mut |i| release(i), timeout))
+        self.receiving(|rx, release| rx.wait(&mut |i| release(i), deadline(timeout)))
     }
 
     pub(super) fn sweep(&self) -> u32 {

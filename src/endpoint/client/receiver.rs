@@ -107,8 +107,8 @@ impl ClientReceiver {
     }
 
     /// Blocks until a message is waiting (`Ok`), the daemon is gone
-    /// ([`Fault::Disconnected`]) or `timeout` passes.
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> Op<()> {
+    /// ([`Fault::Disconnected`]) or `until` passes.
+    pub(crate) fn wait(&mut self, until: Option<Instant>) -> Op<()> {
         let ClientReceiver {
             rx,
             liveness,
@@ -123,7 +123,7 @@ impl ClientReceiver {
         };
         // Tick so that the daemon's death, which nobody signals, is seen within an interval.
         let event = &conn.channel().client_wake;
-        if !event.wait_until_ticking(ready, *spin, deadline(timeout), Some(DAEMON_CHECK_INTERVAL)) {
+        if !event.wait_until_ticking(ready, *spin, until, Some(DAEMON_CHECK_INTERVAL)) {
             return Err(Fault::Timeout);
         }
         if rx.has_message() {
@@ -205,8 +205,7 @@ impl ClientReceiver {
                 Ok(_) => {}
                 Err(e) => return Err(e.into_error()),
             }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            self.wait(left).map_err(Fault::into_error)?;
+            self.wait(until).map_err(Fault::into_error)?;
         }
     }
 

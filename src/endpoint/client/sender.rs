@@ -120,15 +120,25 @@ impl ClientSender {
         }
     }
 
-    /// Writes a copy of `data`, waiting up to `timeout` for room.
-    pub(crate) fn write_timeout(&mut self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> Op<()> {
-        let until = deadline(timeout);
+    /// Writes a `len`-byte message in place, waiting until `until` for room,
+    /// without a wake-up. `fill` runs once, when there is room.
+    #[inline]
+    pub(crate) fn write_until<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Op<R> {
+        // `fill` runs only when the write has room, so a full ring hands it back.
+        let mut fill = Some(fill);
         loop {
-            match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
-                Err(Fault::FULL) => {}
-                other => return other,
+            match self.write_with(priority, len, |b| fill.take().map(|f| f(b))) {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) | Err(Fault::FULL) => {}
+                Err(e) => return Err(e),
             }
-            self.wait_for_room(priority, data.len(), until)?;
+            self.wait_for_room(priority, len, until)?;
         }
     }
 
@@ -247,21 +257,11 @@ impl ClientSender {
         until: Option<Instant>,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self.write_with(priority, len, |b| fill.take().map(|f| f(b))) {
-                Ok(r) => {
-                    self.signal();
-                    if let Some(r) = r {
-                        return Ok(r);
-                    }
-                }
-                Err(Fault::FULL) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.wait_for_room(priority, len, until).map_err(Fault::into_error)?;
-        }
+        let r = self
+            .write_until(priority, len, until, fill)
+            .map_err(Fault::into_error)?;
+        self.signal();
+        Ok(r)
     }
 
     /// Sends every message `f` adds to the batch, published together with

@@ -124,8 +124,7 @@ impl DaemonReceiver<'_> {
                 Ok(_) => {}
                 Err(e) => return Err(e.into_error()),
             }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            rx.wait(&mut release, left).map_err(Fault::into_error)?;
+            rx.wait(&mut release, until).map_err(Fault::into_error)?;
         }
     }
 

@@ -2,10 +2,10 @@
 //! served Critical before High before Low across all clients, round-robin
 //! among clients within a tier, in bursts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, Attached, Shard, BURST, SWEEP_INTERVAL};
-use crate::endpoint::channel::{self, deadline, NotifyOnDrop, Throttle};
+use crate::endpoint::channel::{self, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::pring::PriorityConsumer;
@@ -355,7 +355,7 @@ impl DaemonRx {
     /// Blocks until a message is waiting (`Ok`), the daemon shuts down
     /// ([`Fault::Disconnected`]) or `timeout` passes. Sweeps for dead
     /// clients every [`SWEEP_INTERVAL`] meanwhile.
-    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, timeout: Option<Duration>) -> Op<()> {
+    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, until: Option<Instant>) -> Op<()> {
         table::usable(self.fork_generation)?;
         let DaemonRx {
             seg,
@@ -376,11 +376,7 @@ impl DaemonRx {
         };
         // Tick so that a client's death, which nobody signals, is seen within a sweep interval.
         let ticks = Some(SWEEP_INTERVAL);
-        if !seg
-            .control()
-            .daemon_wake
-            .wait_until_ticking(ready, *spin, deadline(timeout), ticks)
-        {
+        if !seg.control().daemon_wake.wait_until_ticking(ready, *spin, until, ticks) {
             return Err(Fault::Timeout);
         }
         if inb.has_message() {

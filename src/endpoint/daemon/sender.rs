@@ -103,26 +103,12 @@ impl DaemonSender<'_> {
         until: Option<Instant>,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self
-                .tx
-                .write_to_with(client, priority, len, |b| fill.take().map(|f| f(b)))
-            {
-                Ok(r) => {
-                    signal_client(self.tx.segment(), client);
-                    if let Some(r) = r {
-                        return Ok(r);
-                    }
-                }
-                Err(Fault::FULL) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.tx
-                .wait_for_room_to(client, priority, len, until)
-                .map_err(Fault::into_error)?;
-        }
+        let r = self
+            .tx
+            .write_to_until(client, priority, len, until, fill)
+            .map_err(Fault::into_error)?;
+        signal_client(self.tx.segment(), client);
+        Ok(r)
     }
 
     /// Sends every message `f` adds to the batch to one client, published
@@ -175,18 +161,10 @@ impl DaemonSender<'_> {
     }
 
     fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
-        loop {
-            match self.tx.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
-                Ok(()) => {
-                    signal_all(self.tx.segment(), self.tx.shard());
-                    return Ok(());
-                }
-                Err(Fault::FULL) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.tx
-                .wait_for_room_all(priority, data.len(), until)
-                .map_err(Fault::into_error)?;
-        }
+        self.tx
+            .write_all_until(priority, data, until)
+            .map_err(Fault::into_error)?;
+        signal_all(self.tx.segment(), self.tx.shard());
+        Ok(())
     }
 }

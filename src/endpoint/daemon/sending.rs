@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Shard, SWEEP_INTERVAL};
 use crate::buffer::RingError;
-use crate::endpoint::channel::{self, deadline, wait_for_room, Throttle};
+use crate::endpoint::channel::{self, wait_for_room, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
@@ -228,9 +228,9 @@ impl DaemonTx {
         Fault::Ring(e)
     }
 
-    /// Broadcast that waits for room in every client's ring.
-    pub(crate) fn write_timeout(&mut self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> Op<()> {
-        let until = deadline(timeout);
+    /// Broadcast that waits until `until` for room in every client's ring,
+    /// without a wake-up.
+    pub(crate) fn write_all_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Op<()> {
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Err(Fault::FULL) => {}
@@ -240,21 +240,27 @@ impl DaemonTx {
         }
     }
 
-    /// Waits for room in one client's ring, then writes.
-    pub(crate) fn write_to_timeout(
+    /// Writes a `len`-byte message in place to one client, waiting until
+    /// `until` for room, without a wake-up. `fill` runs once, when there is
+    /// room.
+    #[inline]
+    pub(crate) fn write_to_until<R>(
         &mut self,
         client: ClientId,
         priority: Priority,
-        data: &[u8],
-        timeout: Option<Duration>,
-    ) -> Op<()> {
-        let until = deadline(timeout);
+        len: usize,
+        until: Option<Instant>,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Op<R> {
+        // `fill` runs only when the write has room, so a full ring hands it back.
+        let mut fill = Some(fill);
         loop {
-            match self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data)) {
-                Err(Fault::FULL) => {}
-                other => return other,
+            match self.write_to_with(client, priority, len, |b| fill.take().map(|f| f(b))) {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) | Err(Fault::FULL) => {}
+                Err(e) => return Err(e),
             }
-            self.wait_for_room_to(client, priority, data.len(), until)?;
+            self.wait_for_room_to(client, priority, len, until)?;
         }
     }
 
