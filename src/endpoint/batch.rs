@@ -13,17 +13,15 @@ use crate::priority::Priority;
 #[derive(Debug)]
 pub struct Batch<'a> {
     inner: PriorityBatch<'a>,
-    max: usize,
     written: usize,
 }
 
 impl Batch<'_> {
     /// Runs `f` on a batch over `producer`'s rings; what it added is
     /// published when `f` returns.
-    pub(crate) fn run<R>(producer: &mut PriorityProducer, max: usize, f: impl FnOnce(&mut Batch<'_>) -> R) -> R {
+    pub(crate) fn run<R>(producer: &mut PriorityProducer, f: impl FnOnce(&mut Batch<'_>) -> R) -> R {
         f(&mut Batch {
             inner: producer.batch(),
-            max,
             written: 0,
         })
     }
@@ -49,9 +47,6 @@ impl Batch<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        if len > self.max {
-            return Err(Error::MessageTooLarge { len, max: self.max });
-        }
         match self.inner.write_with(priority, len, fill) {
             Ok(r) => {
                 self.written += 1;

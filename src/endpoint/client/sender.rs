@@ -45,7 +45,6 @@ pub struct ClientSender {
     tx: PriorityProducer,
     liveness: Throttle,
     spin: Duration,
-    max_message: usize,
     conn: Arc<Connection>,
 }
 
@@ -63,7 +62,6 @@ impl ClientSender {
             tx,
             liveness: Throttle::new(DAEMON_CHECK_INTERVAL),
             spin,
-            max_message: conn.segment().geometry().max_message_size as usize,
             conn,
         }
     }
@@ -84,7 +82,7 @@ impl ClientSender {
 
     /// The largest message the segment carries.
     pub fn max_message_size(&self) -> usize {
-        self.max_message
+        self.conn.segment().geometry().max_message_size as usize
     }
 
     /// Whether the daemon is there and the connection is usable.
@@ -271,10 +269,7 @@ impl ClientSender {
     /// [`Error::Disconnected`] (nothing is sent) or a poisoned channel;
     /// errors of single messages come back through `f`'s own result.
     pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        let max = self.max_message;
-        let r = self
-            .with_producer(|p| Batch::run(p, max, f))
-            .map_err(Fault::into_error)?;
+        let r = self.with_producer(|p| Batch::run(p, f)).map_err(Fault::into_error)?;
         self.signal();
         Ok(r)
     }

@@ -66,7 +66,6 @@ pub struct Daemon {
     /// Shared by the shards of one daemon: the last one dropped shuts down.
     owner: Arc<Owner>,
     name: String,
-    max_message: usize,
 }
 
 /// Settings for [`Daemon::create`]; from [`Daemon::builder`].
@@ -109,7 +108,6 @@ impl DaemonBuilder {
             .map_err(|e| OpenError::from_shm(e, &self.settings.name))?;
         let (rx, tx, owner) = parts(seg, self.settings.spin);
         Ok(Daemon {
-            max_message: tx.segment().geometry().max_message_size as usize,
             rx,
             tx,
             owner: Arc::new(owner),
@@ -152,7 +150,7 @@ impl Daemon {
 
     /// The largest message the segment carries.
     pub fn max_message_size(&self) -> usize {
-        self.max_message
+        self.tx.segment().geometry().max_message_size as usize
     }
 
     /// Client slots of the segment.
@@ -218,7 +216,6 @@ impl Daemon {
                 tx: DaemonTx::new(seg.clone(), spin, shard, forks),
                 owner: self.owner.clone(),
                 name: self.name.clone(),
-                max_message: self.max_message,
             })
             .collect()
     }

@@ -118,10 +118,9 @@ impl DaemonSender<'_> {
     /// [`Error::UnknownClient`] (nothing is sent); errors of single messages
     /// come back through `f`'s own result.
     pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        let max = self.tx.segment().geometry().max_message_size as usize;
         let r = self
             .tx
-            .with_producer_to(client, |p| Batch::run(p, max, f))
+            .with_producer_to(client, |p| Batch::run(p, f))
             .map_err(Fault::into_error)?;
         signal_client(self.tx.segment(), client);
         Ok(r)
