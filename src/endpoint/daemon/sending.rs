@@ -160,16 +160,16 @@ impl DaemonTx {
         }
     }
 
-    /// The writing side, current with the client table; refused once the
-    /// daemon shuts down.
-    #[inline]
-    fn writer(&mut self) -> Op<&mut Outbound> {
+    /// The writing side, current with the client table; refused in a
+    /// forked child and once the daemon shuts down.
+    #[inline(always)]
+    fn writer(&mut self) -> Op<(&Segment, &mut Outbound)> {
         table::usable(self.fork_generation)?;
         if self.seg.is_shutting_down() {
             return Err(Fault::Disconnected);
         }
         self.out.refresh(&self.seg);
-        Ok(&mut self.out)
+        Ok((&self.seg, &mut self.out))
     }
 
     /// Broadcast: the message goes to every connected client or to none.
@@ -180,12 +180,7 @@ impl DaemonTx {
                 max: self.seg.geometry().max_message_size as usize,
             }));
         }
-        table::usable(self.fork_generation)?;
-        let DaemonTx { seg, out, .. } = self;
-        if seg.is_shutting_down() {
-            return Err(Fault::Disconnected);
-        }
-        out.refresh(seg);
+        let (seg, out) = self.writer()?;
         // Only this process writes these rings, so room found now stays free.
         if out.lacking_room(seg, priority, len)?.is_some() {
             return Err(Fault::FULL);
@@ -208,12 +203,11 @@ impl DaemonTx {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Op<R> {
-        table::usable(self.fork_generation)?;
-        if self.seg.is_shutting_down() {
-            return Err(Fault::Disconnected);
-        }
-        self.out.refresh(&self.seg);
-        match self.out.slot(client)?.rings.write_with(priority, len, fill) {
+        let written = {
+            let (_, out) = self.writer()?;
+            out.slot(client)?.rings.write_with(priority, len, fill)
+        };
+        match written {
             Ok(r) => Ok(r),
             Err(e) => Err(self.write_failed(client, e)),
         }
@@ -327,7 +321,7 @@ impl DaemonTx {
         client: ClientId,
         f: impl FnOnce(&mut PriorityProducer) -> R,
     ) -> Op<R> {
-        let out = self.writer()?;
+        let (_, out) = self.writer()?;
         Ok(f(&mut out.slot(client)?.rings))
     }
 }
