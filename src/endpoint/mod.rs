@@ -33,7 +33,7 @@ pub use stats::Stats;
 pub(crate) use channel::{deadline, load_hint};
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
-    signal_all, signal_client, stats as segment_stats, sweep, DaemonRx, DaemonTx, Owner, Shard,
+    signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
 pub(crate) use settings::{setters, Settings};

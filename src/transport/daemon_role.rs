@@ -54,12 +54,10 @@ impl DaemonRole {
     #[inline(always)]
     fn sending<R>(&self, f: impl FnOnce(&mut DaemonTx) -> Op<R>) -> ShmResult<R> {
         let mut tx = self.tx.try_borrow_mut().map_err(reentrant)?;
-        if tx.take_moved() {
+        if tx.table_moved() {
+            // Inside a read closure the receiving part is busy: a later send tidies.
             if let Ok(mut rx) = self.rx.try_borrow_mut() {
-                rx.refresh(&mut |i| {
-                    tx.detach(i);
-                    true
-                });
+                endpoint::tidy_daemon(&mut rx, &mut tx);
             }
         }
         f(&mut tx).map_err(ShmError::from)

@@ -116,6 +116,19 @@ impl DaemonBuilder {
     }
 }
 
+/// Lets the receiving part free the slots of departed clients it has
+/// drained, the sending part letting go of them: run before a send that
+/// follows one which saw the client table move, so that a daemon that only
+/// sends frees them too.
+#[cold]
+pub(crate) fn tidy(rx: &mut DaemonRx, tx: &mut DaemonTx) {
+    tx.clear_table_moved();
+    rx.refresh(&mut |i| {
+        tx.detach(i);
+        true
+    });
+}
+
 /// The receiving and sending parts over a created segment, and its owner.
 pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
     let forks = crate::platform::fork_generation();
@@ -234,12 +247,8 @@ impl Daemon {
     /// its last send (so a daemon that only sends frees them too).
     #[inline(always)]
     fn sender(&mut self) -> DaemonSender<'_> {
-        if self.tx.take_moved() {
-            let Daemon { rx, tx, .. } = self;
-            rx.refresh(&mut |i| {
-                tx.detach(i);
-                true
-            });
+        if self.tx.table_moved() {
+            tidy(&mut self.rx, &mut self.tx);
         }
         DaemonSender { tx: &mut self.tx }
     }

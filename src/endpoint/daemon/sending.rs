@@ -147,17 +147,15 @@ impl DaemonTx {
         self.out.detach(index);
     }
 
-    /// Whether the client table moved since the last call: then the
-    /// receiving part may have slots to free.
+    /// Whether the client table moved at the last send: then the receiving
+    /// part may have slots to free (see `daemon::tidy`).
     #[inline]
-    pub(crate) fn take_moved(&mut self) -> bool {
-        // Read first: the common answer (no) stores nothing.
-        if self.out.moved {
-            self.out.moved = false;
-            true
-        } else {
-            false
-        }
+    pub(crate) fn table_moved(&self) -> bool {
+        self.out.moved
+    }
+
+    pub(crate) fn clear_table_moved(&mut self) {
+        self.out.moved = false;
     }
 
     /// The writing side, current with the client table; refused in a
