@@ -1,6 +1,11 @@
 //! Counters read from the segment.
 
+use std::sync::atomic::Ordering;
+
 use crate::buffer::RingCounters;
+use crate::priority::Priority;
+use crate::segment::layout::Direction;
+use crate::segment::Segment;
 
 /// Counters of the rings and wake-ups, read from the segment: on the daemon
 /// summed over the connected clients, on a client its own channel's.
@@ -16,4 +21,18 @@ pub struct Stats {
     pub client_wakeups: u64,
     /// Slots the daemon reclaimed from clients that died.
     pub recovered_clients: u32,
+}
+
+impl Stats {
+    /// Adds channel `i`'s counters (its six rings, its wake-ups).
+    pub(crate) fn add_channel(&mut self, seg: &Segment, i: u32) {
+        let ch = seg.channel(i);
+        self.client_wakeups = self
+            .client_wakeups
+            .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
+        for p in Priority::ALL {
+            self.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
+            self.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+        }
+    }
 }

@@ -17,7 +17,6 @@ use crate::endpoint::fault::{Fault, Op};
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
 use crate::pring::{PriorityConsumer, PriorityProducer};
-use crate::priority::Priority;
 use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::segment::SegmentName;
@@ -190,14 +189,10 @@ impl Connection {
         let c = self.seg.control();
         let mut stats = Stats {
             daemon_wakeups: c.daemon_wake.wakeups.load(Ordering::Relaxed),
-            client_wakeups: self.channel().client_wake.wakeups.load(Ordering::Relaxed),
             recovered_clients: c.recovered_clients.load(Ordering::Relaxed),
             ..Stats::default()
         };
-        for p in Priority::ALL {
-            stats.to_daemon[p.index()] = self.seg.ring(self.id.slot, Direction::ToDaemon, p).counters();
-            stats.to_client[p.index()] = self.seg.ring(self.id.slot, Direction::ToClient, p).counters();
-        }
+        stats.add_channel(&self.seg, self.id.slot);
         stats
     }
 

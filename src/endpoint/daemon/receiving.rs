@@ -104,7 +104,7 @@ impl Inbound {
             self.slots[i as usize] = None;
             self.closing.swap_remove(k);
             self.active.retain(|&a| a != i);
-            table::add_channel(&mut self.retired, seg, i);
+            self.retired.add_channel(seg, i);
             slot::free(seg, i);
         }
     }

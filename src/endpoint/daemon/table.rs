@@ -183,22 +183,10 @@ pub(crate) fn stats(seg: &Segment, shard: Shard, retired: &Stats) -> Stats {
     for i in shard.slots(seg) {
         let view = slot::view(seg, i);
         if view.connected || view.closed {
-            add_channel(&mut stats, seg, i);
+            stats.add_channel(seg, i);
         }
     }
     stats
-}
-
-/// Adds channel `i`'s counters (its six rings, its wake-ups) to `stats`.
-pub(super) fn add_channel(stats: &mut Stats, seg: &Segment, i: u32) {
-    let ch = seg.channel(i);
-    stats.client_wakeups = stats
-        .client_wakeups
-        .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
-    for p in Priority::ALL {
-        stats.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
-        stats.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
-    }
 }
 
 /// The daemon's hold on its segment: shuts it down when dropped (when every
