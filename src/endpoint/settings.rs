@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::client::{ClientReceiver, ClientSender};
 use crate::error::{ShmError, ShmResult};
-use crate::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE, MAX_MESSAGE_LIMIT};
+use crate::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE};
 use crate::segment::Segment;
 use crate::segment::SegmentName;
 use crate::wait::DEFAULT_SPIN;
@@ -114,12 +114,11 @@ impl Settings {
     /// Checks the daemon's settings, lays the segment out and creates it.
     pub(crate) fn create(&self) -> ShmResult<Segment> {
         let name = SegmentName::parse(&self.name)?;
-        // Checked before the geometry, which would report a size problem instead.
-        if self.max_message_size == 0 || self.max_message_size > MAX_MESSAGE_LIMIT {
-            return Err(ShmError::InvalidConfig(format!(
-                "max_message_size must be between 1 and {MAX_MESSAGE_LIMIT} bytes, not {}",
-                self.max_message_size
-            )));
+        // A layout for empty messages exists; a daemon that wants one is a mistake.
+        if self.max_message_size == 0 {
+            return Err(ShmError::InvalidConfig(
+                "max_message_size must be at least 1 byte, not 0".into(),
+            ));
         }
         let clients = match self.max_clients {
             Some(n) => n,

@@ -511,6 +511,16 @@ pub const fn min_ring_capacity(max_message: usize) -> usize {
     align_up(2 * record_size(max_message) + RECORD_HEADER_SIZE, LINE)
 }
 
+/// A segment's largest message is at most [`MAX_MESSAGE_LIMIT`].
+fn check_max_message(max_message: usize) -> ShmResult<()> {
+    if max_message > MAX_MESSAGE_LIMIT {
+        return Err(ShmError::InvalidConfig(format!(
+            "max_message_size must be at most {MAX_MESSAGE_LIMIT} bytes, not {max_message}"
+        )));
+    }
+    Ok(())
+}
+
 impl Geometry {
     /// Lays out a segment of `size` bytes with `max_clients` channels.
     pub fn compute(size: usize, max_clients: u32, max_message: usize) -> ShmResult<Geometry> {
@@ -519,11 +529,7 @@ impl Geometry {
                 "max_clients must be between 1 and {MAX_CLIENTS_LIMIT}, not {max_clients}"
             )));
         }
-        if max_message > MAX_MESSAGE_LIMIT {
-            return Err(ShmError::InvalidConfig(format!(
-                "max_message_size must be at most {MAX_MESSAGE_LIMIT} bytes, not {max_message}"
-            )));
-        }
+        check_max_message(max_message)?;
         match Self::try_compute(size, max_clients, max_message) {
             Some(g) => Ok(g),
             None => Err(ShmError::TooSmall {
@@ -592,6 +598,8 @@ impl Geometry {
     /// Client slots for a segment of `size` bytes when none are configured:
     /// as many as fit, up to [`DEFAULT_MAX_CLIENTS`].
     pub fn auto_clients(size: usize, max_message: usize) -> ShmResult<u32> {
+        // Before the search, which would report an impossible size instead.
+        check_max_message(max_message)?;
         (1..=DEFAULT_MAX_CLIENTS)
             .rev()
             .find(|&n| Self::try_compute(size, n, max_message).is_some())
