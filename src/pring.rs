@@ -81,14 +81,10 @@ impl PriorityProducer {
         Ok(max)
     }
 
-    /// Fill level of the fullest tier, 0.0..=1.0, without touching the
-    /// cached positions.
-    pub(crate) fn fill_level(&self) -> Result<f32, RingError> {
-        let mut max = 0f32;
-        for t in &self.tiers {
-            max = max.max(t.fill_level()?);
-        }
-        Ok(max)
+    /// Fill level of the fullest tier, 0.0..=1.0, from the rings' published
+    /// positions (1.0 for a ring whose positions are impossible).
+    pub(crate) fn fill_level(&self) -> f32 {
+        self.tiers.iter().map(|t| t.memory().fill_level()).fold(0.0, f32::max)
     }
 
     /// Counters of each tier.

@@ -483,15 +483,6 @@ impl RingProducer {
         self.has_room(need).map_err(RingError::Corrupted)
     }
 
-    /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh
-    /// load of `head` that leaves the cached one alone.
-    pub(crate) fn fill_level(&self) -> Result<f32, RingError> {
-        let head = self.mem.header().head.load(Ordering::Acquire);
-        let head =
-            check_position(head, self.head_cache, self.tail, Corruption::HeadIndex).map_err(RingError::Corrupted)?;
-        Ok((self.tail - head) as f32 / self.mem.capacity as f32)
-    }
-
     /// Fraction of the ring in use (0.0 empty .. 1.0 full), from a fresh `head`.
     ///
     /// # Errors
