@@ -196,7 +196,7 @@ impl RecoveryManager {
             if !platform::try_lock_byte(&file, 0).map_err(|e| io("lock pid file", e))? {
                 return Err(ShmError::AlreadyRunning {
                     name: name.to_string(),
-                    pid: read_pid_file(&mut file).map_or(0, |p| p.pid),
+                    pid: read_pid_file(&mut file).map_or(0, |(p, _)| p.pid),
                 });
             }
             // Locked; but if the file was removed and recreated meanwhile, this
@@ -234,7 +234,9 @@ impl RecoveryManager {
         if !platform::byte_locked_elsewhere(&file, 0).unwrap_or(false) {
             return None;
         }
-        read_pid_file(&mut file).or(Some(ProcessId { pid: 0, start_time: 0 }))
+        read_pid_file(&mut file)
+            .map(|(p, _)| p)
+            .or(Some(ProcessId { pid: 0, start_time: 0 }))
     }
 
     /// Removes the segment at `path` if its daemon is dead; returns whether
@@ -315,16 +317,19 @@ fn pid_file_for(segment: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn read_pid_file(file: &mut File) -> Option<ProcessId> {
+/// What a PID file says: the process, and whether memlink wrote the file
+/// (its third word is [`PID_FILE_MARK`]).
+fn read_pid_file(file: &mut File) -> Option<(ProcessId, bool)> {
     use std::io::Seek;
     let mut text = String::new();
     file.rewind().ok()?;
     file.take(64).read_to_string(&mut text).ok()?;
     let mut it = text.split_whitespace();
-    Some(ProcessId {
+    let process = ProcessId {
         pid: it.next()?.parse().ok()?,
         start_time: it.next().and_then(|t| t.parse().ok()).unwrap_or(0),
-    })
+    };
+    Some((process, it.next() == Some(PID_FILE_MARK)))
 }
 
 /// The third word of a memlink PID file ("PID START memlink"): cleanup
@@ -334,22 +339,10 @@ const PID_FILE_MARK: &str = "memlink";
 /// Whether `path` is a memlink PID file whose process is gone (its pid no
 /// longer runs, or runs another program started at another time).
 fn is_stale_memlink_pid_file(path: &Path) -> bool {
-    let Ok(mut file) = platform::open_segment_file(path) else {
-        return false;
-    };
-    let mut text = String::new();
-    use std::io::Seek;
-    if file.rewind().is_err() || (&mut file).take(64).read_to_string(&mut text).is_err() {
-        return false;
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let [pid, start, PID_FILE_MARK] = words.as_slice() else {
-        return false;
-    };
-    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
-        return false;
-    };
-    platform::process_start_time(pid) != Some(start)
+    platform::open_segment_file(path)
+        .ok()
+        .and_then(|mut file| read_pid_file(&mut file))
+        .is_some_and(|(process, ours)| ours && !process.is_alive())
 }
 
 /// Removes the segment `name` if it is a memlink segment of this user whose
