@@ -4,6 +4,7 @@
 
 use crate::buffer::RingError;
 use crate::error::{Error, ShmError};
+use crate::segment::layout::Corruption;
 use crate::slot::{ClientId, Poison};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub(crate) type Op<T> = Result<T, Fault>;
 impl Fault {
     /// No room now.
     pub(crate) const FULL: Fault = Fault::Ring(RingError::Full);
+
+    /// The segment's file shrank under the mapping.
+    pub(crate) const TRUNCATED: Fault = Fault::Ring(RingError::Corrupted(Corruption::SegmentTruncated));
 
     /// The endpoints' error.
     #[cold]

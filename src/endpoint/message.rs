@@ -26,6 +26,7 @@ pub struct Message {
 }
 
 impl Message {
+    #[inline]
     pub(crate) fn new(priority: Priority, bytes: &[u8]) -> Message {
         let payload = if bytes.len() <= INLINE {
             let mut inline = [0u8; INLINE];
@@ -80,6 +81,7 @@ pub struct ClientMessage {
 }
 
 impl ClientMessage {
+    #[inline]
     pub(crate) fn new(client: ClientId, priority: Priority, bytes: &[u8]) -> ClientMessage {
         ClientMessage {
             client,

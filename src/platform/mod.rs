@@ -21,6 +21,11 @@ mod unix;
 #[cfg(unix)]
 pub use unix::*;
 
+#[cfg(unix)]
+mod fault_guard;
+#[cfg(unix)]
+pub use fault_guard::{faults_anywhere, FaultGuard};
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

@@ -437,6 +437,43 @@ impl Drop for WakeScope {
     }
 }
 
+/// A mapping's registration against a shrinking file. Windows refuses to
+/// shrink a file below a mapped view (`SetEndOfFile` fails with
+/// `ERROR_USER_MAPPED_FILE`), so a mapping never loses pages: nothing to
+/// guard, and the count stays 0.
+#[derive(Debug)]
+pub struct FaultGuard;
+
+static NO_FAULTS: AtomicU32 = AtomicU32::new(0);
+
+/// Always 0: a mapped file cannot shrink.
+#[inline]
+pub fn faults_anywhere() -> u32 {
+    0
+}
+
+impl FaultGuard {
+    /// Nothing to register (see the type's docs).
+    pub fn new(_base: *const u8, _len: usize) -> FaultGuard {
+        FaultGuard
+    }
+
+    /// Always 0: a mapped file cannot shrink.
+    pub fn faults(&self) -> &'static AtomicU32 {
+        &NO_FAULTS
+    }
+
+    /// Never: a mapped file cannot shrink.
+    pub fn lowest_fault(&self) -> Option<usize> {
+        None
+    }
+
+    /// Every mapping is safe from shrinking.
+    pub fn is_guarded(&self) -> bool {
+        true
+    }
+}
+
 /// How a word at some address waits and wakes.
 enum Channel {
     /// In a registered mapping: its named semaphore. The handle stays open

@@ -362,8 +362,8 @@ pub const fn encode_wrap(skip: usize) -> u64 {
     (skip as u64) | (KIND_WRAP << 32) | (TAG << 48)
 }
 
-/// What in a ring held a value no well-behaved peer writes. The ring stays
-/// failed from then on.
+/// What in a ring or segment held a value no well-behaved peer writes (or
+/// what a peer did to it). The ring stays failed from then on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Corruption {
@@ -383,6 +383,9 @@ pub enum Corruption {
     WrapPlacement,
     /// A record is of no known kind.
     RecordKind,
+    /// The segment's file shrank under its mapping: another process cut it
+    /// short, and the pages past its end are gone.
+    SegmentTruncated,
 }
 
 impl Corruption {
@@ -397,6 +400,7 @@ impl Corruption {
             Corruption::RecordOverrun => "record runs past the end of the ring",
             Corruption::WrapPlacement => "wrap record does not end at the end of the ring",
             Corruption::RecordKind => "record kind",
+            Corruption::SegmentTruncated => "segment file cut short by another process",
         }
     }
 }

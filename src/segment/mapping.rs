@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
 use std::sync::Mutex;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -22,8 +23,9 @@ use crate::platform;
 /// A mapped segment. The mapping stays valid while this value lives.
 #[derive(Debug)]
 pub struct SharedMemory {
-    /// Declared before `map`, so it is dropped (unregistered) before the unmap.
+    /// Declared before `map`, so they are dropped (unregistered) before the unmap.
     _wake_scope: platform::WakeScope,
+    guard: platform::FaultGuard,
     map: MmapRaw,
     name: SegmentName,
     /// Kept open: liveness locks live on this open file description.
@@ -101,6 +103,7 @@ impl SharedMemory {
     fn mapped(map: MmapRaw, name: &SegmentName, file: File) -> SharedMemory {
         SharedMemory {
             _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
+            guard: platform::FaultGuard::new(map.as_ptr(), map.len()),
             map,
             name: name.clone(),
             file,
@@ -192,6 +195,23 @@ impl SharedMemory {
     /// The segment's name.
     pub fn name(&self) -> &SegmentName {
         &self.name
+    }
+
+    /// How many pages of the mapping were found gone because the file shrank
+    /// (see `platform::FaultGuard`): 0 while the segment is whole.
+    pub fn faults(&self) -> &'static AtomicU32 {
+        self.guard.faults()
+    }
+
+    /// Offset of the lowest page of the mapping found gone, if any.
+    pub fn lowest_fault(&self) -> Option<usize> {
+        self.guard.lowest_fault()
+    }
+
+    /// The file's size now (another process may have changed it); 0 if it
+    /// cannot be read.
+    pub fn file_len(&self) -> u64 {
+        platform::file_owner_and_size(&self.file).map_or(0, |(_, len)| len)
     }
 }
 

@@ -10,7 +10,7 @@
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ use crate::priority::Priority;
 pub struct Segment {
     shm: Arc<SharedMemory>,
     geometry: Geometry,
+    /// The mapping's fault count (`SharedMemory::faults`), one load away.
+    faults: &'static AtomicU32,
 }
 
 /// How long a creator that lost the race to take over a dead daemon's name
@@ -52,7 +54,7 @@ impl Segment {
     pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
         // The hidden file arrives locked with the daemon's liveness byte.
-        let seg = Segment { shm, geometry };
+        let seg = Segment::new(shm, geometry);
         seg.init(protocol_version);
         let mut attempts = 0;
         let mut takeover_deadline = None;
@@ -192,7 +194,30 @@ impl Segment {
         {
             return Err(invalid("header sizes disagree with each other".into()));
         }
-        Ok(Segment { shm, geometry })
+        Ok(Segment::new(shm, geometry))
+    }
+
+    fn new(shm: Arc<SharedMemory>, geometry: Geometry) -> Segment {
+        let faults = shm.faults();
+        Segment { shm, geometry, faults }
+    }
+
+    /// Whether part of the mapping was found gone: the file shrank under it
+    /// (a peer truncated it) and zero pages now stand in for what was cut.
+    /// One load of a static word while no mapping of the process lost a page.
+    #[inline]
+    pub fn truncated(&self) -> bool {
+        platform::faults_anywhere() != 0 && self.faults.load(Ordering::Relaxed) != 0
+    }
+
+    /// How many leading bytes of the mapping are still shared with the
+    /// other processes: all of it while the segment is whole, else the
+    /// lesser of the file's size now and the lowest page found gone (a file
+    /// cut and then grown again does not share its new pages).
+    pub(crate) fn intact_len(&self) -> usize {
+        let file = usize::try_from(self.shm.file_len()).unwrap_or(usize::MAX);
+        let lowest = self.shm.lowest_fault().unwrap_or(usize::MAX);
+        self.shm.len().min(file).min(lowest)
     }
 
     /// The validated geometry.

@@ -6,6 +6,13 @@
 //! daemon died from the daemon's lock byte, checked while it waits (every
 //! [`DAEMON_CHECK_INTERVAL`]), when a write finds its ring full, when a read
 //! finds nothing, and otherwise every 256 operations at most that often.
+//!
+//! If another process cuts the segment file short, the pages past its end
+//! read as zeros in this process (see `platform::FaultGuard`) and every
+//! operation from then on fails with [`Corruption::SegmentTruncated`]; a
+//! write during which the pages went away reports it too.
+//!
+//! [`Corruption::SegmentTruncated`]: crate::Corruption::SegmentTruncated
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -124,18 +131,30 @@ impl Connection {
         self.poisoned()
     }
 
-    /// Whether this copy may touch the channel at all, and whether the
-    /// channel was poisoned: the conditions that stop reads even while
-    /// messages are waiting.
+    /// Whether this copy may touch the channel at all, whether the segment
+    /// is whole and whether the channel was poisoned: the conditions that
+    /// stop reads even while messages are waiting.
     #[inline]
     pub(crate) fn poisoned(&self) -> Op<()> {
         if platform::forked_since(self.fork_generation) {
             return Err(Fault::Forked);
         }
+        self.intact()?;
         match slot::poisoned(&self.seg, self.id.slot) {
             None => Ok(()),
             Some(by) => Err(Fault::Poisoned(by)),
         }
+    }
+
+    /// `Err` once part of the mapping was found gone (a peer truncated the
+    /// segment file): a client touches only the control region and its own
+    /// channel, so any such page was one of them.
+    #[inline]
+    pub(crate) fn intact(&self) -> Op<()> {
+        if self.seg.truncated() {
+            return Err(Fault::TRUNCATED);
+        }
+        Ok(())
     }
 
     /// Looks at the daemon's liveness lock (a syscall) and remembers a death.

@@ -101,7 +101,8 @@ impl ClientSender {
         }
         self.conn.status()?;
         match self.tx.write_with(priority, len, fill) {
-            Ok(r) => Ok(r),
+            // A write into pages that went away meanwhile reached nobody.
+            Ok(r) => self.conn.intact().map(|()| r),
             Err(e) => Err(self.write_failed(e)),
         }
     }

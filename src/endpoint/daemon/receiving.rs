@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::table::{self, attach, moved_epoch, Attached, Shard, BURST, SWEEP_INTERVAL};
+use super::table::{self, attach, moved_epoch, Attached, Health, Shard, BURST, SWEEP_INTERVAL};
 use crate::endpoint::channel::{self, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
@@ -214,8 +214,8 @@ impl Inbound {
 /// The receiving part of the daemon.
 pub(crate) struct DaemonRx {
     seg: Segment,
-    /// Where the daemon was made (a forked child's copy is inert).
-    fork_generation: u32,
+    /// Fork and truncation checks.
+    health: Health,
     spin: Duration,
     /// Paces liveness sweeps of the client table.
     sweeper: Throttle,
@@ -246,14 +246,14 @@ impl DaemonRx {
                 retired: Stats::default(),
             },
             seg,
-            fork_generation,
+            health: Health::new(fork_generation),
             spin,
             sweeper: Throttle::new(SWEEP_INTERVAL),
         }
     }
 
     pub(crate) fn fork_generation(&self) -> u32 {
-        self.fork_generation
+        self.health.fork_generation()
     }
 
     pub(crate) fn set_spin(&mut self, spin: Duration) {
@@ -284,16 +284,29 @@ impl DaemonRx {
         }
     }
 
-    /// After a read: sweep for dead clients now and then (on an empty poll by
-    /// the clock, while busy at most every 256 reads), and once the daemon
-    /// shuts down, report it on an empty read.
-    #[inline]
+    /// After a read: sweep for dead clients now and then (while busy at
+    /// most every 256 reads); an empty read does more.
+    #[inline(always)]
     fn after_read(&mut self, empty: bool) -> Op<()> {
-        let sweep = if empty { self.sweeper.due() } else { self.sweeper.tick() };
-        if sweep {
+        if empty {
+            return self.after_empty_read();
+        }
+        if self.sweeper.tick() {
             table::sweep(&self.seg);
         }
-        if empty && self.seg.is_shutting_down() {
+        Ok(())
+    }
+
+    /// After a read that found nothing: sweep for dead clients by the clock,
+    /// and report a cut segment or the daemon's shutdown.
+    #[inline(never)]
+    fn after_empty_read(&mut self) -> Op<()> {
+        if self.sweeper.due() {
+            table::sweep(&self.seg);
+        }
+        // The scan may have found pages gone: say so now, not next time.
+        self.health.check(&self.seg, self.inb.shard)?;
+        if self.seg.is_shutting_down() {
             return Err(Fault::Disconnected);
         }
         Ok(())
@@ -307,7 +320,7 @@ impl DaemonRx {
         release: &mut impl FnMut(u32) -> bool,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Op<Option<R>> {
-        table::usable(self.fork_generation)?;
+        self.health.check(&self.seg, self.inb.shard)?;
         self.refresh(release);
         let r = self.inb.take(&self.seg, f)?;
         if !self.inb.closing.is_empty() {
@@ -326,7 +339,7 @@ impl DaemonRx {
         max: usize,
         mut f: impl FnMut(ClientId, Priority, &[u8]),
     ) -> Op<usize> {
-        table::usable(self.fork_generation)?;
+        self.health.check(&self.seg, self.inb.shard)?;
         self.refresh(release);
         let inb = &mut self.inb;
         let mut touched = std::mem::take(&mut inb.touched);
@@ -356,7 +369,7 @@ impl DaemonRx {
     /// ([`Fault::Disconnected`]) or `timeout` passes. Sweeps for dead
     /// clients every [`SWEEP_INTERVAL`] meanwhile.
     pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, until: Option<Instant>) -> Op<()> {
-        table::usable(self.fork_generation)?;
+        self.health.check(&self.seg, self.inb.shard)?;
         let DaemonRx {
             seg,
             spin,

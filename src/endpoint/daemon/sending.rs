@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::table::{self, attach, moved_epoch, unknown_client, Attached, Shard, SWEEP_INTERVAL};
+use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, Shard, SWEEP_INTERVAL};
 use crate::buffer::RingError;
 use crate::endpoint::channel::{self, wait_for_room, Throttle};
 use crate::endpoint::fault::{Fault, Op};
@@ -96,8 +96,8 @@ impl Outbound {
 /// The sending part of the daemon.
 pub(crate) struct DaemonTx {
     seg: Segment,
-    /// Where the daemon was made (a forked child's copy is inert).
-    fork_generation: u32,
+    /// Fork and truncation checks.
+    health: Health,
     spin: Duration,
     /// Paces liveness sweeps while a blocking write waits.
     sweeper: Throttle,
@@ -124,7 +124,7 @@ impl DaemonTx {
                 shard,
             },
             seg,
-            fork_generation,
+            health: Health::new(fork_generation),
             spin,
             sweeper: Throttle::new(SWEEP_INTERVAL),
         }
@@ -162,7 +162,7 @@ impl DaemonTx {
     /// forked child and once the daemon shuts down.
     #[inline(always)]
     fn writer(&mut self) -> Op<(&Segment, &mut Outbound)> {
-        table::usable(self.fork_generation)?;
+        self.health.check(&self.seg, self.out.shard)?;
         if self.seg.is_shutting_down() {
             return Err(Fault::Disconnected);
         }

@@ -16,7 +16,7 @@ use crate::endpoint::channel::{self, Lacking};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
-use crate::segment::layout::{Direction, EventWord, STATE_SHUTTING_DOWN};
+use crate::segment::layout::{Direction, EventWord, CONTROL_SIZE, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
 
@@ -103,13 +103,71 @@ pub(super) fn attach<R>(
     }
 }
 
-/// `Err(Forked)` in a forked child of the process that made the daemon.
-#[inline]
-pub(super) fn usable(fork_generation: u32) -> Op<()> {
-    if crate::platform::forked_since(fork_generation) {
-        return Err(Fault::Forked);
+/// What every operation of a daemon part checks first: that it is not a
+/// forked child's copy, and that the segment file was not cut short under
+/// the slots it serves.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Health {
+    /// `platform::fork_generation()` where the daemon was made.
+    fork_generation: u32,
+    /// `platform::faults_anywhere()` when this part last looked.
+    faults_seen: u32,
+}
+
+impl Health {
+    pub(super) fn new(fork_generation: u32) -> Health {
+        Health {
+            fork_generation,
+            faults_seen: 0,
+        }
     }
-    Ok(())
+
+    pub(super) fn fork_generation(&self) -> u32 {
+        self.fork_generation
+    }
+
+    /// `Err(Forked)` in a forked child; after pages of the mapping were
+    /// found gone, poisons the slots of `shard` they cut into (see
+    /// [`Health::cut_off`]). Two loads of static words while all is well.
+    #[inline]
+    pub(super) fn check(&mut self, seg: &Segment, shard: Shard) -> Op<()> {
+        if crate::platform::forked_since(self.fork_generation) {
+            return Err(Fault::Forked);
+        }
+        if crate::platform::faults_anywhere() != self.faults_seen {
+            return self.cut_off(seg, shard);
+        }
+        Ok(())
+    }
+
+    /// A mapping of this process lost pages. If it was this segment's, the
+    /// file was cut short (a peer truncated it) and this process touched a
+    /// page past its end, now a private zero page. Every
+    /// slot of `shard` whose channel reaches past what is still shared is
+    /// poisoned (its client cannot be served: what either side writes there
+    /// stays in its own process); the other clients go on. `Err` when the
+    /// control region itself is gone: then nothing can be served.
+    #[cold]
+    #[inline(never)]
+    fn cut_off(&mut self, seg: &Segment, shard: Shard) -> Op<()> {
+        let faults = crate::platform::faults_anywhere();
+        if !seg.truncated() {
+            self.faults_seen = faults; // another segment's
+            return Ok(());
+        }
+        let intact = seg.intact_len();
+        if intact < CONTROL_SIZE {
+            return Err(Fault::TRUNCATED);
+        }
+        let g = *seg.geometry();
+        for i in shard.slots(seg) {
+            if g.channel_offset(i) + g.channel_stride > intact {
+                slot::poison(seg, i, Poison::ByDaemon);
+            }
+        }
+        self.faults_seen = faults;
+        Ok(())
+    }
 }
 
 #[cold]
