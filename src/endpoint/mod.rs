@@ -19,6 +19,7 @@ mod client;
 mod daemon;
 mod fault;
 mod message;
+mod outlet;
 mod settings;
 mod stats;
 
@@ -36,6 +37,7 @@ pub(crate) use daemon::{
     signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
+pub(crate) use outlet::Outlet;
 pub(crate) use settings::{setters, Settings};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Stats};
+use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Outlet, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -67,7 +67,7 @@ impl ClientRole {
         self.tx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .write_with(priority, len, fill)
+            .write(priority, len, fill)
             .map_err(ShmError::from)
     }
 

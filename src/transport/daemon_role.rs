@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Op, Owner, Shard, Stats};
+use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Op, Outlet, Owner, Shard, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -100,9 +100,8 @@ impl DaemonRole {
         timeout: Option<Duration>,
     ) -> ShmResult<()> {
         self.sending(|tx| {
-            tx.write_to_until(client, priority, data.len(), deadline(timeout), |b| {
-                b.copy_from_slice(data)
-            })
+            tx.to(client)
+                .write_until(priority, data.len(), deadline(timeout), |b| b.copy_from_slice(data))
         })
     }
 

@@ -8,6 +8,8 @@ mod sender;
 use std::sync::Arc;
 use std::time::Duration;
 
+use delegate::delegate;
+
 use super::batch::Batch;
 use super::message::Message;
 use super::settings::{setters, Settings};
@@ -154,151 +156,108 @@ impl Client {
         self.tx.is_connected()
     }
 
-    /// Sends a copy of `data`, waiting while the ring to the daemon is full
-    /// ([`ClientSender::send`]).
-    ///
-    /// # Errors
-    /// As [`ClientSender::send`].
-    #[inline]
-    pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.tx.send(priority, data)
-    }
+    delegate! {
+        to self.tx {
+            /// Sends a copy of `data`, waiting while the ring to the daemon is
+            /// full ([`ClientSender::send`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::send`].
+            pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
-    /// [`ClientSender::send_timeout`].
-    ///
-    /// # Errors
-    /// As [`ClientSender::send_timeout`].
-    pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.tx.send_timeout(priority, data, timeout)
-    }
+            /// [`ClientSender::send_timeout`].
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_timeout`].
+            pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
 
-    /// Sends a copy of `data` if it fits now ([`ClientSender::try_send`]).
-    ///
-    /// # Errors
-    /// As [`ClientSender::try_send`].
-    #[inline]
-    pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.tx.try_send(priority, data)
-    }
+            /// Sends a copy of `data` if it fits now ([`ClientSender::try_send`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::try_send`].
+            pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
-    /// Sends a message written in place ([`ClientSender::send_with`]).
-    ///
-    /// # Errors
-    /// As [`ClientSender::send_with`].
-    #[inline]
-    pub fn send_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.tx.send_with(priority, len, fill)
-    }
+            /// Sends a message written in place ([`ClientSender::send_with`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_with`].
+            pub fn send_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
 
-    /// [`ClientSender::try_send_with`].
-    ///
-    /// # Errors
-    /// As [`ClientSender::try_send_with`].
-    #[inline]
-    pub fn try_send_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.tx.try_send_with(priority, len, fill)
-    }
+            /// [`ClientSender::try_send_with`].
+            ///
+            /// # Errors
+            /// As [`ClientSender::try_send_with`].
+            pub fn try_send_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
 
-    /// Sends a batch with one wake-up ([`ClientSender::send_batch`]).
-    ///
-    /// ```
-    /// use memlink_shm::{Client, Daemon, Priority};
-    /// # let name = format!("memlink-doc-client-batch-{}", std::process::id());
-    /// let mut daemon = Daemon::create(&name)?;
-    /// let mut client = Client::connect(&name)?;
-    /// client.send_batch(|batch| {
-    ///     for i in 0..100u32 {
-    ///         batch.try_send(Priority::High, &i.to_le_bytes())?;
-    ///     }
-    ///     Ok::<(), memlink_shm::Error>(())
-    /// })??;
-    /// let mut sum = 0;
-    /// let n = daemon.try_recv_batch(1000, |_, _, b| sum += u32::from_le_bytes(b.try_into().unwrap()))?;
-    /// assert_eq!((n, sum), (100, 4950));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As [`ClientSender::send_batch`].
-    pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        self.tx.send_batch(f)
-    }
+            /// Sends a batch with one wake-up ([`ClientSender::send_batch`]).
+            ///
+            /// ```
+            /// use memlink_shm::{Client, Daemon, Priority};
+            /// # let name = format!("memlink-doc-client-batch-{}", std::process::id());
+            /// let mut daemon = Daemon::create(&name)?;
+            /// let mut client = Client::connect(&name)?;
+            /// client.send_batch(|batch| {
+            ///     for i in 0..100u32 {
+            ///         batch.try_send(Priority::High, &i.to_le_bytes())?;
+            ///     }
+            ///     Ok::<(), memlink_shm::Error>(())
+            /// })??;
+            /// let mut sum = 0;
+            /// let n = daemon.try_recv_batch(1000, |_, _, b| sum += u32::from_le_bytes(b.try_into().unwrap()))?;
+            /// assert_eq!((n, sum), (100, 4950));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_batch`].
+            pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error>;
 
-    /// Takes the next message, waiting for one ([`ClientReceiver::recv`]).
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::recv`].
-    pub fn recv(&mut self) -> Result<Message, Error> {
-        self.rx.recv()
-    }
+            /// Congestion from 0.0 to 1.0 ([`ClientSender::backpressure`]).
+            pub fn backpressure(&self) -> f32;
+        }
+        to self.rx {
+            /// Takes the next message, waiting for one ([`ClientReceiver::recv`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv`].
+            pub fn recv(&mut self) -> Result<Message, Error>;
 
-    /// [`ClientReceiver::recv_timeout`].
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::recv_timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
-        self.rx.recv_timeout(timeout)
-    }
+            /// [`ClientReceiver::recv_timeout`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_timeout`].
+            pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error>;
 
-    /// Takes the next message if one is waiting ([`ClientReceiver::try_recv`]).
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::try_recv`].
-    #[inline]
-    pub fn try_recv(&mut self) -> Result<Message, Error> {
-        self.rx.try_recv()
-    }
+            /// Takes the next message if one is waiting ([`ClientReceiver::try_recv`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::try_recv`].
+            pub fn try_recv(&mut self) -> Result<Message, Error>;
 
-    /// Reads the next waiting message in place ([`ClientReceiver::try_recv_with`]).
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::try_recv_with`].
-    #[inline]
-    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.rx.try_recv_with(f)
-    }
+            /// Reads the next waiting message in place ([`ClientReceiver::try_recv_with`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::try_recv_with`].
+            pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`ClientReceiver::recv_with`].
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::recv_with`].
-    pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.rx.recv_with(f)
-    }
+            /// [`ClientReceiver::recv_with`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_with`].
+            pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`ClientReceiver::recv_timeout_with`].
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::recv_timeout_with`].
-    pub fn recv_timeout_with<R>(
-        &mut self,
-        timeout: Duration,
-        f: impl FnOnce(Priority, &[u8]) -> R,
-    ) -> Result<R, Error> {
-        self.rx.recv_timeout_with(timeout, f)
-    }
+            /// [`ClientReceiver::recv_timeout_with`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_timeout_with`].
+            pub fn recv_timeout_with<R>(&mut self, timeout: Duration, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`ClientReceiver::try_recv_batch`].
-    ///
-    /// # Errors
-    /// As [`ClientReceiver::try_recv_batch`].
-    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error> {
-        self.rx.try_recv_batch(max, f)
-    }
-
-    /// Congestion from 0.0 to 1.0 ([`ClientSender::backpressure`]).
-    pub fn backpressure(&self) -> f32 {
-        self.tx.backpressure()
+            /// [`ClientReceiver::try_recv_batch`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::try_recv_batch`].
+            pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error>;
+        }
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that the daemon sees in

@@ -8,6 +8,7 @@ use crate::buffer::RingError;
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{deadline, wait_for_room, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
+use crate::endpoint::outlet::Outlet;
 use crate::error::Error;
 use crate::pring::PriorityProducer;
 use crate::priority::Priority;
@@ -90,22 +91,7 @@ impl ClientSender {
         self.conn.is_connected()
     }
 
-    // ---- the engine: publishes without waking (the 0.1.3 layer's `write`).
-
-    /// Writes a `len`-byte message in place and publishes it, without a
-    /// wake-up.
-    #[inline(always)]
-    pub(crate) fn write_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Op<R> {
-        if self.liveness.tick() {
-            self.conn.check_daemon();
-        }
-        self.conn.status()?;
-        match self.tx.write_with(priority, len, fill) {
-            // A write into pages that went away meanwhile reached nobody.
-            Ok(r) => self.conn.intact().map(|()| r),
-            Err(e) => Err(self.write_failed(e)),
-        }
-    }
+    // ---- the engine.
 
     /// Why a write failed: a full ring may mean nobody reads any more.
     #[cold]
@@ -119,53 +105,6 @@ impl ClientSender {
         }
     }
 
-    /// Writes a `len`-byte message in place, waiting until `until` for room,
-    /// without a wake-up. `fill` runs once, when there is room.
-    #[inline]
-    pub(crate) fn write_until<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Op<R> {
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self.write_with(priority, len, |b| fill.take().map(|f| f(b))) {
-                Ok(Some(r)) => return Ok(r),
-                Ok(None) | Err(Fault::FULL) => {}
-                Err(e) => return Err(e),
-            }
-            self.wait_for_room(priority, len, until)?;
-        }
-    }
-
-    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
-    /// daemon is gone ([`Fault::Disconnected`]) or `until` passes
-    /// ([`Fault::Timeout`]). Room found stays: this is the ring's only
-    /// writer.
-    pub(crate) fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
-        let ClientSender {
-            tx,
-            liveness,
-            conn,
-            spin,
-            ..
-        } = self;
-        let conn: &Connection = conn;
-        wait_for_room(*spin, until, DAEMON_CHECK_INTERVAL, move || {
-            if liveness.due() {
-                conn.check_daemon();
-            }
-            conn.status()?;
-            Ok((!tx.can_write(priority, len)?).then(|| Lacking {
-                space: &conn.channel().to_daemon_space,
-                reader: &conn.segment().control().daemon_wake,
-            }))
-        })
-    }
-
     /// Lends the writing ends, once the client is known to be usable.
     pub(crate) fn with_producer<R>(&mut self, f: impl FnOnce(&mut PriorityProducer) -> R) -> Op<R> {
         if self.liveness.tick() {
@@ -173,12 +112,6 @@ impl ClientSender {
         }
         self.conn.status()?;
         Ok(f(&mut self.tx))
-    }
-
-    /// Wakes the daemon if it sleeps.
-    #[inline]
-    pub(crate) fn signal(&self) {
-        self.conn.signal();
     }
 
     // ---- the API.
@@ -191,7 +124,7 @@ impl ClientSender {
     /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`].
     #[inline]
     pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_with_until(priority, data.len(), None, |b| b.copy_from_slice(data))
+        self.publish_until(priority, data.len(), None, |b| b.copy_from_slice(data))
     }
 
     /// Like [`ClientSender::send`], waiting at most `timeout` for room.
@@ -199,7 +132,7 @@ impl ClientSender {
     /// # Errors
     /// As [`ClientSender::send`], and [`Error::Timeout`].
     pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.send_with_until(priority, data.len(), deadline(Some(timeout)), |b| {
+        self.publish_until(priority, data.len(), deadline(Some(timeout)), |b| {
             b.copy_from_slice(data)
         })
     }
@@ -225,7 +158,7 @@ impl ClientSender {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.send_with_until(priority, len, None, fill)
+        self.publish_until(priority, len, None, fill)
     }
 
     /// Like [`ClientSender::send_with`], but only if it fits now.
@@ -239,28 +172,7 @@ impl ClientSender {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        match self.write_with(priority, len, fill) {
-            Ok(r) => {
-                self.signal();
-                Ok(r)
-            }
-            Err(e) => Err(e.into_error()),
-        }
-    }
-
-    #[inline]
-    fn send_with_until<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        let r = self
-            .write_until(priority, len, until, fill)
-            .map_err(Fault::into_error)?;
-        self.signal();
-        Ok(r)
+        self.publish(priority, len, fill)
     }
 
     /// Sends every message `f` adds to the batch, published together with
@@ -271,7 +183,7 @@ impl ClientSender {
     /// errors of single messages come back through `f`'s own result.
     pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
         let r = self.with_producer(|p| Batch::run(p, f)).map_err(Fault::into_error)?;
-        self.signal();
+        self.wake();
         Ok(r)
     }
 
@@ -280,5 +192,54 @@ impl ClientSender {
     pub fn backpressure(&self) -> f32 {
         let own = self.tx.fill_level();
         own.max(self.conn.daemon_backpressure())
+    }
+}
+
+/// The engine: publishes without waking (the 0.1.3 layer's `write`).
+impl Outlet for ClientSender {
+    /// Writes a `len`-byte message in place and publishes it, without a
+    /// wake-up.
+    #[inline(always)]
+    fn write<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Op<R> {
+        if self.liveness.tick() {
+            self.conn.check_daemon();
+        }
+        self.conn.status()?;
+        match self.tx.write_with(priority, len, fill) {
+            // A write into pages that went away meanwhile reached nobody.
+            Ok(r) => self.conn.intact().map(|()| r),
+            Err(e) => Err(self.write_failed(e)),
+        }
+    }
+
+    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
+    /// daemon is gone ([`Fault::Disconnected`]) or `until` passes
+    /// ([`Fault::Timeout`]). Room found stays: this is the ring's only
+    /// writer.
+    fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
+        let ClientSender {
+            tx,
+            liveness,
+            conn,
+            spin,
+            ..
+        } = self;
+        let conn: &Connection = conn;
+        wait_for_room(*spin, until, DAEMON_CHECK_INTERVAL, move || {
+            if liveness.due() {
+                conn.check_daemon();
+            }
+            conn.status()?;
+            Ok((!tx.can_write(priority, len)?).then(|| Lacking {
+                space: &conn.channel().to_daemon_space,
+                reader: &conn.segment().control().daemon_wake,
+            }))
+        })
+    }
+
+    /// Wakes the daemon if it sleeps.
+    #[inline]
+    fn wake(&self) {
+        self.conn.signal();
     }
 }

@@ -9,6 +9,8 @@ mod table;
 use std::sync::Arc;
 use std::time::Duration;
 
+use delegate::delegate;
+
 use super::batch::Batch;
 use super::message::ClientMessage;
 use super::settings::{setters, Settings};
@@ -274,162 +276,107 @@ impl Daemon {
         self.tx.set_spin(spin);
     }
 
-    /// Takes the next message, waiting for one ([`DaemonReceiver::recv`]).
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::recv`].
-    pub fn recv(&mut self) -> Result<ClientMessage, Error> {
-        self.receiver().recv()
-    }
+    delegate! {
+        to self.receiver() {
+            /// Takes the next message, waiting for one ([`DaemonReceiver::recv`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv`].
+            pub fn recv(&mut self) -> Result<ClientMessage, Error>;
 
-    /// [`DaemonReceiver::recv_timeout`].
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::recv_timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
-        self.receiver().recv_timeout(timeout)
-    }
+            /// [`DaemonReceiver::recv_timeout`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_timeout`].
+            pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error>;
 
-    /// Takes the next message if one is waiting ([`DaemonReceiver::try_recv`]).
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::try_recv`].
-    #[inline]
-    pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        self.receiver().try_recv()
-    }
+            /// Takes the next message if one is waiting ([`DaemonReceiver::try_recv`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::try_recv`].
+            pub fn try_recv(&mut self) -> Result<ClientMessage, Error>;
 
-    /// Reads the next waiting message in place ([`DaemonReceiver::try_recv_with`]).
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::try_recv_with`].
-    #[inline]
-    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.receiver().try_recv_with(f)
-    }
+            /// Reads the next waiting message in place ([`DaemonReceiver::try_recv_with`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::try_recv_with`].
+            pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`DaemonReceiver::recv_with`].
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::recv_with`].
-    pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.receiver().recv_with(f)
-    }
+            /// [`DaemonReceiver::recv_with`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_with`].
+            pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`DaemonReceiver::recv_timeout_with`].
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::recv_timeout_with`].
-    pub fn recv_timeout_with<R>(
-        &mut self,
-        timeout: Duration,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
-    ) -> Result<R, Error> {
-        self.receiver().recv_timeout_with(timeout, f)
-    }
+            /// [`DaemonReceiver::recv_timeout_with`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_timeout_with`].
+            pub fn recv_timeout_with<R>(&mut self, timeout: Duration, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
 
-    /// [`DaemonReceiver::try_recv_batch`].
-    ///
-    /// # Errors
-    /// As [`DaemonReceiver::try_recv_batch`].
-    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
-        self.receiver().try_recv_batch(max, f)
-    }
+            /// [`DaemonReceiver::try_recv_batch`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::try_recv_batch`].
+            pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error>;
+        }
+        to self.sender() {
+            /// Sends a copy of `data` to one client, waiting while its ring is full
+            /// ([`DaemonSender::send_to`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_to`].
+            pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
-    /// Sends a copy of `data` to one client, waiting while its ring is full
-    /// ([`DaemonSender::send_to`]).
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_to`].
-    #[inline]
-    pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.sender().send_to(client, priority, data)
-    }
+            /// [`DaemonSender::send_to_timeout`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_to_timeout`].
+            pub fn send_to_timeout(&mut self, client: ClientId, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
 
-    /// [`DaemonSender::send_to_timeout`].
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_to_timeout`].
-    pub fn send_to_timeout(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        self.sender().send_to_timeout(client, priority, data, timeout)
-    }
+            /// Sends a copy of `data` to one client if it fits now ([`DaemonSender::try_send_to`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::try_send_to`].
+            pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
-    /// Sends a copy of `data` to one client if it fits now ([`DaemonSender::try_send_to`]).
-    ///
-    /// # Errors
-    /// As [`DaemonSender::try_send_to`].
-    #[inline]
-    pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.sender().try_send_to(client, priority, data)
-    }
+            /// Sends one client a message written in place ([`DaemonSender::send_to_with`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_to_with`].
+            pub fn send_to_with<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
 
-    /// Sends one client a message written in place ([`DaemonSender::send_to_with`]).
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_to_with`].
-    #[inline]
-    pub fn send_to_with<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.sender().send_to_with(client, priority, len, fill)
-    }
+            /// [`DaemonSender::try_send_to_with`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::try_send_to_with`].
+            pub fn try_send_to_with<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
 
-    /// [`DaemonSender::try_send_to_with`].
-    ///
-    /// # Errors
-    /// As [`DaemonSender::try_send_to_with`].
-    #[inline]
-    pub fn try_send_to_with<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.sender().try_send_to_with(client, priority, len, fill)
-    }
+            /// Sends one client a batch with one wake-up ([`DaemonSender::send_batch_to`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_batch_to`].
+            pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error>;
 
-    /// Sends one client a batch with one wake-up ([`DaemonSender::send_batch_to`]).
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_batch_to`].
-    pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error> {
-        self.sender().send_batch_to(client, f)
-    }
+            /// Sends a copy of `data` to every connected client, or to none
+            /// ([`DaemonSender::broadcast`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::broadcast`].
+            pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
-    /// Sends a copy of `data` to every connected client, or to none
-    /// ([`DaemonSender::broadcast`]).
-    ///
-    /// # Errors
-    /// As [`DaemonSender::broadcast`].
-    pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.sender().broadcast(priority, data)
-    }
+            /// [`DaemonSender::broadcast_timeout`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::broadcast_timeout`].
+            pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
 
-    /// [`DaemonSender::broadcast_timeout`].
-    ///
-    /// # Errors
-    /// As [`DaemonSender::broadcast_timeout`].
-    pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.sender().broadcast_timeout(priority, data, timeout)
-    }
-
-    /// [`DaemonSender::try_broadcast`].
-    ///
-    /// # Errors
-    /// As [`DaemonSender::try_broadcast`].
-    pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.sender().try_broadcast(priority, data)
+            /// [`DaemonSender::try_broadcast`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::try_broadcast`].
+            pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+        }
     }
 
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the

@@ -7,6 +7,7 @@ use super::DaemonTx;
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::deadline;
 use crate::endpoint::fault::Fault;
+use crate::endpoint::outlet::Outlet;
 use crate::error::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
@@ -29,7 +30,9 @@ impl DaemonSender<'_> {
     /// [`Error::MessageTooLarge`], [`Error::Corrupted`].
     #[inline]
     pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_to_with_until(client, priority, data.len(), None, |b| b.copy_from_slice(data))
+        self.tx
+            .to(client)
+            .publish_until(priority, data.len(), None, |b| b.copy_from_slice(data))
     }
 
     /// Like [`DaemonSender::send_to`], waiting at most `timeout` for room.
@@ -43,9 +46,11 @@ impl DaemonSender<'_> {
         data: &[u8],
         timeout: Duration,
     ) -> Result<(), Error> {
-        self.send_to_with_until(client, priority, data.len(), deadline(Some(timeout)), |b| {
-            b.copy_from_slice(data)
-        })
+        self.tx
+            .to(client)
+            .publish_until(priority, data.len(), deadline(Some(timeout)), |b| {
+                b.copy_from_slice(data)
+            })
     }
 
     /// Sends a copy of `data` to one client if it fits now.
@@ -70,7 +75,7 @@ impl DaemonSender<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.send_to_with_until(client, priority, len, None, fill)
+        self.tx.to(client).publish_until(priority, len, None, fill)
     }
 
     /// Like [`DaemonSender::send_to_with`], but only if it fits now.
@@ -85,30 +90,7 @@ impl DaemonSender<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        match self.tx.write_to_with(client, priority, len, fill) {
-            Ok(r) => {
-                signal_client(self.tx.segment(), client);
-                Ok(r)
-            }
-            Err(e) => Err(e.into_error()),
-        }
-    }
-
-    #[inline]
-    fn send_to_with_until<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        let r = self
-            .tx
-            .write_to_until(client, priority, len, until, fill)
-            .map_err(Fault::into_error)?;
-        signal_client(self.tx.segment(), client);
-        Ok(r)
+        self.tx.to(client).publish(priority, len, fill)
     }
 
     /// Sends every message `f` adds to the batch to one client, published

@@ -7,6 +7,7 @@ use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, 
 use crate::buffer::RingError;
 use crate::endpoint::channel::{self, wait_for_room, Throttle};
 use crate::endpoint::fault::{Fault, Op};
+use crate::endpoint::outlet::Outlet;
 use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
 use crate::segment::layout::Direction;
@@ -232,28 +233,10 @@ impl DaemonTx {
         }
     }
 
-    /// Writes a `len`-byte message in place to one client, waiting until
-    /// `until` for room, without a wake-up. `fill` runs once, when there is
-    /// room.
-    #[inline]
-    pub(crate) fn write_to_until<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        until: Option<Instant>,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Op<R> {
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
-        loop {
-            match self.write_to_with(client, priority, len, |b| fill.take().map(|f| f(b))) {
-                Ok(Some(r)) => return Ok(r),
-                Ok(None) | Err(Fault::FULL) => {}
-                Err(e) => return Err(e),
-            }
-            self.wait_for_room_to(client, priority, len, until)?;
-        }
+    /// The way to one client, as an [`Outlet`].
+    #[inline(always)]
+    pub(crate) fn to(&mut self, client: ClientId) -> ToClient<'_> {
+        ToClient { tx: self, client }
     }
 
     /// Blocks until a `len`-byte message of `priority` fits the ring to
@@ -321,5 +304,28 @@ impl DaemonTx {
     ) -> Op<R> {
         let (_, out) = self.writer()?;
         Ok(f(&mut out.slot(client)?.rings))
+    }
+}
+
+/// The daemon's way to one client: writes to its rings, waits for room in
+/// them, wakes it.
+pub(crate) struct ToClient<'a> {
+    tx: &'a mut DaemonTx,
+    client: ClientId,
+}
+
+impl Outlet for ToClient<'_> {
+    #[inline(always)]
+    fn write<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Op<R> {
+        self.tx.write_to_with(self.client, priority, len, fill)
+    }
+
+    fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
+        self.tx.wait_for_room_to(self.client, priority, len, until)
+    }
+
+    #[inline]
+    fn wake(&self) {
+        table::signal_client(&self.tx.seg, self.client);
     }
 }
