@@ -32,6 +32,9 @@ const CASES: &[(&str, &str)] = &[
         "old_write_to_read",
         "0.1.3 layer: daemon write_to 64 B + client read_with",
     ),
+    ("empty_poll_1", "daemon try_recv finding nothing, 1 idle client"),
+    ("empty_poll_8", "daemon try_recv finding nothing, 8 idle clients"),
+    ("empty_poll_255", "daemon try_recv finding nothing, 255 idle clients"),
 ];
 
 fn main() {
@@ -44,70 +47,133 @@ fn main() {
         std::process::exit(2);
     };
     let name = format!("memlink-instructions-{}", std::process::id());
-    let msg = [7u8; 64];
-    let mut sink = 0usize;
-    // One loop per case, chosen once: the loop body is the operation alone.
-    if case.starts_with("old_") {
-        let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).expect("create");
-        let client = NrelayShmTransport::connect(&name, 1).expect("connect");
-        let id = client.client_id().expect("client id");
-        match case.as_str() {
-            "old_write_read" => {
-                for _ in 0..n {
-                    client.write(Priority::High, &msg).expect("write");
-                    sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
-                }
+    // Each case is a function of its own, never inlined, so that adding or
+    // changing one case does not move the code (and the counts) of another.
+    let sink = match case.as_str() {
+        "old_write_read" | "old_write_to_read" => {
+            let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).expect("create");
+            let client = NrelayShmTransport::connect(&name, 1).expect("connect");
+            if case == "old_write_read" {
+                old_write_read(&daemon, &client, n)
+            } else {
+                old_write_to_read(&daemon, &client, n)
             }
-            "old_write_to_read" => {
-                for _ in 0..n {
-                    daemon.write_to(id, Priority::High, &msg).expect("write_to");
-                    sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
-                }
-            }
-            _ => panic!("unknown case {case}"),
         }
-    } else {
-        let mut daemon = Daemon::create(&name).expect("create");
-        let mut client = Client::connect(&name).expect("connect");
-        let id = client.id();
-        match case.as_str() {
-            "send_recv" => {
-                for _ in 0..n {
-                    client.try_send(Priority::High, &msg).expect("send");
-                    sink += daemon.try_recv_with(|_, _, b| b.len()).expect("recv");
-                }
-            }
-            "send_recv_owned" => {
-                for _ in 0..n {
-                    client.try_send(Priority::High, &msg).expect("send");
-                    sink += daemon.try_recv().expect("recv").payload().len();
-                }
-            }
-            "reply" => {
-                for _ in 0..n {
-                    daemon.try_send_to(id, Priority::High, &msg).expect("send_to");
-                    sink += client.try_recv_with(|_, b| b.len()).expect("recv");
-                }
-            }
-            "round_trip" => {
-                for _ in 0..n {
-                    client.try_send(Priority::High, &msg).expect("send");
-                    let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
-                    daemon.try_send_to(from, Priority::High, &msg).expect("send_to");
-                    sink += client.try_recv_with(|_, b| b.len()).expect("recv");
-                }
-            }
-            "batch_64" => {
-                for _ in 0..n {
-                    client
-                        .send_batch(|b| (0..64).try_for_each(|_| b.try_send(Priority::High, &msg)))
-                        .expect("batch")
-                        .expect("room for 64");
-                    sink += daemon.try_recv_batch(64, |_, _, b| sink += b.len()).expect("recv");
-                }
-            }
-            _ => panic!("unknown case {case}"),
+        c if c.starts_with("empty_poll_") => {
+            let clients: usize = c["empty_poll_".len()..].parse().expect("a client count");
+            // One geometry for every count, so only the idle clients differ.
+            let mut daemon = Daemon::builder(&name)
+                .size(8 << 20)
+                .max_clients(256)
+                .max_message_size(128)
+                .create()
+                .expect("create");
+            let idle: Vec<Client> = (0..clients).map(|_| Client::connect(&name).expect("connect")).collect();
+            let sink = empty_poll(&mut daemon, n);
+            drop(idle);
+            sink
         }
-    }
+        c => {
+            let mut daemon = Daemon::create(&name).expect("create");
+            let mut client = Client::connect(&name).expect("connect");
+            let run = match c {
+                "send_recv" => send_recv,
+                "send_recv_owned" => send_recv_owned,
+                "reply" => reply,
+                "round_trip" => round_trip,
+                "batch_64" => batch_64,
+                _ => panic!("unknown case {c}"),
+            };
+            run(&mut daemon, &mut client, n)
+        }
+    };
     std::hint::black_box(sink);
+}
+
+const MSG: [u8; 64] = [7u8; 64];
+
+#[inline(never)]
+fn send_recv(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        client.try_send(Priority::High, &MSG).expect("send");
+        sink += daemon.try_recv_with(|_, _, b| b.len()).expect("recv");
+    }
+    sink
+}
+
+#[inline(never)]
+fn send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        client.try_send(Priority::High, &MSG).expect("send");
+        sink += daemon.try_recv().expect("recv").payload().len();
+    }
+    sink
+}
+
+#[inline(never)]
+fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let id = client.id();
+    let mut sink = 0;
+    for _ in 0..n {
+        daemon.try_send_to(id, Priority::High, &MSG).expect("send_to");
+        sink += client.try_recv_with(|_, b| b.len()).expect("recv");
+    }
+    sink
+}
+
+#[inline(never)]
+fn round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        client.try_send(Priority::High, &MSG).expect("send");
+        let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
+        daemon.try_send_to(from, Priority::High, &MSG).expect("send_to");
+        sink += client.try_recv_with(|_, b| b.len()).expect("recv");
+    }
+    sink
+}
+
+#[inline(never)]
+fn batch_64(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        client
+            .send_batch(|b| (0..64).try_for_each(|_| b.try_send(Priority::High, &MSG)))
+            .expect("batch")
+            .expect("room for 64");
+        sink += daemon.try_recv_batch(64, |_, _, b| sink += b.len()).expect("recv");
+    }
+    sink
+}
+
+#[inline(never)]
+fn old_write_read(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        client.write(Priority::High, &MSG).expect("write");
+        sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
+    }
+    sink
+}
+
+#[inline(never)]
+fn old_write_to_read(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
+    let id = client.client_id().expect("client id");
+    let mut sink = 0;
+    for _ in 0..n {
+        daemon.write_to(id, Priority::High, &MSG).expect("write_to");
+        sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
+    }
+    sink
+}
+
+#[inline(never)]
+fn empty_poll(daemon: &mut Daemon, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        sink += usize::from(matches!(daemon.try_recv(), Err(memlink_shm::Error::Empty)));
+    }
+    sink
 }
