@@ -100,7 +100,7 @@ macro_rules! internal_modules {
     )*};
 }
 
-internal_modules!(platform, segment, wait);
+internal_modules!(doorbell, platform, segment, wait);
 
 pub mod buffer;
 mod endpoint;

@@ -43,6 +43,14 @@ impl EventWord {
     pub fn notify(&self) -> bool {
         // SYNC POINT: pairs with the fence in `wait_until` (see module docs).
         fence(Ordering::SeqCst);
+        self.notify_fenced()
+    }
+
+    /// [`EventWord::notify`] for a caller that has issued a `SeqCst` fence
+    /// since it published (as ringing the doorbell does): one load when
+    /// nobody sleeps.
+    #[inline]
+    pub fn notify_fenced(&self) -> bool {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return false;
         }

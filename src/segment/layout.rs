@@ -13,6 +13,7 @@
 //!  |  line 1  state flags, client count, epoch, bp hint,       |  rarely written
 //!  |          heartbeat, recovered-client count                |
 //!  |  line 2  daemon_wake  (EventWord: clients -> daemon)      |
+//!  |  lines 3-5  doorbell: per tier, a bit per slot            |
 //!  +-----------------------------------------------------------+ channel_offset
 //!  | Channel 0                                   channel_stride |
 //!  |  ChannelHeader (512 B)                                     |
@@ -62,7 +63,7 @@ use crate::sync;
 /// First 8 bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\x01");
 /// Version of this layout; bumped on any incompatible change to this file.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the control region at the start of the segment.
 pub const CONTROL_SIZE: usize = 4096;
 /// Alignment and padding unit for anything with its own writer.
@@ -83,6 +84,9 @@ pub const MAX_MESSAGE_LIMIT: usize = 1 << 28;
 pub const DEFAULT_MAX_CLIENTS: u32 = 8;
 /// Largest number of client slots.
 pub const MAX_CLIENTS_LIMIT: u32 = 1024;
+
+/// Words of the doorbell bitmap: one bit per possible client slot.
+pub const DOORBELL_WORDS: usize = MAX_CLIENTS_LIMIT as usize / 64;
 
 /// `ControlBlock::state` bit: the daemon has initialised the segment.
 pub const STATE_ALIVE: u32 = 1;
@@ -202,7 +206,13 @@ pub struct ControlBlock {
     /// "A client published something for the daemon."
     pub daemon_wake: EventWord,
 
-    _reserved: [u8; CONTROL_SIZE - 3 * LINE],
+    // ---- lines 3-5: the doorbell (see `crate::doorbell`).
+    /// Per tier (Critical, High, Low), one bit per client slot: set by a
+    /// client after it publishes on that tier, cleared by the daemon once
+    /// that ring stays empty.
+    pub doorbell: [[sync::AtomicU64; DOORBELL_WORDS]; 3],
+
+    _reserved: [u8; CONTROL_SIZE - 6 * LINE],
 }
 
 /// Header of one client slot.
@@ -289,6 +299,8 @@ const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<EventWord>() == LINE);
     assert!(size_of::<ControlBlock>() == CONTROL_SIZE);
+    assert!(offset_of!(ControlBlock, doorbell) == 3 * LINE);
+    assert!(DOORBELL_WORDS * 8 == LINE);
     assert!(offset_of!(ControlBlock, magic) == 0);
     assert!(offset_of!(ControlBlock, layout_version) == 8);
     assert!(offset_of!(ControlBlock, protocol_version) == 12);

@@ -28,10 +28,21 @@ use crate::priority::Priority;
 #[derive(Debug, Clone)]
 pub struct Segment {
     shm: Arc<SharedMemory>,
+    /// `shm.base()`, kept here: the start of the mapping, one load away.
+    base: NonNull<u8>,
     geometry: Geometry,
     /// The mapping's fault count (`SharedMemory::faults`), one load away.
     faults: &'static AtomicU32,
 }
+
+// SAFETY: `base` points into the mapping that `shm` keeps alive for as long
+// as this value lives; everything reached through it is atomics (shared with
+// other processes anyway) or ring memory whose single-producer and
+// single-consumer roles are enforced by `&mut` on the ring ends. A Segment
+// is otherwise an Arc and plain data, both Send and Sync.
+unsafe impl Send for Segment {}
+// SAFETY: as for Send: shared access goes through atomics only.
+unsafe impl Sync for Segment {}
 
 /// How long a creator that lost the race to take over a dead daemon's name
 /// waits for the winner to show itself under the name.
@@ -199,7 +210,12 @@ impl Segment {
 
     fn new(shm: Arc<SharedMemory>, geometry: Geometry) -> Segment {
         let faults = shm.faults();
-        Segment { shm, geometry, faults }
+        Segment {
+            base: shm.base(),
+            shm,
+            geometry,
+            faults,
+        }
     }
 
     /// Whether part of the mapping was found gone: the file shrank under it
@@ -235,7 +251,7 @@ impl Segment {
     pub fn control(&self) -> &ControlBlock {
         // SAFETY: the mapping holds at least CONTROL_SIZE bytes (checked on open,
         // sized by geometry on create), is page-aligned and lives as long as self.
-        unsafe { self.shm.base().cast::<ControlBlock>().as_ref() }
+        unsafe { self.base.cast::<ControlBlock>().as_ref() }
     }
 
     /// Header of channel `index`.
@@ -248,7 +264,7 @@ impl Segment {
         let off = self.geometry.channel_offset(index);
         // SAFETY: the validated geometry places channel `index` inside the mapping,
         // 128-aligned; ChannelHeader is atomics only.
-        unsafe { self.shm.base().add(off).cast::<ChannelHeader>().as_ref() }
+        unsafe { self.base.add(off).cast::<ChannelHeader>().as_ref() }
     }
 
     /// One ring of channel `index`.
@@ -259,7 +275,7 @@ impl Segment {
         // the mapping, 128-aligned; the data size meets min_ring_capacity by
         // construction of Geometry; the Arc keeps the mapping alive.
         unsafe {
-            let header: NonNull<u8> = self.shm.base().add(off);
+            let header: NonNull<u8> = self.base.add(off);
             let backing: Backing = self.shm.clone();
             RingMemory::new(
                 header,

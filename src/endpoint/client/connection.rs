@@ -20,10 +20,12 @@ use std::time::Duration;
 use super::super::channel;
 use super::super::Stats;
 use crate::buffer::RingError;
+use crate::doorbell;
 use crate::endpoint::fault::{Fault, Op};
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
 use crate::pring::{PriorityConsumer, PriorityProducer};
+use crate::priority::Priority;
 use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::segment::SegmentName;
@@ -183,10 +185,31 @@ impl Connection {
         self.status().is_ok() && slot::holds(&self.seg, self.id)
     }
 
-    /// Wakes the daemon if it sleeps.
+    /// Rings this client's bell of tier `priority` after a publish there, so
+    /// the daemon looks at that ring (see `crate::doorbell`).
+    #[inline]
+    pub(crate) fn ring(&self, priority: Priority) {
+        doorbell::ring(&self.seg, self.id.slot, priority);
+    }
+
+    /// Rings this client's bells of every tier (after a batch).
+    #[inline]
+    pub(crate) fn ring_all(&self) {
+        doorbell::ring_all(&self.seg, self.id.slot);
+    }
+
+    /// Wakes the daemon if it sleeps; only right after [`Connection::ring`],
+    /// whose fence it relies on.
+    #[inline]
+    pub(crate) fn wake_after_ring(&self) {
+        self.seg.control().daemon_wake.notify_fenced();
+    }
+
+    /// Rings every bell and wakes the daemon if it sleeps.
     #[inline]
     pub(crate) fn signal(&self) {
-        self.seg.control().daemon_wake.notify();
+        self.ring_all();
+        self.wake_after_ring();
     }
 
     /// How long ago the daemon last swept its clients (a progress hint only).

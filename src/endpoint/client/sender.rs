@@ -105,13 +105,16 @@ impl ClientSender {
         }
     }
 
-    /// Lends the writing ends, once the client is known to be usable.
+    /// Lends the writing ends, once the client is known to be usable, then
+    /// rings every bell (whatever `f` published).
     pub(crate) fn with_producer<R>(&mut self, f: impl FnOnce(&mut PriorityProducer) -> R) -> Op<R> {
         if self.liveness.tick() {
             self.conn.check_daemon();
         }
         self.conn.status()?;
-        Ok(f(&mut self.tx))
+        let r = f(&mut self.tx);
+        self.conn.ring_all();
+        Ok(r)
     }
 
     // ---- the API.
@@ -206,8 +209,12 @@ impl Outlet for ClientSender {
         }
         self.conn.status()?;
         match self.tx.write_with(priority, len, fill) {
-            // A write into pages that went away meanwhile reached nobody.
-            Ok(r) => self.conn.intact().map(|()| r),
+            Ok(r) => {
+                // A write into pages that went away meanwhile reached nobody.
+                self.conn.intact()?;
+                self.conn.ring(priority);
+                Ok(r)
+            }
             Err(e) => Err(self.write_failed(e)),
         }
     }
@@ -237,9 +244,10 @@ impl Outlet for ClientSender {
         })
     }
 
-    /// Wakes the daemon if it sleeps.
+    /// Wakes the daemon if it sleeps (every write rang the doorbell, with
+    /// the fence this relies on).
     #[inline]
     fn wake(&self) {
-        self.conn.signal();
+        self.conn.wake_after_ring();
     }
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, Attached, Health, Shard, BURST, SWEEP_INTERVAL};
+use crate::doorbell::{self, SlotSet};
 use crate::endpoint::channel::{self, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
@@ -18,12 +19,17 @@ use crate::slot::{self, ClientId, Poison};
 struct Inbound {
     epoch: Option<u32>,
     slots: Vec<Option<Attached<PriorityConsumer>>>,
-    /// Slots with attached rings, in slot order.
-    active: Vec<u32>,
+    /// Slots with attached rings.
+    attached: SlotSet,
+    /// Words of the doorbell the segment's slots use.
+    doorbell_words: usize,
+    /// Per slot and tier, how many looks in a row found the ring empty
+    /// (see `crate::doorbell`).
+    quiet: Vec<[u8; 3]>,
     /// Active slots whose client left: drained, then freed.
     closing: Vec<u32>,
-    /// Per tier, where the next fair scan over `active` starts.
-    cursor: [usize; 3],
+    /// Per tier, the slot the next fair scan starts at.
+    cursor: [u32; 3],
     /// Per tier, how many messages in a row came from the client at `cursor`.
     burst: [u32; 3],
     /// Slots a batch read consumed from (reused: no allocation per batch).
@@ -47,7 +53,7 @@ impl Inbound {
     #[cold]
     fn rebuild(&mut self, seg: &Segment, epoch: u32) {
         self.epoch = Some(epoch);
-        self.active.clear();
+        self.attached = SlotSet::with_words(self.doorbell_words);
         self.closing.clear();
         for i in self.shard.slots(seg) {
             let view = slot::view(seg, i);
@@ -63,10 +69,14 @@ impl Inbound {
                 *held = None; // nothing read from a poisoned channel is trusted
                 continue;
             }
+            let fresh = held.as_ref().map(|s| s.generation) != Some(view.id.generation);
             if attach(seg, i, view.id.generation, held, |s, i| {
                 channel::consumer(s, i, Direction::ToDaemon)
             }) {
-                self.active.push(i);
+                self.attached.insert(i);
+                if fresh {
+                    self.quiet[i as usize] = [0; 3];
+                }
             }
         }
     }
@@ -75,15 +85,38 @@ impl Inbound {
     /// it, so its client learns why.
     fn ban(&mut self, seg: &Segment, index: u32) {
         self.slots[index as usize] = None;
-        self.active.retain(|&i| i != index);
+        self.attached.remove(index);
         slot::poison(seg, index, Poison::ByDaemon);
     }
 
-    fn has_message(&mut self) -> bool {
+    /// Rings the bell of every attached ring that holds something, whatever
+    /// its bit says: run with each sweep, so that a bit a hostile peer
+    /// cleared delays a message by one sweep interval at most.
+    #[cold]
+    #[inline(never)]
+    fn look_at_all(&mut self, seg: &Segment) {
+        for i in 0..self.slots.len() as u32 {
+            let Some(slot) = self.slots[i as usize].as_mut() else {
+                continue;
+            };
+            for p in Priority::ALL {
+                if slot.rings.tier(p).may_have_message() {
+                    doorbell::ring_again(seg, i, p);
+                }
+            }
+        }
+    }
+
+    /// Whether a ring whose bell is rung has a message waiting.
+    fn has_message(&mut self, seg: &Segment) -> bool {
         let slots = &mut self.slots;
-        self.active
-            .iter()
-            .any(|&i| slots[i as usize].as_mut().is_some_and(|s| s.rings.has_message()))
+        Priority::ALL.into_iter().any(|p| {
+            doorbell::rung(seg, p, &self.attached).any(|i| {
+                slots[i as usize]
+                    .as_mut()
+                    .is_some_and(|s| s.rings.tier(p).has_message())
+            })
+        })
     }
 
     /// Frees the slots of departed clients once their messages are read and
@@ -103,71 +136,110 @@ impl Inbound {
             }
             self.slots[i as usize] = None;
             self.closing.swap_remove(k);
-            self.active.retain(|&a| a != i);
+            self.attached.remove(i);
             self.retired.add_channel(seg, i);
             slot::free(seg, i);
         }
     }
 
+    /// The ring of the next message to take: the most urgent tier with a
+    /// rung ring that may hold one; within it, the first such client at or
+    /// after the tier's cursor, else the first before it (round-robin). A
+    /// tier nobody rang costs one load per 64 slots.
+    #[inline(always)]
+    fn select(&mut self, seg: &Segment) -> Option<(u32, Priority)> {
+        for p in Priority::ALL {
+            let t = p.index();
+            let start = self.cursor[t];
+            let mut wrapped = None;
+            for (w, rung) in self.attached.rung(doorbell::bells(seg, p)).enumerate() {
+                let mut rung = rung;
+                while rung != 0 {
+                    let index = (w * 64) as u32 + rung.trailing_zeros();
+                    rung &= rung - 1;
+                    let Some(slot) = self.slots[index as usize].as_mut() else {
+                        continue;
+                    };
+                    let ring = slot.rings.tier(p);
+                    if !ring.may_have_message() {
+                        let quiet = &mut self.quiet[index as usize][t];
+                        *quiet += 1;
+                        if *quiet >= doorbell::QUIET_LOOKS {
+                            *quiet = 0;
+                            silence(seg, index, p, ring);
+                        }
+                        continue;
+                    }
+                    if index >= start {
+                        return Some((index, p));
+                    }
+                    wrapped.get_or_insert(index);
+                }
+            }
+            if let Some(index) = wrapped {
+                return Some((index, p));
+            }
+        }
+        None
+    }
+
+    /// Moves tier `t`'s cursor after a message from slot `index`: fair in
+    /// bursts, staying on one client for up to BURST messages of the tier
+    /// (reading one ring in sequence is much cheaper than hopping between
+    /// rings), then on to the next. Higher tiers are still checked before
+    /// every message.
+    #[inline]
+    fn served(&mut self, t: usize, index: u32) {
+        if index != self.cursor[t] {
+            self.cursor[t] = index; // a new client's burst begins
+            self.burst[t] = 0;
+        }
+        self.burst[t] += 1;
+        if self.burst[t] >= BURST {
+            self.burst[t] = 0;
+            self.cursor[t] = index + 1;
+        }
+        self.quiet[index as usize][t] = 0;
+    }
+
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
     fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Op<Option<R>> {
-        let n = self.active.len();
-        for p in Priority::ALL {
-            // `cursor` may exceed `n` after clients left; no division on this path.
-            let start = if self.cursor[p.index()] < n {
-                self.cursor[p.index()]
-            } else {
-                0
+        // A ring that seemed to hold something may hold only a wrap record,
+        // which `peek` consumes: look again (each retry consumed one).
+        for _ in 0..SELECT_ATTEMPTS {
+            let Some((index, p)) = self.select(seg) else {
+                return Ok(None);
             };
-            for k in 0..n {
-                let j = if start + k >= n { start + k - n } else { start + k };
-                let index = self.active[j];
-                let Some(slot) = self.slots[index as usize].as_mut() else {
-                    continue;
-                };
-                let ring = slot.rings.tier(p);
-                if !ring.may_have_message() {
-                    continue;
+            let Some(slot) = self.slots[index as usize].as_mut() else {
+                return Ok(None);
+            };
+            let id = ClientId {
+                slot: index,
+                generation: slot.generation,
+            };
+            let ring = slot.rings.tier(p);
+            match ring.peek() {
+                Ok(None) => continue,
+                Ok(Some(m)) => {
+                    let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
+                    let r = ring.deliver(m, |prio, bytes| f(id, prio, bytes));
+                    self.served(p.index(), index);
+                    return Ok(Some(r));
                 }
-                match ring.peek() {
-                    Ok(None) => continue,
-                    Ok(Some(m)) => {
-                        // Fair in bursts: stay on this client for up to BURST
-                        // messages of the tier (reading one ring in sequence is
-                        // much cheaper than hopping between rings), then move on.
-                        // Higher tiers are still checked before every message.
-                        let t = p.index();
-                        if j == start && self.burst[t] + 1 < BURST {
-                            self.burst[t] += 1;
-                            self.cursor[t] = j;
-                        } else {
-                            self.burst[t] = 0;
-                            self.cursor[t] = if j == start { j + 1 } else { j };
-                        }
-                        let id = ClientId {
-                            slot: index,
-                            generation: slot.generation,
-                        };
-                        let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
-                        return Ok(Some(ring.deliver(m, |prio, bytes| f(id, prio, bytes))));
-                    }
-                    Err(e) => {
-                        self.ban(seg, index);
-                        return Err(Fault::Ring(e));
-                    }
+                Err(e) => {
+                    self.ban(seg, index);
+                    return Err(Fault::Ring(e));
                 }
             }
         }
         Ok(None)
     }
-}
 
-impl Inbound {
-    /// Reads a burst (up to `min(max, BURST)` messages) from the most urgent
-    /// non-empty ring, chosen as `take` chooses; the ring's space goes back to
-    /// its producer once, after the burst. Higher tiers are checked before
-    /// every burst. Returns how many were read (0: all empty).
+    /// Reads a burst (up to `min(max, BURST)` messages) from the ring
+    /// `select` chooses; the ring's space goes back to its producer once,
+    /// after the burst. Higher tiers are checked before every burst. Returns
+    /// how many were read (0: all empty).
     fn take_burst(
         &mut self,
         seg: &Segment,
@@ -175,41 +247,57 @@ impl Inbound {
         touched: &mut Vec<u32>,
         f: &mut impl FnMut(ClientId, Priority, &[u8]),
     ) -> Op<usize> {
-        let n = self.active.len();
-        for p in Priority::ALL {
-            let t = p.index();
-            let start = if self.cursor[t] < n { self.cursor[t] } else { 0 };
-            for k in 0..n {
-                let j = if start + k >= n { start + k - n } else { start + k };
-                let index = self.active[j];
-                let Some(slot) = self.slots[index as usize].as_mut() else {
-                    continue;
-                };
-                let id = ClientId {
-                    slot: index,
-                    generation: slot.generation,
-                };
-                let ring = slot.rings.tier(p);
-                match ring.read_batch_with(max.min(BURST as usize), |prio, b| f(id, prio, b)) {
-                    Ok(0) => continue,
-                    Ok(got) => {
-                        if !touched.contains(&index) {
-                            touched.push(index);
-                        }
-                        self.cursor[t] = j + 1; // a burst served: the next client's turn
-                        self.burst[t] = 0;
-                        return Ok(got);
+        for _ in 0..SELECT_ATTEMPTS {
+            let Some((index, p)) = self.select(seg) else {
+                return Ok(0);
+            };
+            let Some(slot) = self.slots[index as usize].as_mut() else {
+                return Ok(0);
+            };
+            let id = ClientId {
+                slot: index,
+                generation: slot.generation,
+            };
+            match slot
+                .rings
+                .tier(p)
+                .read_batch_with(max.min(BURST as usize), |prio, b| f(id, prio, b))
+            {
+                Ok(0) => continue,
+                Ok(got) => {
+                    if !touched.contains(&index) {
+                        touched.push(index);
                     }
-                    Err(e) => {
-                        self.ban(seg, index);
-                        return Err(Fault::Ring(e));
-                    }
+                    let t = p.index();
+                    self.quiet[index as usize][t] = 0;
+                    self.cursor[t] = index + 1; // a burst served: the next client's turn
+                    self.burst[t] = 0;
+                    return Ok(got);
+                }
+                Err(e) => {
+                    self.ban(seg, index);
+                    return Err(Fault::Ring(e));
                 }
             }
         }
         Ok(0)
     }
 }
+
+/// Clears the bell of slot `index`'s ring of tier `p`, then looks at the
+/// ring once more: if the client published meanwhile, rings it again (see
+/// `crate::doorbell`).
+#[cold]
+fn silence(seg: &Segment, index: u32, p: Priority, ring: &mut crate::buffer::RingConsumer) {
+    doorbell::silence(seg, index, p);
+    if ring.has_message() {
+        doorbell::ring_again(seg, index, p);
+    }
+}
+
+/// How many times a read selects a ring again after finding only a wrap
+/// record there (each time consumes one): a bound, not a expected count.
+const SELECT_ATTEMPTS: usize = 8;
 
 /// The receiving part of the daemon.
 pub(crate) struct DaemonRx {
@@ -237,7 +325,9 @@ impl DaemonRx {
             inb: Inbound {
                 epoch: None,
                 slots: (0..n).map(|_| None).collect(),
-                active: Vec::with_capacity(n),
+                attached: SlotSet::with_words(doorbell::words_for(n as u32)),
+                doorbell_words: doorbell::words_for(n as u32),
+                quiet: vec![[0; 3]; n],
                 closing: Vec::new(),
                 cursor: [0; 3],
                 burst: [0; 3],
@@ -293,6 +383,7 @@ impl DaemonRx {
         }
         if self.sweeper.tick() {
             table::sweep(&self.seg);
+            self.inb.look_at_all(&self.seg);
         }
         Ok(())
     }
@@ -303,6 +394,7 @@ impl DaemonRx {
     fn after_empty_read(&mut self) -> Op<()> {
         if self.sweeper.due() {
             table::sweep(&self.seg);
+            self.inb.look_at_all(&self.seg);
         }
         // The scan may have found pages gone: say so now, not next time.
         self.health.check(&self.seg, self.inb.shard)?;
@@ -380,19 +472,20 @@ impl DaemonRx {
         let ready = || {
             if sweeper.due() {
                 table::sweep(seg);
+                inb.look_at_all(seg);
             }
             inb.refresh(seg);
             if !inb.closing.is_empty() {
                 inb.reap(seg, release);
             }
-            inb.has_message() || seg.is_shutting_down()
+            inb.has_message(seg) || seg.is_shutting_down()
         };
         // Tick so that a client's death, which nobody signals, is seen within a sweep interval.
         let ticks = Some(SWEEP_INTERVAL);
         if !seg.control().daemon_wake.wait_until_ticking(ready, *spin, until, ticks) {
             return Err(Fault::Timeout);
         }
-        if inb.has_message() {
+        if inb.has_message(seg) {
             Ok(())
         } else {
             Err(Fault::Disconnected)

@@ -1,0 +1,233 @@
+//! The daemon's doorbell: per tier, one bit per client slot in the control
+//! region, so that a daemon's poll costs what its *active* clients cost, not
+//! what its connected ones do.
+//!
+//! A client rings (sets its bit of a tier) after it publishes on that tier;
+//! the daemon looks only at the rings whose bit is set, a tier at a time,
+//! most urgent first. Once a ring has been found empty [`QUIET_LOOKS`] times
+//! in a row, the daemon silences it: it clears the bit, then looks at the
+//! ring once more.
+//!
+//! No message is ever left unseen. The client publishes, then issues a
+//! `SeqCst` fence, then loads its bit (and sets it if clear); the daemon
+//! clears the bit, issues a `SeqCst` fence, then loads the ring. Of two
+//! processes that each store, fence and then load, at least one sees the
+//! other's store: either the client finds its bit clear and sets it, or the
+//! daemon's second look finds the message. A bit set with nothing behind it (a stale
+//! or hostile one) costs the daemon one look, nothing more. The loom models
+//! in `tests/loom.rs` check [`ring_bell`] and [`silence_bell`].
+
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
+use crate::sync::{fence, AtomicU64, Ordering};
+
+use crate::priority::Priority;
+use crate::segment::layout::DOORBELL_WORDS;
+use crate::segment::Segment;
+
+/// Empty looks in a row after which the daemon silences a ring's bit. A
+/// client in a busy exchange is looked at many times between two messages;
+/// this keeps its bit set (no read-modify-write per message), while a client
+/// that went quiet stops costing the daemon anything within a few polls.
+pub(crate) const QUIET_LOOKS: u8 = 64;
+
+/// Rings slot `slot`'s bell for tier `priority`, after the client
+/// published: see [`ring_bell`].
+#[inline]
+pub(crate) fn ring(seg: &Segment, slot: u32, priority: Priority) {
+    let (w, bit) = position(slot);
+    ring_bell(&seg.control().doorbell[priority.index()][w], bit);
+}
+
+/// Rings every tier's bell of slot `slot` (after a batch, which may have
+/// published on any tier).
+#[inline]
+pub(crate) fn ring_all(seg: &Segment, slot: u32) {
+    let (w, bit) = position(slot);
+    fence(Ordering::SeqCst);
+    for p in Priority::ALL {
+        ring_bell_after_fence(&seg.control().doorbell[p.index()][w], bit);
+    }
+}
+
+/// Rings slot `slot`'s bell of tier `priority` again from the daemon's
+/// side, after [`silence`] found the ring not empty.
+pub(crate) fn ring_again(seg: &Segment, slot: u32, priority: Priority) {
+    let (w, bit) = position(slot);
+    ring_bell_after_fence(&seg.control().doorbell[priority.index()][w], bit);
+}
+
+/// Clears slot `slot`'s bit of tier `priority`: see [`silence_bell`]. The
+/// caller must look at that ring again afterwards.
+pub(crate) fn silence(seg: &Segment, slot: u32, priority: Priority) {
+    let (w, bit) = position(slot);
+    silence_bell(&seg.control().doorbell[priority.index()][w], bit);
+}
+
+/// The producer's half of the protocol, on one word of bells: after
+/// publishing, a `SeqCst` fence, then one load of `bit`, and a
+/// read-modify-write only if it was clear.
+#[inline]
+pub fn ring_bell(word: &AtomicU64, bit: u64) {
+    // SYNC POINT: pairs with the read-modify-write in `silence_bell` (module docs).
+    fence(Ordering::SeqCst);
+    ring_bell_after_fence(word, bit);
+}
+
+/// [`ring_bell`] without its fence, for a caller that has issued one since
+/// the publish (or since clearing the bit). Alone, after a publish, it can
+/// strand a message: the loom models use it as their negative control.
+#[inline]
+pub fn ring_bell_after_fence(word: &AtomicU64, bit: u64) {
+    if word.load(Ordering::Relaxed) & bit == 0 {
+        word.fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+/// The daemon's half: clears `bit`, then a `SeqCst` fence; the caller then
+/// looks at the ring once more. (The fence is what the language's memory
+/// model needs for the look to see a publish the client fenced before it
+/// found its bit still set; x86's locked read-modify-write would do alone,
+/// the model does not promise it.)
+pub fn silence_bell(word: &AtomicU64, bit: u64) {
+    word.fetch_and(!bit, Ordering::Relaxed);
+    // SYNC POINT: pairs with the fence in `ring_bell` (module docs).
+    fence(Ordering::SeqCst);
+}
+
+/// The slots of `attached` whose bell of tier `priority` is rung, in
+/// ascending order. Each word is loaded when the iteration reaches it.
+#[inline]
+pub(crate) fn rung<'a>(seg: &'a Segment, priority: Priority, attached: &'a SlotSet) -> Rung<'a> {
+    Rung {
+        bells: &seg.control().doorbell[priority.index()][..attached.len],
+        mask: &attached.words[..attached.len],
+        word: 0,
+        bits: 0,
+    }
+}
+
+/// The bells of tier `priority`, one bit per slot.
+#[inline]
+pub(crate) fn bells(seg: &Segment, priority: Priority) -> &[AtomicU64; DOORBELL_WORDS] {
+    &seg.control().doorbell[priority.index()]
+}
+
+/// Words a segment with `max_clients` slots uses.
+pub(crate) fn words_for(max_clients: u32) -> usize {
+    (max_clients as usize).div_ceil(64).clamp(1, DOORBELL_WORDS)
+}
+
+#[inline]
+fn position(slot: u32) -> (usize, u64) {
+    ((slot as usize / 64) % DOORBELL_WORDS, 1u64 << (slot % 64))
+}
+
+/// A set of slots, one bit each: the slots one daemon part has attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotSet {
+    words: [u64; DOORBELL_WORDS],
+    /// Words in use (those of the segment's slots).
+    len: usize,
+}
+
+impl SlotSet {
+    /// An empty set of slots below `64 * words`.
+    pub(crate) fn with_words(words: usize) -> SlotSet {
+        SlotSet {
+            words: [0; DOORBELL_WORDS],
+            len: words.clamp(1, DOORBELL_WORDS),
+        }
+    }
+
+    /// Adds `slot` (below `64 * words`; others are ignored).
+    pub(crate) fn insert(&mut self, slot: u32) {
+        let (w, bit) = position(slot);
+        if w < self.len {
+            self.words[w] |= bit;
+        }
+    }
+
+    /// Word by word, the members whose bell in `bells` is rung (each bell
+    /// word loaded as the iteration reaches it).
+    #[inline]
+    pub(crate) fn rung<'a>(&'a self, bells: &'a [AtomicU64; DOORBELL_WORDS]) -> impl Iterator<Item = u64> + 'a {
+        bells
+            .iter()
+            .zip(&self.words)
+            .take(self.len)
+            .map(|(bell, &mine)| bell.load(Ordering::Acquire) & mine)
+    }
+
+    pub(crate) fn remove(&mut self, slot: u32) {
+        let (w, bit) = position(slot);
+        self.words[w] &= !bit;
+    }
+}
+
+/// The members of a [`SlotSet`] whose bell is rung, lowest first.
+#[derive(Debug)]
+pub(crate) struct Rung<'a> {
+    bells: &'a [AtomicU64],
+    mask: &'a [u64],
+    /// The next word to load, and the members left of the one loaded last.
+    word: usize,
+    bits: u64,
+}
+
+impl Iterator for Rung<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        while self.bits == 0 {
+            let w = self.word;
+            if w >= self.mask.len() {
+                return None;
+            }
+            self.bits = self.bells[w].load(Ordering::Acquire) & self.mask[w];
+            self.word = w + 1;
+        }
+        let b = self.bits.trailing_zeros();
+        self.bits &= self.bits - 1;
+        Some(((self.word - 1) * 64) as u32 + b)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn set(slots: &[u32]) -> SlotSet {
+        let mut s = SlotSet::with_words(16);
+        slots.iter().for_each(|&i| s.insert(i));
+        s
+    }
+
+    fn rung_in(bells: &SlotSet, attached: &SlotSet) -> Vec<u32> {
+        let bells: Vec<AtomicU64> = bells.words.iter().map(|&w| AtomicU64::new(w)).collect();
+        let it = Rung {
+            bells: &bells[..attached.len],
+            mask: &attached.words[..attached.len],
+            word: 0,
+            bits: 0,
+        };
+        it.collect()
+    }
+
+    #[test]
+    fn rung_members_are_those_in_both_lowest_first() {
+        let mut attached = set(&[1, 2, 63, 64, 70, 1023]);
+        attached.remove(2);
+        assert_eq!(rung_in(&set(&[1, 2, 64, 70, 900, 1023]), &attached), [1, 64, 70, 1023]);
+        assert!(rung_in(&set(&[]), &attached).is_empty());
+    }
+
+    #[test]
+    fn a_small_set_ignores_slots_past_its_words() {
+        let mut small = SlotSet::with_words(1);
+        small.insert(2);
+        small.insert(64);
+        assert_eq!(rung_in(&set(&[2, 64]), &small), [2]);
+    }
+}
