@@ -13,7 +13,10 @@
 //! two threads pinned the same way). The cache-line floor is measured
 //! before and after each case; a case during which it moved by more than
 //! 25 % (the host moved the vCPUs) is flagged, since its ratios are then
-//! approximate. The headline case, the 64 B busy-poll round trip, also
+//! approximate. Last, a 64 B busy-poll round trip through a daemon with no
+//! other client and through one with 255 idle clients, in alternating
+//! chunks: their ratio says whether the daemon's cost follows its active
+//! clients or its connected ones. The headline case, the 64 B busy-poll round trip, also
 //! measures the floor in chunks alternating with its own, between the same
 //! two processes, and is compared with that: a move of the vCPUs then hits
 //! both alike.
@@ -34,6 +37,7 @@ use hdrhistogram::Histogram;
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
 use memlink_shm::wait::DEFAULT_SPIN;
+use memlink_shm::{Client, Daemon};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const PAYLOAD: usize = 64;
@@ -306,8 +310,40 @@ fn run_all(o: &Opts) -> Vec<Row> {
             paired_floor,
         });
     }
+    let idle_label = "memlink busy-poll: round trip 64 B, 255 idle clients";
+    if o.only.is_empty() || o.only.iter().any(|p| idle_label.contains(p.as_str())) {
+        eprint!("\r[+] {idle_label} ...{:20}", "");
+        let before = cache_floor(floor_n).value_at_quantile(0.5);
+        let (none, idle) = memlink_idle_paired(spin_n);
+        let after = cache_floor(floor_n).value_at_quantile(0.5);
+        for (transport, h) in [("memlink, 0 idle clients", none), ("memlink, 255 idle clients", idle)] {
+            rows.push(Row {
+                transport: transport.into(),
+                workload: "round trip 64 B".into(),
+                kind: Kind::SpinLatency,
+                per_sec: 1e9 / h.mean(),
+                hist: Some(h),
+                bytes: 0,
+                floor_before: before,
+                floor_after: after,
+                paired_floor: None,
+            });
+        }
+    }
     eprintln!("\r{:70}", "");
     rows
+}
+
+/// The p50 round trip with 255 idle clients connected over the same with
+/// none, if both were measured.
+fn idle_ratio(rows: &[Row]) -> Option<f64> {
+    let p50 = |t: &str| {
+        rows.iter()
+            .find(|r| r.transport == t)
+            .and_then(|r| r.hist.as_ref())
+            .map(|h| h.value_at_quantile(0.5) as f64)
+    };
+    Some(p50("memlink, 255 idle clients")? / p50("memlink, 0 idle clients")?)
 }
 
 fn rtt(h: Histogram<u64>) -> Measured {
@@ -435,6 +471,63 @@ fn memlink_rtt_paired(n: u64) -> (Histogram<u64>, Histogram<u64>) {
     child.wait().expect("peer exit");
     line.remove();
     (h, floor)
+}
+
+/// 64 B busy-poll round trips through a daemon with no other client and
+/// through one with 255 idle clients connected, alternating in chunks of
+/// [`CHUNK`] between the same two processes (both daemons here, both echo
+/// clients and the idle ones in the peer). Returns (none, idle).
+fn memlink_idle_paired(n: u64) -> (Histogram<u64>, Histogram<u64>) {
+    let pid = std::process::id();
+    let names = [
+        format!("memlink-compare-idle0-{pid}"),
+        format!("memlink-compare-idle255-{pid}"),
+    ];
+    let create = |name: &str| {
+        Daemon::builder(name)
+            .size(16 << 20)
+            .max_clients(256)
+            .max_message_size(256)
+            .create()
+            .expect("create the segment")
+    };
+    let mut daemons = [create(&names[0]), create(&names[1])];
+    let mut child = spawn_peer(&["idle-echo", &names[0], &names[1], "255"], false);
+    let step = Duration::from_secs(60);
+    let ids = [0, 1].map(|k| daemons[k].recv_timeout(step).expect("the peer says hello").client());
+    assert_eq!(daemons[1].client_count(), 256, "the idle clients are connected");
+    let mut hists = [histogram(), histogram()];
+    let chunks = n.div_ceil(CHUNK) + 1; // the first pair warms up
+    for c in 0..chunks {
+        for k in 0..2 {
+            for _ in 0..CHUNK {
+                let t = daemon_round_trip(&mut daemons[k], ids[k]);
+                if c > 0 {
+                    hists[k].saturating_record(t);
+                }
+            }
+        }
+    }
+    for k in 0..2 {
+        daemons[k].send_to(ids[k], Priority::Critical, b"quit").expect("quit");
+    }
+    child.wait().expect("peer exit");
+    let [none, idle] = hists;
+    (none, idle)
+}
+
+/// One timed 64 B busy-poll round trip from a daemon to client `to` (ns).
+fn daemon_round_trip(d: &mut Daemon, to: memlink_shm::ClientId) -> u64 {
+    let t0 = Instant::now();
+    d.send_to(to, Priority::High, &[7u8; PAYLOAD]).expect("send_to");
+    loop {
+        match d.try_recv_with(|_, _, b| b.len()) {
+            Ok(_) => break,
+            Err(memlink_shm::Error::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("round trip: {e}"),
+        }
+    }
+    t0.elapsed().as_nanos() as u64
 }
 
 /// One-way stream daemon -> client; returns messages per second.
@@ -671,6 +764,35 @@ fn peer(args: &[String]) {
                 }
             }
         }
+        ["idle-echo", none, busy, n] => {
+            // Idle clients first, so the daemon counts them before the hello.
+            let idle: Vec<Client> = (0..n.parse::<usize>().unwrap())
+                .map(|_| Client::connect(busy).expect("connect an idle client"))
+                .collect();
+            let mut echo = [
+                Client::connect(none).expect("connect"),
+                Client::connect(busy).expect("connect"),
+            ];
+            for c in &mut echo {
+                c.send(Priority::High, b"hello").unwrap();
+            }
+            let mut buf = [0u8; PAYLOAD];
+            let mut open = 2;
+            while open > 0 {
+                for c in &mut echo {
+                    match c.try_recv_with(|p, b| {
+                        buf[..b.len()].copy_from_slice(b);
+                        (p, b.len())
+                    }) {
+                        Ok((Priority::Critical, _)) => open -= 1,
+                        Ok((_, len)) => c.send(Priority::High, &buf[..len]).expect("echo"),
+                        Err(memlink_shm::Error::Empty) => std::hint::spin_loop(),
+                        Err(_) => return,
+                    }
+                }
+            }
+            drop(idle);
+        }
         ["memlink-sink", name, n] => {
             let n: u64 = n.parse().unwrap();
             let c = NrelayShmTransport::connect(name, 1).expect("connect");
@@ -825,6 +947,12 @@ fn print_table(rows: &[Row], cpus: usize) {
             }
         );
     }
+    if let Some(r) = idle_ratio(rows) {
+        println!(
+            "\n255 idle clients connected / none: {} (p50 round trip, in chunks of {CHUNK} alternating between the two daemons)",
+            ratio(r)
+        );
+    }
     println!(
         "\nvs floor: round trips against the cache-line floor measured around the same case (park: the futex floor),\n\
          or, where marked, in chunks of {CHUNK} round trips alternating with the case's between the same processes;\n\
@@ -873,7 +1001,10 @@ fn print_json(rows: &[Row]) {
                 .map_or("null".into(), |f| f.value_at_quantile(0.5).to_string())
         ));
     }
-    out.push_str("]}");
+    out.push_str(&format!(
+        "],\"idle_ratio\":{}}}",
+        idle_ratio(rows).map_or("null".into(), |r| format!("{r:.4}"))
+    ));
     println!("{out}");
 }
 
