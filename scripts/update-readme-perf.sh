@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Runs the comparison harness and p2 once each and writes their output into
-# README.md between the perf markers. Run it on an otherwise idle machine.
+# Runs the comparison harness, p2 and the iceoryx2 side-by-side (peers/) once
+# each and writes their output into README.md between the perf markers. Run
+# it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --examples --quiet
 compare=$(./target/release/examples/compare 2>/dev/null)
 p2=$(./target/release/examples/p2 2>/dev/null)
+peers=$(cd peers && cargo run --release --quiet 2>/dev/null)
 when=$(date -u +%Y-%m-%d)
 machine="$(nproc) vCPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
-COMPARE="$compare" P2="$p2" WHEN="$when" MACHINE="$machine" python3 - <<'PY'
+COMPARE="$compare" P2="$p2" PEERS="$peers" WHEN="$when" MACHINE="$machine" python3 - <<'PY'
 import os, re
 readme = open("README.md").read()
 block = f"""<!-- perf:begin -->
 Measured {os.environ['WHEN']} on {os.environ['MACHINE']}, by
-`scripts/update-readme-perf.sh` (which runs the two commands below and pastes
+`scripts/update-readme-perf.sh` (which runs the three commands below and pastes
 their output here).
 
 `cargo run --release --example compare`:
@@ -26,6 +28,12 @@ their output here).
 
 ```text
 {os.environ['P2'].strip()}
+```
+
+`cd peers && cargo run --release` (iceoryx2 in the same run):
+
+```text
+{os.environ['PEERS'].strip()}
 ```
 <!-- perf:end -->"""
 new, n = re.subn(r"<!-- perf:begin -->.*?<!-- perf:end -->", lambda _: block, readme, flags=re.S)
