@@ -231,6 +231,18 @@ fn run_all(o: &Opts) -> Vec<Row> {
             Box::new(|| stream(memlink_stream(PAYLOAD, stream_small, true), PAYLOAD)),
         ),
         (
+            "memlink send/recv",
+            "stream 64 B",
+            Kind::Stream,
+            Box::new(|| stream(memlink_simple_stream(stream_small, false), PAYLOAD)),
+        ),
+        (
+            "memlink 0.1.3 write/read",
+            "stream 64 B",
+            Kind::Stream,
+            Box::new(|| stream(memlink_simple_stream(stream_small, true), PAYLOAD)),
+        ),
+        (
             "rtrb (in-process)",
             "stream 64 B",
             Kind::Stream,
@@ -530,6 +542,58 @@ fn daemon_round_trip(d: &mut Daemon, to: memlink_shm::ClientId) -> u64 {
     t0.elapsed().as_nanos() as u64
 }
 
+/// The simple loop, client -> daemon: the peer sends one 64 B message per
+/// call (`send`, or the 0.1.3 layer's `write`), this process receives one
+/// owned message per call (`recv`, or `read`). Messages per second.
+fn memlink_simple_stream(n: u64, old_api: bool) -> f64 {
+    let name = format!("memlink-compare-simple-{}", std::process::id());
+    let step = Duration::from_secs(60);
+    let api = if old_api { "old" } else { "new" };
+    let elapsed = if old_api {
+        let (name, d) = memlink_daemon("simple");
+        let mut child = spawn_peer(&["memlink-source", &name, api, &n.to_string()], false);
+        let from = await_client(&d);
+        let t0 = Instant::now();
+        d.send_to(from, Priority::High, b"go").expect("go");
+        let mut sum = 0u64;
+        let mut got = 0;
+        while got < n {
+            match d.read() {
+                Ok((_, m)) => {
+                    sum += u64::from(m[0]);
+                    got += 1;
+                }
+                Err(ShmError::Empty) => std::hint::spin_loop(),
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        std::hint::black_box(sum);
+        let elapsed = t0.elapsed();
+        child.wait().expect("peer exit");
+        elapsed
+    } else {
+        let mut d = Daemon::builder(&name)
+            .size(16 << 20)
+            .max_clients(1)
+            .create()
+            .expect("create the segment");
+        let mut child = spawn_peer(&["memlink-source", &name, api, &n.to_string()], false);
+        let from = d.recv_timeout(step).expect("the peer says hello").client();
+        let t0 = Instant::now();
+        d.send_to(from, Priority::High, b"go").expect("go");
+        let mut sum = 0u64;
+        for _ in 0..n {
+            let m = d.recv_timeout(step).expect("a message");
+            sum += u64::from(m.payload()[0]);
+        }
+        std::hint::black_box(sum);
+        let elapsed = t0.elapsed();
+        child.wait().expect("peer exit");
+        elapsed
+    };
+    n as f64 / secs(elapsed)
+}
+
 /// One-way stream daemon -> client; returns messages per second.
 fn memlink_stream(size: usize, n: u64, batched: bool) -> f64 {
     let (name, d) = memlink_daemon("stream");
@@ -792,6 +856,31 @@ fn peer(args: &[String]) {
                 }
             }
             drop(idle);
+        }
+        ["memlink-source", name, api, n] => {
+            let n: u64 = n.parse().unwrap();
+            let step = Duration::from_secs(60);
+            let msg = [5u8; PAYLOAD];
+            if *api == "old" {
+                let c = NrelayShmTransport::connect(name, 1).expect("connect");
+                c.send(Priority::High, b"hello").unwrap();
+                c.recv(Some(step)).expect("go");
+                let mut sent = 0;
+                while sent < n {
+                    match c.write(Priority::High, &msg) {
+                        Ok(()) => sent += 1,
+                        Err(ShmError::BufferFull) => std::hint::spin_loop(),
+                        Err(e) => panic!("write: {e}"),
+                    }
+                }
+            } else {
+                let mut c = Client::connect(name).expect("connect");
+                c.send(Priority::High, b"hello").unwrap();
+                c.recv_timeout(step).expect("go");
+                for _ in 0..n {
+                    c.send(Priority::High, &msg).expect("send");
+                }
+            }
         }
         ["memlink-sink", name, n] => {
             let n: u64 = n.parse().unwrap();

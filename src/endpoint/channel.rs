@@ -39,6 +39,35 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     })
 }
 
+/// When a blocking call gives up, read from the clock only once the call
+/// first has to wait: a call that finds its message or its room at once
+/// costs no clock read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    timeout: Option<Duration>,
+    at: Option<Option<Instant>>,
+}
+
+impl Deadline {
+    /// Waits as long as it takes.
+    pub(crate) const NEVER: Deadline = Deadline {
+        timeout: None,
+        at: Some(None),
+    };
+
+    /// Gives up `timeout` after the first wait begins (`None`: never).
+    #[inline]
+    pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
+        Deadline { timeout, at: None }
+    }
+
+    /// The instant to give up at (`None`: never), fixed at the first call.
+    pub(crate) fn instant(&mut self) -> Option<Instant> {
+        let timeout = self.timeout;
+        *self.at.get_or_insert_with(|| deadline(timeout))
+    }
+}
+
 /// Where a blocked writer waits: the event a reader notifies when it frees
 /// room, and the event that wakes that reader.
 pub(crate) struct Lacking<'a> {

@@ -31,7 +31,7 @@ pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
 pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 
-pub(crate) use channel::{deadline, load_hint};
+pub(crate) use channel::{deadline, load_hint, Deadline};
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
     signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::channel::Deadline;
 use super::fault::{Fault, Op};
 use crate::error::Error;
 use crate::priority::Priority;
@@ -22,14 +23,14 @@ pub(crate) trait Outlet {
     /// Wakes the reader if it sleeps.
     fn wake(&self);
 
-    /// Writes, waiting until `until` for room, without a wake-up. `fill`
-    /// runs once, when there is room.
+    /// Writes, waiting for room until `until` (read from the clock only if
+    /// it must wait), without a wake-up. `fill` runs once, when there is room.
     #[inline]
     fn write_until<R>(
         &mut self,
         priority: Priority,
         len: usize,
-        until: Option<Instant>,
+        mut until: Deadline,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Op<R> {
         // `fill` runs only when the write has room, so a full ring hands it back.
@@ -40,7 +41,7 @@ pub(crate) trait Outlet {
                 Ok(None) | Err(Fault::FULL) => {}
                 Err(e) => return Err(e),
             }
-            self.wait_for_room(priority, len, until)?;
+            self.wait_for_room(priority, len, until.instant())?;
         }
     }
 
@@ -62,7 +63,7 @@ pub(crate) trait Outlet {
         &mut self,
         priority: Priority,
         len: usize,
-        until: Option<Instant>,
+        until: Deadline,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
         let r = self

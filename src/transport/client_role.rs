@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Outlet, Stats};
+use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Deadline, Outlet, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -75,7 +75,9 @@ impl ClientRole {
         self.tx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .write_until(priority, data.len(), deadline(timeout), |b| b.copy_from_slice(data))
+            .write_until(priority, data.len(), Deadline::after(timeout), |b| {
+                b.copy_from_slice(data)
+            })
             .map_err(ShmError::from)
     }
 

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Op, Outlet, Owner, Shard, Stats};
+use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Deadline, Op, Outlet, Owner, Shard, Stats};
 use crate::error::{ShmError, ShmResult};
 use crate::pring::PriorityBatch;
 use crate::priority::Priority;
@@ -89,7 +89,7 @@ impl DaemonRole {
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
-        self.sending(|tx| tx.write_all_until(priority, data, deadline(timeout)))
+        self.sending(|tx| tx.write_all_until(priority, data, Deadline::after(timeout)))
     }
 
     pub(super) fn write_to_timeout(
@@ -101,7 +101,9 @@ impl DaemonRole {
     ) -> ShmResult<()> {
         self.sending(|tx| {
             tx.to(client)
-                .write_until(priority, data.len(), deadline(timeout), |b| b.copy_from_slice(data))
+                .write_until(priority, data.len(), Deadline::after(timeout), |b| {
+                    b.copy_from_slice(data)
+                })
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
-use crate::endpoint::channel::{deadline, NotifyOnDrop, Throttle};
+use crate::endpoint::channel::{Deadline, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::message::Message;
 use crate::error::Error;
@@ -143,7 +143,7 @@ impl ClientReceiver {
     /// [`Error::Disconnected`] once the daemon is gone and every message it
     /// sent before has been received; [`Error::Poisoned`] / [`Error::Corrupted`].
     pub fn recv(&mut self) -> Result<Message, Error> {
-        self.recv_until(None, Message::new)
+        self.recv_until(Deadline::NEVER, Message::new)
     }
 
     /// Like [`ClientReceiver::recv`], waiting at most `timeout`.
@@ -151,7 +151,7 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv`], and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
-        self.recv_until(deadline(Some(timeout)), Message::new)
+        self.recv_until(Deadline::after(Some(timeout)), Message::new)
     }
 
     /// Takes the next message if one is waiting.
@@ -181,7 +181,7 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv`].
     pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(None, f)
+        self.recv_until(Deadline::NEVER, f)
     }
 
     /// Like [`ClientReceiver::recv_with`], waiting at most `timeout`.
@@ -193,10 +193,10 @@ impl ClientReceiver {
         timeout: Duration,
         f: impl FnOnce(Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(deadline(Some(timeout)), f)
+        self.recv_until(Deadline::after(Some(timeout)), f)
     }
 
-    fn recv_until<R>(&mut self, until: Option<Instant>, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+    fn recv_until<R>(&mut self, mut until: Deadline, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
         // `f` runs only when a message is there, so an empty read hands it back.
         let mut f = Some(f);
         loop {
@@ -205,7 +205,7 @@ impl ClientReceiver {
                 Ok(_) => {}
                 Err(e) => return Err(e.into_error()),
             }
-            self.wait(until).map_err(Fault::into_error)?;
+            self.wait(until.instant()).map_err(Fault::into_error)?;
         }
     }
 

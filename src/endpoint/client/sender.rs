@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::buffer::RingError;
 use crate::endpoint::batch::Batch;
-use crate::endpoint::channel::{deadline, wait_for_room, Lacking, Throttle};
+use crate::endpoint::channel::{wait_for_room, Deadline, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
 use crate::error::Error;
@@ -127,7 +127,7 @@ impl ClientSender {
     /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`].
     #[inline]
     pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.publish_until(priority, data.len(), None, |b| b.copy_from_slice(data))
+        self.publish_until(priority, data.len(), Deadline::NEVER, |b| b.copy_from_slice(data))
     }
 
     /// Like [`ClientSender::send`], waiting at most `timeout` for room.
@@ -135,7 +135,7 @@ impl ClientSender {
     /// # Errors
     /// As [`ClientSender::send`], and [`Error::Timeout`].
     pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.publish_until(priority, data.len(), deadline(Some(timeout)), |b| {
+        self.publish_until(priority, data.len(), Deadline::after(Some(timeout)), |b| {
             b.copy_from_slice(data)
         })
     }
@@ -161,7 +161,7 @@ impl ClientSender {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.publish_until(priority, len, None, fill)
+        self.publish_until(priority, len, Deadline::NEVER, fill)
     }
 
     /// Like [`ClientSender::send_with`], but only if it fits now.

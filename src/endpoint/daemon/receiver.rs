@@ -1,10 +1,10 @@
 //! Receiving on the daemon: every client's rings to it, read Critical
 //! before High before Low, round-robin among clients within a tier.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{DaemonRx, DaemonTx};
-use crate::endpoint::channel::deadline;
+use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::message::ClientMessage;
 use crate::error::Error;
@@ -54,7 +54,7 @@ impl DaemonReceiver<'_> {
     /// [`Error::Corrupted`] when a client's rings hold impossible values: that
     /// client's channel is poisoned and the others go on.
     pub fn recv(&mut self) -> Result<ClientMessage, Error> {
-        self.recv_until(None, ClientMessage::new)
+        self.recv_until(Deadline::NEVER, ClientMessage::new)
     }
 
     /// Like [`DaemonReceiver::recv`], waiting at most `timeout`.
@@ -62,7 +62,7 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`], and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
-        self.recv_until(deadline(Some(timeout)), ClientMessage::new)
+        self.recv_until(Deadline::after(Some(timeout)), ClientMessage::new)
     }
 
     /// Takes the next message if one is waiting.
@@ -94,7 +94,7 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(None, f)
+        self.recv_until(Deadline::NEVER, f)
     }
 
     /// Like [`DaemonReceiver::recv_with`], waiting at most `timeout`.
@@ -106,12 +106,12 @@ impl DaemonReceiver<'_> {
         timeout: Duration,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(deadline(Some(timeout)), f)
+        self.recv_until(Deadline::after(Some(timeout)), f)
     }
 
     fn recv_until<R>(
         &mut self,
-        until: Option<Instant>,
+        mut until: Deadline,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
         // `f` runs only when a message is there, so an empty read hands it back.
@@ -124,7 +124,7 @@ impl DaemonReceiver<'_> {
                 Ok(_) => {}
                 Err(e) => return Err(e.into_error()),
             }
-            rx.wait(&mut release, until).map_err(Fault::into_error)?;
+            rx.wait(&mut release, until.instant()).map_err(Fault::into_error)?;
         }
     }
 

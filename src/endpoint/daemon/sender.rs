@@ -1,11 +1,11 @@
 //! Sending on the daemon: to one client, or to every client, all or none.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::table::{signal_all, signal_client};
 use super::DaemonTx;
 use crate::endpoint::batch::Batch;
-use crate::endpoint::channel::deadline;
+use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::outlet::Outlet;
 use crate::error::Error;
@@ -32,7 +32,7 @@ impl DaemonSender<'_> {
     pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
         self.tx
             .to(client)
-            .publish_until(priority, data.len(), None, |b| b.copy_from_slice(data))
+            .publish_until(priority, data.len(), Deadline::NEVER, |b| b.copy_from_slice(data))
     }
 
     /// Like [`DaemonSender::send_to`], waiting at most `timeout` for room.
@@ -48,7 +48,7 @@ impl DaemonSender<'_> {
     ) -> Result<(), Error> {
         self.tx
             .to(client)
-            .publish_until(priority, data.len(), deadline(Some(timeout)), |b| {
+            .publish_until(priority, data.len(), Deadline::after(Some(timeout)), |b| {
                 b.copy_from_slice(data)
             })
     }
@@ -75,7 +75,7 @@ impl DaemonSender<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        self.tx.to(client).publish_until(priority, len, None, fill)
+        self.tx.to(client).publish_until(priority, len, Deadline::NEVER, fill)
     }
 
     /// Like [`DaemonSender::send_to_with`], but only if it fits now.
@@ -116,7 +116,7 @@ impl DaemonSender<'_> {
     /// [`Error::MessageTooLarge`], [`Error::Corrupted`] (that client is
     /// poisoned and dropped from the broadcast; retry for the others).
     pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.broadcast_until(priority, data, None)
+        self.broadcast_until(priority, data, Deadline::NEVER)
     }
 
     /// Like [`DaemonSender::broadcast`], waiting at most `timeout` for room.
@@ -124,7 +124,7 @@ impl DaemonSender<'_> {
     /// # Errors
     /// As [`DaemonSender::broadcast`], and [`Error::Timeout`] (nothing was sent).
     pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.broadcast_until(priority, data, deadline(Some(timeout)))
+        self.broadcast_until(priority, data, Deadline::after(Some(timeout)))
     }
 
     /// Sends a copy of `data` to every connected client if it fits in all
@@ -141,7 +141,7 @@ impl DaemonSender<'_> {
         Ok(())
     }
 
-    fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Result<(), Error> {
+    fn broadcast_until(&mut self, priority: Priority, data: &[u8], until: Deadline) -> Result<(), Error> {
         self.tx
             .write_all_until(priority, data, until)
             .map_err(Fault::into_error)?;

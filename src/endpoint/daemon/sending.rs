@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, Shard, SWEEP_INTERVAL};
 use crate::buffer::RingError;
-use crate::endpoint::channel::{self, wait_for_room, Throttle};
+use crate::endpoint::channel::{self, wait_for_room, Deadline, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
 use crate::pring::{PriorityBatch, PriorityProducer};
@@ -223,13 +223,13 @@ impl DaemonTx {
 
     /// Broadcast that waits until `until` for room in every client's ring,
     /// without a wake-up.
-    pub(crate) fn write_all_until(&mut self, priority: Priority, data: &[u8], until: Option<Instant>) -> Op<()> {
+    pub(crate) fn write_all_until(&mut self, priority: Priority, data: &[u8], mut until: Deadline) -> Op<()> {
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Err(Fault::FULL) => {}
                 other => return other,
             }
-            self.wait_for_room_all(priority, data.len(), until)?;
+            self.wait_for_room_all(priority, data.len(), until.instant())?;
         }
     }
 
