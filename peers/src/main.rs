@@ -127,18 +127,32 @@ fn service_name(tag: &str, what: &str) -> Result<ServiceName, Box<dyn std::error
     Ok(format!("{tag}/{what}").as_str().try_into()?)
 }
 
+type Service = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, Msg, ()>;
+
+/// The 64 B publish-subscribe service `what` of this run: created by the
+/// measuring process, opened by the peer. A `stream` service holds up to 256
+/// samples per subscriber and never overwrites one.
+fn service(
+    node: &Node<ipc::Service>,
+    tag: &str,
+    what: &str,
+    create: bool,
+) -> Result<Service, Box<dyn std::error::Error>> {
+    let name = service_name(tag, what)?;
+    let builder = node.service_builder(&name).publish_subscribe::<Msg>();
+    let builder = if what == "stream" {
+        builder.enable_safe_overflow(false).subscriber_max_buffer_size(256)
+    } else {
+        builder
+    };
+    Ok(if create { builder.create()? } else { builder.open()? })
+}
+
 /// Ping-pong through both libraries between this process and one echo
 /// peer, in alternating chunks. Returns (memlink, iceoryx2).
 fn ping_pong(tag: &str, n: u64) -> Result<(Histogram<u64>, Histogram<u64>), Box<dyn std::error::Error>> {
     let node = node()?;
-    let ping = node
-        .service_builder(&service_name(tag, "ping")?)
-        .publish_subscribe::<Msg>()
-        .create()?;
-    let pong = node
-        .service_builder(&service_name(tag, "pong")?)
-        .publish_subscribe::<Msg>()
-        .create()?;
+    let (ping, pong) = (service(&node, tag, "ping", true)?, service(&node, tag, "pong", true)?);
     let ice_tx = ping.publisher_builder().create()?;
     let ice_rx = pong.subscriber_builder().create()?;
     let mut daemon = Daemon::builder(tag).max_clients(1).create()?;
@@ -231,12 +245,7 @@ fn memlink_stream(tag: &str, n: u64) -> Result<f64, Box<dyn std::error::Error>> 
 /// publisher's process.)
 fn iceoryx2_stream(tag: &str, n: u64) -> Result<f64, Box<dyn std::error::Error>> {
     let node = node()?;
-    let stream = node
-        .service_builder(&service_name(tag, "stream")?)
-        .publish_subscribe::<Msg>()
-        .enable_safe_overflow(false)
-        .subscriber_max_buffer_size(256)
-        .create()?;
+    let stream = service(&node, tag, "stream", true)?;
     let tx = stream
         .publisher_builder()
         .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
@@ -262,14 +271,7 @@ fn peer(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     match a.as_slice() {
         ["echo", tag] => {
             let node = node()?;
-            let ping = node
-                .service_builder(&service_name(tag, "ping")?)
-                .publish_subscribe::<Msg>()
-                .open()?;
-            let pong = node
-                .service_builder(&service_name(tag, "pong")?)
-                .publish_subscribe::<Msg>()
-                .open()?;
+            let (ping, pong) = (service(&node, tag, "ping", false)?, service(&node, tag, "pong", false)?);
             let ice_rx = ping.subscriber_builder().create()?;
             let ice_tx = pong.publisher_builder().create()?;
             let mut client = Client::connect(tag)?;
@@ -313,12 +315,7 @@ fn peer(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         ["iceoryx2-sink", tag, report, n] => {
             let n: u64 = n.parse()?;
             let node = node()?;
-            let stream = node
-                .service_builder(&service_name(tag, "stream")?)
-                .publish_subscribe::<Msg>()
-                .enable_safe_overflow(false)
-                .subscriber_max_buffer_size(256)
-                .open()?;
+            let stream = service(&node, tag, "stream", false)?;
             let rx = stream.subscriber_builder().buffer_size(256).create()?;
             let mut client = Client::connect(report)?;
             client.send(Priority::High, b"subscribed")?;

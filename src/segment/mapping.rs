@@ -262,6 +262,27 @@ mod tests {
         assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
     }
 
+    /// The build name holds 64 random bits: another user cannot plant a
+    /// file there ahead of `create` (the 0.2 name was `.NAME.PID.0...`).
+    #[test]
+    fn build_names_cannot_be_guessed_and_a_planted_file_does_not_stop_create() {
+        let pid = platform::current_pid();
+        let name = SegmentName::parse(&format!("memlink-mmap-planted-{pid}")).unwrap();
+        let _ = name.remove();
+        let (a, b) = (name.temp_path(), name.temp_path());
+        assert_ne!(a, b, "two build names alike");
+        let file = name.path().file_name().unwrap().to_string_lossy().into_owned();
+        let planted = name.path().with_file_name(format!(".{file}.{pid}.0{}", super::super::TEMP_SUFFIX));
+        std::fs::write(&planted, b"planted").unwrap();
+        let built = SharedMemory::create_hidden(&name, 8192, 0o600).unwrap();
+        built.publish().unwrap();
+        assert_eq!(SharedMemory::open(&name).unwrap().len(), 8192);
+        assert_eq!(std::fs::read(&planted).unwrap(), b"planted", "the planted file is left alone");
+        drop(built);
+        let _ = std::fs::remove_file(&planted);
+        name.remove().unwrap();
+    }
+
     #[test]
     fn a_removed_name_is_free_while_the_old_segment_is_still_mapped() {
         let name = SegmentName::parse(&format!("memlink-mmap-reuse-{}", platform::current_pid())).unwrap();
