@@ -32,6 +32,10 @@ const CASES: &[(&str, &str)] = &[
         "old_write_to_read",
         "0.1.3 layer: daemon write_to 64 B + client read_with",
     ),
+    (
+        "old_round_trip",
+        "0.1.3 layer: client send + daemon read_with + daemon send_to + client read_with",
+    ),
     ("empty_poll_1", "daemon try_recv finding nothing, 1 idle client"),
     ("empty_poll_8", "daemon try_recv finding nothing, 8 idle clients"),
     ("empty_poll_255", "daemon try_recv finding nothing, 255 idle clients"),
@@ -50,14 +54,15 @@ fn main() {
     // Each case is a function of its own, never inlined, so that adding or
     // changing one case does not move the code (and the counts) of another.
     let sink = match case.as_str() {
-        "old_write_read" | "old_write_to_read" => {
+        "old_write_read" | "old_write_to_read" | "old_round_trip" => {
             let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).expect("create");
             let client = NrelayShmTransport::connect(&name, 1).expect("connect");
-            if case == "old_write_read" {
-                old_write_read(&daemon, &client, n)
-            } else {
-                old_write_to_read(&daemon, &client, n)
-            }
+            let run = match case.as_str() {
+                "old_write_read" => old_write_read,
+                "old_write_to_read" => old_write_to_read,
+                _ => old_round_trip,
+            };
+            run(&daemon, &client, n)
         }
         c if c.starts_with("empty_poll_") => {
             let clients: usize = c["empty_poll_".len()..].parse().expect("a client count");
@@ -164,6 +169,19 @@ fn old_write_to_read(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n
     let mut sink = 0;
     for _ in 0..n {
         daemon.write_to(id, Priority::High, &MSG).expect("write_to");
+        sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
+    }
+    sink
+}
+
+#[inline(never)]
+fn old_round_trip(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
+    let id = client.client_id().expect("client id");
+    let mut sink = 0;
+    for _ in 0..n {
+        client.send(Priority::High, &MSG).expect("send");
+        sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
+        daemon.send_to(id, Priority::High, &MSG).expect("send_to");
         sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
     }
     sink
