@@ -10,6 +10,8 @@
 // Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
 #![allow(deprecated)]
 
+use memlink_shm::buffer::{RingBuffer, RingConsumer, RingProducer};
+use memlink_shm::pring::{PriorityConsumer, PriorityProducer, PriorityRingBuffer};
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 use memlink_shm::{Client, Daemon};
@@ -35,6 +37,11 @@ const CASES: &[(&str, &str)] = &[
     (
         "old_round_trip",
         "0.1.3 layer: client send + daemon read_with + daemon send_to + client read_with",
+    ),
+    ("ring_64", "one ring in this process: write 64 B + read_with"),
+    (
+        "priority_ring_64",
+        "the three-tier ring in this process: write 64 B (High) + read_with; minus ring_64 = routing",
     ),
     ("empty_poll_1", "daemon try_recv finding nothing, 1 idle client"),
     ("empty_poll_8", "daemon try_recv finding nothing, 8 idle clients"),
@@ -63,6 +70,14 @@ fn main() {
                 _ => old_round_trip,
             };
             run(&daemon, &client, n)
+        }
+        "ring_64" => {
+            let (mut tx, mut rx) = RingBuffer::with_capacity(1 << 16, 64).expect("ring").split();
+            ring_64(&mut tx, &mut rx, n)
+        }
+        "priority_ring_64" => {
+            let (mut tx, mut rx) = PriorityRingBuffer::with_capacity(3 << 16, 64).expect("ring").split();
+            priority_ring_64(&mut tx, &mut rx, n)
         }
         c if c.starts_with("empty_poll_") => {
             let clients: usize = c["empty_poll_".len()..].parse().expect("a client count");
@@ -183,6 +198,26 @@ fn old_round_trip(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u
         sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
         daemon.send_to(id, Priority::High, &MSG).expect("send_to");
         sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
+    }
+    sink
+}
+
+#[inline(never)]
+fn ring_64(tx: &mut RingProducer, rx: &mut RingConsumer, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        tx.write(Priority::High, &MSG).expect("write");
+        sink += rx.read_with(|_, b| b.len()).expect("read").expect("a message");
+    }
+    sink
+}
+
+#[inline(never)]
+fn priority_ring_64(tx: &mut PriorityProducer, rx: &mut PriorityConsumer, n: u64) -> usize {
+    let mut sink = 0;
+    for _ in 0..n {
+        tx.write(Priority::High, &MSG).expect("write");
+        sink += rx.read_with(|_, b| b.len()).expect("read").expect("a message");
     }
     sink
 }
