@@ -112,121 +112,113 @@ fn main() {
 
 const MSG: [u8; 64] = [7u8; 64];
 
-#[inline(never)]
-fn send_recv(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+/// Runs `step` `n` times and sums what it returns (kept, so the optimiser
+/// cannot drop the work). Each case below is a function of its own, never
+/// inlined, that calls this once.
+#[inline(always)]
+fn repeat(n: u64, mut step: impl FnMut() -> usize) -> usize {
     let mut sink = 0;
     for _ in 0..n {
-        client.try_send(Priority::High, &MSG).expect("send");
-        sink += daemon.try_recv_with(|_, _, b| b.len()).expect("recv");
+        sink += step();
     }
     sink
 }
 
 #[inline(never)]
-fn send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+fn send_recv(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    repeat(n, || {
         client.try_send(Priority::High, &MSG).expect("send");
-        sink += daemon.try_recv().expect("recv").payload().len();
-    }
-    sink
+        daemon.try_recv_with(|_, _, b| b.len()).expect("recv")
+    })
+}
+
+#[inline(never)]
+fn send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    repeat(n, || {
+        client.try_send(Priority::High, &MSG).expect("send");
+        daemon.try_recv().expect("recv").payload().len()
+    })
 }
 
 #[inline(never)]
 fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     let id = client.id();
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         daemon.try_send_to(id, Priority::High, &MSG).expect("send_to");
-        sink += client.try_recv_with(|_, b| b.len()).expect("recv");
-    }
-    sink
+        client.try_recv_with(|_, b| b.len()).expect("recv")
+    })
 }
 
 #[inline(never)]
 fn round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         client.try_send(Priority::High, &MSG).expect("send");
         let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
         daemon.try_send_to(from, Priority::High, &MSG).expect("send_to");
-        sink += client.try_recv_with(|_, b| b.len()).expect("recv");
-    }
-    sink
+        client.try_recv_with(|_, b| b.len()).expect("recv")
+    })
 }
 
 #[inline(never)]
 fn batch_64(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         client
             .send_batch(|b| (0..64).try_for_each(|_| b.try_send(Priority::High, &MSG)))
             .expect("batch")
             .expect("room for 64");
-        sink += daemon.try_recv_batch(64, |_, _, b| sink += b.len()).expect("recv");
-    }
-    sink
+        let mut bytes = 0;
+        daemon.try_recv_batch(64, |_, _, b| bytes += b.len()).expect("recv");
+        bytes
+    })
 }
 
 #[inline(never)]
 fn old_write_read(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         client.write(Priority::High, &MSG).expect("write");
-        sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
-    }
-    sink
+        daemon.read_with(|_, b| b.len()).expect("read").expect("a message")
+    })
 }
 
 #[inline(never)]
 fn old_write_to_read(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
     let id = client.client_id().expect("client id");
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         daemon.write_to(id, Priority::High, &MSG).expect("write_to");
-        sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
-    }
-    sink
+        client.read_with(|_, b| b.len()).expect("read").expect("a message")
+    })
 }
 
 #[inline(never)]
 fn old_round_trip(daemon: &NrelayShmTransport, client: &NrelayShmTransport, n: u64) -> usize {
     let id = client.client_id().expect("client id");
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         client.send(Priority::High, &MSG).expect("send");
-        sink += daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
+        daemon.read_with(|_, b| b.len()).expect("read").expect("a message");
         daemon.send_to(id, Priority::High, &MSG).expect("send_to");
-        sink += client.read_with(|_, b| b.len()).expect("read").expect("a message");
-    }
-    sink
+        client.read_with(|_, b| b.len()).expect("read").expect("a message")
+    })
 }
 
 #[inline(never)]
 fn ring_64(tx: &mut RingProducer, rx: &mut RingConsumer, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         tx.write(Priority::High, &MSG).expect("write");
-        sink += rx.read_with(|_, b| b.len()).expect("read").expect("a message");
-    }
-    sink
+        rx.read_with(|_, b| b.len()).expect("read").expect("a message")
+    })
 }
 
 #[inline(never)]
 fn priority_ring_64(tx: &mut PriorityProducer, rx: &mut PriorityConsumer, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
+    repeat(n, || {
         tx.write(Priority::High, &MSG).expect("write");
-        sink += rx.read_with(|_, b| b.len()).expect("read").expect("a message");
-    }
-    sink
+        rx.read_with(|_, b| b.len()).expect("read").expect("a message")
+    })
 }
 
 #[inline(never)]
 fn empty_poll(daemon: &mut Daemon, n: u64) -> usize {
-    let mut sink = 0;
-    for _ in 0..n {
-        sink += usize::from(matches!(daemon.try_recv(), Err(memlink_shm::Error::Empty)));
-    }
-    sink
+    repeat(n, || {
+        usize::from(matches!(daemon.try_recv(), Err(memlink_shm::Error::Empty)))
+    })
 }
