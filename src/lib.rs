@@ -70,8 +70,10 @@
 //! process identity) -> `segment/` (name, mapping, wire format, validation)
 //! -> `wait.rs` (the event count sleepers wait on) -> `slot.rs` (the life
 //! cycle of a client slot) -> `buffer/`, `pring.rs` (rings and priorities)
-//! -> `endpoint/` ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`,
-//! and the compatibility layer `transport/`.
+//! -> `doorbell.rs` (which rings the daemon looks at) -> `endpoint/`
+//! ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`, and the
+//! compatibility layer `transport/`. `platform/fault_guard.rs` keeps a
+//! segment file cut short by a peer from killing this process with `SIGBUS`.
 //!
 //! ## Compatibility with 0.1.3
 //!
