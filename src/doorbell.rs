@@ -95,18 +95,6 @@ pub fn silence_bell(word: &AtomicU64, bit: u64) {
     fence(Ordering::SeqCst);
 }
 
-/// The slots of `attached` whose bell of tier `priority` is rung, in
-/// ascending order. Each word is loaded when the iteration reaches it.
-#[inline]
-pub(crate) fn rung<'a>(seg: &'a Segment, priority: Priority, attached: &'a SlotSet) -> Rung<'a> {
-    Rung {
-        bells: &seg.control().doorbell[priority.index()][..attached.len],
-        mask: &attached.words[..attached.len],
-        word: 0,
-        bits: 0,
-    }
-}
-
 /// The bells of tier `priority`, one bit per slot.
 #[inline]
 pub(crate) fn bells(seg: &Segment, priority: Priority) -> &[AtomicU64; DOORBELL_WORDS] {
@@ -159,38 +147,27 @@ impl SlotSet {
             .map(|(bell, &mine)| bell.load(Ordering::Acquire) & mine)
     }
 
+    /// The members whose bell in `bells` is rung, lowest first.
+    pub(crate) fn rung_slots<'a>(&'a self, bells: &'a [AtomicU64; DOORBELL_WORDS]) -> impl Iterator<Item = u32> + 'a {
+        self.rung(bells).enumerate().flat_map(|(w, mut bits)| {
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w * 64) as u32 + b
+                })
+            })
+        })
+    }
+
+    /// Empties the set.
+    pub(crate) fn clear(&mut self) {
+        self.words = [0; DOORBELL_WORDS];
+    }
+
     pub(crate) fn remove(&mut self, slot: u32) {
         let (w, bit) = position(slot);
         self.words[w] &= !bit;
-    }
-}
-
-/// The members of a [`SlotSet`] whose bell is rung, lowest first.
-#[derive(Debug)]
-pub(crate) struct Rung<'a> {
-    bells: &'a [AtomicU64],
-    mask: &'a [u64],
-    /// The next word to load, and the members left of the one loaded last.
-    word: usize,
-    bits: u64,
-}
-
-impl Iterator for Rung<'_> {
-    type Item = u32;
-
-    #[inline]
-    fn next(&mut self) -> Option<u32> {
-        while self.bits == 0 {
-            let w = self.word;
-            if w >= self.mask.len() {
-                return None;
-            }
-            self.bits = self.bells[w].load(Ordering::Acquire) & self.mask[w];
-            self.word = w + 1;
-        }
-        let b = self.bits.trailing_zeros();
-        self.bits &= self.bits - 1;
-        Some(((self.word - 1) * 64) as u32 + b)
     }
 }
 
@@ -205,14 +182,8 @@ mod tests {
     }
 
     fn rung_in(bells: &SlotSet, attached: &SlotSet) -> Vec<u32> {
-        let bells: Vec<AtomicU64> = bells.words.iter().map(|&w| AtomicU64::new(w)).collect();
-        let it = Rung {
-            bells: &bells[..attached.len],
-            mask: &attached.words[..attached.len],
-            word: 0,
-            bits: 0,
-        };
-        it.collect()
+        let bells: [AtomicU64; DOORBELL_WORDS] = bells.words.map(AtomicU64::new);
+        attached.rung_slots(&bells).collect()
     }
 
     #[test]

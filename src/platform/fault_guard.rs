@@ -203,10 +203,10 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 fn cover_with_zero_page(addr: usize) -> bool {
     let page = PAGE_SIZE.load(Ordering::Relaxed);
     let at = addr & !(page - 1);
-    // SAFETY: the page lies inside a mapping registered by a live SharedMemory,
-    // which only this crate reads and writes through atomics and bounds-checked
-    // ring code; replacing it with a zero page changes its contents, never its
-    // validity. MAP_FIXED replaces exactly that page.
+    // The page lies inside a mapping registered by a live SharedMemory, which
+    // only this crate reads and writes, through atomics and bounds-checked
+    // ring code. MAP_FIXED replaces exactly that page.
+    // SAFETY: a zero page in place of a lost one changes the contents, never the validity.
     let got = unsafe {
         libc::mmap(
             at as *mut libc::c_void,
@@ -227,10 +227,9 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, f
         return;
     }
     if previous == libc::SIG_DFL || previous == libc::SIG_IGN {
-        // SAFETY: restoring the default disposition is async-signal-safe. A
-        // fault then happens again on return and ends the process as it would
-        // have; a sent signal is raised again (it stays pending until this
-        // handler returns).
+        // A fault happens again on return and ends the process as it would
+        // have; a sent signal is raised again (pending until this returns).
+        // SAFETY: sigaction and raise are async-signal-safe; `action` is initialised.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = libc::SIG_DFL;

@@ -71,16 +71,6 @@ impl ClientRole {
             .map_err(ShmError::from)
     }
 
-    /// Writes and wakes the daemon (the write rang its doorbell).
-    #[inline(always)]
-    pub(super) fn send(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        let mut tx = self.tx.try_borrow_mut().map_err(reentrant)?;
-        tx.write(priority, data.len(), |b| b.copy_from_slice(data))
-            .map_err(ShmError::from)?;
-        tx.wake();
-        Ok(())
-    }
-
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         self.tx
             .try_borrow_mut()

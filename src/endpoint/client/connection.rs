@@ -198,18 +198,12 @@ impl Connection {
         doorbell::ring_all(&self.seg, self.id.slot);
     }
 
-    /// Wakes the daemon if it sleeps; only right after [`Connection::ring`],
-    /// whose fence it relies on.
-    #[inline]
-    pub(crate) fn wake_after_ring(&self) {
-        self.seg.control().daemon_wake.notify_fenced();
-    }
-
-    /// Rings every bell and wakes the daemon if it sleeps.
+    /// Wakes the daemon if it sleeps. Every publish rang the doorbell, whose
+    /// fence orders the publish before this check of the sleepers (the
+    /// event count's protocol, see `crate::wait`): one load.
     #[inline]
     pub(crate) fn signal(&self) {
-        self.ring_all();
-        self.wake_after_ring();
+        self.seg.control().daemon_wake.notify_fenced();
     }
 
     /// How long ago the daemon last swept its clients (a progress hint only).

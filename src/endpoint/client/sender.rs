@@ -248,6 +248,6 @@ impl Outlet for ClientSender {
     /// the fence this relies on).
     #[inline]
     fn wake(&self) {
-        self.conn.wake_after_ring();
+        self.conn.signal();
     }
 }

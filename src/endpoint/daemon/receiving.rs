@@ -21,8 +21,6 @@ struct Inbound {
     slots: Vec<Option<Attached<PriorityConsumer>>>,
     /// Slots with attached rings.
     attached: SlotSet,
-    /// Words of the doorbell the segment's slots use.
-    doorbell_words: usize,
     /// Per slot and tier, how many looks in a row found the ring empty
     /// (see `crate::doorbell`).
     quiet: Vec<[u8; 3]>,
@@ -53,7 +51,7 @@ impl Inbound {
     #[cold]
     fn rebuild(&mut self, seg: &Segment, epoch: u32) {
         self.epoch = Some(epoch);
-        self.attached = SlotSet::with_words(self.doorbell_words);
+        self.attached.clear();
         self.closing.clear();
         for i in self.shard.slots(seg) {
             let view = slot::view(seg, i);
@@ -111,7 +109,7 @@ impl Inbound {
     fn has_message(&mut self, seg: &Segment) -> bool {
         let slots = &mut self.slots;
         Priority::ALL.into_iter().any(|p| {
-            doorbell::rung(seg, p, &self.attached).any(|i| {
+            self.attached.rung_slots(doorbell::bells(seg, p)).any(|i| {
                 slots[i as usize]
                     .as_mut()
                     .is_some_and(|s| s.rings.tier(p).has_message())
@@ -326,7 +324,6 @@ impl DaemonRx {
                 epoch: None,
                 slots: (0..n).map(|_| None).collect(),
                 attached: SlotSet::with_words(doorbell::words_for(n as u32)),
-                doorbell_words: doorbell::words_for(n as u32),
                 quiet: vec![[0; 3]; n],
                 closing: Vec::new(),
                 cursor: [0; 3],
