@@ -121,6 +121,8 @@ pub use endpoint::{
     Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
     DaemonReceiver, DaemonSender, Message, Stats,
 };
+#[cfg(not(loom))]
+pub use endpoint::{ClientStream, DaemonStream};
 pub use error::{Error, OpenError, ShmError, ShmResult};
 pub use priority::Priority;
 pub use segment::MAX_NAME_LEN;

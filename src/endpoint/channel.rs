@@ -2,6 +2,8 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::fault::{Fault, Op};
@@ -10,7 +12,8 @@ use crate::buffer::{RingConsumer, RingProducer};
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 use crate::segment::layout::{Direction, EventWord};
-use crate::segment::Segment;
+use crate::segment::{Segment, SharedMemory};
+use crate::wait::Park;
 
 /// Attaches the writing ends of one direction of channel `index`.
 pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityProducer, RingError> {
@@ -81,20 +84,23 @@ pub(crate) struct Lacking<'a> {
 /// for a signal not sent yet (or the two would wait for each other); it
 /// re-checks at least every `tick`, so `lacking` also sees what nobody
 /// announces (a peer dying), and it spins for `spin` first.
+/// A task's park returns `Pending` instead of blocking.
 pub(crate) fn wait_for_room<'a>(
+    park: &mut impl Park,
+    mapping: &Arc<SharedMemory>,
     spin: Duration,
     until: Option<Instant>,
     tick: Duration,
     mut lacking: impl FnMut() -> Op<Option<Lacking<'a>>>,
-) -> Op<()> {
+) -> Poll<Op<()>> {
     loop {
         let Some(Lacking { space, reader }) = lacking()? else {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         };
         reader.notify();
         let changed = || !matches!(lacking(), Ok(Some(l)) if std::ptr::eq(l.space, space));
-        if !space.wait_until_ticking(changed, spin, until, Some(tick)) {
-            return Err(Fault::Timeout);
+        if !ready!(park.park(mapping, space, changed, spin, until, Some(tick))) {
+            return Poll::Ready(Err(Fault::Timeout));
         }
     }
 }

@@ -28,6 +28,8 @@ pub use batch::Batch;
 pub(crate) use client::Connection;
 pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
 pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
+#[cfg(not(loom))]
+pub use {client::ClientStream, daemon::DaemonStream};
 pub use message::{ClientMessage, Message};
 pub use stats::Stats;
 

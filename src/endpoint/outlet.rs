@@ -3,12 +3,14 @@
 //! room, and wakes its reader. The retry loop of a blocking send and the
 //! publish-then-wake of every send are written once, here.
 
+use std::task::{ready, Poll};
 use std::time::Instant;
 
 use super::channel::Deadline;
 use super::fault::{Fault, Op};
 use crate::error::Error;
 use crate::priority::Priority;
+use crate::wait::{blocked, Block, Park};
 
 /// A writing end to one reader.
 pub(crate) trait Outlet {
@@ -16,9 +18,10 @@ pub(crate) trait Outlet {
     /// wake-up. `fill` runs only if the message fits.
     fn write<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Op<R>;
 
-    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
-    /// reader is gone or `until` passes.
-    fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()>;
+    /// Waits through `park` until a `len`-byte message of `priority` fits
+    /// (`Ok`), the reader is gone or `until` passes.
+    fn poll_room(&mut self, park: &mut impl Park, priority: Priority, len: usize, until: Option<Instant>)
+        -> Poll<Op<()>>;
 
     /// Wakes the reader if it sleeps.
     fn wake(&self);
@@ -33,15 +36,27 @@ pub(crate) trait Outlet {
         mut until: Deadline,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Op<R> {
-        // `fill` runs only when the write has room, so a full ring hands it back.
-        let mut fill = Some(fill);
+        blocked(self.poll_write(&mut Block, priority, len, &mut until, &mut Some(fill)))
+    }
+
+    /// [`Outlet::write_until`] through `park`. `fill` is taken when it runs.
+    #[inline]
+    fn poll_write<R, F: FnOnce(&mut [u8]) -> R>(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        len: usize,
+        until: &mut Deadline,
+        fill: &mut Option<F>,
+    ) -> Poll<Op<R>> {
         loop {
+            // `fill` runs only when the write has room, so a full ring hands it back.
             match self.write(priority, len, |b| fill.take().map(|f| f(b))) {
-                Ok(Some(r)) => return Ok(r),
+                Ok(Some(r)) => return Poll::Ready(Ok(r)),
                 Ok(None) | Err(Fault::FULL) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Poll::Ready(Err(e)),
             }
-            self.wait_for_room(priority, len, until.instant())?;
+            ready!(self.poll_room(park, priority, len, until.instant()))?;
         }
     }
 
@@ -63,13 +78,24 @@ pub(crate) trait Outlet {
         &mut self,
         priority: Priority,
         len: usize,
-        until: Deadline,
+        mut until: Deadline,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        let r = self
-            .write_until(priority, len, until, fill)
-            .map_err(Fault::into_error)?;
+        blocked(self.poll_publish(&mut Block, priority, len, &mut until, &mut Some(fill)))
+    }
+
+    /// [`Outlet::publish_until`] through `park`. `fill` is taken when it runs.
+    #[inline]
+    fn poll_publish<R, F: FnOnce(&mut [u8]) -> R>(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        len: usize,
+        until: &mut Deadline,
+        fill: &mut Option<F>,
+    ) -> Poll<Result<R, Error>> {
+        let r = ready!(self.poll_write(park, priority, len, until, fill)).map_err(Fault::into_error)?;
         self.wake();
-        Ok(r)
+        Poll::Ready(Ok(r))
     }
 }

@@ -297,7 +297,7 @@ impl Segment {
         platform::byte_locked_elsewhere(self.shm.file(), client_lock_byte(index)).unwrap_or(true)
     }
 
-    pub(crate) fn shared_memory(&self) -> &SharedMemory {
+    pub(crate) fn shared_memory(&self) -> &Arc<SharedMemory> {
         &self.shm
     }
 

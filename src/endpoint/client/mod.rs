@@ -1,6 +1,8 @@
 //! The client endpoint: one connection to a daemon's segment, as one value
 //! or split into a sending and a receiving half.
 
+#[cfg(not(loom))]
+mod async_api;
 mod connection;
 mod receiver;
 mod sender;
@@ -18,6 +20,10 @@ use crate::error::{Error, OpenError};
 use crate::priority::Priority;
 use crate::slot::ClientId;
 
+#[cfg(not(loom))]
+pub(crate) use async_api::end_at_disconnect;
+#[cfg(not(loom))]
+pub use async_api::ClientStream;
 pub(crate) use connection::Connection;
 pub use receiver::ClientReceiver;
 pub use sender::ClientSender;

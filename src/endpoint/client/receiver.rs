@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
@@ -12,6 +13,7 @@ use crate::error::Error;
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
 use crate::slot::ClientId;
+use crate::wait::{blocked, Block, Park};
 
 /// The receiving half of a [`crate::Client`], from [`crate::Client::split`]:
 /// it owns the reading ends of the rings from the daemon. See
@@ -109,11 +111,17 @@ impl ClientReceiver {
     /// Blocks until a message is waiting (`Ok`), the daemon is gone
     /// ([`Fault::Disconnected`]) or `until` passes.
     pub(crate) fn wait(&mut self, until: Option<Instant>) -> Op<()> {
+        blocked(self.poll_wait(&mut Block, until))
+    }
+
+    /// [`ClientReceiver::wait`] through `park`.
+    fn poll_wait(&mut self, park: &mut impl Park, until: Option<Instant>) -> Poll<Op<()>> {
         let ClientReceiver {
             rx,
             liveness,
             conn,
             spin,
+            ..
         } = self;
         let ready = || {
             if liveness.due() {
@@ -122,15 +130,34 @@ impl ClientReceiver {
             rx.has_message() || conn.status().is_err()
         };
         // Tick so that the daemon's death, which nobody signals, is seen within an interval.
-        let event = &conn.channel().client_wake;
-        if !event.wait_until_ticking(ready, *spin, until, Some(DAEMON_CHECK_INTERVAL)) {
-            return Err(Fault::Timeout);
+        let (mapping, event) = (conn.segment().shared_memory(), &conn.channel().client_wake);
+        if !ready!(park.park(mapping, event, ready, *spin, until, Some(DAEMON_CHECK_INTERVAL))) {
+            return Poll::Ready(Err(Fault::Timeout));
         }
         if rx.has_message() {
-            Ok(())
+            Poll::Ready(Ok(()))
         } else {
             conn.status()?;
-            Err(Fault::Disconnected)
+            Poll::Ready(Err(Fault::Disconnected))
+        }
+    }
+
+    /// Takes the next message, waiting through `park` until `until`; `f`
+    /// is taken when it runs.
+    pub(crate) fn poll_recv<R, F: FnOnce(Priority, &[u8]) -> R>(
+        &mut self,
+        park: &mut impl Park,
+        until: &mut Deadline,
+        f: &mut Option<F>,
+    ) -> Poll<Result<R, Error>> {
+        loop {
+            // `f` runs only when a message is there, so an empty read hands it back.
+            match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
+                Ok(Some(Some(r))) => return Poll::Ready(Ok(r)),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(e.into_error())),
+            }
+            ready!(self.poll_wait(park, until.instant())).map_err(Fault::into_error)?;
         }
     }
 
@@ -197,16 +224,7 @@ impl ClientReceiver {
     }
 
     fn recv_until<R>(&mut self, mut until: Deadline, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        // `f` runs only when a message is there, so an empty read hands it back.
-        let mut f = Some(f);
-        loop {
-            match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
-                Ok(Some(Some(r))) => return Ok(r),
-                Ok(_) => {}
-                Err(e) => return Err(e.into_error()),
-            }
-            self.wait(until.instant()).map_err(Fault::into_error)?;
-        }
+        blocked(self.poll_recv(&mut Block, &mut until, &mut Some(f)))
     }
 
     /// Passes up to `max` waiting messages to `f` in place, in the order

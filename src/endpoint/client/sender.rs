@@ -1,6 +1,7 @@
 //! The sending half of a client: the writing ends of its rings to the daemon.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
@@ -13,6 +14,7 @@ use crate::error::Error;
 use crate::pring::PriorityProducer;
 use crate::priority::Priority;
 use crate::slot::ClientId;
+use crate::wait::Park;
 
 /// The sending half of a [`crate::Client`], from [`crate::Client::split`]:
 /// it owns the writing ends of the rings to the daemon and can move to
@@ -219,11 +221,17 @@ impl Outlet for ClientSender {
         }
     }
 
-    /// Blocks until a `len`-byte message of `priority` fits (`Ok`), the
+    /// Waits until a `len`-byte message of `priority` fits (`Ok`), the
     /// daemon is gone ([`Fault::Disconnected`]) or `until` passes
     /// ([`Fault::Timeout`]). Room found stays: this is the ring's only
     /// writer.
-    fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
+    fn poll_room(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> Poll<Op<()>> {
         let ClientSender {
             tx,
             liveness,
@@ -232,7 +240,8 @@ impl Outlet for ClientSender {
             ..
         } = self;
         let conn: &Connection = conn;
-        wait_for_room(*spin, until, DAEMON_CHECK_INTERVAL, move || {
+        let mapping = conn.segment().shared_memory();
+        wait_for_room(park, mapping, *spin, until, DAEMON_CHECK_INTERVAL, move || {
             if liveness.due() {
                 conn.check_daemon();
             }

@@ -1,5 +1,7 @@
 //! The daemon endpoint: creates a named segment and serves its clients.
 
+#[cfg(not(loom))]
+mod async_api;
 mod receiver;
 mod receiving;
 mod sender;
@@ -20,6 +22,8 @@ use crate::priority::Priority;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId};
 
+#[cfg(not(loom))]
+pub use async_api::DaemonStream;
 pub use receiver::DaemonReceiver;
 pub use sender::DaemonSender;
 

@@ -1,6 +1,7 @@
 //! Receiving on the daemon: every client's rings to it, read Critical
 //! before High before Low, round-robin among clients within a tier.
 
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use super::{DaemonRx, DaemonTx};
@@ -10,6 +11,7 @@ use crate::endpoint::message::ClientMessage;
 use crate::error::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
+use crate::wait::{blocked, Block, Park};
 
 /// The receiving half of a [`crate::Daemon`], from [`crate::Daemon::split`]
 /// (the daemon's own receiving calls are this type's).
@@ -114,17 +116,27 @@ impl DaemonReceiver<'_> {
         mut until: Deadline,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        // `f` runs only when a message is there, so an empty read hands it back.
-        let mut f = Some(f);
+        blocked(self.poll_recv(&mut Block, &mut until, &mut Some(f)))
+    }
+
+    /// Takes the next message, waiting through `park` until `until`; `f`
+    /// is taken when it runs.
+    pub(crate) fn poll_recv<R, F: FnOnce(ClientId, Priority, &[u8]) -> R>(
+        &mut self,
+        park: &mut impl Park,
+        until: &mut Deadline,
+        f: &mut Option<F>,
+    ) -> Poll<Result<R, Error>> {
         let DaemonReceiver { rx, tx } = self;
         let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
         loop {
+            // `f` runs only when a message is there, so an empty read hands it back.
             match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
-                Ok(Some(Some(r))) => return Ok(r),
+                Ok(Some(Some(r))) => return Poll::Ready(Ok(r)),
                 Ok(_) => {}
-                Err(e) => return Err(e.into_error()),
+                Err(e) => return Poll::Ready(Err(e.into_error())),
             }
-            rx.wait(&mut release, until.instant()).map_err(Fault::into_error)?;
+            ready!(rx.poll_wait(park, &mut release, until.instant())).map_err(Fault::into_error)?;
         }
     }
 

@@ -2,6 +2,7 @@
 //! served Critical before High before Low across all clients, round-robin
 //! among clients within a tier, in bursts.
 
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, Attached, Health, Shard, BURST, SWEEP_INTERVAL};
@@ -14,6 +15,7 @@ use crate::priority::Priority;
 use crate::segment::layout::{Direction, EventWord};
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
+use crate::wait::{blocked, Block, Park};
 
 /// What the daemon reads from.
 struct Inbound {
@@ -454,10 +456,15 @@ impl DaemonRx {
         Ok(n)
     }
 
-    /// Blocks until a message is waiting (`Ok`), the daemon shuts down
-    /// ([`Fault::Disconnected`]) or `timeout` passes. Sweeps for dead
-    /// clients every [`SWEEP_INTERVAL`] meanwhile.
-    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, until: Option<Instant>) -> Op<()> {
+    /// Waits through `park` until a message is waiting (`Ok`), the daemon
+    /// shuts down ([`Fault::Disconnected`]) or `until` passes. Sweeps for
+    /// dead clients every [`SWEEP_INTERVAL`] meanwhile.
+    pub(crate) fn poll_wait(
+        &mut self,
+        park: &mut impl Park,
+        release: &mut impl FnMut(u32) -> bool,
+        until: Option<Instant>,
+    ) -> Poll<Op<()>> {
         self.health.check(&self.seg, self.inb.shard)?;
         let DaemonRx {
             seg,
@@ -478,14 +485,19 @@ impl DaemonRx {
             inb.has_message(seg) || seg.is_shutting_down()
         };
         // Tick so that a client's death, which nobody signals, is seen within a sweep interval.
-        let ticks = Some(SWEEP_INTERVAL);
-        if !seg.control().daemon_wake.wait_until_ticking(ready, *spin, until, ticks) {
-            return Err(Fault::Timeout);
+        let (mapping, event) = (seg.shared_memory(), &seg.control().daemon_wake);
+        if !ready!(park.park(mapping, event, ready, *spin, until, Some(SWEEP_INTERVAL))) {
+            return Poll::Ready(Err(Fault::Timeout));
         }
         if inb.has_message(seg) {
-            Ok(())
+            Poll::Ready(Ok(()))
         } else {
-            Err(Fault::Disconnected)
+            Poll::Ready(Err(Fault::Disconnected))
         }
+    }
+
+    /// Blocks until a message is waiting (see [`DaemonRx::poll_wait`]).
+    pub(crate) fn wait(&mut self, release: &mut impl FnMut(u32) -> bool, until: Option<Instant>) -> Op<()> {
+        blocked(self.poll_wait(&mut Block, release, until))
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon's sending part: the writing ends of every client's rings, to
 //! one client or, all or none, to every client.
 
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, Shard, SWEEP_INTERVAL};
@@ -13,6 +14,7 @@ use crate::priority::Priority;
 use crate::segment::layout::Direction;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
+use crate::wait::{blocked, Block, Park};
 
 /// What the daemon writes to.
 struct Outbound {
@@ -224,12 +226,24 @@ impl DaemonTx {
     /// Broadcast that waits until `until` for room in every client's ring,
     /// without a wake-up.
     pub(crate) fn write_all_until(&mut self, priority: Priority, data: &[u8], mut until: Deadline) -> Op<()> {
+        blocked(self.poll_write_all(&mut Block, priority, data, &mut until))
+    }
+
+    /// [`DaemonTx::write_all_until`] through `park`.
+    pub(crate) fn poll_write_all(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        data: &[u8],
+        until: &mut Deadline,
+    ) -> Poll<Op<()>> {
         loop {
             match self.write_with(priority, data.len(), |b| b.copy_from_slice(data)) {
                 Err(Fault::FULL) => {}
-                other => return other,
+                other => return Poll::Ready(other),
             }
-            self.wait_for_room_all(priority, data.len(), until.instant())?;
+            let (len, until) = (data.len(), until.instant());
+            ready!(self.wait_until_room(park, until, |out, seg| out.lacking_room(seg, priority, len)))?;
         }
     }
 
@@ -239,38 +253,35 @@ impl DaemonTx {
         ToClient { tx: self, client }
     }
 
-    /// Blocks until a `len`-byte message of `priority` fits the ring to
+    /// Waits until a `len`-byte message of `priority` fits the ring to
     /// `client` (`Ok`), the client is gone ([`Fault::UnknownClient`]), the
     /// daemon shuts down ([`Fault::Disconnected`]) or `until` passes.
     /// While it waits it sweeps for dead clients every [`SWEEP_INTERVAL`], so
     /// a client that dies with a full ring is noticed, not waited for.
-    pub(crate) fn wait_for_room_to(
+    pub(crate) fn poll_room_to(
         &mut self,
+        park: &mut impl Park,
         client: ClientId,
         priority: Priority,
         len: usize,
         until: Option<Instant>,
-    ) -> Op<()> {
-        self.wait_until_room(until, |out, _| {
+    ) -> Poll<Op<()>> {
+        self.wait_until_room(park, until, |out, _| {
             let fits = out.slot(client)?.rings.can_write(priority, len)?;
             Ok((!fits).then_some(client.slot))
         })
     }
 
-    /// Like [`DaemonTx::wait_for_room_to`], for room in every connected
-    /// client's ring; clients that leave or die meanwhile stop counting.
-    pub(crate) fn wait_for_room_all(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
-        self.wait_until_room(until, |out, seg| out.lacking_room(seg, priority, len))
-    }
-
-    /// Blocks until `find` names no client slot whose ring lacks room. Each
+    /// Waits until `find` names no client slot whose ring lacks room (for a
+    /// broadcast: clients that leave or die meanwhile stop counting). Each
     /// check sweeps for dead clients now and then, refuses once the daemon
     /// shuts down and follows the client table first.
     fn wait_until_room(
         &mut self,
+        park: &mut impl Park,
         until: Option<Instant>,
         mut find: impl FnMut(&mut Outbound, &Segment) -> Op<Option<u32>>,
-    ) -> Op<()> {
+    ) -> Poll<Op<()>> {
         let DaemonTx {
             seg,
             spin,
@@ -279,7 +290,7 @@ impl DaemonTx {
             ..
         } = self;
         let seg: &Segment = seg;
-        wait_for_room(*spin, until, SWEEP_INTERVAL, move || {
+        wait_for_room(park, seg.shared_memory(), *spin, until, SWEEP_INTERVAL, move || {
             if sweeper.due() {
                 table::sweep(seg);
             }
@@ -320,8 +331,14 @@ impl Outlet for ToClient<'_> {
         self.tx.write_to_with(self.client, priority, len, fill)
     }
 
-    fn wait_for_room(&mut self, priority: Priority, len: usize, until: Option<Instant>) -> Op<()> {
-        self.tx.wait_for_room_to(self.client, priority, len, until)
+    fn poll_room(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> Poll<Op<()>> {
+        self.tx.poll_room_to(park, self.client, priority, len, until)
     }
 
     #[inline]

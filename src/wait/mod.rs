@@ -20,8 +20,23 @@
 //! and wakes. That bump follows W's read of `s` in the SeqCst order, so either
 //! the kernel finds `seq != s` when W calls `futex_wait` and returns at once,
 //! or W is already asleep and the wake reaches it.
+//!
+//! # Async tasks
+//!
+//! A task waits the same way, through [`park::TaskPark`]: it registers,
+//! notes `seq`, fences and looks, then hands its waker to a watcher thread
+//! that sleeps in the OS on `seq` for it (`watcher.rs`). To a notifier a
+//! parked task is one more registered waiter.
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+
+mod park;
+#[cfg(not(loom))]
+mod watcher;
+
+pub(crate) use park::{blocked, Block, Park};
+#[cfg(not(loom))]
+pub(crate) use park::{Parking, TaskPark};
 
 use std::time::{Duration, Instant};
 

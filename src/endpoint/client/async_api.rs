@@ -1,0 +1,178 @@
+//! The client's async calls: the same reads, writes and waits as the
+//! blocking ones, polled from a future that parks its task instead of the
+//! thread (see `crate::wait::park`).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use delegate::delegate;
+use futures_core::Stream;
+
+use super::{Client, ClientReceiver, ClientSender};
+use crate::endpoint::channel::Deadline;
+use crate::endpoint::message::Message;
+use crate::endpoint::outlet::Outlet;
+use crate::error::Error;
+use crate::priority::Priority;
+use crate::wait::{Parking, TaskPark};
+
+impl ClientSender {
+    /// Sends a copy of `data`, waiting without blocking the thread while the
+    /// ring to the daemon is full, and wakes the daemon if it sleeps.
+    ///
+    /// Cancellation-safe: a dropped future either sent the whole message
+    /// (the poll that completed it) or sent nothing.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send`].
+    pub async fn send_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.send_with_async(priority, data.len(), |b| b.copy_from_slice(data))
+            .await
+    }
+
+    /// Sends a `len`-byte message written in place by `fill` (zero-copy),
+    /// waiting without blocking the thread while the ring is full. `fill`
+    /// runs once, when there is room, inside the poll that completes.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send`].
+    pub async fn send_with_async<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        let (mut fill, mut parking, mut until) = (Some(fill), Parking::default(), Deadline::NEVER);
+        poll_fn(|cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut parking,
+            };
+            self.poll_publish(&mut park, priority, len, &mut until, &mut fill)
+        })
+        .await
+    }
+}
+
+impl ClientReceiver {
+    /// Takes the next message, waiting without blocking the thread:
+    /// Critical before High before Low, FIFO within a tier.
+    ///
+    /// Cancellation-safe: a message is taken only in the poll that returns
+    /// it, so a dropped future loses none and delivers none twice.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv`]: [`Error::Disconnected`] within about
+    /// 50 ms of the daemon's death or shutdown, once every message it sent
+    /// has been received.
+    pub async fn recv_async(&mut self) -> Result<Message, Error> {
+        self.recv_with_async(Message::new).await
+    }
+
+    /// Waits without blocking the thread for the next message and passes it
+    /// to `f` in place (zero-copy); `f` runs inside the poll that completes.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv_async`].
+    pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        let (mut f, mut parking, mut until) = (Some(f), Parking::default(), Deadline::NEVER);
+        poll_fn(|cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut parking,
+            };
+            self.poll_recv(&mut park, &mut until, &mut f)
+        })
+        .await
+    }
+
+    /// The messages from the daemon as a [`Stream`] that borrows this half.
+    pub fn stream(&mut self) -> ClientStream<'_> {
+        ClientStream {
+            rx: self,
+            parking: Parking::default(),
+        }
+    }
+}
+
+/// The messages from the daemon as a [`Stream`], from
+/// [`ClientReceiver::stream`] or [`Client::stream`]: each item is what
+/// [`ClientReceiver::recv_async`] returns. The stream ends once the daemon is
+/// gone and everything it sent has been received; other errors are items
+/// (a poisoned channel yields its error every time: stop at the first `Err`).
+/// Dropping it between items loses nothing.
+///
+/// ```
+/// use futures_core::Stream;
+/// # use memlink_shm::{Client, Daemon, Priority};
+/// # fn is_stream(_: impl Stream<Item = Result<memlink_shm::Message, memlink_shm::Error>>) {}
+/// # let name = format!("memlink-doc-stream-{}", std::process::id());
+/// # let _daemon = Daemon::create(&name)?;
+/// let mut client = Client::connect(&name)?;
+/// is_stream(client.stream());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ClientStream<'a> {
+    rx: &'a mut ClientReceiver,
+    parking: Parking,
+}
+
+impl Stream for ClientStream<'_> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let ClientStream { rx, parking } = self.get_mut();
+        let mut park = TaskPark { cx, parking };
+        let mut until = Deadline::NEVER;
+        rx.poll_recv(&mut park, &mut until, &mut Some(Message::new))
+            .map(end_at_disconnect)
+    }
+}
+
+/// A stream's item: `None` for the end of the peer.
+pub(crate) fn end_at_disconnect<T>(r: Result<T, Error>) -> Option<Result<T, Error>> {
+    match r {
+        Err(Error::Disconnected) => None,
+        other => Some(other),
+    }
+}
+
+impl Client {
+    delegate! {
+        to self.tx {
+            /// Sends a copy of `data` without blocking the thread
+            /// ([`ClientSender::send_async`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::send`].
+            pub async fn send_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+
+            /// Sends a message written in place without blocking the thread
+            /// ([`ClientSender::send_with_async`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::send`].
+            pub async fn send_with_async<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
+        }
+        to self.rx {
+            /// Takes the next message without blocking the thread
+            /// ([`ClientReceiver::recv_async`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_async`].
+            pub async fn recv_async(&mut self) -> Result<Message, Error>;
+
+            /// Passes the next message to `f` in place, without blocking the
+            /// thread ([`ClientReceiver::recv_with_async`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_async`].
+            pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
+
+            /// The messages from the daemon as a [`Stream`] ([`ClientReceiver::stream`]).
+            pub fn stream(&mut self) -> ClientStream<'_>;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The daemon's async calls: the same reads, writes and waits as the
+//! blocking ones, polled from a future that parks its task instead of the
+//! thread (see `crate::wait::park`).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use delegate::delegate;
+use futures_core::Stream;
+
+use super::table::signal_all;
+use super::{Daemon, DaemonReceiver, DaemonSender};
+use crate::endpoint::channel::Deadline;
+use crate::endpoint::client::end_at_disconnect;
+use crate::endpoint::fault::Fault;
+use crate::endpoint::message::ClientMessage;
+use crate::endpoint::outlet::Outlet;
+use crate::error::Error;
+use crate::priority::Priority;
+use crate::slot::ClientId;
+use crate::wait::{Parking, TaskPark};
+
+impl DaemonReceiver<'_> {
+    /// Takes the next message from any client, waiting without blocking the
+    /// thread (same order as [`DaemonReceiver::recv`]).
+    ///
+    /// Cancellation-safe: a message is taken only in the poll that returns
+    /// it, so a dropped future loses none and delivers none twice.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv`].
+    pub async fn recv_async(&mut self) -> Result<ClientMessage, Error> {
+        self.recv_with_async(ClientMessage::new).await
+    }
+
+    /// Waits without blocking the thread for the next message and passes it,
+    /// with its sender, to `f` in place; `f` runs inside the poll that
+    /// completes.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv`].
+    pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        let (mut f, mut parking, mut until) = (Some(f), Parking::default(), Deadline::NEVER);
+        poll_fn(|cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut parking,
+            };
+            self.poll_recv(&mut park, &mut until, &mut f)
+        })
+        .await
+    }
+}
+
+impl DaemonSender<'_> {
+    /// Sends a copy of `data` to one client, waiting without blocking the
+    /// thread while its ring is full, and wakes it.
+    ///
+    /// Cancellation-safe: a dropped future either sent the whole message or
+    /// sent nothing.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_to`]: a client that dies while the ring is
+    /// full ends the wait with [`Error::UnknownClient`] within about 50 ms.
+    pub async fn send_to_async(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        self.send_to_with_async(client, priority, data.len(), |b| b.copy_from_slice(data))
+            .await
+    }
+
+    /// Sends one client a `len`-byte message written in place by `fill`,
+    /// waiting without blocking the thread while its ring is full.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_to_async`].
+    pub async fn send_to_with_async<R>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        let (mut fill, mut parking, mut until) = (Some(fill), Parking::default(), Deadline::NEVER);
+        poll_fn(|cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut parking,
+            };
+            self.tx
+                .to(client)
+                .poll_publish(&mut park, priority, len, &mut until, &mut fill)
+        })
+        .await
+    }
+
+    /// Sends a copy of `data` to every connected client, or to none,
+    /// waiting without blocking the thread while any of their rings is full
+    /// (as [`DaemonSender::broadcast`]).
+    ///
+    /// # Errors
+    /// As [`DaemonSender::broadcast`].
+    pub async fn broadcast_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+        let (mut parking, mut until) = (Parking::default(), Deadline::NEVER);
+        poll_fn(|cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut parking,
+            };
+            self.tx.poll_write_all(&mut park, priority, data, &mut until)
+        })
+        .await
+        .map_err(Fault::into_error)?;
+        signal_all(self.tx.segment(), self.tx.shard());
+        Ok(())
+    }
+}
+
+impl Daemon {
+    delegate! {
+        to self.receiver() {
+            /// Takes the next message without blocking the thread
+            /// ([`DaemonReceiver::recv_async`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv`].
+            pub async fn recv_async(&mut self) -> Result<ClientMessage, Error>;
+
+            /// Passes the next message to `f` in place without blocking the
+            /// thread ([`DaemonReceiver::recv_with_async`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv`].
+            pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
+        }
+        to self.sender() {
+            /// Sends one client a copy of `data` without blocking the thread
+            /// ([`DaemonSender::send_to_async`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_to_async`].
+            pub async fn send_to_async(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
+
+            /// Sends one client a message written in place without blocking
+            /// the thread ([`DaemonSender::send_to_with_async`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_to_async`].
+            pub async fn send_to_with_async<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
+
+            /// Sends every client a copy of `data`, or none, without blocking
+            /// the thread ([`DaemonSender::broadcast_async`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::broadcast`].
+            pub async fn broadcast_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+        }
+    }
+}
+
+impl Daemon {
+    /// The messages of every client as a [`Stream`] that borrows the daemon.
+    pub fn stream(&mut self) -> DaemonStream<'_> {
+        DaemonStream {
+            daemon: self,
+            parking: Parking::default(),
+        }
+    }
+}
+
+/// The messages of every client as a [`Stream`], from [`Daemon::stream`]:
+/// each item is what [`Daemon::recv_async`] returns. The stream ends when
+/// the daemon shuts down; other errors are items (a corrupt client's error
+/// is yielded once, then the others are served). Dropping it between items
+/// loses nothing.
+#[derive(Debug)]
+pub struct DaemonStream<'a> {
+    daemon: &'a mut Daemon,
+    parking: Parking,
+}
+
+impl Stream for DaemonStream<'_> {
+    type Item = Result<ClientMessage, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let DaemonStream { daemon, parking } = self.get_mut();
+        let mut park = TaskPark { cx, parking };
+        let mut until = Deadline::NEVER;
+        daemon
+            .receiver()
+            .poll_recv(&mut park, &mut until, &mut Some(ClientMessage::new))
+            .map(end_at_disconnect)
+    }
+}

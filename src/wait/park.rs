@@ -1,0 +1,200 @@
+//! How a caller waits for an event word: a thread blocks ([`Block`]); an
+//! async task registers its waker and returns `Pending` ([`TaskPark`]).
+//!
+//! Every wait of the endpoints is written once, generic over [`Park`], and
+//! returns `Poll`: the blocking API passes [`Block`], which is always
+//! ready, and takes the value out with [`blocked`]; the async API polls the
+//! same code from a future with a [`TaskPark`].
+
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::segment::layout::EventWord;
+use crate::segment::SharedMemory;
+
+/// A way to wait until `ready()` holds.
+pub(crate) trait Park {
+    /// Waits until `ready()` returns true (`Ready(true)`) or `until` passes
+    /// (`Ready(false)`), spinning for `spin` first and looking again at least
+    /// every `tick`. An async park may instead return `Pending`, having
+    /// arranged for its task to be woken when `event` is notified or the
+    /// tick is due. `event` lies in `mapping`; `ready` must observe state
+    /// that notifiers publish before they notify `event`.
+    fn park(
+        &mut self,
+        mapping: &Arc<SharedMemory>,
+        event: &EventWord,
+        ready: impl FnMut() -> bool,
+        spin: Duration,
+        until: Option<Instant>,
+        tick: Option<Duration>,
+    ) -> Poll<bool>;
+}
+
+/// Blocks the calling thread (see [`EventWord::wait_until_ticking`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block;
+
+impl Park for Block {
+    #[inline]
+    fn park(
+        &mut self,
+        _mapping: &Arc<SharedMemory>,
+        event: &EventWord,
+        ready: impl FnMut() -> bool,
+        spin: Duration,
+        until: Option<Instant>,
+        tick: Option<Duration>,
+    ) -> Poll<bool> {
+        Poll::Ready(event.wait_until_ticking(ready, spin, until, tick))
+    }
+}
+
+/// The value of a wait made with [`Block`], which is never pending.
+#[inline(always)]
+pub(crate) fn blocked<T>(waited: Poll<T>) -> T {
+    match waited {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("a blocking park is never pending"),
+    }
+}
+
+#[cfg(not(loom))]
+pub(crate) use task::{Parking, TaskPark};
+
+#[cfg(not(loom))]
+mod task {
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use super::Park;
+    use crate::segment::layout::EventWord;
+    use crate::segment::SharedMemory;
+    use crate::sync::{fence, Ordering};
+    use crate::wait::watcher::{watch, Watch, Watched, WordRef};
+
+    /// Longest a parked task sleeps when its wait has no tick.
+    const NO_TICK: Duration = Duration::from_secs(3600);
+
+    /// Where a future's wait stands, kept in the future between polls.
+    /// Dropping it (the future completed or was dropped) unregisters.
+    #[derive(Debug, Default)]
+    pub(crate) struct Parking {
+        phase: Phase,
+    }
+
+    #[derive(Debug, Default)]
+    enum Phase {
+        #[default]
+        Fresh,
+        /// Yielding to the executor and looking again, until then.
+        Spinning(Instant),
+        /// Registered in `word`'s waiters; `watch` is the watcher's
+        /// promise to wake the task.
+        Parked { word: WordRef, watch: Option<Watch> },
+    }
+
+    impl Drop for Parking {
+        fn drop(&mut self) {
+            self.reset();
+        }
+    }
+
+    impl Parking {
+        /// Back to fresh: leaves the watcher and the word's waiters.
+        fn reset(&mut self) {
+            if let Phase::Parked { word, watch } = std::mem::take(&mut self.phase) {
+                drop(watch);
+                word.get().waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+
+        /// Registers in `event`'s waiters (once per word); false if `event`
+        /// is not in `mapping` (it cannot be watched then).
+        fn register(&mut self, mapping: &Arc<SharedMemory>, event: &EventWord) -> bool {
+            if matches!(&self.phase, Phase::Parked { word, .. } if word.is(event)) {
+                return true;
+            }
+            self.reset();
+            let Some(word) = WordRef::new(mapping, event) else {
+                return false;
+            };
+            event.waiters.fetch_add(1, Ordering::SeqCst);
+            self.phase = Phase::Parked { word, watch: None };
+            true
+        }
+    }
+
+    /// An async task's park: spins by yielding to the executor, then hands
+    /// its waker to the word's watcher thread (`crate::wait::watcher`).
+    #[derive(Debug)]
+    pub(crate) struct TaskPark<'a, 'b> {
+        pub(crate) cx: &'a mut Context<'b>,
+        pub(crate) parking: &'a mut Parking,
+    }
+
+    impl Park for TaskPark<'_, '_> {
+        fn park(
+            &mut self,
+            mapping: &Arc<SharedMemory>,
+            event: &EventWord,
+            mut ready: impl FnMut() -> bool,
+            spin: Duration,
+            until: Option<Instant>,
+            tick: Option<Duration>,
+        ) -> Poll<bool> {
+            if ready() {
+                self.parking.reset();
+                return Poll::Ready(true);
+            }
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                self.parking.reset();
+                return Poll::Ready(false);
+            }
+            match self.parking.phase {
+                Phase::Fresh if !spin.is_zero() => {
+                    self.parking.phase = Phase::Spinning(now + spin);
+                    return self.yield_now();
+                }
+                Phase::Spinning(end) if now < end => return self.yield_now(),
+                _ => {}
+            }
+            // As a blocking waiter does (see the module docs of `crate::wait`):
+            // register, note `seq`, fence, look once more.
+            if !self.parking.register(mapping, event) {
+                return self.yield_now();
+            }
+            let seen = event.seq.load(Ordering::SeqCst);
+            // SYNC POINT: pairs with the fence in `EventWord::notify`.
+            fence(Ordering::SeqCst);
+            if ready() {
+                self.parking.reset();
+                return Poll::Ready(true);
+            }
+            let wake_at = tick.map_or(now + NO_TICK, |t| now + t);
+            let wake_at = until.map_or(wake_at, |u| u.min(wake_at));
+            let Phase::Parked { word, watch: slot } = &mut self.parking.phase else {
+                return self.yield_now();
+            };
+            match watch(word, seen, self.cx.waker(), wake_at) {
+                Watched::Parked(w) => {
+                    // Replaces (and so leaves) the watch of an earlier poll.
+                    *slot = Some(w);
+                    Poll::Pending
+                }
+                Watched::Moved | Watched::Unavailable => self.yield_now(),
+            }
+        }
+    }
+
+    impl TaskPark<'_, '_> {
+        /// Pending, with the task scheduled to run again at once.
+        fn yield_now(&mut self) -> Poll<bool> {
+            self.cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
