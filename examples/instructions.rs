@@ -43,6 +43,10 @@ const CASES: &[(&str, &str)] = &[
         "priority_ring_64",
         "the three-tier ring in this process: write 64 B (High) + read_with; minus ring_64 = routing",
     ),
+    (
+        "async_send_recv_owned",
+        "client send_async 64 B + daemon recv_async finding it ready (owned), each polled once",
+    ),
     ("empty_poll_1", "daemon try_recv finding nothing, 1 idle client"),
     ("empty_poll_8", "daemon try_recv finding nothing, 8 idle clients"),
     ("empty_poll_255", "daemon try_recv finding nothing, 255 idle clients"),
@@ -102,6 +106,7 @@ fn main() {
                 "reply" => reply,
                 "round_trip" => round_trip,
                 "batch_64" => batch_64,
+                "async_send_recv_owned" => async_send_recv_owned,
                 _ => panic!("unknown case {c}"),
             };
             run(&mut daemon, &mut client, n)
@@ -156,6 +161,24 @@ fn round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
         let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
         daemon.try_send_to(from, Priority::High, &MSG).expect("send_to");
         client.try_recv_with(|_, b| b.len()).expect("recv")
+    })
+}
+
+/// The value of a future that is ready at its first poll.
+#[inline(always)]
+fn ready_now<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the future was not ready at once"),
+    }
+}
+
+#[inline(never)]
+fn async_send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    repeat(n, || {
+        ready_now(client.send_async(Priority::High, &MSG)).expect("send");
+        ready_now(daemon.recv_async()).expect("recv").payload().len()
     })
 }
 

@@ -32,7 +32,10 @@ fn tokio_single() -> tokio::runtime::Runtime {
 /// Blocks until the child's stdout says "ready", then drains the rest.
 fn wait_ready(out: std::process::ChildStdout) {
     let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-    assert!(lines.any(|l| l.trim() == "ready"), "the child exited before it was ready");
+    assert!(
+        lines.any(|l| l.trim() == "ready"),
+        "the child exited before it was ready"
+    );
     std::thread::spawn(move || lines.for_each(drop));
 }
 
@@ -382,7 +385,10 @@ fn other_executors_and_sync_peers() {
         futures::executor::block_on(async {
             for _ in 0..N {
                 let m = daemon.recv_async().await.expect("recv");
-                daemon.send_to_async(m.client(), m.priority(), m.payload()).await.expect("echo");
+                daemon
+                    .send_to_async(m.client(), m.priority(), m.payload())
+                    .await
+                    .expect("echo");
             }
             // Blocking daemon, async client.
             for _ in 0..N {

@@ -28,10 +28,10 @@ pub use batch::Batch;
 pub(crate) use client::Connection;
 pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
 pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
-#[cfg(not(loom))]
-pub use {client::ClientStream, daemon::DaemonStream};
 pub use message::{ClientMessage, Message};
 pub use stats::Stats;
+#[cfg(not(loom))]
+pub use {client::ClientStream, daemon::DaemonStream};
 
 pub(crate) use channel::{deadline, load_hint, Deadline};
 pub(crate) use daemon::{

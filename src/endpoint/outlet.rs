@@ -20,8 +20,13 @@ pub(crate) trait Outlet {
 
     /// Waits through `park` until a `len`-byte message of `priority` fits
     /// (`Ok`), the reader is gone or `until` passes.
-    fn poll_room(&mut self, park: &mut impl Park, priority: Priority, len: usize, until: Option<Instant>)
-        -> Poll<Op<()>>;
+    fn poll_room(
+        &mut self,
+        park: &mut impl Park,
+        priority: Priority,
+        len: usize,
+        until: Option<Instant>,
+    ) -> Poll<Op<()>>;
 
     /// Wakes the reader if it sleeps.
     fn wake(&self);

@@ -198,3 +198,104 @@ mod task {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::{poll_fn, Future};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use super::{Park, Parking, TaskPark};
+    use crate::segment::layout::Geometry;
+    use crate::segment::{Segment, SegmentName};
+
+    /// A fresh segment (removed by the guard) whose daemon wake word the tests park on.
+    struct Scratch(Segment, SegmentName);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = self.1.remove();
+        }
+    }
+
+    fn scratch(tag: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("memlink-park-{tag}-{}", std::process::id()));
+        let name = SegmentName::parse(path.to_str().unwrap()).unwrap();
+        let _ = name.remove();
+        let g = Geometry::compute(1 << 16, 1, 256).unwrap();
+        Scratch(Segment::create(&name, g, 1, 0o600).unwrap(), name)
+    }
+
+    /// A future that parks on the segment's daemon wake word until `ready`.
+    fn parked<'a>(
+        seg: &'a Segment,
+        parking: &'a mut Parking,
+        mut ready: impl FnMut() -> bool + 'a,
+        tick: Option<Duration>,
+    ) -> impl Future<Output = bool> + 'a {
+        poll_fn(move |cx| {
+            let mut park = TaskPark {
+                cx,
+                parking: &mut *parking,
+            };
+            let event = &seg.control().daemon_wake;
+            park.park(seg.shared_memory(), event, &mut ready, Duration::ZERO, None, tick)
+        })
+    }
+
+    #[test]
+    fn a_parked_task_is_woken_by_a_notify_from_another_thread() {
+        let s = scratch("notify");
+        let seg = s.0.clone();
+        let flag = Arc::new(AtomicBool::new(false));
+        let (seg2, flag2) = (seg.clone(), Arc::clone(&flag));
+        let notifier = std::thread::spawn(move || {
+            let event = &seg2.control().daemon_wake;
+            // Bounded: the task registers within the first poll.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while event.waiters.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+                std::thread::yield_now();
+            }
+            flag2.store(true, Ordering::Release);
+            event.notify()
+        });
+        let mut parking = Parking::default();
+        let woke = futures::executor::block_on(parked(&seg, &mut parking, || flag.load(Ordering::Acquire), None));
+        assert!(woke);
+        assert!(notifier.join().unwrap(), "the parked task counts as a waiter: notify makes the syscall");
+        assert_eq!(seg.control().daemon_wake.waiters.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_dropped_wait_leaves_the_waiters() {
+        let s = scratch("drop");
+        let seg = s.0.clone();
+        let event = &seg.control().daemon_wake;
+        let mut parking = Parking::default();
+        {
+            let mut fut = std::pin::pin!(parked(&seg, &mut parking, || false, None));
+            let waker = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
+            assert_eq!(event.waiters.load(Ordering::SeqCst), 1, "parked: one waiter");
+        }
+        drop(parking);
+        assert_eq!(event.waiters.load(Ordering::SeqCst), 0, "dropped: none");
+        assert!(!event.notify(), "nobody to wake");
+    }
+
+    #[test]
+    fn a_tick_wakes_a_task_nobody_notifies() {
+        let s = scratch("tick");
+        let seg = s.0.clone();
+        let looks = AtomicU32::new(0);
+        let mut parking = Parking::default();
+        // Ready at the fourth look; only the tick brings the looks after the first poll.
+        let ready = || looks.fetch_add(1, Ordering::Relaxed) >= 3;
+        let woke = futures::executor::block_on(parked(&seg, &mut parking, ready, Some(Duration::from_millis(5))));
+        assert!(woke);
+        assert!(looks.load(Ordering::Relaxed) >= 4);
+    }
+}

@@ -23,8 +23,10 @@
 // Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
 #![allow(deprecated)]
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
+
+mod async_cases;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,6 +35,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_cases::Waiting;
 use hdrhistogram::Histogram;
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
@@ -195,6 +198,24 @@ fn run_all(o: &Opts) -> Vec<Row> {
             Box::new(|| rtt(memlink_rtt(Mode::Park, kernel_n))),
         ),
         (
+            "memlink sync, park",
+            "round trip 64 B",
+            Kind::ParkLatency,
+            Box::new(|| rtt(async_cases::memlink_rtt(Waiting::SyncPark, kernel_n))),
+        ),
+        (
+            "memlink async, park",
+            "round trip 64 B",
+            Kind::ParkLatency,
+            Box::new(|| rtt(async_cases::memlink_rtt(Waiting::AsyncPark, kernel_n))),
+        ),
+        (
+            "memlink async, spin 50us",
+            "round trip 64 B",
+            Kind::SpinLatency,
+            Box::new(|| rtt(async_cases::memlink_rtt(Waiting::AsyncSpin, spin_n))),
+        ),
+        (
             "rtrb (in-process)",
             "round trip 64 B",
             Kind::SpinLatency,
@@ -205,6 +226,13 @@ fn run_all(o: &Opts) -> Vec<Row> {
             "round trip 64 B",
             Kind::KernelLatency,
             Box::new(|| rtt(kernel_rtt(Kernel::Unix, kernel_n))),
+        ),
+        #[cfg(unix)]
+        (
+            "tokio UnixStream",
+            "round trip 64 B",
+            Kind::KernelLatency,
+            Box::new(|| rtt(async_cases::tokio_unix_rtt(kernel_n))),
         ),
         (
             "tcp loopback",
@@ -235,6 +263,12 @@ fn run_all(o: &Opts) -> Vec<Row> {
             "stream 64 B",
             Kind::Stream,
             Box::new(|| stream(memlink_simple_stream(stream_small, false), PAYLOAD)),
+        ),
+        (
+            "memlink async send/recv",
+            "stream 64 B",
+            Kind::Stream,
+            Box::new(|| stream(async_cases::memlink_stream(stream_small), PAYLOAD)),
         ),
         (
             "memlink 0.1.3 write/read",
@@ -911,6 +945,7 @@ fn peer(args: &[String]) {
             byte_peer(s.try_clone().unwrap(), s, rest);
         }
         ["pipe-echo", rest @ ..] => byte_peer(std::io::stdin().lock(), std::io::stdout().lock(), rest),
+        _ if async_cases::peer(&a) => {}
         _ => panic!("unknown peer role {a:?}"),
     }
 }
@@ -1042,11 +1077,32 @@ fn print_table(rows: &[Row], cpus: usize) {
             ratio(r)
         );
     }
+    let asynch = async_ratios(rows);
+    if !asynch.is_empty() {
+        println!("\nasync API (tokio current-thread runtimes in both processes), same run:");
+        for (label, goal, v) in asynch {
+            println!("  {label:<42} {:>8}  (goal {goal})", ratio(v));
+        }
+    }
     println!(
         "\nvs floor: round trips against the cache-line floor measured around the same case (park: the futex floor),\n\
          or, where marked, in chunks of {CHUNK} round trips alternating with the case's between the same processes;\n\
          streams against the in-process rtrb rate. vs kernel: against the best of unix socket, tcp and pipe."
     );
+}
+
+/// The async API's ratios to its baselines, from the rows measured.
+fn async_ratios(rows: &[Row]) -> Vec<(&'static str, &'static str, f64)> {
+    let find = |t: &str, w: &str| rows.iter().find(|r| r.transport == t && r.workload == w);
+    async_cases::ratios(
+        |t| {
+            find(t, "round trip 64 B")?
+                .hist
+                .as_ref()
+                .map(|h| h.value_at_quantile(0.5) as f64)
+        },
+        |t| find(t, "stream 64 B").map(|r| r.per_sec),
+    )
 }
 
 /// A ratio with enough digits to mean something however small it is.
@@ -1090,9 +1146,14 @@ fn print_json(rows: &[Row]) {
                 .map_or("null".into(), |f| f.value_at_quantile(0.5).to_string())
         ));
     }
+    let asynch: Vec<String> = async_ratios(rows)
+        .into_iter()
+        .map(|(label, goal, v)| format!("{{\"ratio\":\"{label}\",\"goal\":\"{goal}\",\"value\":{v:.4}}}"))
+        .collect();
     out.push_str(&format!(
-        "],\"idle_ratio\":{}}}",
-        idle_ratio(rows).map_or("null".into(), |r| format!("{r:.4}"))
+        "],\"idle_ratio\":{},\"async_ratios\":[{}]}}",
+        idle_ratio(rows).map_or("null".into(), |r| format!("{r:.4}")),
+        asynch.join(",")
     ));
     println!("{out}");
 }
