@@ -50,6 +50,33 @@
 //!   receives what it sent, then frees its slot; sending to it is
 //!   [`Error::UnknownClient`].
 //!
+//! ## Async
+//!
+//! Every waiting call has an async form, for any executor:
+//! [`Client::send_async`], [`Client::recv_async`], [`Client::stream`],
+//! [`Daemon::recv_async`], [`Daemon::send_to_async`],
+//! [`Daemon::broadcast_async`], [`Daemon::stream`] (and `_with_async` forms
+//! that work in place). The futures are `Send` and cancellation-safe: a
+//! dropped future took or sent a whole message, or none. A parked task's
+//! waker is held by a watcher thread asleep on the same futex word a blocked
+//! thread would sleep on, so an idle task costs no CPU, and sync and async
+//! peers mix freely.
+//!
+//! ```
+//! # use memlink_shm::{Client, Daemon, Priority};
+//! # let name = format!("memlink-doc-async-{}", std::process::id());
+//! # futures::executor::block_on(async {
+//! let mut daemon = Daemon::create(&name)?;
+//! let mut client = Client::connect(&name)?;
+//! client.send_async(Priority::High, b"ping").await?;
+//! let msg = daemon.recv_async().await?;
+//! daemon.send_to_async(msg.client(), Priority::High, b"pong").await?;
+//! assert_eq!(client.recv_async().await?.payload(), b"pong");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Shared memory is untrusted
 //!
 //! Every index, length and header read from the segment is validated. A peer
@@ -68,7 +95,8 @@
 //!
 //! Bottom up, in `src/`: `platform/` (one file per OS: segment files, futex,
 //! process identity) -> `segment/` (name, mapping, wire format, validation)
-//! -> `wait.rs` (the event count sleepers wait on) -> `slot.rs` (the life
+//! -> `wait/` (the event count sleepers wait on; how a thread blocks and
+//! how a task parks with a watcher thread) -> `slot.rs` (the life
 //! cycle of a client slot) -> `buffer/`, `pring.rs` (rings and priorities)
 //! -> `doorbell.rs` (which rings the daemon looks at) -> `endpoint/`
 //! ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`, and the

@@ -77,3 +77,81 @@ fn a_forked_child_cannot_use_or_release_the_parents_endpoints() {
     daemon.send_to(id, Priority::High, b"reply").expect("send_to");
     assert_eq!(client.recv_timeout(STEP).expect("reply").payload(), b"reply");
 }
+
+/// What the forked child does with async calls on a segment of its own;
+/// returns its exit code.
+fn child_async_exchange(name: &str) -> i32 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let Ok(rt) = rt else { return 10 };
+    // Bounded: a task that nobody wakes fails the check instead of hanging.
+    let exchange = async {
+        let (Ok(mut daemon), Ok(mut client)) = (
+            Daemon::builder(name).spin(Duration::ZERO).create(),
+            Client::builder(name).spin(Duration::ZERO).connect(),
+        ) else {
+            return 11;
+        };
+        for i in 0..100u32 {
+            // The daemon's receive parks before the message comes: only a
+            // watcher of this process can wake it.
+            let (got, sent) = tokio::join!(daemon.recv_async(), async {
+                tokio::task::yield_now().await;
+                client.send_async(Priority::High, &i.to_le_bytes()).await
+            });
+            match (got, sent) {
+                (Ok(m), Ok(())) if m.payload() == i.to_le_bytes() => {}
+                _ => return 12,
+            }
+            // And the client's receive parks before the reply comes.
+            let id = client.id();
+            let (got, sent) = tokio::join!(client.recv_async(), async {
+                tokio::task::yield_now().await;
+                daemon.send_to_async(id, Priority::High, &i.to_le_bytes()).await
+            });
+            match (got, sent) {
+                (Ok(m), Ok(())) if m.payload() == i.to_le_bytes() => {}
+                _ => return 14,
+            }
+        }
+        0
+    };
+    rt.block_on(async { tokio::time::timeout(STEP, exchange).await.unwrap_or(13) })
+}
+
+#[test]
+fn a_forked_child_parks_async_tasks_with_watchers_of_its_own() {
+    let name = unique_name("fork-async");
+    let child_name = unique_name("fork-async-child");
+    let (_g, _h) = (SegmentGuard(name.clone()), SegmentGuard(child_name.clone()));
+    let mut daemon = Daemon::create(&name).expect("create");
+    let mut client = Client::connect(&name).expect("connect");
+    // Park tasks in the parent on both endpoints' words, so that it has
+    // watcher threads (which the child will not have). The child unmaps the
+    // parent's segment and maps its own, often at the same addresses.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let short = Duration::from_millis(20);
+        let parked = tokio::time::timeout(short, client.recv_async()).await;
+        assert!(parked.is_err(), "nothing was sent");
+        let parked = tokio::time::timeout(short, daemon.recv_async()).await;
+        assert!(parked.is_err(), "nothing was sent");
+    });
+    drop(rt);
+
+    // SAFETY: fork has no memory-safety preconditions. The child runs this
+    // crate, a fresh tokio runtime and the allocator, then _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop((client, daemon)); // unmaps the parent's segment in the child
+        let code = child_async_exchange(&child_name);
+        // SAFETY: _exit ends the child at once, without the parent's harness.
+        unsafe { libc::_exit(code) }
+    }
+    assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+    assert_eq!(exit_code(pid), 0, "the child's async exchange failed");
+    client.send(Priority::High, b"still here").expect("send");
+    assert_eq!(daemon.recv_timeout(STEP).expect("recv").payload(), b"still here");
+}

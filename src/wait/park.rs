@@ -73,10 +73,15 @@ mod task {
     use crate::segment::layout::EventWord;
     use crate::segment::SharedMemory;
     use crate::sync::{fence, Ordering};
+    use crate::wait::spin_until;
     use crate::wait::watcher::{watch, Watch, Watched, WordRef};
 
     /// Longest a parked task sleeps when its wait has no tick.
     const NO_TICK: Duration = Duration::from_secs(3600);
+
+    /// Longest a task spins within one poll before it yields to the
+    /// executor (its spin budget may go on over several polls).
+    const SPIN_SLICE: Duration = Duration::from_micros(5);
 
     /// Where a future's wait stands, kept in the future between polls.
     /// Dropping it (the future completed or was dropped) unregisters.
@@ -154,13 +159,20 @@ mod task {
                 self.parking.reset();
                 return Poll::Ready(false);
             }
-            match self.parking.phase {
-                Phase::Fresh if !spin.is_zero() => {
-                    self.parking.phase = Phase::Spinning(now + spin);
-                    return self.yield_now();
+            let end = match self.parking.phase {
+                Phase::Fresh if !spin.is_zero() => Some(now + spin),
+                Phase::Spinning(end) if now < end => Some(end),
+                _ => None,
+            };
+            if let Some(end) = end {
+                // Spin in slices: a few microseconds in this poll, then let
+                // the executor run its other tasks before the next slice.
+                self.parking.phase = Phase::Spinning(end);
+                if spin_until(&mut ready, SPIN_SLICE.min(end - now), until) {
+                    self.parking.reset();
+                    return Poll::Ready(true);
                 }
-                Phase::Spinning(end) if now < end => return self.yield_now(),
-                _ => {}
+                return self.yield_now();
             }
             // As a blocking waiter does (see the module docs of `crate::wait`):
             // register, note `seq`, fence, look once more.

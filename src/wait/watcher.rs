@@ -17,12 +17,13 @@
 //! after [`IDLE_EXIT`]; no thread exists while no task has ever parked.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::platform::{futex_wait, futex_wake};
+use crate::platform::{self, futex_wait, futex_wake};
 use crate::segment::layout::EventWord;
 use crate::segment::SharedMemory;
 use crate::sync::{AtomicU32, Ordering};
@@ -110,7 +111,7 @@ pub(crate) enum Watched {
 /// from `seen` or at `wake_at`, whichever comes first.
 pub(crate) fn watch(word: &WordRef, seen: u32, waker: &Waker, wake_at: Instant) -> Watched {
     let mut all = watchers();
-    let watcher = match all.get(&word.key()) {
+    let watcher = match all.by_word.get(&word.key()) {
         Some(w) => Arc::clone(w),
         None => {
             let w = Arc::new(Watcher::default());
@@ -122,7 +123,7 @@ pub(crate) fn watch(word: &WordRef, seen: u32, waker: &Waker, wake_at: Instant) 
             if spawned.is_err() {
                 return Watched::Unavailable;
             }
-            all.insert(key, Arc::clone(&w));
+            all.by_word.insert(key, Arc::clone(&w));
             w
         }
     };
@@ -155,9 +156,27 @@ pub(crate) fn watch(word: &WordRef, seen: u32, waker: &Waker, wake_at: Instant) 
     Watched::Parked(Watch { watcher, id })
 }
 
-fn watchers() -> MutexGuard<'static, HashMap<usize, Arc<Watcher>>> {
-    static WATCHERS: LazyLock<Mutex<HashMap<usize, Arc<Watcher>>>> = LazyLock::new(Mutex::default);
-    WATCHERS.lock().unwrap_or_else(PoisonError::into_inner)
+/// The watchers of this process, by address of their word.
+struct Watchers {
+    /// `platform::fork_generation` when the map was made: a forked child
+    /// inherits the map but not the threads, so it starts afresh.
+    generation: u32,
+    by_word: HashMap<usize, Arc<Watcher>>,
+}
+
+fn watchers() -> MutexGuard<'static, Watchers> {
+    static WATCHERS: LazyLock<Mutex<Watchers>> = LazyLock::new(|| {
+        Mutex::new(Watchers {
+            generation: platform::fork_generation(),
+            by_word: HashMap::new(),
+        })
+    });
+    let mut all = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if platform::forked_since(all.generation) {
+        all.generation = platform::fork_generation();
+        all.by_word.clear();
+    }
+    all
 }
 
 #[derive(Debug)]
@@ -217,7 +236,7 @@ impl Watcher {
                     let mut all = watchers();
                     st = self.lock();
                     if st.parked.is_empty() {
-                        all.remove(&key);
+                        all.by_word.remove(&key);
                         return;
                     }
                 }
@@ -240,8 +259,10 @@ impl Watcher {
             let until = st.parked.iter().map(|p| p.wake_at).min();
             st.sleeping_until = until;
             drop(st);
+            // A waker is the executor's code: if one panics, this thread
+            // must go on serving the others.
             for w in due.drain(..) {
-                w.wake();
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| w.wake()));
             }
             if let Some(until) = until {
                 futex_wait(word.seq(), now_seq, Some(until.saturating_duration_since(now)));
