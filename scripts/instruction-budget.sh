@@ -18,11 +18,11 @@ if [ "${1:-}" = "--update" ]; then
     exit 0
 fi
 status=0
-printf '%-18s %9s %9s %7s\n' case baseline now change
+printf '%-22s %9s %9s %7s\n' case baseline now change
 while read -r case count; do
     base=$(awk -v c="$case" '$1 == c {print $2}' "$baseline")
     if [ -z "$base" ]; then
-        printf '%-18s %9s %9d %7s  no baseline: run with --update\n' "$case" - "$count" -
+        printf '%-22s %9s %9d %7s  no baseline: run with --update\n' "$case" - "$count" -
         status=1
         continue
     fi
@@ -32,6 +32,6 @@ while read -r case count; do
         verdict="  OVER BUDGET (more than 5 % above the baseline)"
         status=1
     fi
-    printf '%-18s %9d %9d %7s%s\n' "$case" "$base" "$count" "$change" "$verdict"
+    printf '%-22s %9d %9d %7s%s\n' "$case" "$base" "$count" "$change" "$verdict"
 done <"$now"
 exit "$status"

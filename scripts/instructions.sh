@@ -16,5 +16,5 @@ count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "
 for c in "${cases[@]}"; do
     a=$(count "$c" 10000)
     b=$(count "$c" 20000)
-    printf '%-18s %6d instructions per iteration\n' "$c" $(( (b - a) / 10000 ))
+    printf '%-22s %6d instructions per iteration\n' "$c" $(( (b - a) / 10000 ))
 done
