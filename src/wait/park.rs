@@ -97,7 +97,8 @@ mod task {
     enum Phase {
         #[default]
         Fresh,
-        /// Yielding to the executor and looking again, until then.
+        /// Spinning until then, in slices between which the task yields to
+        /// the executor.
         Spinning(Instant),
         /// Registered in `word`'s waiters; `watch` is the watcher's
         /// promise to wake the task.
@@ -140,8 +141,9 @@ mod task {
         }
     }
 
-    /// An async task's park: spins by yielding to the executor, then hands
-    /// its waker to the word's watcher thread (`crate::wait::watcher`).
+    /// An async task's park: spins in slices of at most [`SPIN_SLICE`],
+    /// yielding to the executor between them, then hands its waker to the
+    /// word's watcher thread (`crate::wait::watcher`).
     #[derive(Debug)]
     pub(crate) struct TaskPark<'a, 'b> {
         pub(crate) cx: &'a mut Context<'b>,
