@@ -207,44 +207,50 @@ pub fn peer(a: &[&str]) -> bool {
     true
 }
 
-/// The ratios, p50 to p50 (streams: rate to rate), from the rows
-/// measured in this run: (label, goal, value).
+/// The async API's ratios to its baselines, p50 to p50 (streams: rate to
+/// rate), from the rows measured in this run: (label, goal, value).
 pub fn ratios(
     p50: impl Fn(&str) -> Option<f64>,
     rate: impl Fn(&str) -> Option<f64>,
 ) -> Vec<(&'static str, &'static str, f64)> {
-    let mut out = Vec::new();
-    let mut add = |label, goal, v: Option<f64>| {
-        if let Some(v) = v {
-            out.push((label, goal, v));
-        }
-    };
-    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let (park, spin) = (p50("memlink async, park"), p50("memlink async, spin 50us"));
-    add(
-        "async park round trip / tokio UnixStream",
-        "<= 0.1x",
-        div(park, p50("tokio UnixStream")),
-    );
-    add(
-        "async spin round trip / tokio UnixStream",
-        "<= 0.1x",
-        div(spin, p50("tokio UnixStream")),
-    );
-    add(
-        "async park round trip / sync park",
-        "<= 1.3x",
-        div(park, p50("memlink sync, park")),
-    );
-    add(
-        "async spin round trip / sync busy-poll",
-        "<= 2x",
-        div(spin, p50("memlink busy-poll")),
-    );
-    add(
+    let (park, spin) = ("memlink async, park", "memlink async, spin 50us");
+    let round_trips = [
+        (
+            "async park round trip / tokio UnixStream",
+            "<= 0.1x",
+            park,
+            "tokio UnixStream",
+        ),
+        (
+            "async spin round trip / tokio UnixStream",
+            "<= 0.1x",
+            spin,
+            "tokio UnixStream",
+        ),
+        (
+            "async park round trip / sync park",
+            "<= 1.3x",
+            park,
+            "memlink sync, park",
+        ),
+        (
+            "async spin round trip / sync busy-poll",
+            "<= 2x",
+            spin,
+            "memlink busy-poll",
+        ),
+    ];
+    let streams = [(
         "async stream / sync send/recv stream",
         ">= 0.5x",
-        div(rate("memlink async send/recv"), rate("memlink send/recv")),
-    );
-    out
+        "memlink async send/recv",
+        "memlink send/recv",
+    )];
+    let ratio = |f: &dyn Fn(&str) -> Option<f64>, a: &str, b: &str| Some(f(a)? / f(b)?);
+    let round_trips = round_trips.into_iter().map(|(l, g, a, b)| (l, g, ratio(&p50, a, b)));
+    let streams = streams.into_iter().map(|(l, g, a, b)| (l, g, ratio(&rate, a, b)));
+    round_trips
+        .chain(streams)
+        .filter_map(|(label, goal, v)| Some((label, goal, v?)))
+        .collect()
 }

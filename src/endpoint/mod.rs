@@ -22,6 +22,8 @@ mod message;
 mod outlet;
 mod settings;
 mod stats;
+#[cfg(not(loom))]
+mod task;
 
 pub use crate::slot::ClientId;
 pub use batch::Batch;

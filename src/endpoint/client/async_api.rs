@@ -2,7 +2,6 @@
 //! blocking ones, polled from a future that parks its task instead of the
 //! thread (see `crate::wait::park`).
 
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,9 +12,10 @@ use super::{Client, ClientReceiver, ClientSender};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::message::Message;
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::task::{as_task, next_item};
 use crate::error::Error;
 use crate::priority::Priority;
-use crate::wait::{Parking, TaskPark};
+use crate::wait::Parking;
 
 impl ClientSender {
     /// Sends a copy of `data`, waiting without blocking the thread while the
@@ -43,15 +43,8 @@ impl ClientSender {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        let (mut fill, mut parking, mut until) = (Some(fill), Parking::default(), Deadline::NEVER);
-        poll_fn(|cx| {
-            let mut park = TaskPark {
-                cx,
-                parking: &mut parking,
-            };
-            self.poll_publish(&mut park, priority, len, &mut until, &mut fill)
-        })
-        .await
+        let (mut fill, mut until) = (Some(fill), Deadline::NEVER);
+        as_task(|park| self.poll_publish(park, priority, len, &mut until, &mut fill)).await
     }
 }
 
@@ -76,15 +69,8 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv_async`].
     pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        let (mut f, mut parking, mut until) = (Some(f), Parking::default(), Deadline::NEVER);
-        poll_fn(|cx| {
-            let mut park = TaskPark {
-                cx,
-                parking: &mut parking,
-            };
-            self.poll_recv(&mut park, &mut until, &mut f)
-        })
-        .await
+        let (mut f, mut until) = (Some(f), Deadline::NEVER);
+        as_task(|park| self.poll_recv(park, &mut until, &mut f)).await
     }
 
     /// The messages from the daemon as a [`Stream`] that borrows this half.
@@ -124,18 +110,10 @@ impl Stream for ClientStream<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let ClientStream { rx, parking } = self.get_mut();
-        let mut park = TaskPark { cx, parking };
-        let mut until = Deadline::NEVER;
-        rx.poll_recv(&mut park, &mut until, &mut Some(Message::new))
-            .map(end_at_disconnect)
-    }
-}
-
-/// A stream's item: `None` for the end of the peer.
-pub(crate) fn end_at_disconnect<T>(r: Result<T, Error>) -> Option<Result<T, Error>> {
-    match r {
-        Err(Error::Disconnected) => None,
-        other => Some(other),
+        next_item(cx, parking, |park| {
+            let mut until = Deadline::NEVER;
+            rx.poll_recv(park, &mut until, &mut Some(Message::new))
+        })
     }
 }
 

@@ -21,8 +21,6 @@ use crate::priority::Priority;
 use crate::slot::ClientId;
 
 #[cfg(not(loom))]
-pub(crate) use async_api::end_at_disconnect;
-#[cfg(not(loom))]
 pub use async_api::ClientStream;
 pub(crate) use connection::Connection;
 pub use receiver::ClientReceiver;

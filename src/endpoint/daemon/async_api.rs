@@ -2,7 +2,6 @@
 //! blocking ones, polled from a future that parks its task instead of the
 //! thread (see `crate::wait::park`).
 
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,14 +11,14 @@ use futures_core::Stream;
 use super::table::signal_all;
 use super::{Daemon, DaemonReceiver, DaemonSender};
 use crate::endpoint::channel::Deadline;
-use crate::endpoint::client::end_at_disconnect;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::message::ClientMessage;
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::task::{as_task, next_item};
 use crate::error::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
-use crate::wait::{Parking, TaskPark};
+use crate::wait::Parking;
 
 impl DaemonReceiver<'_> {
     /// Takes the next message from any client, waiting without blocking the
@@ -41,15 +40,8 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        let (mut f, mut parking, mut until) = (Some(f), Parking::default(), Deadline::NEVER);
-        poll_fn(|cx| {
-            let mut park = TaskPark {
-                cx,
-                parking: &mut parking,
-            };
-            self.poll_recv(&mut park, &mut until, &mut f)
-        })
-        .await
+        let (mut f, mut until) = (Some(f), Deadline::NEVER);
+        as_task(|park| self.poll_recv(park, &mut until, &mut f)).await
     }
 }
 
@@ -80,15 +72,11 @@ impl DaemonSender<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        let (mut fill, mut parking, mut until) = (Some(fill), Parking::default(), Deadline::NEVER);
-        poll_fn(|cx| {
-            let mut park = TaskPark {
-                cx,
-                parking: &mut parking,
-            };
+        let (mut fill, mut until) = (Some(fill), Deadline::NEVER);
+        as_task(|park| {
             self.tx
                 .to(client)
-                .poll_publish(&mut park, priority, len, &mut until, &mut fill)
+                .poll_publish(park, priority, len, &mut until, &mut fill)
         })
         .await
     }
@@ -100,16 +88,10 @@ impl DaemonSender<'_> {
     /// # Errors
     /// As [`DaemonSender::broadcast`].
     pub async fn broadcast_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        let (mut parking, mut until) = (Parking::default(), Deadline::NEVER);
-        poll_fn(|cx| {
-            let mut park = TaskPark {
-                cx,
-                parking: &mut parking,
-            };
-            self.tx.poll_write_all(&mut park, priority, data, &mut until)
-        })
-        .await
-        .map_err(Fault::into_error)?;
+        let mut until = Deadline::NEVER;
+        as_task(|park| self.tx.poll_write_all(park, priority, data, &mut until))
+            .await
+            .map_err(Fault::into_error)?;
         signal_all(self.tx.segment(), self.tx.shard());
         Ok(())
     }
@@ -183,11 +165,11 @@ impl Stream for DaemonStream<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let DaemonStream { daemon, parking } = self.get_mut();
-        let mut park = TaskPark { cx, parking };
-        let mut until = Deadline::NEVER;
-        daemon
-            .receiver()
-            .poll_recv(&mut park, &mut until, &mut Some(ClientMessage::new))
-            .map(end_at_disconnect)
+        next_item(cx, parking, |park| {
+            let mut until = Deadline::NEVER;
+            daemon
+                .receiver()
+                .poll_recv(park, &mut until, &mut Some(ClientMessage::new))
+        })
     }
 }
