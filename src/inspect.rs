@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -31,9 +32,11 @@ use crate::endpoint;
 use crate::error::OpenError;
 use crate::platform;
 use crate::priority::Priority;
-use crate::segment::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
+use crate::segment::layout::{
+    ControlBlock, Direction, MAGIC, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN,
+};
 use crate::segment::Segment;
-use crate::segment::SegmentName;
+use crate::segment::{SegmentName, TEMP_SUFFIX};
 use crate::slot::{self, ClientId, Poison};
 
 /// A segment as [`segment`] found it.
@@ -145,9 +148,61 @@ pub struct RingInfo {
 /// [`OpenError::PermissionDenied`], ...
 pub fn segment(name: &str) -> Result<SegmentInfo, OpenError> {
     let seg = SegmentName::parse(name)
-        .and_then(|n| Segment::open(&n))
+        .and_then(|n| Segment::open_read_only(&n))
         .map_err(|e| OpenError::from_shm(e, name))?;
     Ok(read(&seg, name))
+}
+
+/// The directory that bare segment names live in: `/dev/shm` on Linux,
+/// `/tmp` on macOS, `%TEMP%\memlink` on Windows.
+pub fn default_dir() -> PathBuf {
+    platform::shm_dir()
+}
+
+/// A memlink segment found in a directory by [`segments_in`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Found {
+    /// Its path (give it to [`segment`] to look again).
+    pub path: PathBuf,
+    /// The user id that owns the file (0 on Windows).
+    pub owner_uid: u32,
+    /// What [`segment`] found; another user's segment is
+    /// [`OpenError::PermissionDenied`].
+    pub info: Result<SegmentInfo, OpenError>,
+}
+
+/// Every memlink segment in `dir` (a file whose header carries the memlink
+/// magic number and that this process can read), in name order. Half-built
+/// segments and PID files are left out; so are the files of other users
+/// that this user cannot read.
+///
+/// # Errors
+/// When `dir` cannot be listed.
+pub fn segments_in(dir: &Path) -> std::io::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let skipped = [TEMP_SUFFIX, platform::REMOVED_SUFFIX, ".pid"];
+        if !entry.file_type().is_ok_and(|t| t.is_file()) || skipped.iter().any(|s| file_name.ends_with(s)) {
+            continue;
+        }
+        let Ok(file) = platform::open_segment_file_read_only(&path) else {
+            continue;
+        };
+        let mut magic = [0u8; 8];
+        let at = std::mem::offset_of!(ControlBlock, magic) as u64;
+        if platform::read_exact_at(&file, &mut magic, at).is_err() || magic != MAGIC.to_le_bytes() {
+            continue;
+        }
+        let owner_uid = platform::file_owner_and_size(&file).map_or(0, |(uid, _)| uid);
+        drop(file);
+        let info = segment(&path.to_string_lossy());
+        found.push(Found { path, owner_uid, info });
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 fn read(seg: &Segment, name: &str) -> SegmentInfo {
@@ -205,4 +260,39 @@ fn client(seg: &Segment, i: u32) -> Option<ClientInfo> {
         wakeups: ch.client_wake.wakeups.load(Ordering::Relaxed),
         backpressure: endpoint::load_hint(&ch.client_backpressure),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, Daemon};
+
+    #[test]
+    fn segments_in_lists_memlink_segments_only_live_or_dead() {
+        let dir = std::env::temp_dir().join(format!("memlink-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        let live = Daemon::create(&at("live")).unwrap();
+        let _client = Client::connect(&at("live")).unwrap();
+        drop(Segment::create(
+            &SegmentName::parse(&at("dead")).unwrap(),
+            crate::segment::layout::Geometry::compute(1 << 16, 1, 256).unwrap(),
+            1,
+            0o600,
+        ));
+        std::fs::write(dir.join("foreign"), vec![0u8; 4096]).unwrap();
+        std::fs::write(dir.join("live.pid"), b"1 1 memlink\n").unwrap();
+        let found = segments_in(&dir).unwrap();
+        let names: Vec<_> = found.iter().map(|f| f.path.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["dead", "live"]);
+        let dead = found[0].info.as_ref().unwrap();
+        let live_info = found[1].info.as_ref().unwrap();
+        assert!(!dead.daemon.alive);
+        assert!(live_info.daemon.alive);
+        assert_eq!(live_info.clients.len(), 1);
+        assert_eq!(found[1].owner_uid, platform::current_uid());
+        drop(live);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

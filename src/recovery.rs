@@ -114,7 +114,8 @@ impl Heartbeat {
     }
 }
 
-/// What a cleanup removed.
+/// What a cleanup removed (or, from [`RecoveryManager::find_orphans_in`],
+/// would remove).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CleanupReport {
     /// Segments whose daemon was dead.
@@ -247,7 +248,7 @@ impl RecoveryManager {
     /// [`ShmError::InvalidConfig`] for an unusable name, [`ShmError::Io`] when
     /// the file cannot be inspected or removed.
     pub fn cleanup_orphaned_shm(&self, path: &str) -> ShmResult<bool> {
-        remove_if_dead(&SegmentName::parse(path)?)
+        dead(&SegmentName::parse(path)?, Act::Remove)
     }
 
     /// Removes, in `dir`, every segment of this user whose daemon is dead,
@@ -259,39 +260,16 @@ impl RecoveryManager {
     /// # Errors
     /// [`ShmError::Io`] when `dir` cannot be read.
     pub fn cleanup_orphans_in(dir: &Path) -> ShmResult<CleanupReport> {
-        let mut report = CleanupReport::default();
-        let entries = std::fs::read_dir(dir).map_err(|e| ShmError::Io {
-            op: "scan",
-            name: dir.display().to_string(),
-            source: e,
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // Regular files only: never follow a link out of the directory.
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            if file_name.ends_with(TEMP_SUFFIX) {
-                if remove_if_unlocked(&path, DAEMON_LOCK_BYTE) {
-                    report.partial_segments.push(path);
-                }
-            } else if file_name.ends_with(platform::REMOVED_SUFFIX) {
-                // Removed while open (Windows); still there only if that delete failed.
-                if remove_if_unlocked(&path, DAEMON_LOCK_BYTE) {
-                    report.partial_segments.push(path);
-                }
-            } else if file_name.ends_with(".pid") {
-                if is_stale_memlink_pid_file(&path) && remove_if_unlocked(&path, 0) {
-                    report.pid_files.push(path);
-                }
-            } else if let Ok(name) = SegmentName::parse(&path.to_string_lossy()) {
-                if let Ok(true) = remove_if_dead(&name) {
-                    report.segments.push(path);
-                }
-            }
-        }
-        Ok(report)
+        scan(dir, Act::Remove)
+    }
+
+    /// What [`RecoveryManager::cleanup_orphans_in`] would remove in `dir`,
+    /// found the same way but without removing or locking anything.
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] when `dir` cannot be read.
+    pub fn find_orphans_in(dir: &Path) -> ShmResult<CleanupReport> {
+        scan(dir, Act::Report)
     }
 
     /// [`RecoveryManager::cleanup_orphans_in`] the directory of bare segment
@@ -309,6 +287,45 @@ impl Drop for RecoveryManager {
     fn drop(&mut self) {
         self.unregister_daemon();
     }
+}
+
+/// Whether a cleanup scan removes what it finds or only reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Remove,
+    Report,
+}
+
+fn scan(dir: &Path, act: Act) -> ShmResult<CleanupReport> {
+    let mut report = CleanupReport::default();
+    let entries = std::fs::read_dir(dir).map_err(|e| ShmError::Io {
+        op: "scan",
+        name: dir.display().to_string(),
+        source: e,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // Regular files only: never follow a link out of the directory.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        // Removed while open (Windows): still there only if that delete failed.
+        if file_name.ends_with(TEMP_SUFFIX) || file_name.ends_with(platform::REMOVED_SUFFIX) {
+            if unlocked(&path, DAEMON_LOCK_BYTE, act) {
+                report.partial_segments.push(path);
+            }
+        } else if file_name.ends_with(".pid") {
+            if is_stale_memlink_pid_file(&path) && unlocked(&path, 0, act) {
+                report.pid_files.push(path);
+            }
+        } else if let Ok(name) = SegmentName::parse(&path.to_string_lossy()) {
+            if let Ok(true) = dead(&name, act) {
+                report.segments.push(path);
+            }
+        }
+    }
+    Ok(report)
 }
 
 fn pid_file_for(segment: &Path) -> PathBuf {
@@ -345,13 +362,17 @@ fn is_stale_memlink_pid_file(path: &Path) -> bool {
         .is_some_and(|(process, ours)| ours && !process.is_alive())
 }
 
-/// Removes the segment `name` if it is a memlink segment of this user whose
-/// daemon is dead, taking the dead daemon's lock first so that two cleaners
-/// (or a cleaner and a daemon taking over) never both act on it.
-fn remove_if_dead(name: &SegmentName) -> ShmResult<bool> {
+/// Whether the segment `name` is a memlink segment of this user whose
+/// daemon is dead; with [`Act::Remove`], removes it, taking the dead
+/// daemon's lock first so that two cleaners (or a cleaner and a daemon
+/// taking over) never both act on it.
+fn dead(name: &SegmentName, act: Act) -> ShmResult<bool> {
     let Owner::Dead { file, .. } = owner(name)? else {
         return Ok(false);
     };
+    if act == Act::Report {
+        return Ok(true);
+    }
     let path = name.path();
     if !platform::try_lock_byte(&file, DAEMON_LOCK_BYTE).unwrap_or(false)
         || !matches!(platform::same_file(&file, &path), Ok(true))
@@ -362,15 +383,24 @@ fn remove_if_dead(name: &SegmentName) -> ShmResult<bool> {
     Ok(true)
 }
 
-/// Removes a file of this user nobody holds byte `byte` of (same protocol).
-fn remove_if_unlocked(path: &Path, byte: u64) -> bool {
+/// Whether `path` is a file of this user nobody holds byte `byte` of (same
+/// protocol); with [`Act::Remove`], removes it under that lock.
+fn unlocked(path: &Path, byte: u64, act: Act) -> bool {
     let Ok(file) = platform::open_segment_file(path) else {
         return false;
     };
     let mine = crate::segment::check_owner(&SegmentName::Path(path.to_owned()), &file, platform::current_uid()).is_ok();
-    mine && platform::try_lock_byte(&file, byte).unwrap_or(false)
-        && matches!(platform::same_file(&file, path), Ok(true))
-        && platform::remove_segment_file(path).is_ok()
+    if !mine {
+        return false;
+    }
+    match act {
+        Act::Report => !platform::byte_locked_elsewhere(&file, byte).unwrap_or(true),
+        Act::Remove => {
+            platform::try_lock_byte(&file, byte).unwrap_or(false)
+                && matches!(platform::same_file(&file, path), Ok(true))
+                && platform::remove_segment_file(path).is_ok()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -447,7 +477,13 @@ mod tests {
         std::fs::write(dir.join("alive.pid"), format!("{} {} memlink\n", me.pid, me.start_time)).unwrap();
         // A segment being built right now by a live creator.
         let building = SharedMemory::create_hidden(&seg("building"), 1 << 16, 0o600).unwrap();
+        let files = || std::fs::read_dir(&dir).unwrap().count();
+        let before = files();
+        let found = RecoveryManager::find_orphans_in(&dir).unwrap();
+        assert_eq!(files(), before, "a dry run removed something");
         let report = RecoveryManager::cleanup_orphans_in(&dir).unwrap();
+        assert_eq!(found, report, "the dry run and the cleanup disagree");
+        assert_eq!(files(), before - 3);
         assert_eq!(report.segments, vec![dir.join("dead")]);
         assert_eq!(report.partial_segments.len(), 1);
         assert_eq!(report.pid_files, vec![dir.join("gone.pid")]);

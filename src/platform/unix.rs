@@ -32,6 +32,15 @@ pub fn open_segment_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens an existing segment file read-only, never following a symlink
+/// (for inspection, which must not be able to write).
+pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Opens `path` read-write, creating it with mode 0600 if missing, never
 /// following a symlink (for PID files).
 pub fn open_or_create_private_file(path: &Path) -> io::Result<File> {

@@ -96,6 +96,18 @@ pub fn open_segment_file(path: &Path) -> io::Result<File> {
     )
 }
 
+/// Opens an existing segment file read-only, refusing a symbolic link
+/// (for inspection, which must not be able to write).
+pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
+    refuse_link(
+        OpenOptions::new()
+            .read(true)
+            .share_mode(SHARE_ALL)
+            .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+            .open(path)?,
+    )
+}
+
 /// Opens `path` read-write, creating it if missing, refusing a symbolic
 /// link (for PID files).
 pub fn open_or_create_private_file(path: &Path) -> io::Result<File> {

@@ -158,7 +158,30 @@ impl SharedMemory {
     /// user, which its clients name here).
     pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
-        let len = check_owner(name, &file, owner)?;
+        let len = Self::mappable_len(name, &file, owner)?;
+        let map = MmapOptions::new()
+            .len(len)
+            .populate()
+            .map_raw(&file)
+            .map_err(|e| name.io_error("map", e))?;
+        Ok(Self::mapped(map, name, file))
+    }
+
+    /// Maps an existing segment of user `owner` read-only, from a file
+    /// opened read-only: this process cannot write to it (for inspection).
+    pub fn open_read_only(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
+        let file = platform::open_segment_file_read_only(&name.path()).map_err(|e| name.io_error("open", e))?;
+        let len = Self::mappable_len(name, &file, owner)?;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw_read_only(&file)
+            .map_err(|e| name.io_error("map", e))?;
+        Ok(Self::mapped(map, name, file))
+    }
+
+    /// The size to map of a segment file of user `owner`.
+    fn mappable_len(name: &SegmentName, file: &File, owner: u32) -> ShmResult<usize> {
+        let len = check_owner(name, file, owner)?;
         let len = usize::try_from(len).map_err(|_| ShmError::InvalidSegment {
             name: name.to_string(),
             reason: "size does not fit in memory".into(),
@@ -169,12 +192,7 @@ impl SharedMemory {
                 reason: "segment is empty (its daemon may still be starting)".into(),
             });
         }
-        let map = MmapOptions::new()
-            .len(len)
-            .populate()
-            .map_raw(&file)
-            .map_err(|e| name.io_error("map", e))?;
-        Ok(Self::mapped(map, name, file))
+        Ok(len)
     }
 
     /// Start of the mapping (page-aligned, never null).

@@ -155,7 +155,19 @@ impl Segment {
 
     /// Maps an existing segment owned by user `owner` and validates its header.
     pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<Segment> {
-        let shm = Arc::new(SharedMemory::open_owned_by(name, owner)?);
+        Self::validated(Arc::new(SharedMemory::open_owned_by(name, owner)?), name)
+    }
+
+    /// Maps an existing segment of this user read-only and validates its
+    /// header: for inspection only. Every write through the result would
+    /// fault, so only read paths (loads of atomics) may be used on it.
+    pub fn open_read_only(name: &SegmentName) -> ShmResult<Segment> {
+        let shm = SharedMemory::open_read_only(name, platform::current_uid())?;
+        Self::validated(Arc::new(shm), name)
+    }
+
+    /// Checks the header of a mapped segment against itself and the mapping.
+    fn validated(shm: Arc<SharedMemory>, name: &SegmentName) -> ShmResult<Segment> {
         let invalid = |reason: String| ShmError::InvalidSegment {
             name: name.to_string(),
             reason,
@@ -360,5 +372,41 @@ pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
         Ok(Owner::Alive { pid })
     } else {
         Ok(Owner::Dead { file, pid })
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::segment::layout::Geometry;
+
+    /// The permissions of the mappings in this process of files whose name
+    /// holds `stem` (the creator's is of the hidden build file), as
+    /// `/proc/self/maps` shows them ("rw-s", "r--s").
+    fn mapping_perms(stem: &str) -> Vec<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter(|l| l.contains(stem))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_only_open_maps_without_write_permission() {
+        let stem = format!("memlink-ro-{}", std::process::id());
+        let path = std::env::temp_dir().join(&stem);
+        let name = SegmentName::parse(path.to_str().unwrap()).unwrap();
+        let _ = name.remove();
+        let g = Geometry::compute(1 << 16, 2, 256).unwrap();
+        let created = Segment::create(&name, g, 3, 0o600).unwrap();
+        assert_eq!(mapping_perms(&stem), ["rw-s"], "the creator maps read-write");
+        let ro = Segment::open_read_only(&name).unwrap();
+        assert_eq!(ro.geometry().max_clients, 2);
+        assert_eq!(ro.control().protocol_version.load(Ordering::Relaxed), 3);
+        let mut perms = mapping_perms(&stem);
+        perms.sort();
+        assert_eq!(perms, ["r--s", "rw-s"], "the inspector's mapping cannot be written");
+        drop((ro, created));
+        let _ = name.remove();
     }
 }
