@@ -130,6 +130,9 @@ macro_rules! internal_modules {
     )*};
 }
 
+#[macro_use]
+mod events;
+
 internal_modules!(doorbell, platform, segment, wait);
 
 pub mod buffer;

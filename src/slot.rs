@@ -195,6 +195,7 @@ pub(crate) fn connect(seg: &Segment, i: u32) {
     seg.channel(i).state.store(SLOT_CONNECTED, Ordering::Release);
     seg.control().client_count.fetch_add(1, Ordering::AcqRel);
     bump_epoch(seg);
+    lifecycle!(INFO, "client connected", seg, slot = i, pid = platform::current_pid());
 }
 
 /// Client: gives a claimed slot back without connecting, and its lock.
@@ -216,6 +217,7 @@ pub(crate) fn close(seg: &Segment, id: ClientId) {
             decrement_clients(seg);
             bump_epoch(seg);
             seg.control().daemon_wake.notify();
+            lifecycle!(INFO, "client left", seg, slot = id.slot, pid = platform::current_pid());
         }
     }
     // Let the next client take the slot once the daemon frees it.
@@ -261,6 +263,13 @@ pub(crate) fn reclaim_if_dead(seg: &Segment, i: u32) -> bool {
         bump_epoch(seg);
     }
     seg.control().recovered_clients.fetch_add(1, Ordering::Relaxed);
+    lifecycle!(
+        WARN,
+        "client found dead",
+        seg,
+        slot = i,
+        dead_pid = ch.client_pid.load(Ordering::Relaxed),
+    );
     true
 }
 
@@ -269,10 +278,13 @@ pub(crate) fn free(seg: &Segment, i: u32) {
     // SYNC POINT: Release hands the slot (and our last reads of it) to the next
     // client's Acquire in `claim`. Only FREE slots are claimed, so a CLOSED
     // slot's occupant cannot change under us.
-    let _ = seg
+    let freed = seg
         .channel(i)
         .state
         .compare_exchange(SLOT_CLOSED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed);
+    if freed.is_ok() {
+        lifecycle!(INFO, "slot reclaimed", seg, slot = i);
+    }
 }
 
 /// Either side: marks channel `i` unusable (the first finding stays) and
@@ -282,11 +294,18 @@ pub(crate) fn poison(seg: &Segment, i: u32, by: Poison) {
         Poison::ByDaemon => POISON_TO_DAEMON,
         Poison::ByClient => POISON_TO_CLIENT,
     };
-    let _ = seg
+    let first = seg
         .channel(i)
         .poison
         .compare_exchange(POISON_NONE, code, Ordering::AcqRel, Ordering::Relaxed);
     bump_epoch(seg);
+    if first.is_ok() {
+        let by = match by {
+            Poison::ByDaemon => "daemon",
+            Poison::ByClient => "client",
+        };
+        lifecycle!(WARN, "channel poisoned", seg, slot = i, by = by);
+    }
 }
 
 /// Whether channel `i` is poisoned, and by whom.

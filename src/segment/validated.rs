@@ -72,7 +72,10 @@ impl Segment {
         while attempts < 8 {
             attempts += 1;
             match seg.shm.publish() {
-                Ok(()) => return Ok(seg),
+                Ok(()) => {
+                    lifecycle!(INFO, "segment created", seg, pid = platform::current_pid());
+                    return Ok(seg);
+                }
                 Err(ShmError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -101,7 +104,7 @@ impl Segment {
                         pid,
                     })
                 }
-                Owner::Dead { file, .. } => {
+                Owner::Dead { file, pid: dead_pid } => {
                     if !platform::try_lock_byte(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
                         wait_for_winner()?;
                         continue;
@@ -110,7 +113,11 @@ impl Segment {
                         continue; // replaced meanwhile: look again
                     }
                     match seg.shm.publish_replacing() {
-                        Ok(()) => return Ok(seg),
+                        Ok(()) => {
+                            let pid = platform::current_pid();
+                            lifecycle!(INFO, "segment taken over", seg, pid = pid, dead_pid = dead_pid);
+                            return Ok(seg);
+                        }
                         // Windows replaces in two steps; a creator got in between: look again.
                         Err(ShmError::AlreadyExists { .. }) => continue,
                         Err(e) => return Err(e),

@@ -281,6 +281,7 @@ impl Owner {
         seg.control().daemon_wake.notify();
         if !self.removed.swap(true, Ordering::AcqRel) {
             seg.shared_memory().remove_if_current();
+            lifecycle!(INFO, "shutdown", seg, pid = crate::platform::current_pid());
         }
     }
 }
