@@ -135,6 +135,9 @@ pub struct RingInfo {
     pub capacity: usize,
     /// Fraction in use, 0.0 to 1.0 (1.0 if its positions are impossible).
     pub fill: f32,
+    /// Whether its published positions are possible; if not (a corrupt or
+    /// hostile peer), `fill` says 1.0 and means nothing.
+    pub positions_valid: bool,
     /// What its writer and reader counted.
     pub counters: RingCounters,
 }
@@ -240,9 +243,11 @@ fn client(seg: &Segment, i: u32) -> Option<ClientInfo> {
     };
     let ring = |d, p: Priority| {
         let mem = seg.ring(i, d, p);
+        let occupancy = mem.occupancy();
         RingInfo {
             capacity: seg.geometry().ring_capacity[p.index()],
-            fill: mem.fill_level(),
+            fill: occupancy.unwrap_or(1.0),
+            positions_valid: occupancy.is_some(),
             counters: mem.counters(),
         }
     };

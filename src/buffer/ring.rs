@@ -174,11 +174,17 @@ impl RingMemory {
     /// Fraction of the ring in use, from its published positions (1.0 if
     /// they are impossible): for monitoring, from any process.
     pub(crate) fn fill_level(&self) -> f32 {
+        self.occupancy().unwrap_or(1.0)
+    }
+
+    /// Fraction of the ring in use, or `None` if its published positions
+    /// are impossible (more in use than it holds, or less than nothing).
+    pub(crate) fn occupancy(&self) -> Option<f32> {
         let h = self.header();
         let (tail, head) = (h.tail.load(Ordering::Acquire), h.head.load(Ordering::Acquire));
         match tail.checked_sub(head) {
-            Some(used) if used <= self.capacity as u64 => used as f32 / self.capacity as f32,
-            _ => 1.0,
+            Some(used) if used <= self.capacity as u64 => Some(used as f32 / self.capacity as f32),
+            _ => None,
         }
     }
 
