@@ -86,7 +86,7 @@ fn text(s: &SegmentInfo) -> String {
         let _ = writeln!(
             o,
             "  {:<20} {:<9} {:>16} {:>10} {:>10} {:>10} {:>6}",
-            "ring", "capacity", "fill", "written", "read", "bytes in", "full"
+            "ring", "capacity", "fill", "written", "read", "bytes", "full"
         );
         for (dir, rings) in [("to daemon", &c.to_daemon), ("to client", &c.to_client)] {
             for p in Priority::ALL {
