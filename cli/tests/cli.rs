@@ -585,3 +585,19 @@ fn inspection_does_not_disturb_a_service_under_traffic() {
     assert!(daemon.finish(), "the daemon failed");
     let _ = std::io::stdout().flush();
 }
+
+/// `bench --quick` measures against a child process and prints its figures.
+#[test]
+fn bench_prints_round_trips_and_a_stream_rate() {
+    child_role!();
+    let _w = watchdog();
+    let out = ok(&["bench", "--quick"]);
+    for row in ["busy-poll", "park (no spin)", "one-way stream, msgs/s"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{row} missing:\n{out}"));
+        let last: f64 = line.split_whitespace().last().unwrap().parse().expect("a rate");
+        assert!(last > 0.0, "{line}");
+    }
+}
