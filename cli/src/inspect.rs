@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use memlink_shm::inspect::{self, RingInfo, SegmentInfo};
+use memlink_shm::inspect::{self, ClientInfo, RingInfo, SegmentInfo};
 use memlink_shm::Priority;
 
 use crate::failure::Failure;
@@ -168,50 +168,38 @@ fn prometheus(s: &SegmentInfo) -> String {
         "memlink_recovered_clients_total{{segment=\"{seg}\"}} {}",
         s.recovered_clients
     );
-    family(
-        &mut o,
-        "client_alive",
-        "gauge",
-        "Whether the client holds its liveness lock.",
-    );
-    for c in &s.clients {
-        let _ = writeln!(
-            o,
-            "memlink_client_alive{{segment=\"{seg}\",slot=\"{}\",pid=\"{}\"}} {}",
-            c.id.slot(),
-            c.pid,
-            u8::from(c.alive)
-        );
-    }
-    family(
-        &mut o,
-        "channel_poisoned",
-        "gauge",
-        "Whether the client's channel is poisoned.",
-    );
-    for c in &s.clients {
-        let _ = writeln!(
-            o,
-            "memlink_channel_poisoned{{segment=\"{seg}\",slot=\"{}\",pid=\"{}\"}} {}",
-            c.id.slot(),
-            c.pid,
-            u8::from(c.poisoned.is_some())
-        );
-    }
-    family(
-        &mut o,
-        "client_wakeups_total",
-        "counter",
-        "Wake-up syscalls made for the client.",
-    );
-    for c in &s.clients {
-        let _ = writeln!(
-            o,
-            "memlink_client_wakeups_total{{segment=\"{seg}\",slot=\"{}\",pid=\"{}\"}} {}",
-            c.id.slot(),
-            c.pid,
-            c.wakeups
-        );
+    type PerClient = (&'static str, &'static str, &'static str, fn(&ClientInfo) -> u64);
+    let per_client: [PerClient; 3] = [
+        (
+            "client_alive",
+            "gauge",
+            "Whether the client holds its liveness lock.",
+            |c| u64::from(c.alive),
+        ),
+        (
+            "channel_poisoned",
+            "gauge",
+            "Whether the client's channel is poisoned.",
+            |c| u64::from(c.poisoned.is_some()),
+        ),
+        (
+            "client_wakeups_total",
+            "counter",
+            "Wake-up syscalls made for the client.",
+            |c| c.wakeups,
+        ),
+    ];
+    for (name, kind, help, value) in per_client {
+        family(&mut o, name, kind, help);
+        for c in &s.clients {
+            let _ = writeln!(
+                o,
+                "memlink_{name}{{segment=\"{seg}\",slot=\"{}\",pid=\"{}\"}} {}",
+                c.id.slot(),
+                c.pid,
+                value(c)
+            );
+        }
     }
     type Metric = (&'static str, &'static str, &'static str, fn(&RingInfo) -> f64);
     let metrics: [Metric; 6] = [

@@ -89,6 +89,17 @@ fn until_stdin_closes() {
     while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
 }
 
+/// A flag that turns true when stdin closes (watched by a thread).
+fn stop_when_stdin_closes() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        until_stdin_closes();
+        s.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
 /// Fails the test process (whatever hangs) after `LIMIT`, unless dropped.
 struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
 
@@ -196,12 +207,7 @@ fn run_role(r: &[String]) {
         }
         "echo-daemon" => {
             let mut d = Daemon::builder(name).max_clients(4).create().expect("create");
-            let stop = Arc::new(AtomicBool::new(false));
-            let s = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                until_stdin_closes();
-                s.store(true, Ordering::Relaxed);
-            });
+            let stop = stop_when_stdin_closes();
             println!("ready");
             while !stop.load(Ordering::Relaxed) {
                 match d.recv_timeout(Duration::from_millis(50)) {
@@ -224,12 +230,7 @@ fn run_role(r: &[String]) {
         }
         "pinger" => {
             let mut c = Client::builder(name).spin(Duration::ZERO).connect().expect("connect");
-            let stop = Arc::new(AtomicBool::new(false));
-            let s = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                until_stdin_closes();
-                s.store(true, Ordering::Relaxed);
-            });
+            let stop = stop_when_stdin_closes();
             println!("ready");
             while !stop.load(Ordering::Relaxed) {
                 c.send(Priority::High, b"ping").expect("ping");
