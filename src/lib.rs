@@ -102,6 +102,8 @@
 //! ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`, and the
 //! compatibility layer `transport/`. `platform/fault_guard.rs` keeps a
 //! segment file cut short by a peer from killing this process with `SIGBUS`.
+//! `events.rs` emits lifecycle events through `tracing` (feature `tracing`).
+//! The `memlink` command-line tool is the workspace member `cli/`.
 //!
 //! ## Compatibility with 0.1.3
 //!
