@@ -32,9 +32,7 @@ use crate::endpoint;
 use crate::error::OpenError;
 use crate::platform;
 use crate::priority::Priority;
-use crate::segment::layout::{
-    ControlBlock, Direction, MAGIC, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN,
-};
+use crate::segment::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::segment::{SegmentName, TEMP_SUFFIX};
 use crate::slot::{self, ClientId, Poison};
@@ -194,9 +192,7 @@ pub fn segments_in(dir: &Path) -> std::io::Result<Vec<Found>> {
         let Ok(file) = platform::open_segment_file_read_only(&path) else {
             continue;
         };
-        let mut magic = [0u8; 8];
-        let at = std::mem::offset_of!(ControlBlock, magic) as u64;
-        if platform::read_exact_at(&file, &mut magic, at).is_err() || magic != MAGIC.to_le_bytes() {
+        if crate::segment::daemon_of(&file).is_none() {
             continue;
         }
         let owner_uid = platform::file_owner_and_size(&file).map_or(0, |(uid, _)| uid);

@@ -78,13 +78,13 @@ pub(crate) struct Lacking<'a> {
     pub(crate) reader: &'a EventWord,
 }
 
-/// Blocks a writer until `lacking()` finds room (`Ok`), fails (the peer is
+/// Waits through `park` (a thread blocks; a task's park may return
+/// `Pending` instead) until `lacking()` finds room (`Ok`), fails (the peer is
 /// gone, the client unknown: its error), or `until` passes (`Timeout`).
 /// Before sleeping it wakes the reader, which may itself be asleep waiting
 /// for a signal not sent yet (or the two would wait for each other); it
 /// re-checks at least every `tick`, so `lacking` also sees what nobody
 /// announces (a peer dying), and it spins for `spin` first.
-/// A task's park returns `Pending` instead of blocking.
 pub(crate) fn wait_for_room<'a>(
     park: &mut impl Park,
     mapping: &Arc<SharedMemory>,

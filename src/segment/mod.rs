@@ -21,4 +21,5 @@ mod validated;
 pub use mapping::SharedMemory;
 pub(crate) use mapping::check_owner;
 pub use name::{SegmentName, MAX_NAME_LEN, TEMP_SUFFIX};
+pub(crate) use validated::daemon_of;
 pub use validated::{owner, Owner, Segment};

@@ -349,6 +349,23 @@ pub enum Owner {
     },
 }
 
+/// The daemon's pid and start time recorded in `file`, read without mapping
+/// it; `None` if the file does not start with a memlink header (its magic
+/// number).
+pub(crate) fn daemon_of(file: &std::fs::File) -> Option<(u32, u64)> {
+    // Read through the layout's own offsets: no second copy of the wire format.
+    let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_start_time) + 8];
+    let magic = std::mem::offset_of!(ControlBlock, magic);
+    platform::read_exact_at(file, &mut head, 0).ok()?;
+    if head[magic..magic + 8] != MAGIC.to_le_bytes() {
+        return None;
+    }
+    let at = std::mem::offset_of!(ControlBlock, daemon_pid);
+    let pid = u32::from_le_bytes(head[at..at + 4].try_into().ok()?);
+    let at = std::mem::offset_of!(ControlBlock, daemon_start_time);
+    Some((pid, u64::from_le_bytes(head[at..at + 8].try_into().ok()?)))
+}
+
 /// Finds out, without mapping or locking it, whether the segment at `name` is
 /// a memlink segment of this user and whether its daemon lives. Files that
 /// are not memlink segments are refused with [`ShmError::AlreadyExists`].
@@ -359,17 +376,9 @@ pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
         Err(e) => return Err(name.io_error("open", e)),
     };
     super::check_owner(name, &file, platform::current_uid())?;
-    // Read through the layout's own offsets: no second copy of the wire format.
-    let mut head = [0u8; std::mem::offset_of!(ControlBlock, daemon_start_time) + 8];
-    let magic = std::mem::offset_of!(ControlBlock, magic);
-    let is_ours = platform::read_exact_at(&file, &mut head, 0).is_ok() && head[magic..magic + 8] == MAGIC.to_le_bytes();
-    if !is_ours {
+    let Some((pid, start)) = daemon_of(&file) else {
         return Err(ShmError::AlreadyExists { name: name.to_string() });
-    }
-    let at = std::mem::offset_of!(ControlBlock, daemon_pid);
-    let pid = u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or_default());
-    let at = std::mem::offset_of!(ControlBlock, daemon_start_time);
-    let start = u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+    };
     if platform::byte_locked_elsewhere(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
         // The recorded daemon (pid and start time) is gone but somebody holds
         // its lock: a creator replacing it. A start time of 0 is unknown.

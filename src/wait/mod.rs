@@ -96,6 +96,17 @@ impl EventWord {
         futex_wake(&self.seq, self.waiters.load(Ordering::Relaxed).max(1));
     }
 
+    /// A registered waiter's step before it checks its condition: reads
+    /// `seq` (to sleep on) and fences. A wake-up that follows this step
+    /// moves `seq` past the value returned (see the module docs).
+    #[inline]
+    pub(crate) fn seen(&self) -> u32 {
+        let seen = self.seq.load(Ordering::SeqCst);
+        // SYNC POINT: pairs with the fence in `notify` (see module docs).
+        fence(Ordering::SeqCst);
+        seen
+    }
+
     /// Blocks until `ready()` returns true (then returns true) or `deadline`
     /// passes (then returns false). Spins for up to `spin` first.
     ///
@@ -120,9 +131,7 @@ impl EventWord {
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let woke = loop {
-            let seen = self.seq.load(Ordering::SeqCst);
-            // SYNC POINT: pairs with the fence in `notify` (see module docs).
-            fence(Ordering::SeqCst);
+            let seen = self.seen();
             if ready() {
                 break true;
             }

@@ -73,7 +73,7 @@ mod task {
     use super::Park;
     use crate::segment::layout::EventWord;
     use crate::segment::SharedMemory;
-    use crate::sync::{fence, Ordering};
+    use crate::sync::Ordering;
     use crate::wait::spin_until;
     use crate::wait::watcher::{watch, Watch, Watched, WordRef};
 
@@ -189,9 +189,7 @@ mod task {
             if !self.parking.register(mapping, event) {
                 return self.yield_now();
             }
-            let seen = event.seq.load(Ordering::SeqCst);
-            // SYNC POINT: pairs with the fence in `EventWord::notify`.
-            fence(Ordering::SeqCst);
+            let seen = event.seen();
             if ready() {
                 self.parking.reset();
                 return Poll::Ready(true);

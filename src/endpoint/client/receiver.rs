@@ -121,7 +121,6 @@ impl ClientReceiver {
             liveness,
             conn,
             spin,
-            ..
         } = self;
         let ready = || {
             if liveness.due() {
