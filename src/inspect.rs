@@ -270,6 +270,7 @@ mod tests {
 
     #[test]
     fn segments_in_lists_memlink_segments_only_live_or_dead() {
+        let _no_spawn = platform::spawn_exclusion().read().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!("memlink-list-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -135,7 +135,7 @@ pub struct CleanupReport {
 pub struct RecoveryManager {
     name: Result<SegmentName, String>,
     pid_file: PathBuf,
-    held: Mutex<Option<File>>,
+    held: Mutex<Option<platform::LockFile>>,
 }
 
 impl RecoveryManager {
@@ -158,7 +158,7 @@ impl RecoveryManager {
         self.name.as_ref().map_err(|e| ShmError::InvalidConfig(e.clone()))
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<File>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<platform::LockFile>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -187,7 +187,8 @@ impl RecoveryManager {
         }
         let io = |op, e| name.io_error(op, e);
         for _ in 0..8 {
-            let mut file = platform::open_or_create_private_file(&self.pid_file).map_err(|e| io("open pid file", e))?;
+            let mut file = platform::LockFile::open(|| platform::open_or_create_private_file(&self.pid_file))
+                .map_err(|e| io("open pid file", e))?;
             // Another user's file (root adopting it, say) would stay writable by them.
             crate::segment::check_owner(
                 &SegmentName::Path(self.pid_file.clone()),
@@ -428,6 +429,7 @@ mod tests {
 
     #[test]
     fn pid_file_is_exclusive_and_released() {
+        let _no_spawn = platform::spawn_exclusion().read().unwrap_or_else(|p| p.into_inner());
         let path = tmp("pid");
         let a = RecoveryManager::new(&path);
         let b = RecoveryManager::new(&path);
@@ -445,6 +447,7 @@ mod tests {
 
     #[test]
     fn a_dead_segment_is_cleaned_up_and_a_live_one_is_not() {
+        let _no_spawn = platform::spawn_exclusion().read().unwrap_or_else(|p| p.into_inner());
         let path = tmp("orphan");
         let name = SegmentName::parse(&path).unwrap();
         let g = Geometry::compute(1 << 20, 1, 4096).unwrap();
@@ -460,6 +463,7 @@ mod tests {
 
     #[test]
     fn scan_removes_dead_segments_partial_ones_and_stale_pid_files_only() {
+        let _no_spawn = platform::spawn_exclusion().read().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!("memlink-scan-{}", platform::current_pid()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

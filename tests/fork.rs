@@ -155,3 +155,109 @@ fn a_forked_child_parks_async_tasks_with_watchers_of_its_own() {
     client.send(Priority::High, b"still here").expect("send");
     assert_eq!(daemon.recv_timeout(STEP).expect("recv").payload(), b"still here");
 }
+
+/// A pipe: (read end, write end).
+fn pipe() -> (libc::c_int, libc::c_int) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out array of two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    (fds[0], fds[1])
+}
+
+/// Reads from `fd` until end of file (every write end closed).
+fn block_until_closed(fd: libc::c_int) {
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into a valid local.
+    while unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) } > 0 {}
+}
+
+fn close(fd: libc::c_int) {
+    // SAFETY: closes a descriptor this test opened and owns.
+    unsafe { libc::close(fd) };
+}
+
+/// Forks a process that runs `endpoint` (it makes a daemon or a client and
+/// keeps it), forks a worker that keeps running, then waits to be killed.
+/// Returns the process and the write end that, once closed, ends the
+/// worker; it returns when the endpoint exists.
+fn process_with_a_forked_worker<E>(endpoint: impl FnOnce() -> Option<E>) -> (libc::pid_t, libc::c_int) {
+    let (ready_r, ready_w) = pipe();
+    let (hold_r, hold_w) = pipe();
+    // SAFETY: fork has no memory-safety preconditions. The child runs this
+    // crate, fork, and blocking reads, then _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        close(ready_r);
+        close(hold_w);
+        let Some(kept) = endpoint() else {
+            // SAFETY: ends the child without the parent's harness.
+            unsafe { libc::_exit(1) }
+        };
+        // SAFETY: as above.
+        if unsafe { libc::fork() } == 0 {
+            // The worker: holds copies of everything, runs until told.
+            close(ready_w);
+            block_until_closed(hold_r);
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) }
+        }
+        // SAFETY: writes one byte from a valid local.
+        unsafe { libc::write(ready_w, b"r".as_ptr().cast(), 1) };
+        block_until_closed(hold_r); // until killed
+        drop(kept);
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) }
+    }
+    assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+    close(ready_w);
+    close(hold_r);
+    let mut byte = 0u8;
+    // SAFETY: reads one byte into a valid local; returns 0 if the child died.
+    let got = unsafe { libc::read(ready_r, (&mut byte as *mut u8).cast(), 1) };
+    close(ready_r);
+    assert_eq!(got, 1, "the forked process could not make its endpoint");
+    (pid, hold_w)
+}
+
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: signals and reaps our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
+/// A worker forked by a daemon holds copies of its descriptor and mapping,
+/// which would keep the daemon's liveness lock: the child gives them up, so
+/// the daemon's death still reaches its clients.
+#[test]
+fn a_daemons_forked_worker_does_not_keep_it_alive_once_killed() {
+    let name = unique_name("fork-worker-d");
+    let _g = SegmentGuard(name.clone());
+    let (daemon, worker) = process_with_a_forked_worker(|| Daemon::create(&name).ok());
+    let mut client = Client::connect(&name).expect("connect");
+    kill_and_reap(daemon);
+    let info = inspect::segment(&name).expect("inspect");
+    let lost = client.recv_timeout(STEP);
+    close(worker); // the worker ends
+    assert!(!info.daemon.alive, "the worker kept the dead daemon's lock");
+    assert!(matches!(lost, Err(Error::Disconnected)), "{lost:?}");
+}
+
+/// The same for a client: its forked worker does not keep its slot.
+#[test]
+fn a_clients_forked_worker_does_not_keep_its_slot_once_killed() {
+    let name = unique_name("fork-worker-c");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = Daemon::create(&name).expect("create");
+    let (client, worker) = process_with_a_forked_worker(|| Client::connect(&name).ok());
+    kill_and_reap(client);
+    let info = inspect::segment(&name).expect("inspect");
+    close(worker);
+    assert_eq!(info.clients.len(), 1);
+    assert!(!info.clients[0].alive, "the worker kept the dead client's lock");
+    // And the daemon reclaims the slot: a new client gets in and is served.
+    let mut next = Client::connect(&name).expect("connect after the death");
+    next.send(Priority::High, b"next").expect("send");
+    assert_eq!(daemon.recv_timeout(STEP).expect("recv").payload(), b"next");
+}

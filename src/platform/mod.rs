@@ -26,6 +26,11 @@ mod fault_guard;
 #[cfg(unix)]
 pub use fault_guard::{faults_anywhere, FaultGuard};
 
+#[cfg(unix)]
+mod fork_release;
+#[cfg(unix)]
+pub use fork_release::{ForkHold, ForkRelease};
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -61,6 +66,59 @@ pub fn shm_path(name: &str) -> std::path::PathBuf {
     shm_dir().join(name)
 }
 
+/// A file whose locks belong to this process alone: a forked child gives up
+/// its copy (see `fork_release.rs`). For lock-holding files that are not
+/// segment mappings (PID files).
+#[derive(Debug)]
+pub struct LockFile {
+    _release: ForkRelease,
+    file: std::fs::File,
+    /// Set when dropping, declared last: forks wait until the file is closed.
+    closing: Option<ForkHold>,
+}
+
+impl LockFile {
+    /// Opens the file with `open`, holding forks off until it is registered.
+    pub fn open(open: impl FnOnce() -> std::io::Result<std::fs::File>) -> std::io::Result<LockFile> {
+        let held = ForkHold::acquire();
+        let file = open()?;
+        Ok(LockFile {
+            _release: ForkRelease::new(&held, &file, std::ptr::null(), 0),
+            file,
+            closing: None,
+        })
+    }
+}
+
+impl std::ops::Deref for LockFile {
+    type Target = std::fs::File;
+    fn deref(&self) -> &std::fs::File {
+        &self.file
+    }
+}
+
+impl std::ops::DerefMut for LockFile {
+    fn deref_mut(&mut self) -> &mut std::fs::File {
+        &mut self.file
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        self.closing = Some(ForkHold::acquire());
+    }
+}
+
+/// For unit tests: a child being spawned holds copies of this process's
+/// descriptors until its `exec` closes them, and with them the locks of any
+/// file just closed here. Tests that spawn take this for writing; tests that
+/// expect a lock to go when they close a file take it for reading.
+#[cfg(test)]
+pub(crate) fn spawn_exclusion() -> &'static std::sync::RwLock<()> {
+    static LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    &LOCK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +149,7 @@ mod tests {
 
     #[test]
     fn byte_locks_are_seen_by_other_opens_and_released_on_close() {
+        let _no_spawn = spawn_exclusion().read().unwrap_or_else(|p| p.into_inner());
         let path = std::env::temp_dir().join(format!("memlink-plat-lock-{}", current_pid()));
         let _ = std::fs::remove_file(&path);
         let a = create_segment_file(&path, 0o600).unwrap();
@@ -120,6 +179,7 @@ mod tests {
 
     #[test]
     fn an_exited_process_has_no_start_time() {
+        let _spawning = spawn_exclusion().write().unwrap_or_else(|p| p.into_inner());
         // `--list` makes this test binary print its tests and exit at once.
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .arg("--list")

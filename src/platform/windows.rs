@@ -486,6 +486,29 @@ impl FaultGuard {
     }
 }
 
+/// Windows has no fork: nothing to hold off (see the Unix version).
+#[must_use]
+#[derive(Debug)]
+pub struct ForkHold(());
+
+impl ForkHold {
+    /// Nothing to wait for.
+    pub fn acquire() -> ForkHold {
+        ForkHold(())
+    }
+}
+
+/// Windows has no fork: nothing to release in a child (see the Unix version).
+#[derive(Debug)]
+pub struct ForkRelease;
+
+impl ForkRelease {
+    /// Nothing to register.
+    pub fn new(_held: &ForkHold, _file: &File, _start: *const u8, _len: usize) -> ForkRelease {
+        ForkRelease
+    }
+}
+
 /// How a word at some address waits and wakes.
 enum Channel {
     /// In a registered mapping: its named semaphore. The handle stays open

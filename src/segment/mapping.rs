@@ -26,12 +26,17 @@ pub struct SharedMemory {
     /// Declared before `map`, so they are dropped (unregistered) before the unmap.
     _wake_scope: platform::WakeScope,
     guard: platform::FaultGuard,
+    /// Declared before `map` and `file`: a forked child gives both up.
+    _fork_release: platform::ForkRelease,
     map: MmapRaw,
     name: SegmentName,
     /// Kept open: liveness locks live on this open file description.
     file: File,
     /// Where the file is while it is hidden (built, not yet published).
     hidden: Mutex<Option<PathBuf>>,
+    /// Set when dropping, declared last: forks wait until the mapping and
+    /// the file are gone, so no child inherits them unregistered.
+    closing: Option<platform::ForkHold>,
 }
 
 impl SharedMemory {
@@ -64,6 +69,7 @@ impl SharedMemory {
     /// daemon's liveness byte is locked before anything else, so a cleaner
     /// never takes a file being built by a live process for a dead one's.
     fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+        let held = platform::ForkHold::acquire();
         let file = platform::create_segment_file(path, mode).map_err(|e| name.io_error("create", e))?;
         if !matches!(platform::try_lock_byte(&file, DAEMON_LOCK_BYTE), Ok(true)) {
             drop(file);
@@ -86,7 +92,7 @@ impl SharedMemory {
             })
         });
         match mapped {
-            Ok(map) => Ok(Self::mapped(map, name, file)),
+            Ok(map) => Ok(Self::mapped(&held, map, name, file)),
             Err(e) => {
                 drop(file);
                 let _ = platform::remove_segment_file(path);
@@ -99,15 +105,19 @@ impl SharedMemory {
         }
     }
 
-    /// Wraps a fresh mapping of `file`, registering it for wake-ups.
-    fn mapped(map: MmapRaw, name: &SegmentName, file: File) -> SharedMemory {
+    /// Wraps a fresh mapping of `file`, registering it for wake-ups, against
+    /// truncation and for release in a forked child (`held` since `file` was
+    /// opened).
+    fn mapped(held: &platform::ForkHold, map: MmapRaw, name: &SegmentName, file: File) -> SharedMemory {
         SharedMemory {
             _wake_scope: platform::WakeScope::new(map.as_ptr(), map.len(), &file),
             guard: platform::FaultGuard::new(map.as_ptr(), map.len()),
+            _fork_release: platform::ForkRelease::new(held, &file, map.as_ptr(), map.len()),
             map,
             name: name.clone(),
             file,
             hidden: Mutex::new(None),
+            closing: None,
         }
     }
 
@@ -157,6 +167,7 @@ impl SharedMemory {
     /// segment shared with a group through its mode belongs to the daemon's
     /// user, which its clients name here).
     pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
+        let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
         let map = MmapOptions::new()
@@ -164,19 +175,20 @@ impl SharedMemory {
             .populate()
             .map_raw(&file)
             .map_err(|e| name.io_error("map", e))?;
-        Ok(Self::mapped(map, name, file))
+        Ok(Self::mapped(&held, map, name, file))
     }
 
     /// Maps an existing segment of user `owner` read-only, from a file
     /// opened read-only: this process cannot write to it (for inspection).
     pub fn open_read_only(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
+        let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file_read_only(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
         let map = MmapOptions::new()
             .len(len)
             .map_raw_read_only(&file)
             .map_err(|e| name.io_error("map", e))?;
-        Ok(Self::mapped(map, name, file))
+        Ok(Self::mapped(&held, map, name, file))
     }
 
     /// The size to map of a segment file of user `owner`.
@@ -250,6 +262,8 @@ pub(crate) fn check_owner(name: &SegmentName, file: &File, owner: u32) -> ShmRes
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
+        // Released after the fields: the registration, the mapping, the file.
+        self.closing = Some(platform::ForkHold::acquire());
         if let Some(tmp) = self.hidden().take() {
             let _ = platform::remove_segment_file(&tmp);
         }

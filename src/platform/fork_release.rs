@@ -1,0 +1,193 @@
+//! Linux and macOS: a forked child lets go of its parent's segments.
+//!
+//! Liveness is an open-file-description lock on the segment file, and such
+//! a lock lives as long as anything refers to that description: the parent's
+//! descriptor, but also a child's copy of it after `fork`, and every mapping
+//! of the file (a mapping holds the file open). A worker forked by a daemon
+//! would so keep the daemon "alive" after the daemon died, and its clients
+//! would wait for it forever; a client's forked child would keep its slot.
+//!
+//! So every segment mapping and lock-holding file registers here, and a
+//! `pthread_atfork` handler, in the child, points the descriptor at
+//! `/dev/null` (same number, so the child's `File` still closes cleanly) and
+//! replaces the mapping with private zero pages (the child's copies of the
+//! endpoints are inert, `Error::Forked`, and never read the parent's data).
+//! Registration and release happen while forks are held off ([`ForkHold`]),
+//! so a fork never copies a descriptor that is open but not yet registered,
+//! or no longer registered but not yet closed.
+//!
+//! `posix_spawn` and `vfork` run no fork handlers; they exec at once, and
+//! every descriptor here is close-on-exec. A raw `clone` system call is not
+//! seen. Up to [`TRACKED`] registrations at a time; more are not released in
+//! a child (as before this guard).
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Once;
+
+/// How many registrations (segments and PID files) are tracked at once.
+const TRACKED: usize = 1024;
+
+struct Entry {
+    /// The descriptor; -1 while the entry is free.
+    fd: AtomicI32,
+    start: AtomicUsize,
+    len: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only the initialiser of ENTRIES
+const FREE: Entry = Entry {
+    fd: AtomicI32::new(-1),
+    start: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+};
+
+/// Written only while [`HELD`] is held by the writer, read by the child
+/// handler (which runs holding it: the parent's prepare handler took it).
+static ENTRIES: [Entry; TRACKED] = [FREE; TRACKED];
+
+/// Held while entries change and across `fork` itself.
+static HELD: AtomicBool = AtomicBool::new(false);
+
+static INSTALL: Once = Once::new();
+
+fn acquire() {
+    while HELD
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn release() {
+    HELD.store(false, Ordering::Release);
+}
+
+/// Holds off `fork` in this process while it lives (other threads' forks
+/// wait). Take it before opening a file that will hold a lock, and keep it
+/// until the file is registered; take it before dropping a registration and
+/// keep it until the file is closed and unmapped.
+#[must_use]
+#[derive(Debug)]
+pub struct ForkHold(());
+
+impl ForkHold {
+    /// Waits until no fork and no other registration is under way.
+    pub fn acquire() -> ForkHold {
+        install();
+        acquire();
+        ForkHold(())
+    }
+}
+
+impl Drop for ForkHold {
+    fn drop(&mut self) {
+        release();
+    }
+}
+
+/// A file (and optionally its mapping) that a forked child gives up.
+/// Make it while holding a [`ForkHold`]; drop it (with the file and the
+/// mapping after it) while holding one too.
+#[derive(Debug)]
+pub struct ForkRelease {
+    slot: Option<usize>,
+}
+
+impl ForkRelease {
+    /// Registers `file` and the mapping of `len` bytes at `start` (`len` 0:
+    /// no mapping). `_held` proves forks are held off.
+    pub fn new(_held: &ForkHold, file: &std::fs::File, start: *const u8, len: usize) -> ForkRelease {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        let slot = ENTRIES.iter().position(|e| e.fd.load(Ordering::Relaxed) < 0);
+        if let Some(i) = slot {
+            ENTRIES[i].start.store(start as usize, Ordering::Relaxed);
+            ENTRIES[i].len.store(len, Ordering::Relaxed);
+            ENTRIES[i].fd.store(fd, Ordering::Relaxed);
+        }
+        ForkRelease { slot }
+    }
+}
+
+impl Drop for ForkRelease {
+    fn drop(&mut self) {
+        // The owner holds a ForkHold here (see the type's documentation); in
+        // a forked child the entry is already free and this changes nothing.
+        if let Some(i) = self.slot {
+            ENTRIES[i].fd.store(-1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: registers three handlers that only use atomics and
+        // async-signal-safe system calls (open, dup2/dup3, fcntl, mmap,
+        // close); fork runs `prepare` and `parent` in the parent, `child` in
+        // the child.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    });
+}
+
+extern "C" fn prepare() {
+    acquire();
+}
+
+extern "C" fn parent() {
+    release();
+}
+
+extern "C" fn child() {
+    // SAFETY: a constant, NUL-terminated path; open is async-signal-safe.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    for e in &ENTRIES {
+        let fd = e.fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            continue;
+        }
+        let (start, len) = (e.start.load(Ordering::Relaxed), e.len.load(Ordering::Relaxed));
+        if len > 0 {
+            // SAFETY: `start..start+len` is a live mapping of this (copied)
+            // address space, registered by its owner and unmapped only after
+            // deregistration; replacing it in place (MAP_FIXED) with private
+            // zero pages keeps the range valid for the child's inert copies.
+            unsafe {
+                libc::mmap(
+                    start as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+        }
+        if null >= 0 {
+            point_at(null, fd);
+        }
+        e.fd.store(-1, Ordering::Relaxed);
+    }
+    if null >= 0 {
+        // SAFETY: closes the descriptor opened above, used by nothing else.
+        unsafe { libc::close(null) };
+    }
+    release();
+}
+
+/// Makes `fd` a close-on-exec duplicate of `null`: the child's copy of the
+/// parent's description goes, the number stays open for its owner to close.
+fn point_at(null: libc::c_int, fd: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: both descriptors are open in this process; dup3 is async-signal-safe.
+    unsafe {
+        libc::dup3(null, fd, libc::O_CLOEXEC)
+    };
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: as above, with dup2 and fcntl (both async-signal-safe).
+    unsafe {
+        if libc::dup2(null, fd) >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
