@@ -148,6 +148,7 @@ pub mod safety;
 mod slot;
 mod sync;
 pub mod transport;
+pub mod typed;
 
 pub use buffer::{Corruption, RingCounters};
 pub use endpoint::{
@@ -156,7 +157,7 @@ pub use endpoint::{
 };
 #[cfg(not(loom))]
 pub use endpoint::{ClientStream, DaemonStream};
-pub use error::{Error, OpenError, ShmError, ShmResult};
+pub use error::{Error, OpenError, ShmError, ShmResult, TypeError};
 pub use priority::Priority;
 pub use segment::MAX_NAME_LEN;
 

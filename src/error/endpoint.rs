@@ -4,7 +4,7 @@ use std::io;
 
 use thiserror::Error as ThisError;
 
-use super::OpenError;
+use super::{OpenError, TypeError};
 use crate::buffer::Corruption;
 use crate::endpoint::ClientId;
 
@@ -77,6 +77,11 @@ pub enum Error {
          connect (or create) again in the child"
     )]
     Forked,
+
+    /// A typed message could not be encoded, or the one received is not of
+    /// the type asked for (it was taken from the ring all the same).
+    #[error(transparent)]
+    Type(#[from] TypeError),
 
     /// Creating or connecting failed.
     #[error(transparent)]

@@ -160,6 +160,21 @@ impl Client {
         self.tx.is_connected()
     }
 
+    /// The sending half, for the layers above (typed messages).
+    pub(crate) fn sender_mut(&mut self) -> &mut ClientSender {
+        &mut self.tx
+    }
+
+    /// The receiving half, for the layers above (typed messages).
+    pub(crate) fn receiver_mut(&mut self) -> &mut ClientReceiver {
+        &mut self.rx
+    }
+
+    /// Both halves at once, for a layer that sends and receives in one wait.
+    pub(crate) fn halves_mut(&mut self) -> (&mut ClientSender, &mut ClientReceiver) {
+        (&mut self.tx, &mut self.rx)
+    }
+
     delegate! {
         to self.tx {
             /// Sends a copy of `data`, waiting while the ring to the daemon is
@@ -186,6 +201,12 @@ impl Client {
             /// # Errors
             /// As [`ClientSender::send_with`].
             pub fn send_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
+
+            /// [`ClientSender::send_with_timeout`].
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_with_timeout`].
+            pub fn send_with_timeout<R>(&mut self, priority: Priority, len: usize, timeout: Duration, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
 
             /// [`ClientSender::try_send_with`].
             ///

@@ -166,6 +166,20 @@ impl ClientSender {
         self.publish_until(priority, len, Deadline::NEVER, fill)
     }
 
+    /// Like [`ClientSender::send_with`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send_timeout`]; `fill` is not called then.
+    pub fn send_with_timeout<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        timeout: Duration,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Error> {
+        self.publish_until(priority, len, Deadline::after(Some(timeout)), fill)
+    }
+
     /// Like [`ClientSender::send_with`], but only if it fits now.
     ///
     /// # Errors

@@ -241,7 +241,7 @@ impl Daemon {
 
     /// The receiving half for one call of the daemon's own (it may free slots).
     #[inline(always)]
-    fn receiver(&mut self) -> DaemonReceiver<'_> {
+    pub(crate) fn receiver(&mut self) -> DaemonReceiver<'_> {
         DaemonReceiver {
             rx: &mut self.rx,
             tx: Some(&mut self.tx),
@@ -252,7 +252,7 @@ impl Daemon {
     /// slots of departed clients if the sending part saw the table move at
     /// its last send (so a daemon that only sends frees them too).
     #[inline(always)]
-    fn sender(&mut self) -> DaemonSender<'_> {
+    pub(crate) fn sender(&mut self) -> DaemonSender<'_> {
         if self.tx.table_moved() {
             tidy(&mut self.rx, &mut self.tx);
         }

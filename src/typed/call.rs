@@ -1,0 +1,453 @@
+//! The client side of request/response: [`Caller`] numbers each call, sends
+//! it, and matches replies to calls by number, so that many calls can be
+//! outstanding and replies can come back in any order.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::envelope::{self, Kind, MAX_CALL_ID};
+use super::{record_len, write_record, Request, Typed};
+use crate::endpoint::{Client, Message};
+use crate::error::{Error, TypeError};
+use crate::priority::Priority;
+
+/// How long a send that finds the ring full waits before it takes in the
+/// replies that came meanwhile (so that a daemon blocked on a full reply
+/// ring is never waited for by a caller blocked on a full request ring).
+const DRAIN_EVERY: Duration = Duration::from_millis(5);
+
+/// A call that was sent and whose reply (an `R`) is still to be taken with
+/// [`Caller::finish`], or given up with [`Caller::cancel`].
+#[must_use = "finish or cancel the call, or its reply is kept until the Caller drops"]
+#[derive(Debug)]
+pub struct Pending<R> {
+    id: u64,
+    _reply: PhantomData<fn() -> R>,
+}
+
+impl<R> Pending<R> {
+    /// The call's number (unique among this caller's outstanding calls).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// What came back for a call.
+#[derive(Debug)]
+enum Reply {
+    /// The reply record.
+    Value(Message),
+    /// The daemon serves requests with this tag.
+    Refused(u64),
+}
+
+/// A client that makes calls: requests answered by the daemon's
+/// [`Daemon::serve`](crate::Daemon::serve) or
+/// [`Daemon::recv_call`](crate::Daemon::recv_call).
+///
+/// Each call carries a number; replies are matched to calls by it, so calls
+/// can be pipelined ([`Caller::start`] several, then [`Caller::finish`] each)
+/// and answered out of order. A reply to a call that timed out, was
+/// cancelled or whose future was dropped is discarded when it arrives, never
+/// handed to another call. One-way messages that arrive while a call waits
+/// are kept, in order, for [`Caller::recv`].
+///
+/// ```
+/// use memlink_shm::typed::{Caller, Plain, Request, Typed};
+/// use memlink_shm::{Client, Daemon, Priority};
+/// use std::time::Duration;
+/// # use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+///
+/// #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+/// #[repr(C)]
+/// struct Square(u64);
+/// impl Typed for Square {
+///     const NAME: &'static str = "calc.Square";
+///     type Encoding = Plain;
+/// }
+/// impl Request for Square {
+///     type Response = u64; // u64 is Typed already
+/// }
+///
+/// # let name = format!("memlink-doc-caller-{}", std::process::id());
+/// let mut daemon = Daemon::create(&name)?;
+/// let server = std::thread::spawn(move || {
+///     // Answers calls until the daemon is dropped by the test's end.
+///     let mut answered = 0;
+///     while answered < 2 {
+///         let memlink_shm::typed::Incoming::Call(Square(x), reply) = daemon.recv_call::<Square>()? else {
+///             continue;
+///         };
+///         reply.send(&mut daemon, &(x * x))?;
+///         answered += 1;
+///     }
+///     Ok::<_, memlink_shm::Error>(())
+/// });
+/// let mut caller = Caller::new(Client::connect(&name)?);
+/// let timeout = Duration::from_secs(5);
+/// assert_eq!(caller.call(Priority::High, &Square(7), timeout)?, 49);
+/// // Two calls in flight at once.
+/// let (a, b) = (caller.start(Priority::High, &Square(2))?, caller.start(Priority::High, &Square(3))?);
+/// assert_eq!((caller.finish(b, timeout)?, caller.finish(a, timeout)?), (9, 4));
+/// server.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Caller {
+    client: Client,
+    last_id: u64,
+    /// Outstanding calls, with their reply once it came.
+    pending: HashMap<u64, Option<Reply>>,
+    /// Messages that are not replies, in arrival order.
+    inbox: VecDeque<Message>,
+}
+
+/// What a received record is, to a caller.
+enum Routed<R> {
+    /// The reply (or refusal) of the call being waited for, decoded.
+    Mine(Result<R, TypeError>),
+    /// Filed: a reply to another call, or a message for the inbox.
+    Filed,
+}
+
+impl Caller {
+    /// Makes calls through `client`.
+    pub fn new(client: Client) -> Caller {
+        Caller {
+            client,
+            last_id: 0,
+            pending: HashMap::new(),
+            inbox: VecDeque::new(),
+        }
+    }
+
+    /// The client (to send one-way messages, read its id or stats). Receive
+    /// through the caller ([`Caller::recv`]), not through the client, or
+    /// replies would be taken as messages.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Gives the client back. Outstanding calls are forgotten; messages
+    /// kept for [`Caller::recv`] are returned with it.
+    pub fn into_client(self) -> (Client, Vec<Message>) {
+        (self.client, self.inbox.into())
+    }
+
+    /// How many calls are outstanding (started, not finished or cancelled).
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sends `request` and waits at most `timeout` for its response.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (a late reply is discarded), [`Error::Disconnected`]
+    /// when the daemon dies or shuts down (within its detection time),
+    /// [`Error::Type`] when the reply is not a `Q::Response` or the daemon
+    /// refused the request type ([`TypeError::Rejected`]); and the errors of
+    /// [`Client::send`].
+    pub fn call<Q: Request>(
+        &mut self,
+        priority: Priority,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<Q::Response, Error> {
+        let pending = self.start(priority, request)?;
+        self.finish(pending, timeout)
+    }
+
+    /// Sends `request` and returns at once: take its response with
+    /// [`Caller::finish`]. While the ring to the daemon is full, replies
+    /// that arrive are taken in and kept, so a pipeline of any depth never
+    /// deadlocks against a daemon blocked on replying.
+    ///
+    /// # Errors
+    /// As [`Client::send`], and [`Error::Type`] if the request cannot be
+    /// encoded.
+    pub fn start<Q: Request>(&mut self, priority: Priority, request: &Q) -> Result<Pending<Q::Response>, Error> {
+        let id = self.next_id();
+        let len = record_len(request)?;
+        loop {
+            let (tx, _) = self.client.halves_mut();
+            match tx.send_with_timeout(priority, len, DRAIN_EVERY, |out| {
+                write_record(out, request, Kind::Call(id))
+            }) {
+                Ok(written) => {
+                    written?;
+                    self.pending.insert(id, None);
+                    return Ok(Pending {
+                        id,
+                        _reply: PhantomData,
+                    });
+                }
+                Err(Error::Timeout) => self.drain()?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the response of `pending`.
+    ///
+    /// # Errors
+    /// As [`Caller::call`].
+    pub fn finish<R: Typed>(&mut self, pending: Pending<R>, timeout: Duration) -> Result<R, Error> {
+        let id = pending.id;
+        let deadline = Instant::now() + timeout;
+        let result = loop {
+            if let Some(reply) = self.take_reply::<R>(id) {
+                break reply.map_err(Error::from);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (pending, inbox) = (&mut self.pending, &mut self.inbox);
+            match self.client.recv_timeout_with(left, |priority, record| {
+                route::<R>(pending, inbox, id, priority, record)
+            }) {
+                Ok(Routed::Mine(reply)) => break reply.map_err(Error::from),
+                Ok(Routed::Filed) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending.remove(&id);
+        result
+    }
+
+    /// Gives up a call: its reply is discarded when it arrives.
+    pub fn cancel<R>(&mut self, pending: Pending<R>) {
+        self.pending.remove(&pending.id);
+    }
+
+    /// [`Caller::call`] without blocking the thread: awaits room to send and
+    /// the response. Bound it with your runtime's timeout; a dropped future
+    /// discards the call's reply when it arrives.
+    ///
+    /// # Errors
+    /// As [`Caller::call`], without [`Error::Timeout`].
+    pub async fn call_async<Q: Request>(&mut self, priority: Priority, request: &Q) -> Result<Q::Response, Error> {
+        let pending = self.start_async(priority, request).await?;
+        self.finish_async(pending).await
+    }
+
+    /// [`Caller::start`] without blocking the thread. Cancellation-safe: a
+    /// dropped future sent the request whole (then the call is outstanding
+    /// with a reply nobody will take: it is discarded on arrival) or did not
+    /// send it.
+    ///
+    /// # Errors
+    /// As [`Caller::start`].
+    pub async fn start_async<Q: Request>(
+        &mut self,
+        priority: Priority,
+        request: &Q,
+    ) -> Result<Pending<Q::Response>, Error> {
+        let id = self.next_id();
+        let len = record_len(request)?;
+        loop {
+            let sent = {
+                let (tx, rx) = self.client.halves_mut();
+                let (pending, inbox) = (&mut self.pending, &mut self.inbox);
+                let mut send =
+                    pin!(tx.send_with_async(priority, len, |out| write_record(out, request, Kind::Call(id))));
+                // Wait for room and, at the same time, take in what arrives (a
+                // reply is filed for its call): the daemon may be waiting for
+                // room in this client's ring before it reads more requests.
+                let mut arrive = pin!(rx
+                    .recv_with_async(|priority, record| { route::<Q::Response>(pending, inbox, 0, priority, record) }));
+                poll_fn(|cx| {
+                    if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+                        return Poll::Ready(Some(sent));
+                    }
+                    match arrive.as_mut().poll(cx) {
+                        Poll::Ready(Ok(_)) => Poll::Ready(None), // filed: wait again
+                        Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await
+            };
+            match sent {
+                Some(Ok(written)) => {
+                    written?;
+                    self.pending.insert(id, None);
+                    return Ok(Pending {
+                        id,
+                        _reply: PhantomData,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+
+    /// [`Caller::finish`] without blocking the thread. Dropping the future
+    /// cancels the call (its reply is discarded on arrival).
+    ///
+    /// # Errors
+    /// As [`Caller::call_async`].
+    pub async fn finish_async<R: Typed>(&mut self, pending: Pending<R>) -> Result<R, Error> {
+        let id = pending.id;
+        // Removes the call however the future ends: done, failed or dropped.
+        struct Forget<'a>(&'a mut HashMap<u64, Option<Reply>>, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.remove(&self.1);
+            }
+        }
+        let forget = Forget(&mut self.pending, id);
+        loop {
+            if let Some(reply) = take_reply::<R>(forget.0, id) {
+                return reply.map_err(Error::from);
+            }
+            let (pending, inbox) = (&mut *forget.0, &mut self.inbox);
+            match self
+                .client
+                .recv_with_async(|priority, record| route::<R>(pending, inbox, id, priority, record))
+                .await?
+            {
+                Routed::Mine(reply) => return reply.map_err(Error::from),
+                Routed::Filed => {}
+            }
+        }
+    }
+
+    /// Takes the next message that is not a reply, waiting for one: messages
+    /// kept while calls waited come first, in arrival order.
+    ///
+    /// # Errors
+    /// As [`Client::recv`].
+    pub fn recv(&mut self) -> Result<Message, Error> {
+        self.recv_before(None)
+    }
+
+    /// [`Caller::recv`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Client::recv_timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
+        self.recv_before(Some(Instant::now() + timeout))
+    }
+
+    /// [`Caller::recv`] if a message is waiting.
+    ///
+    /// # Errors
+    /// As [`Client::try_recv`].
+    pub fn try_recv(&mut self) -> Result<Message, Error> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(m);
+            }
+            let (pending, inbox) = (&mut self.pending, &mut self.inbox);
+            self.client
+                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, priority, record))?;
+        }
+    }
+
+    fn recv_before(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(m);
+            }
+            let (pending, inbox) = (&mut self.pending, &mut self.inbox);
+            let route = |priority, record: &[u8]| route::<u8>(pending, inbox, 0, priority, record);
+            match deadline {
+                None => self.client.recv_with(route)?,
+                Some(d) => self
+                    .client
+                    .recv_timeout_with(d.saturating_duration_since(Instant::now()), route)?,
+            };
+        }
+    }
+
+    /// Takes in every message waiting now.
+    fn drain(&mut self) -> Result<(), Error> {
+        loop {
+            let (pending, inbox) = (&mut self.pending, &mut self.inbox);
+            match self
+                .client
+                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, priority, record))
+            {
+                Ok(_) => {}
+                Err(Error::Empty) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        loop {
+            self.last_id = if self.last_id >= MAX_CALL_ID {
+                1
+            } else {
+                self.last_id + 1
+            };
+            if !self.pending.contains_key(&self.last_id) {
+                return self.last_id;
+            }
+        }
+    }
+
+    fn take_reply<R: Typed>(&mut self, id: u64) -> Option<Result<R, TypeError>> {
+        take_reply(&mut self.pending, id)
+    }
+}
+
+/// The reply of call `id`, decoded, if it came.
+fn take_reply<R: Typed>(pending: &mut HashMap<u64, Option<Reply>>, id: u64) -> Option<Result<R, TypeError>> {
+    let reply = pending.get_mut(&id)?.take()?;
+    Some(match reply {
+        Reply::Value(m) => super::decode::<R>(m.payload()),
+        Reply::Refused(served_tag) => Err(refusal::<R>(served_tag)),
+    })
+}
+
+fn refusal<R: Typed>(served_tag: u64) -> TypeError {
+    TypeError::Rejected {
+        response: R::NAME,
+        served_tag,
+    }
+}
+
+/// Files a received record: the reply of call `waiting` is decoded and
+/// returned; the reply of another outstanding call is kept for it; a reply
+/// nobody waits for (timed out, cancelled) is dropped; anything else goes to
+/// the inbox.
+fn route<R: Typed>(
+    pending: &mut HashMap<u64, Option<Reply>>,
+    inbox: &mut VecDeque<Message>,
+    waiting: u64,
+    priority: Priority,
+    record: &[u8],
+) -> Routed<R> {
+    match envelope::read(record) {
+        Ok((tag, Kind::Reply(id), _)) if id == waiting && waiting != 0 => {
+            Routed::Mine(super::decode::<R>(record).map_err(|e| match e {
+                TypeError::WrongType { .. } => TypeError::WrongType {
+                    expected: R::NAME,
+                    expected_tag: R::TAG,
+                    found_tag: tag,
+                },
+                e => e,
+            }))
+        }
+        Ok((tag, Kind::Refusal(id), _)) if id == waiting && waiting != 0 => Routed::Mine(Err(refusal::<R>(tag))),
+        Ok((tag, Kind::Reply(id) | Kind::Refusal(id), _)) => {
+            if let Some(slot) = pending.get_mut(&id) {
+                *slot = Some(if matches!(envelope::read(record), Ok((_, Kind::Refusal(_), _))) {
+                    Reply::Refused(tag)
+                } else {
+                    Reply::Value(Message::new(priority, record))
+                });
+            }
+            Routed::Filed
+        }
+        _ => {
+            inbox.push_back(Message::new(priority, record));
+            Routed::Filed
+        }
+    }
+}

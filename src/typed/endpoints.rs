@@ -1,0 +1,375 @@
+//! Typed sends and receives on the endpoints and their halves: a typed
+//! record is written in place through `send_with` and read in place through
+//! `recv_with`, so a typed message costs one encode into the ring and one
+//! decode out of it, with no buffer between.
+
+use std::time::Duration;
+
+use delegate::delegate;
+use zerocopy::{FromBytes, Immutable, KnownLayout};
+
+use super::envelope::Kind;
+use super::{body_of, decode, is, record_len, write_record, Plain, Typed};
+use crate::endpoint::{
+    Client, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonReceiver, DaemonSender, Message,
+};
+use crate::error::{Error, TypeError};
+use crate::priority::Priority;
+
+/// Passes the plain-data `T` in `record` to `f`: borrowed where it lies when
+/// aligned (a body is 8-byte aligned in the ring), else copied out first.
+fn with_plain<T, R>(record: &[u8], f: impl FnOnce(&T) -> R) -> Result<R, TypeError>
+where
+    T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
+{
+    let (_, body) = body_of::<T>(record)?;
+    match T::ref_from_bytes(body) {
+        Ok(value) => Ok(f(value)),
+        Err(_) => {
+            let value = T::read_from_bytes(body).map_err(|_| super::encoding::wrong_length::<T>(body.len()))?;
+            Ok(f(&value))
+        }
+    }
+}
+
+impl ClientSender {
+    /// Sends `value` as a typed message, encoded straight into the ring,
+    /// waiting while the ring is full.
+    ///
+    /// # Errors
+    /// As [`ClientSender::send`], and [`Error::Type`] if the value cannot be
+    /// encoded.
+    pub fn send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self.send_with(priority, len, |out| write_record(out, value, Kind::OneWay))??)
+    }
+
+    /// Sends `value` as a typed message if it fits now.
+    ///
+    /// # Errors
+    /// As [`ClientSender::try_send`], and [`Error::Type`] if the value cannot
+    /// be encoded.
+    pub fn try_send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self.try_send_with(priority, len, |out| write_record(out, value, Kind::OneWay))??)
+    }
+
+    /// Sends `value` as a typed message without blocking the thread.
+    /// Cancellation-safe as [`ClientSender::send_async`].
+    ///
+    /// # Errors
+    /// As [`ClientSender::send_typed`].
+    pub async fn send_typed_async<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self
+            .send_with_async(priority, len, |out| write_record(out, value, Kind::OneWay))
+            .await??)
+    }
+}
+
+impl ClientReceiver {
+    /// Takes the next message and decodes it as a `T`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv`], and [`Error::Type`] when the message is
+    /// not a `T` (it is consumed all the same: use [`ClientReceiver::recv`]
+    /// and [`Message::decode`] to receive several types).
+    pub fn recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
+        Ok(self.recv_with(|_, record| decode::<T>(record))??)
+    }
+
+    /// [`ClientReceiver::recv_typed`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv_timeout`] and [`ClientReceiver::recv_typed`].
+    pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<T, Error> {
+        Ok(self.recv_timeout_with(timeout, |_, record| decode::<T>(record))??)
+    }
+
+    /// [`ClientReceiver::recv_typed`] if a message is waiting.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::try_recv`] and [`ClientReceiver::recv_typed`].
+    pub fn try_recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
+        Ok(self.try_recv_with(|_, record| decode::<T>(record))??)
+    }
+
+    /// Passes the next plain-data `T` to `f` where it lies in the ring
+    /// (zero-copy; copied out first only if `T` is aligned to more than 8
+    /// bytes), waiting for it.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv_typed`].
+    pub fn recv_typed_with<T, R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, Error>
+    where
+        T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
+    {
+        Ok(self.recv_with(|_, record| with_plain(record, f))??)
+    }
+
+    /// [`ClientReceiver::recv_typed`] without blocking the thread.
+    /// Cancellation-safe as [`ClientReceiver::recv_async`].
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::recv_typed`].
+    pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<T, Error> {
+        Ok(self.recv_with_async(|_, record| decode::<T>(record)).await??)
+    }
+}
+
+impl DaemonSender<'_> {
+    /// Sends `value` to `client` as a typed message, waiting while its ring
+    /// is full.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_to`], and [`Error::Type`] if the value cannot
+    /// be encoded.
+    pub fn send_typed_to<T: Typed>(&mut self, client: ClientId, priority: Priority, value: &T) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self.send_to_with(client, priority, len, |out| write_record(out, value, Kind::OneWay))??)
+    }
+
+    /// Sends `value` to `client` as a typed message if it fits now.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::try_send_to`] and [`DaemonSender::send_typed_to`].
+    pub fn try_send_typed_to<T: Typed>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        value: &T,
+    ) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self.try_send_to_with(client, priority, len, |out| write_record(out, value, Kind::OneWay))??)
+    }
+
+    /// Sends `value` to every connected client as a typed message (encoded
+    /// once).
+    ///
+    /// # Errors
+    /// As [`DaemonSender::broadcast`] and [`DaemonSender::send_typed_to`].
+    pub fn broadcast_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
+        let mut record = vec![0u8; record_len(value)?];
+        write_record(&mut record, value, Kind::OneWay)?;
+        self.broadcast(priority, &record)
+    }
+
+    /// [`DaemonSender::send_typed_to`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`DaemonSender::send_typed_to`].
+    pub async fn send_typed_to_async<T: Typed>(
+        &mut self,
+        client: ClientId,
+        priority: Priority,
+        value: &T,
+    ) -> Result<(), Error> {
+        let len = record_len(value)?;
+        Ok(self
+            .send_to_with_async(client, priority, len, |out| write_record(out, value, Kind::OneWay))
+            .await??)
+    }
+}
+
+impl DaemonReceiver<'_> {
+    /// Takes the next message and decodes it as a `T`: who sent it, and the
+    /// value.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv`], and [`Error::Type`] when the message is
+    /// not a `T` (consumed all the same).
+    pub fn recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
+        let (from, value) = self.recv_with(|from, _, record| (from, decode::<T>(record)))?;
+        Ok((from, value?))
+    }
+
+    /// [`DaemonReceiver::recv_typed`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_timeout`] and [`DaemonReceiver::recv_typed`].
+    pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<(ClientId, T), Error> {
+        let (from, value) = self.recv_timeout_with(timeout, |from, _, record| (from, decode::<T>(record)))?;
+        Ok((from, value?))
+    }
+
+    /// [`DaemonReceiver::recv_typed`] if a message is waiting.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::try_recv`] and [`DaemonReceiver::recv_typed`].
+    pub fn try_recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
+        let (from, value) = self.try_recv_with(|from, _, record| (from, decode::<T>(record)))?;
+        Ok((from, value?))
+    }
+
+    /// Passes the next plain-data `T` and its sender to `f` where it lies in
+    /// the ring (zero-copy, as [`ClientReceiver::recv_typed_with`]).
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_typed`].
+    pub fn recv_typed_with<T, R>(&mut self, f: impl FnOnce(ClientId, &T) -> R) -> Result<R, Error>
+    where
+        T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
+    {
+        Ok(self.recv_with(|from, _, record| with_plain(record, |value| f(from, value)))??)
+    }
+
+    /// [`DaemonReceiver::recv_typed`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::recv_typed`].
+    pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
+        let (from, value) = self
+            .recv_with_async(|from, _, record| (from, decode::<T>(record)))
+            .await?;
+        Ok((from, value?))
+    }
+}
+
+impl Client {
+    delegate! {
+        to self.sender_mut() {
+            /// Sends `value` as a typed message ([`ClientSender::send_typed`]).
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_typed`].
+            pub fn send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error>;
+
+            /// [`ClientSender::try_send_typed`].
+            ///
+            /// # Errors
+            /// As [`ClientSender::try_send_typed`].
+            pub fn try_send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error>;
+
+            /// [`ClientSender::send_typed_async`].
+            ///
+            /// # Errors
+            /// As [`ClientSender::send_typed`].
+            pub async fn send_typed_async<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error>;
+        }
+        to self.receiver_mut() {
+            /// Takes the next message as a `T` ([`ClientReceiver::recv_typed`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_typed`].
+            pub fn recv_typed<T: Typed>(&mut self) -> Result<T, Error>;
+
+            /// [`ClientReceiver::recv_typed_timeout`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_typed_timeout`].
+            pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<T, Error>;
+
+            /// [`ClientReceiver::try_recv_typed`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::try_recv_typed`].
+            pub fn try_recv_typed<T: Typed>(&mut self) -> Result<T, Error>;
+
+            /// Passes the next plain-data `T` to `f` in place
+            /// ([`ClientReceiver::recv_typed_with`]).
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_typed`].
+            pub fn recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, Error>;
+
+            /// [`ClientReceiver::recv_typed_async`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::recv_typed`].
+            pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<T, Error>;
+        }
+    }
+}
+
+impl Daemon {
+    delegate! {
+        to self.sender() {
+            /// Sends `value` to `client` as a typed message
+            /// ([`DaemonSender::send_typed_to`]).
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_typed_to`].
+            pub fn send_typed_to<T: Typed>(&mut self, client: ClientId, priority: Priority, value: &T) -> Result<(), Error>;
+
+            /// [`DaemonSender::try_send_typed_to`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::try_send_typed_to`].
+            pub fn try_send_typed_to<T: Typed>(&mut self, client: ClientId, priority: Priority, value: &T) -> Result<(), Error>;
+
+            /// [`DaemonSender::broadcast_typed`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::broadcast_typed`].
+            pub fn broadcast_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error>;
+
+            /// [`DaemonSender::send_typed_to_async`].
+            ///
+            /// # Errors
+            /// As [`DaemonSender::send_typed_to`].
+            pub async fn send_typed_to_async<T: Typed>(&mut self, client: ClientId, priority: Priority, value: &T) -> Result<(), Error>;
+        }
+        to self.receiver() {
+            /// Takes the next message as a `T`, with its sender
+            /// ([`DaemonReceiver::recv_typed`]).
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_typed`].
+            pub fn recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error>;
+
+            /// [`DaemonReceiver::recv_typed_timeout`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_typed_timeout`].
+            pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<(ClientId, T), Error>;
+
+            /// [`DaemonReceiver::try_recv_typed`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::try_recv_typed`].
+            pub fn try_recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error>;
+
+            /// [`DaemonReceiver::recv_typed_with`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_typed`].
+            pub fn recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(ClientId, &T) -> R) -> Result<R, Error>;
+
+            /// [`DaemonReceiver::recv_typed_async`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::recv_typed`].
+            pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<(ClientId, T), Error>;
+        }
+    }
+}
+
+impl Message {
+    /// Decodes this message as a `T` (sent with `send_typed`).
+    ///
+    /// # Errors
+    /// [`TypeError`] when it is not a `T`.
+    pub fn decode<T: Typed>(&self) -> Result<T, TypeError> {
+        decode::<T>(self.payload())
+    }
+
+    /// Whether this message is tagged as a `T` (to dispatch on its type).
+    pub fn is<T: Typed>(&self) -> bool {
+        is::<T>(self.payload())
+    }
+}
+
+impl ClientMessage {
+    /// Decodes this message as a `T` (sent with `send_typed`).
+    ///
+    /// # Errors
+    /// [`TypeError`] when it is not a `T`.
+    pub fn decode<T: Typed>(&self) -> Result<T, TypeError> {
+        decode::<T>(self.payload())
+    }
+
+    /// Whether this message is tagged as a `T` (to dispatch on its type).
+    pub fn is<T: Typed>(&self) -> bool {
+        is::<T>(self.payload())
+    }
+}

@@ -1,0 +1,118 @@
+//! The 16-byte header in front of every typed record: the body's type tag,
+//! then what the record is (a one-way message, a call, a reply, a refusal)
+//! with the call's id. The body follows, 8-byte aligned like the header.
+
+use crate::error::TypeError;
+
+/// Bytes in front of a typed body.
+pub(crate) const HEADER: usize = 16;
+
+const REPLY: u64 = 1 << 63;
+const REFUSAL: u64 = 1 << 62;
+const ID_MASK: u64 = REFUSAL - 1;
+
+/// What a typed record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A message that expects no answer.
+    OneWay,
+    /// A request; the reply carries the same id.
+    Call(u64),
+    /// The answer to call `id`.
+    Reply(u64),
+    /// The daemon refused call `id` (wrong request type); the tag is the
+    /// request type it serves.
+    Refusal(u64),
+}
+
+impl Kind {
+    fn word(self) -> u64 {
+        match self {
+            Kind::OneWay => 0,
+            Kind::Call(id) => id & ID_MASK,
+            Kind::Reply(id) => REPLY | (id & ID_MASK),
+            Kind::Refusal(id) => REPLY | REFUSAL | (id & ID_MASK),
+        }
+    }
+
+    fn from_word(w: u64) -> Kind {
+        let id = w & ID_MASK;
+        match (w & REPLY != 0, w & REFUSAL != 0) {
+            (false, _) if w == 0 => Kind::OneWay,
+            (false, _) => Kind::Call(id),
+            (true, false) => Kind::Reply(id),
+            (true, true) => Kind::Refusal(id),
+        }
+    }
+}
+
+/// The largest call id; ids run 1..=MAX_CALL_ID and then wrap to 1.
+pub(crate) const MAX_CALL_ID: u64 = ID_MASK;
+
+/// Writes the header into the first [`HEADER`] bytes of `out`.
+#[inline]
+pub(crate) fn write(out: &mut [u8], tag: u64, kind: Kind) {
+    out[..8].copy_from_slice(&tag.to_le_bytes());
+    out[8..HEADER].copy_from_slice(&kind.word().to_le_bytes());
+}
+
+/// Splits a record into its tag, kind and body.
+///
+/// # Errors
+/// [`TypeError::NotTyped`] if the record is too short or tagged 0.
+#[inline]
+pub(crate) fn read(record: &[u8]) -> Result<(u64, Kind, &[u8]), TypeError> {
+    let not_typed = || TypeError::NotTyped { len: record.len() };
+    let (head, body) = record.split_at_checked(HEADER).ok_or_else(not_typed)?;
+    let (tag, word) = head.split_at(8);
+    let tag = u64::from_le_bytes(tag.try_into().map_err(|_| not_typed())?);
+    let word = u64::from_le_bytes(word.try_into().map_err(|_| not_typed())?);
+    if tag == 0 {
+        return Err(not_typed());
+    }
+    Ok((tag, Kind::from_word(word), body))
+}
+
+/// A 64-bit tag for a type name and shape (FNV-1a, then the shape mixed
+/// in); never 0, which marks a record that is not typed.
+pub(crate) const fn tag_of(name: &str, shape: u64) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let bytes = name.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(PRIME);
+        i += 1;
+    }
+    let mut j = 0;
+    while j < 8 {
+        h ^= (shape >> (8 * j)) & 0xff;
+        h = h.wrapping_mul(PRIME);
+        j += 1;
+    }
+    if h == 0 {
+        1
+    } else {
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_short_or_untagged_records_are_refused() {
+        for kind in [Kind::OneWay, Kind::Call(1), Kind::Reply(MAX_CALL_ID), Kind::Refusal(77)] {
+            let mut rec = [0u8; HEADER + 3];
+            write(&mut rec, 42, kind);
+            rec[HEADER..].copy_from_slice(b"abc");
+            assert_eq!(read(&rec), Ok((42, kind, &b"abc"[..])));
+        }
+        assert_eq!(read(&[1u8; 15]), Err(TypeError::NotTyped { len: 15 }));
+        assert_eq!(read(&[0u8; 16]), Err(TypeError::NotTyped { len: 16 }));
+        assert_ne!(tag_of("a", 1), tag_of("a", 2));
+        assert_ne!(tag_of("a", 1), tag_of("b", 1));
+    }
+}

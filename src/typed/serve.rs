@@ -1,0 +1,174 @@
+//! The daemon side of request/response: take calls of one request type,
+//! answer each through its [`Responder`] (now, later, or from another
+//! thread), refuse calls of other types so that their callers learn it at
+//! once instead of timing out.
+
+use std::marker::PhantomData;
+
+use super::envelope::{self, Kind};
+use super::{record_len, write_record, Encoding, Request, Typed};
+use crate::endpoint::{ClientId, ClientMessage, Daemon, DaemonSender};
+use crate::error::{Error, TypeError};
+use crate::priority::Priority;
+
+/// What [`Daemon::recv_call`] took.
+#[derive(Debug)]
+pub enum Incoming<Q: Request> {
+    /// A call: the request and where its response goes.
+    Call(Q, Responder<Q::Response>),
+    /// Anything else a client sent (a one-way message, typed or raw).
+    Message(ClientMessage),
+}
+
+/// Where the response of one call goes: the calling client and the call's
+/// number. Answer it with [`Responder::send`] (or [`Responder::send_with`]
+/// on a [`DaemonSender`], from another thread say); a responder dropped
+/// unanswered leaves its caller to its timeout.
+#[must_use = "answer the call, or its caller waits until its timeout"]
+#[derive(Debug)]
+pub struct Responder<R> {
+    client: ClientId,
+    id: u64,
+    priority: Priority,
+    _reply: PhantomData<fn(R)>,
+}
+
+impl<R: Typed> Responder<R> {
+    /// The client that called.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The tier of the call, on which the response goes back.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// Sends the response, waiting while the client's ring is full.
+    ///
+    /// # Errors
+    /// As [`Daemon::send_to`] ([`Error::UnknownClient`] when the caller left
+    /// or died), and [`Error::Type`] if the value cannot be encoded.
+    pub fn send(self, daemon: &mut Daemon, response: &R) -> Result<(), Error> {
+        self.send_with(&mut daemon.sender(), response)
+    }
+
+    /// [`Responder::send`] through a daemon's sending half.
+    ///
+    /// # Errors
+    /// As [`Responder::send`].
+    pub fn send_with(self, sender: &mut DaemonSender<'_>, response: &R) -> Result<(), Error> {
+        let len = record_len(response)?;
+        let kind = Kind::Reply(self.id);
+        Ok(sender.send_to_with(self.client, self.priority, len, |out| write_record(out, response, kind))??)
+    }
+
+    /// [`Responder::send`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`Responder::send`].
+    pub async fn send_async(self, daemon: &mut Daemon, response: &R) -> Result<(), Error> {
+        let len = record_len(response)?;
+        let kind = Kind::Reply(self.id);
+        Ok(daemon
+            .send_to_with_async(self.client, self.priority, len, |out| write_record(out, response, kind))
+            .await??)
+    }
+}
+
+/// What a received record is, to a daemon serving `Q`.
+enum Taken<Q: Request> {
+    Call(Result<Q, TypeError>, Responder<Q::Response>),
+    /// A call of another type: refuse it.
+    Foreign(ClientId, u64, Priority),
+    Other(ClientMessage),
+}
+
+fn take<Q: Request>(from: ClientId, priority: Priority, record: &[u8]) -> Taken<Q> {
+    match envelope::read(record) {
+        Ok((tag, Kind::Call(id), body)) => {
+            if tag != Q::TAG {
+                return Taken::Foreign(from, id, priority);
+            }
+            let responder = Responder {
+                client: from,
+                id,
+                priority,
+                _reply: PhantomData,
+            };
+            Taken::Call(Q::Encoding::decode(body), responder)
+        }
+        _ => Taken::Other(ClientMessage::new(from, priority, record)),
+    }
+}
+
+impl Daemon {
+    /// Takes the next call of request type `Q`, or the next other message,
+    /// waiting for one. A call of another request type is refused on the
+    /// spot (its caller gets [`TypeError::Rejected`]) and not returned.
+    ///
+    /// # Errors
+    /// As [`Daemon::recv`], and [`Error::Type`] for a call of type `Q` whose
+    /// body is not a valid `Q` (its caller is left to its timeout).
+    pub fn recv_call<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
+        loop {
+            let taken = self.recv_with(take::<Q>)?;
+            if let Some(incoming) = self.settle(taken)? {
+                return Ok(incoming);
+            }
+        }
+    }
+
+    /// [`Daemon::recv_call`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`Daemon::recv_call`].
+    pub async fn recv_call_async<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
+        loop {
+            let taken = self.recv_with_async(take::<Q>).await?;
+            if let Some(incoming) = self.settle(taken)? {
+                return Ok(incoming);
+            }
+        }
+    }
+
+    /// Answers every call of request type `Q` with `handler` (client, request)
+    /// -> response, on the call's tier, until an error ends it. One-way
+    /// messages are dropped (use [`Daemon::recv_call`] to keep them); calls
+    /// of other types are refused; a malformed request or a caller that left
+    /// before its answer is skipped.
+    ///
+    /// # Errors
+    /// The first error of [`Daemon::recv`] or of a response send that is not
+    /// about one caller (a poisoned or shut-down segment).
+    pub fn serve<Q: Request>(&mut self, mut handler: impl FnMut(ClientId, Q) -> Q::Response) -> Result<(), Error> {
+        loop {
+            match self.recv_call::<Q>() {
+                Ok(Incoming::Call(request, responder)) => {
+                    let response = handler(responder.client(), request);
+                    match responder.send(self, &response) {
+                        Ok(()) | Err(Error::UnknownClient(_) | Error::Type(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(Incoming::Message(_)) | Err(Error::Type(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn settle<Q: Request>(&mut self, taken: Taken<Q>) -> Result<Option<Incoming<Q>>, Error> {
+        match taken {
+            Taken::Call(request, responder) => Ok(Some(Incoming::Call(request?, responder))),
+            Taken::Other(message) => Ok(Some(Incoming::Message(message))),
+            Taken::Foreign(client, id, priority) => {
+                // Best effort: a caller whose ring is full, or who left, goes
+                // without (it times out as it would have).
+                let mut refusal = [0u8; envelope::HEADER];
+                envelope::write(&mut refusal, Q::TAG, Kind::Refusal(id));
+                let _ = self.try_send_to(client, priority, &refusal);
+                Ok(None)
+            }
+        }
+    }
+}
