@@ -1,5 +1,5 @@
 //! How a typed value becomes bytes in the ring and back: [`Plain`] for
-//! plain-data types (their bytes as they are in memory), [`Postcard`] for any
+//! plain-data types (their bytes as they are in memory), `Postcard` for any
 //! serde type (feature `serde`).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -8,7 +8,7 @@ use super::Typed;
 use crate::error::TypeError;
 
 /// An encoding of values of type `T`. Implemented by [`Plain`] and
-/// [`Postcard`]; a value's [`Typed::Encoding`] names one of them.
+/// `Postcard`; a value's [`Typed::Encoding`] names one of them.
 pub trait Encoding<T>: private::Sealed {
     /// Mixed into the type's tag: what must agree between the two sides
     /// besides the name (for [`Plain`], the size and alignment).

@@ -3,7 +3,7 @@
 //! A type travels as a typed message once it implements [`Typed`]: a name
 //! both sides agree on and an [`Encoding`], either [`Plain`] (a `#[repr(C)]`
 //! type deriving zerocopy's traits, written and read in place) or
-//! [`Postcard`] (any serde type, feature `serde`). Each record starts with a
+//! `Postcard` (any serde type, feature `serde`). Each record starts with a
 //! 16-byte header: a 64-bit tag made from the name and the encoding's shape
 //! (for plain data, the size and alignment), then the record's kind and call
 //! id. A receiver checks the tag before it decodes, so a peer that sends
@@ -86,7 +86,7 @@ pub trait Typed: Sized {
     /// which changes when code moves.
     const NAME: &'static str;
 
-    /// How values are encoded: [`Plain`] or [`Postcard`].
+    /// How values are encoded: [`Plain`] or `Postcard`.
     type Encoding: Encoding<Self>;
 
     /// The tag records of this type carry (from [`Typed::NAME`] and the
@@ -129,15 +129,21 @@ pub(crate) fn body_of<T: Typed>(record: &[u8]) -> Result<(Kind, &[u8]), TypeErro
     Ok((kind, body))
 }
 
-/// Decodes the `T` in `record`, whatever its kind.
+/// Decodes the `T` in a typed record, whatever its kind (a message, a call
+/// or a reply): for bytes taken with `recv_with` or read elsewhere. The bytes
+/// are untrusted; anything that is not a `T` is an error.
+///
+/// # Errors
+/// [`TypeError::NotTyped`], [`TypeError::WrongType`],
+/// [`TypeError::WrongLength`] or [`TypeError::Decode`].
 #[inline]
-pub(crate) fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
+pub fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
     let (_, body) = body_of::<T>(record)?;
     T::Encoding::decode(body)
 }
 
-/// Whether `record` is tagged as a `T` (its body is not checked).
-pub(crate) fn is<T: Typed>(record: &[u8]) -> bool {
+/// Whether a typed record is tagged as a `T` (its body is not checked).
+pub fn is<T: Typed>(record: &[u8]) -> bool {
     matches!(envelope::read(record), Ok((tag, _, _)) if tag == T::TAG)
 }
 

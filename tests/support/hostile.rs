@@ -2,7 +2,10 @@
 //! a live segment (headers, indices, record words, payload) between ordinary
 //! operations of a daemon and its clients. Whatever the bytes, every
 //! operation must return `Ok` or an error: no panic, no hang, no access
-//! outside the mapping. Shared by the proptest (`tests/hostile.rs`) and the
+//! outside the mapping. The peer also forges typed records (a real tag, then
+//! fuzzed bytes), and every record read is decoded as a plain-data and a
+//! serde value: a typed decoder must give a value or an error. Shared by the
+//! proptest (`tests/hostile.rs`) and the
 //! libFuzzer target (`fuzz/fuzz_targets/hostile_segment.rs`).
 // Exercises the 0.1.3 layer, including its deprecated 0.2 additions.
 #![allow(deprecated)]
@@ -15,6 +18,40 @@ use memlink_shm::segment::layout::{self, Direction, CHANNEL_HEADER_SIZE, RING_HE
 use memlink_shm::segment::Segment;
 use memlink_shm::segment::{SegmentName, SharedMemory};
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+use memlink_shm::typed::{decode, Plain, Postcard, Typed};
+use serde::{Deserialize, Serialize};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Typed values the hostile peer forges records of, and the receivers
+/// decode whatever they read as: a plain-data one and a serde one.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct PlainValue {
+    a: u64,
+    b: [u32; 6],
+}
+impl Typed for PlainValue {
+    const NAME: &'static str = "hostile.Plain";
+    type Encoding = Plain;
+}
+
+#[derive(Serialize, Deserialize)]
+#[allow(dead_code)]
+enum SerdeValue {
+    Text { id: u64, at: i64, text: String },
+    Bytes(Vec<u8>),
+    Nested(Option<Box<SerdeValue>>, Vec<(u16, f32)>),
+}
+impl Typed for SerdeValue {
+    const NAME: &'static str = "hostile.Serde";
+    type Encoding = Postcard;
+}
+
+/// Decodes `bytes` as each typed value: the result does not matter, only
+/// that it is a value or an error.
+fn decode_all(bytes: &[u8]) -> usize {
+    usize::from(decode::<PlainValue>(bytes).is_ok()) + usize::from(decode::<SerdeValue>(bytes).is_ok())
+}
 
 struct Input<'a>(&'a [u8]);
 
@@ -152,7 +189,15 @@ pub fn run(data: &[u8]) -> Outcomes {
             5 => {
                 if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
                     let len = input.u32() as usize % (max_message + 8);
-                    out.note(clients[i].write(prio, &payload[..len]));
+                    if op & 0x40 != 0 {
+                        // A forged typed record: a real tag and kind, then fuzzed bytes.
+                        let tag = if op & 0x80 != 0 { PlainValue::TAG } else { SerdeValue::TAG };
+                        let mut record = [tag.to_le_bytes(), input.u64().to_le_bytes()].concat();
+                        record.extend((16..len).map(|_| input.byte().unwrap_or(0)));
+                        out.note(clients[i].write(prio, &record));
+                    } else {
+                        out.note(clients[i].write(prio, &payload[..len]));
+                    }
                 }
             }
             6 => {
@@ -164,11 +209,11 @@ pub fn run(data: &[u8]) -> Outcomes {
             }
             7 => {
                 if let Some(i) = pick(&clients, input.byte().unwrap_or(0)) {
-                    out.note(clients[i].read_with(|p, b| (p, b.len())));
+                    out.note(clients[i].read_with(|p, b| (p, b.len(), decode_all(b))));
                 }
             }
             8 => {
-                out.note(daemon.read_from_with(|c, p, b| (c, p, b.iter().map(|&x| u64::from(x)).sum::<u64>())));
+                out.note(daemon.read_from_with(|c, p, b| (c, p, b.iter().map(|&x| u64::from(x)).sum::<u64>(), decode_all(b))));
             }
             9 => {
                 let _ = daemon.wait(zero);
