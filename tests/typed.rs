@@ -109,7 +109,10 @@ impl Request for Shout {
 /// Blocks until the child's stdout says "ready", then drains the rest.
 fn wait_ready(out: std::process::ChildStdout) {
     let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-    assert!(lines.any(|l| l.trim() == "ready"), "the child exited before it was ready");
+    assert!(
+        lines.any(|l| l.trim() == "ready"),
+        "the child exited before it was ready"
+    );
     std::thread::spawn(move || lines.for_each(drop));
 }
 
@@ -226,7 +229,13 @@ fn pipelined_calls_from_two_processes_are_all_matched() {
             for (add, responder) in group.drain(..).rev() {
                 let client = responder.client();
                 responder
-                    .send(&mut daemon, &Sum { a: add.a, sum: add.a + add.b })
+                    .send(
+                        &mut daemon,
+                        &Sum {
+                            a: add.a,
+                            sum: add.a + add.b,
+                        },
+                    )
                     .expect("reply");
                 answered += 1;
                 if (add.a & 0xff_ffff_ffff) % NOTE_EVERY == NOTE_EVERY - 1 {
@@ -248,7 +257,13 @@ fn adder(mut daemon: Daemon, n: usize) -> std::thread::JoinHandle<Daemon> {
         for _ in 0..n {
             if let Incoming::Call(add, responder) = daemon.recv_call::<Add>().expect("call") {
                 responder
-                    .send(&mut daemon, &Sum { a: add.a, sum: add.a + add.b })
+                    .send(
+                        &mut daemon,
+                        &Sum {
+                            a: add.a,
+                            sum: add.a + add.b,
+                        },
+                    )
                     .expect("reply");
             }
         }
@@ -295,14 +310,22 @@ fn a_late_reply_is_dropped_never_given_to_the_next_call() {
             panic!("not a call")
         };
         responder
-            .send(&mut daemon, &Sum { a: second.a, sum: second.a + second.b })
+            .send(
+                &mut daemon,
+                &Sum {
+                    a: second.a,
+                    sum: second.a + second.b,
+                },
+            )
             .expect("reply");
     });
     let mut caller = Caller::new(Client::connect(&name).expect("connect"));
     let timed_out = caller.call(Priority::High, &Add { a: 1, b: 1 }, Duration::from_millis(50));
     assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
     go.send(()).unwrap();
-    let sum = caller.call(Priority::High, &Add { a: 10, b: 5 }, STEP).expect("second call");
+    let sum = caller
+        .call(Priority::High, &Add { a: 10, b: 5 }, STEP)
+        .expect("second call");
     assert_eq!(sum, Sum { a: 10, sum: 15 });
     // Messages come before the disconnect of the (finished) server: none.
     let rest = caller.try_recv();
@@ -357,7 +380,10 @@ fn async_calls_with_cancellations_get_their_own_replies() {
             loop {
                 match daemon.recv_call_async::<Add>().await {
                     Ok(Incoming::Call(add, responder)) => {
-                        let sum = Sum { a: add.a, sum: add.a + add.b };
+                        let sum = Sum {
+                            a: add.a,
+                            sum: add.a + add.b,
+                        };
                         if add.a == u64::MAX {
                             responder.send_async(&mut daemon, &sum).await.expect("reply");
                             return;
@@ -415,7 +441,9 @@ fn plain_values_are_read_in_place_when_aligned() {
     let mut client = Client::connect(&name).expect("connect");
     for i in 0..100 {
         client.send_typed(Priority::High, &reading(i)).expect("send");
-        client.send_typed(Priority::High, &Wide { x: u128::from(i) << 64 }).expect("send");
+        client
+            .send_typed(Priority::High, &Wide { x: u128::from(i) << 64 })
+            .expect("send");
     }
     for i in 0..100 {
         let at = daemon
@@ -440,7 +468,9 @@ fn wrong_types_and_malformed_bodies_are_errors() {
     let mut client = Client::connect(&name).expect("connect");
     client.send_typed(Priority::High, &reading(1)).expect("send");
     match daemon.recv_typed::<Note>() {
-        Err(Error::Type(TypeError::WrongType { expected, found_tag, .. })) => {
+        Err(Error::Type(TypeError::WrongType {
+            expected, found_tag, ..
+        })) => {
             assert_eq!((expected, found_tag), ("test.Note", Reading::TAG));
         }
         other => panic!("{other:?}"),
@@ -454,7 +484,11 @@ fn wrong_types_and_malformed_bodies_are_errors() {
     client.send(Priority::High, &short).expect("send");
     assert!(matches!(
         daemon.recv_typed::<Reading>(),
-        Err(Error::Type(TypeError::WrongLength { expected: 64, found: 10, .. }))
+        Err(Error::Type(TypeError::WrongLength {
+            expected: 64,
+            found: 10,
+            ..
+        }))
     ));
     let garbage = [&Note::TAG.to_le_bytes()[..], &[0u8; 8], &[0xff; 12]].concat();
     client.send(Priority::High, &garbage).expect("send");

@@ -4,6 +4,7 @@
 //! once instead of timing out.
 
 use std::marker::PhantomData;
+use std::time::{Duration, Instant};
 
 use super::envelope::{self, Kind};
 use super::{record_len, write_record, Encoding, Request, Typed};
@@ -113,6 +114,21 @@ impl Daemon {
     pub fn recv_call<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
             let taken = self.recv_with(take::<Q>)?;
+            if let Some(incoming) = self.settle(taken)? {
+                return Ok(incoming);
+            }
+        }
+    }
+
+    /// [`Daemon::recv_call`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Daemon::recv_call`], and [`Error::Timeout`].
+    pub fn recv_call_timeout<Q: Request>(&mut self, timeout: Duration) -> Result<Incoming<Q>, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let taken = self.recv_timeout_with(left, take::<Q>)?;
             if let Some(incoming) = self.settle(taken)? {
                 return Ok(incoming);
             }

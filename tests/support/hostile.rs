@@ -191,7 +191,11 @@ pub fn run(data: &[u8]) -> Outcomes {
                     let len = input.u32() as usize % (max_message + 8);
                     if op & 0x40 != 0 {
                         // A forged typed record: a real tag and kind, then fuzzed bytes.
-                        let tag = if op & 0x80 != 0 { PlainValue::TAG } else { SerdeValue::TAG };
+                        let tag = if op & 0x80 != 0 {
+                            PlainValue::TAG
+                        } else {
+                            SerdeValue::TAG
+                        };
                         let mut record = [tag.to_le_bytes(), input.u64().to_le_bytes()].concat();
                         record.extend((16..len).map(|_| input.byte().unwrap_or(0)));
                         out.note(clients[i].write(prio, &record));
@@ -213,7 +217,10 @@ pub fn run(data: &[u8]) -> Outcomes {
                 }
             }
             8 => {
-                out.note(daemon.read_from_with(|c, p, b| (c, p, b.iter().map(|&x| u64::from(x)).sum::<u64>(), decode_all(b))));
+                out.note(
+                    daemon
+                        .read_from_with(|c, p, b| (c, p, b.iter().map(|&x| u64::from(x)).sum::<u64>(), decode_all(b))),
+                );
             }
             9 => {
                 let _ = daemon.wait(zero);
