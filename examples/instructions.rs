@@ -14,7 +14,9 @@ use memlink_shm::buffer::{RingBuffer, RingConsumer, RingProducer};
 use memlink_shm::pring::{PriorityConsumer, PriorityProducer, PriorityRingBuffer};
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+use memlink_shm::typed::{Caller, Incoming, Plain, Request, Typed};
 use memlink_shm::{Client, Daemon};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Every case: name and what one iteration does.
 const CASES: &[(&str, &str)] = &[
@@ -46,6 +48,18 @@ const CASES: &[(&str, &str)] = &[
     (
         "async_send_recv_owned",
         "client send_async 64 B + daemon recv_async finding it ready (owned), each polled once",
+    ),
+    (
+        "typed_round_trip",
+        "round_trip with a 64 B plain-data value each way (try_send_typed, try_recv_typed: decoded copies)",
+    ),
+    (
+        "typed_in_place",
+        "round_trip with a 64 B plain-data value each way, read in place (try_recv_typed_with: no copy)",
+    ),
+    (
+        "call_round_trip",
+        "Caller::start + daemon recv_call (ready) + Responder::send + Caller::finish (ready), 64 B plain values",
     ),
     ("empty_poll_1", "daemon try_recv finding nothing, 1 idle client"),
     ("empty_poll_8", "daemon try_recv finding nothing, 8 idle clients"),
@@ -107,6 +121,9 @@ fn main() {
                 "round_trip" => round_trip,
                 "batch_64" => batch_64,
                 "async_send_recv_owned" => async_send_recv_owned,
+                "typed_round_trip" => typed_round_trip,
+                "typed_in_place" => typed_in_place,
+                "call_round_trip" => call_round_trip,
                 _ => panic!("unknown case {c}"),
             };
             run(&mut daemon, &mut client, n)
@@ -161,6 +178,59 @@ fn round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
         let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
         daemon.try_send_to(from, Priority::High, &MSG).expect("send_to");
         client.try_recv_with(|_, b| b.len()).expect("recv")
+    })
+}
+
+/// A 64-byte plain-data value.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Clone, Copy)]
+#[repr(C)]
+struct Value64([u8; 64]);
+
+impl Typed for Value64 {
+    const NAME: &'static str = "instructions.Value64";
+    type Encoding = Plain;
+}
+
+impl Request for Value64 {
+    type Response = Value64;
+}
+
+#[inline(never)]
+fn typed_round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let v = Value64(MSG);
+    repeat(n, || {
+        client.try_send_typed(Priority::High, &v).expect("send");
+        let (from, got) = daemon.try_recv_typed::<Value64>().expect("recv");
+        daemon.try_send_typed_to(from, Priority::High, &got).expect("send_to");
+        usize::from(client.try_recv_typed::<Value64>().expect("recv").0[0])
+    })
+}
+
+#[inline(never)]
+fn typed_in_place(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let v = Value64(MSG);
+    repeat(n, || {
+        client.try_send_typed(Priority::High, &v).expect("send");
+        let from = daemon.try_recv_typed_with(|from, _: &Value64| from).expect("recv");
+        daemon.try_send_typed_to(from, Priority::High, &v).expect("send_to");
+        client
+            .try_recv_typed_with(|got: &Value64| usize::from(got.0[0]))
+            .expect("recv")
+    })
+}
+
+#[inline(never)]
+fn call_round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let taken = std::mem::replace(client, Client::connect(daemon.name()).expect("connect"));
+    let mut caller = Caller::new(taken);
+    let (v, wait) = (Value64(MSG), std::time::Duration::from_secs(5));
+    repeat(n, || {
+        let pending = caller.start(Priority::High, &v).expect("start");
+        let Ok(Incoming::Call(request, responder)) = daemon.recv_call::<Value64>() else {
+            panic!("not a call")
+        };
+        responder.send(daemon, &request).expect("reply");
+        usize::from(caller.finish(pending, wait).expect("finish").0[0])
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::task::Poll;
@@ -19,6 +20,31 @@ use crate::priority::Priority;
 /// replies that came meanwhile (so that a daemon blocked on a full reply
 /// ring is never waited for by a caller blocked on a full request ring).
 const DRAIN_EVERY: Duration = Duration::from_millis(5);
+
+/// Hashes a call id for the table of outstanding calls: ids are a counter
+/// chosen here, not input, so a multiply (Fibonacci hashing, good high bits
+/// for the table's tags) does what SipHash would at a tenth of the cost.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Outstanding calls, with their reply once it came.
+type Calls = HashMap<u64, Option<Reply>, BuildHasherDefault<IdHasher>>;
 
 /// A call that was sent and whose reply (an `R`) is still to be taken with
 /// [`Caller::finish`], or given up with [`Caller::cancel`].
@@ -100,18 +126,13 @@ enum Reply {
 pub struct Caller {
     client: Client,
     last_id: u64,
+    /// Whether call ids have wrapped around (then a new id is checked
+    /// against the outstanding ones).
+    wrapped: bool,
     /// Outstanding calls, with their reply once it came.
-    pending: HashMap<u64, Option<Reply>>,
+    pending: Calls,
     /// Messages that are not replies, in arrival order.
     inbox: VecDeque<Message>,
-}
-
-/// What a received record is, to a caller.
-enum Routed<R> {
-    /// The reply (or refusal) of the call being waited for, decoded.
-    Mine(Result<R, TypeError>),
-    /// Filed: a reply to another call, or a message for the inbox.
-    Filed,
 }
 
 impl Caller {
@@ -120,7 +141,8 @@ impl Caller {
         Caller {
             client,
             last_id: 0,
-            pending: HashMap::new(),
+            wrapped: false,
+            pending: Calls::default(),
             inbox: VecDeque::new(),
         }
     }
@@ -197,19 +219,30 @@ impl Caller {
     /// As [`Caller::call`].
     pub fn finish<R: Typed>(&mut self, pending: Pending<R>, timeout: Duration) -> Result<R, Error> {
         let id = pending.id;
-        let deadline = Instant::now() + timeout;
+        // The clock is read only once the reply is not already there.
+        let mut deadline = None;
         let result = loop {
             if let Some(reply) = self.take_reply::<R>(id) {
                 break reply.map_err(Error::from);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (pending, inbox) = (&mut self.pending, &mut self.inbox);
-            match self.client.recv_timeout_with(left, |priority, record| {
-                route::<R>(pending, inbox, id, priority, record)
-            }) {
-                Ok(Routed::Mine(reply)) => break reply.map_err(Error::from),
-                Ok(Routed::Filed) => {}
-                Err(e) => break Err(e),
+            let (pending, inbox, mut mine) = (&mut self.pending, &mut self.inbox, None);
+            let route = |priority, record: &[u8]| route::<R>(pending, inbox, id, &mut mine, priority, record);
+            let got = match deadline {
+                None => match self.client.try_recv_with(route) {
+                    Err(Error::Empty) => {
+                        deadline = Some(Instant::now() + timeout);
+                        continue;
+                    }
+                    got => got,
+                },
+                Some(at) => self
+                    .client
+                    .recv_timeout_with(Instant::saturating_duration_since(&at, Instant::now()), route),
+            };
+            match (got, mine) {
+                (Ok(()), Some(reply)) => break reply.map_err(Error::from),
+                (Ok(()), None) => {}
+                (Err(e), _) => break Err(e),
             }
         };
         self.pending.remove(&id);
@@ -255,8 +288,9 @@ impl Caller {
                 // Wait for room and, at the same time, take in what arrives (a
                 // reply is filed for its call): the daemon may be waiting for
                 // room in this client's ring before it reads more requests.
-                let mut arrive = pin!(rx
-                    .recv_with_async(|priority, record| { route::<Q::Response>(pending, inbox, 0, priority, record) }));
+                let mut arrive = pin!(rx.recv_with_async(|priority, record| {
+                    route::<u8>(pending, inbox, 0, &mut None, priority, record)
+                }));
                 poll_fn(|cx| {
                     if let Poll::Ready(sent) = send.as_mut().poll(cx) {
                         return Poll::Ready(Some(sent));
@@ -292,7 +326,7 @@ impl Caller {
     pub async fn finish_async<R: Typed>(&mut self, pending: Pending<R>) -> Result<R, Error> {
         let id = pending.id;
         // Removes the call however the future ends: done, failed or dropped.
-        struct Forget<'a>(&'a mut HashMap<u64, Option<Reply>>, u64);
+        struct Forget<'a>(&'a mut Calls, u64);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
                 self.0.remove(&self.1);
@@ -303,14 +337,12 @@ impl Caller {
             if let Some(reply) = take_reply::<R>(forget.0, id) {
                 return reply.map_err(Error::from);
             }
-            let (pending, inbox) = (&mut *forget.0, &mut self.inbox);
-            match self
-                .client
-                .recv_with_async(|priority, record| route::<R>(pending, inbox, id, priority, record))
-                .await?
-            {
-                Routed::Mine(reply) => return reply.map_err(Error::from),
-                Routed::Filed => {}
+            let (pending, inbox, mut mine) = (&mut *forget.0, &mut self.inbox, None);
+            self.client
+                .recv_with_async(|priority, record| route::<R>(pending, inbox, id, &mut mine, priority, record))
+                .await?;
+            if let Some(reply) = mine {
+                return reply.map_err(Error::from);
             }
         }
     }
@@ -343,7 +375,7 @@ impl Caller {
             }
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             self.client
-                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, priority, record))?;
+                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))?;
         }
     }
 
@@ -353,7 +385,7 @@ impl Caller {
                 return Ok(m);
             }
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
-            let route = |priority, record: &[u8]| route::<u8>(pending, inbox, 0, priority, record);
+            let route = |priority, record: &[u8]| route::<u8>(pending, inbox, 0, &mut None, priority, record);
             match deadline {
                 None => self.client.recv_with(route)?,
                 Some(d) => self
@@ -369,7 +401,7 @@ impl Caller {
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             match self
                 .client
-                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, priority, record))
+                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))
             {
                 Ok(_) => {}
                 Err(Error::Empty) => return Ok(()),
@@ -380,12 +412,13 @@ impl Caller {
 
     fn next_id(&mut self) -> u64 {
         loop {
-            self.last_id = if self.last_id >= MAX_CALL_ID {
-                1
-            } else {
-                self.last_id + 1
-            };
-            if !self.pending.contains_key(&self.last_id) {
+            if self.last_id >= MAX_CALL_ID {
+                self.last_id = 0;
+                self.wrapped = true;
+            }
+            self.last_id += 1;
+            // Before the first wrap (2^62 calls) no id can be in use twice.
+            if !self.wrapped || !self.pending.contains_key(&self.last_id) {
                 return self.last_id;
             }
         }
@@ -397,7 +430,7 @@ impl Caller {
 }
 
 /// The reply of call `id`, decoded, if it came.
-fn take_reply<R: Typed>(pending: &mut HashMap<u64, Option<Reply>>, id: u64) -> Option<Result<R, TypeError>> {
+fn take_reply<R: Typed>(pending: &mut Calls, id: u64) -> Option<Result<R, TypeError>> {
     let reply = pending.get_mut(&id)?.take()?;
     Some(match reply {
         Reply::Value(m) => super::decode::<R>(m.payload()),
@@ -412,42 +445,39 @@ fn refusal<R: Typed>(served_tag: u64) -> TypeError {
     }
 }
 
-/// Files a received record: the reply of call `waiting` is decoded and
-/// returned; the reply of another outstanding call is kept for it; a reply
+/// Files a received record: the reply of call `waiting` is decoded into
+/// `mine`; the reply of another outstanding call is kept for it; a reply
 /// nobody waits for (timed out, cancelled) is dropped; anything else goes to
-/// the inbox.
+/// the inbox. Returns nothing, so that no decoded value travels back through
+/// the receive path (see `typed::endpoints::taken`).
 fn route<R: Typed>(
-    pending: &mut HashMap<u64, Option<Reply>>,
+    pending: &mut Calls,
     inbox: &mut VecDeque<Message>,
     waiting: u64,
+    mine: &mut Option<Result<R, TypeError>>,
     priority: Priority,
     record: &[u8],
-) -> Routed<R> {
+) {
     match envelope::read(record) {
         Ok((tag, Kind::Reply(id), _)) if id == waiting && waiting != 0 => {
-            Routed::Mine(super::decode::<R>(record).map_err(|e| match e {
+            *mine = Some(super::decode::<R>(record).map_err(|e| match e {
                 TypeError::WrongType { .. } => TypeError::WrongType {
                     expected: R::NAME,
                     expected_tag: R::TAG,
                     found_tag: tag,
                 },
                 e => e,
-            }))
+            }));
         }
-        Ok((tag, Kind::Refusal(id), _)) if id == waiting && waiting != 0 => Routed::Mine(Err(refusal::<R>(tag))),
-        Ok((tag, Kind::Reply(id) | Kind::Refusal(id), _)) => {
+        Ok((tag, Kind::Refusal(id), _)) if id == waiting && waiting != 0 => *mine = Some(Err(refusal::<R>(tag))),
+        Ok((tag, kind @ (Kind::Reply(id) | Kind::Refusal(id)), _)) => {
             if let Some(slot) = pending.get_mut(&id) {
-                *slot = Some(if matches!(envelope::read(record), Ok((_, Kind::Refusal(_), _))) {
-                    Reply::Refused(tag)
-                } else {
-                    Reply::Value(Message::new(priority, record))
+                *slot = Some(match kind {
+                    Kind::Refusal(_) => Reply::Refused(tag),
+                    _ => Reply::Value(Message::new(priority, record)),
                 });
             }
-            Routed::Filed
         }
-        _ => {
-            inbox.push_back(Message::new(priority, record));
-            Routed::Filed
-        }
+        _ => inbox.push_back(Message::new(priority, record)),
     }
 }

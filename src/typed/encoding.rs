@@ -56,18 +56,18 @@ pub struct Plain;
 impl<T: Typed + IntoBytes + FromBytes + KnownLayout + Immutable> Encoding<T> for Plain {
     const SHAPE: u64 = ((std::mem::size_of::<T>() as u64) << 8) | std::mem::align_of::<T>() as u64;
 
-    #[inline]
+    #[inline(always)]
     fn encoded_len(_: &T) -> Result<usize, TypeError> {
         Ok(std::mem::size_of::<T>())
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode(value: &T, out: &mut [u8]) -> Result<(), TypeError> {
         out.copy_from_slice(value.as_bytes());
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode(bytes: &[u8]) -> Result<T, TypeError> {
         T::read_from_bytes(bytes).map_err(|_| wrong_length::<T>(bytes.len()))
     }

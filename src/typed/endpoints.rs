@@ -8,8 +8,8 @@ use std::time::Duration;
 use delegate::delegate;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
-use super::envelope::Kind;
-use super::{body_of, decode, is, record_len, write_record, Plain, Typed};
+use super::envelope::{Kind, HEADER};
+use super::{decode, is, record_len, write_record, Plain, Typed};
 use crate::endpoint::{
     Client, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonReceiver, DaemonSender, Message,
 };
@@ -18,17 +18,60 @@ use crate::priority::Priority;
 
 /// Passes the plain-data `T` in `record` to `f`: borrowed where it lies when
 /// aligned (a body is 8-byte aligned in the ring), else copied out first.
-fn with_plain<T, R>(record: &[u8], f: impl FnOnce(&T) -> R) -> Result<R, TypeError>
+/// A record that is not a `T` leaves its error in `failed` (so that only
+/// `f`'s result travels back through the receive path, as in [`taken`]).
+#[inline(always)]
+fn with_plain<T, R>(record: &[u8], f: impl FnOnce(&T) -> R, failed: &mut Option<TypeError>) -> Option<R>
 where
     T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
 {
-    let (_, body) = body_of::<T>(record)?;
-    match T::ref_from_bytes(body) {
-        Ok(value) => Ok(f(value)),
-        Err(_) => {
-            let value = T::read_from_bytes(body).map_err(|_| super::encoding::wrong_length::<T>(body.len()))?;
-            Ok(f(&value))
+    let body = match record.split_at_checked(HEADER) {
+        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() => body,
+        _ => {
+            *failed = decode::<T>(record).err();
+            return None;
         }
+    };
+    if let Ok(value) = T::ref_from_bytes(body) {
+        return Some(f(value));
+    }
+    match T::read_from_bytes(body) {
+        Ok(value) => Some(f(&value)),
+        Err(_) => {
+            *failed = Some(super::encoding::wrong_length::<T>(body.len()));
+            None
+        }
+    }
+}
+
+/// The outcome of an in-place receive (see [`with_plain`]).
+#[inline(always)]
+fn plain_result<R>(r: Option<R>, failed: Option<TypeError>) -> Result<R, Error> {
+    match (r, failed) {
+        (Some(r), _) => Ok(r),
+        (None, Some(e)) => Err(e.into()),
+        (None, None) => Err(TypeError::NotTyped { len: 0 }.into()), // not reached
+    }
+}
+
+/// The value a receive's closure decoded. The closure leaves it here rather
+/// than returning it, so that only a unit (or a client id) travels back
+/// through the layers of the receive path, not the value and its error.
+#[inline(always)]
+fn taken<T>(slot: Option<Result<T, TypeError>>) -> Result<T, Error> {
+    match slot {
+        Some(decoded) => Ok(decoded?),
+        None => Err(TypeError::NotTyped { len: 0 }.into()), // not reached: a receive that succeeds ran the closure
+    }
+}
+
+/// The outcome of a send whose closure left an encoding failure (if any)
+/// in a slot, for the same reason as [`taken`].
+#[inline(always)]
+fn encoded(failed: Option<TypeError>) -> Result<(), Error> {
+    match failed {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
     }
 }
 
@@ -39,9 +82,14 @@ impl ClientSender {
     /// # Errors
     /// As [`ClientSender::send`], and [`Error::Type`] if the value cannot be
     /// encoded.
+    #[inline]
     pub fn send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self.send_with(priority, len, |out| write_record(out, value, Kind::OneWay))??)
+        let mut failed = None;
+        self.send_with(priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })?;
+        encoded(failed)
     }
 
     /// Sends `value` as a typed message if it fits now.
@@ -49,9 +97,14 @@ impl ClientSender {
     /// # Errors
     /// As [`ClientSender::try_send`], and [`Error::Type`] if the value cannot
     /// be encoded.
+    #[inline]
     pub fn try_send_typed<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self.try_send_with(priority, len, |out| write_record(out, value, Kind::OneWay))??)
+        let mut failed = None;
+        self.try_send_with(priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })?;
+        encoded(failed)
     }
 
     /// Sends `value` as a typed message without blocking the thread.
@@ -61,9 +114,12 @@ impl ClientSender {
     /// As [`ClientSender::send_typed`].
     pub async fn send_typed_async<T: Typed>(&mut self, priority: Priority, value: &T) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self
-            .send_with_async(priority, len, |out| write_record(out, value, Kind::OneWay))
-            .await??)
+        let mut failed = None;
+        self.send_with_async(priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })
+        .await?;
+        encoded(failed)
     }
 }
 
@@ -75,7 +131,9 @@ impl ClientReceiver {
     /// not a `T` (it is consumed all the same: use [`ClientReceiver::recv`]
     /// and [`Message::decode`] to receive several types).
     pub fn recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
-        Ok(self.recv_with(|_, record| decode::<T>(record))??)
+        let mut slot = None;
+        self.recv_with(|_, record| slot = Some(decode::<T>(record)))?;
+        taken(slot)
     }
 
     /// [`ClientReceiver::recv_typed`], waiting at most `timeout`.
@@ -83,7 +141,9 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv_timeout`] and [`ClientReceiver::recv_typed`].
     pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<T, Error> {
-        Ok(self.recv_timeout_with(timeout, |_, record| decode::<T>(record))??)
+        let mut slot = None;
+        self.recv_timeout_with(timeout, |_, record| slot = Some(decode::<T>(record)))?;
+        taken(slot)
     }
 
     /// [`ClientReceiver::recv_typed`] if a message is waiting.
@@ -91,7 +151,9 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::try_recv`] and [`ClientReceiver::recv_typed`].
     pub fn try_recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
-        Ok(self.try_recv_with(|_, record| decode::<T>(record))??)
+        let mut slot = None;
+        self.try_recv_with(|_, record| slot = Some(decode::<T>(record)))?;
+        taken(slot)
     }
 
     /// Passes the next plain-data `T` to `f` where it lies in the ring
@@ -104,7 +166,22 @@ impl ClientReceiver {
     where
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
-        Ok(self.recv_with(|_, record| with_plain(record, f))??)
+        let mut failed = None;
+        let r = self.recv_with(|_, record| with_plain(record, f, &mut failed))?;
+        plain_result(r, failed)
+    }
+
+    /// [`ClientReceiver::recv_typed_with`] if a message is waiting.
+    ///
+    /// # Errors
+    /// As [`ClientReceiver::try_recv`] and [`ClientReceiver::recv_typed`].
+    pub fn try_recv_typed_with<T, R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, Error>
+    where
+        T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
+    {
+        let mut failed = None;
+        let r = self.try_recv_with(|_, record| with_plain(record, f, &mut failed))?;
+        plain_result(r, failed)
     }
 
     /// [`ClientReceiver::recv_typed`] without blocking the thread.
@@ -113,7 +190,10 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv_typed`].
     pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<T, Error> {
-        Ok(self.recv_with_async(|_, record| decode::<T>(record)).await??)
+        let mut slot = None;
+        self.recv_with_async(|_, record| slot = Some(decode::<T>(record)))
+            .await?;
+        taken(slot)
     }
 }
 
@@ -124,15 +204,21 @@ impl DaemonSender<'_> {
     /// # Errors
     /// As [`DaemonSender::send_to`], and [`Error::Type`] if the value cannot
     /// be encoded.
+    #[inline]
     pub fn send_typed_to<T: Typed>(&mut self, client: ClientId, priority: Priority, value: &T) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self.send_to_with(client, priority, len, |out| write_record(out, value, Kind::OneWay))??)
+        let mut failed = None;
+        self.send_to_with(client, priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })?;
+        encoded(failed)
     }
 
     /// Sends `value` to `client` as a typed message if it fits now.
     ///
     /// # Errors
     /// As [`DaemonSender::try_send_to`] and [`DaemonSender::send_typed_to`].
+    #[inline]
     pub fn try_send_typed_to<T: Typed>(
         &mut self,
         client: ClientId,
@@ -140,7 +226,11 @@ impl DaemonSender<'_> {
         value: &T,
     ) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self.try_send_to_with(client, priority, len, |out| write_record(out, value, Kind::OneWay))??)
+        let mut failed = None;
+        self.try_send_to_with(client, priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })?;
+        encoded(failed)
     }
 
     /// Sends `value` to every connected client as a typed message (encoded
@@ -165,9 +255,12 @@ impl DaemonSender<'_> {
         value: &T,
     ) -> Result<(), Error> {
         let len = record_len(value)?;
-        Ok(self
-            .send_to_with_async(client, priority, len, |out| write_record(out, value, Kind::OneWay))
-            .await??)
+        let mut failed = None;
+        self.send_to_with_async(client, priority, len, |out| {
+            failed = write_record(out, value, Kind::OneWay).err()
+        })
+        .await?;
+        encoded(failed)
     }
 }
 
@@ -179,8 +272,12 @@ impl DaemonReceiver<'_> {
     /// As [`DaemonReceiver::recv`], and [`Error::Type`] when the message is
     /// not a `T` (consumed all the same).
     pub fn recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
-        let (from, value) = self.recv_with(|from, _, record| (from, decode::<T>(record)))?;
-        Ok((from, value?))
+        let mut slot = None;
+        let from = self.recv_with(|from, _, record| {
+            slot = Some(decode::<T>(record));
+            from
+        })?;
+        Ok((from, taken(slot)?))
     }
 
     /// [`DaemonReceiver::recv_typed`], waiting at most `timeout`.
@@ -188,8 +285,12 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv_timeout`] and [`DaemonReceiver::recv_typed`].
     pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<(ClientId, T), Error> {
-        let (from, value) = self.recv_timeout_with(timeout, |from, _, record| (from, decode::<T>(record)))?;
-        Ok((from, value?))
+        let mut slot = None;
+        let from = self.recv_timeout_with(timeout, |from, _, record| {
+            slot = Some(decode::<T>(record));
+            from
+        })?;
+        Ok((from, taken(slot)?))
     }
 
     /// [`DaemonReceiver::recv_typed`] if a message is waiting.
@@ -197,8 +298,12 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::try_recv`] and [`DaemonReceiver::recv_typed`].
     pub fn try_recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
-        let (from, value) = self.try_recv_with(|from, _, record| (from, decode::<T>(record)))?;
-        Ok((from, value?))
+        let mut slot = None;
+        let from = self.try_recv_with(|from, _, record| {
+            slot = Some(decode::<T>(record));
+            from
+        })?;
+        Ok((from, taken(slot)?))
     }
 
     /// Passes the next plain-data `T` and its sender to `f` where it lies in
@@ -210,7 +315,22 @@ impl DaemonReceiver<'_> {
     where
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
-        Ok(self.recv_with(|from, _, record| with_plain(record, |value| f(from, value)))??)
+        let mut failed = None;
+        let r = self.recv_with(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
+        plain_result(r, failed)
+    }
+
+    /// [`DaemonReceiver::recv_typed_with`] if a message is waiting.
+    ///
+    /// # Errors
+    /// As [`DaemonReceiver::try_recv`] and [`DaemonReceiver::recv_typed`].
+    pub fn try_recv_typed_with<T, R>(&mut self, f: impl FnOnce(ClientId, &T) -> R) -> Result<R, Error>
+    where
+        T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
+    {
+        let mut failed = None;
+        let r = self.try_recv_with(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
+        plain_result(r, failed)
     }
 
     /// [`DaemonReceiver::recv_typed`] without blocking the thread.
@@ -218,10 +338,14 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv_typed`].
     pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
-        let (from, value) = self
-            .recv_with_async(|from, _, record| (from, decode::<T>(record)))
+        let mut slot = None;
+        let from = self
+            .recv_with_async(|from, _, record| {
+                slot = Some(decode::<T>(record));
+                from
+            })
             .await?;
-        Ok((from, value?))
+        Ok((from, taken(slot)?))
     }
 }
 
@@ -271,6 +395,12 @@ impl Client {
             /// # Errors
             /// As [`ClientReceiver::recv_typed`].
             pub fn recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, Error>;
+
+            /// [`ClientReceiver::try_recv_typed_with`].
+            ///
+            /// # Errors
+            /// As [`ClientReceiver::try_recv_typed_with`].
+            pub fn try_recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, Error>;
 
             /// [`ClientReceiver::recv_typed_async`].
             ///
@@ -334,6 +464,12 @@ impl Daemon {
             /// # Errors
             /// As [`DaemonReceiver::recv_typed`].
             pub fn recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(ClientId, &T) -> R) -> Result<R, Error>;
+
+            /// [`DaemonReceiver::try_recv_typed_with`].
+            ///
+            /// # Errors
+            /// As [`DaemonReceiver::try_recv_typed_with`].
+            pub fn try_recv_typed_with<T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable, R>(&mut self, f: impl FnOnce(ClientId, &T) -> R) -> Result<R, Error>;
 
             /// [`DaemonReceiver::recv_typed_async`].
             ///

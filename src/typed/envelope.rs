@@ -50,7 +50,7 @@ impl Kind {
 pub(crate) const MAX_CALL_ID: u64 = ID_MASK;
 
 /// Writes the header into the first [`HEADER`] bytes of `out`.
-#[inline]
+#[inline(always)]
 pub(crate) fn write(out: &mut [u8], tag: u64, kind: Kind) {
     out[..8].copy_from_slice(&tag.to_le_bytes());
     out[8..HEADER].copy_from_slice(&kind.word().to_le_bytes());
@@ -60,7 +60,7 @@ pub(crate) fn write(out: &mut [u8], tag: u64, kind: Kind) {
 ///
 /// # Errors
 /// [`TypeError::NotTyped`] if the record is too short or tagged 0.
-#[inline]
+#[inline(always)]
 pub(crate) fn read(record: &[u8]) -> Result<(u64, Kind, &[u8]), TypeError> {
     let not_typed = || TypeError::NotTyped { len: record.len() };
     let (head, body) = record.split_at_checked(HEADER).ok_or_else(not_typed)?;

@@ -101,7 +101,7 @@ pub trait Request: Typed {
 }
 
 /// The length of the record that carries `value`.
-#[inline]
+#[inline(always)]
 pub(crate) fn record_len<T: Typed>(value: &T) -> Result<usize, TypeError> {
     Ok(HEADER + T::Encoding::encoded_len(value)?)
 }
@@ -109,14 +109,14 @@ pub(crate) fn record_len<T: Typed>(value: &T) -> Result<usize, TypeError> {
 /// Writes the record of `value` into `out` (`record_len` bytes). On an
 /// encoding failure the record goes out untagged: a receiver sees
 /// [`TypeError::NotTyped`], never a half-written value.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_record<T: Typed>(out: &mut [u8], value: &T, kind: Kind) -> Result<(), TypeError> {
     envelope::write(out, T::TAG, kind);
     T::Encoding::encode(value, &mut out[HEADER..]).inspect_err(|_| out[..8].fill(0))
 }
 
 /// Checks that `record` carries a `T` and returns its kind and body.
-#[inline]
+#[inline(always)]
 pub(crate) fn body_of<T: Typed>(record: &[u8]) -> Result<(Kind, &[u8]), TypeError> {
     let (tag, kind, body) = envelope::read(record)?;
     if tag != T::TAG {
@@ -136,10 +136,23 @@ pub(crate) fn body_of<T: Typed>(record: &[u8]) -> Result<(Kind, &[u8]), TypeErro
 /// # Errors
 /// [`TypeError::NotTyped`], [`TypeError::WrongType`],
 /// [`TypeError::WrongLength`] or [`TypeError::Decode`].
-#[inline]
+#[inline(always)]
 pub fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
-    let (_, body) = body_of::<T>(record)?;
-    T::Encoding::decode(body)
+    // The common case first: a record of the right tag (never 0, so never
+    // an untyped record). The header's kind does not matter here.
+    match record.split_at_checked(HEADER) {
+        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() => T::Encoding::decode(body),
+        _ => Err(not_a::<T>(record)),
+    }
+}
+
+/// Why `record` is not a `T` (it is not typed, or carries another tag).
+#[cold]
+fn not_a<T: Typed>(record: &[u8]) -> TypeError {
+    match body_of::<T>(record) {
+        Err(e) => e,
+        Ok(_) => TypeError::NotTyped { len: record.len() }, // not reached: the tag matched after all
+    }
 }
 
 /// Whether a typed record is tagged as a `T` (its body is not checked).

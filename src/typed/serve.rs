@@ -77,29 +77,47 @@ impl<R: Typed> Responder<R> {
     }
 }
 
-/// What a received record is, to a daemon serving `Q`.
-enum Taken<Q: Request> {
-    Call(Result<Q, TypeError>, Responder<Q::Response>),
+/// What a received record is, to a daemon serving `Q`: small, so that
+/// little travels back through the receive path; the request or message
+/// itself is left in a [`Slots`].
+#[derive(Clone, Copy)]
+enum Taken {
+    /// A call of type `Q` (its request is in the slots).
+    Call(ClientId, u64, Priority),
     /// A call of another type: refuse it.
     Foreign(ClientId, u64, Priority),
-    Other(ClientMessage),
+    /// Anything else (its message is in the slots).
+    Other,
 }
 
-fn take<Q: Request>(from: ClientId, priority: Priority, record: &[u8]) -> Taken<Q> {
-    match envelope::read(record) {
-        Ok((tag, Kind::Call(id), body)) => {
-            if tag != Q::TAG {
-                return Taken::Foreign(from, id, priority);
-            }
-            let responder = Responder {
-                client: from,
-                id,
-                priority,
-                _reply: PhantomData,
-            };
-            Taken::Call(Q::Encoding::decode(body), responder)
+/// Where `take` leaves what it decoded or copied.
+struct Slots<Q> {
+    request: Option<Result<Q, TypeError>>,
+    message: Option<ClientMessage>,
+}
+
+impl<Q: Request> Slots<Q> {
+    fn new() -> Slots<Q> {
+        Slots {
+            request: None,
+            message: None,
         }
-        _ => Taken::Other(ClientMessage::new(from, priority, record)),
+    }
+
+    fn take(&mut self, from: ClientId, priority: Priority, record: &[u8]) -> Taken {
+        match envelope::read(record) {
+            Ok((tag, Kind::Call(id), body)) => {
+                if tag != Q::TAG {
+                    return Taken::Foreign(from, id, priority);
+                }
+                self.request = Some(Q::Encoding::decode(body));
+                Taken::Call(from, id, priority)
+            }
+            _ => {
+                self.message = Some(ClientMessage::new(from, priority, record));
+                Taken::Other
+            }
+        }
     }
 }
 
@@ -113,8 +131,9 @@ impl Daemon {
     /// body is not a valid `Q` (its caller is left to its timeout).
     pub fn recv_call<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
-            let taken = self.recv_with(take::<Q>)?;
-            if let Some(incoming) = self.settle(taken)? {
+            let mut slots = Slots::new();
+            let taken = self.recv_with(|from, priority, record| slots.take(from, priority, record))?;
+            if let Some(incoming) = self.settle(taken, slots)? {
                 return Ok(incoming);
             }
         }
@@ -128,8 +147,9 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let taken = self.recv_timeout_with(left, take::<Q>)?;
-            if let Some(incoming) = self.settle(taken)? {
+            let mut slots = Slots::new();
+            let taken = self.recv_timeout_with(left, |from, priority, record| slots.take(from, priority, record))?;
+            if let Some(incoming) = self.settle(taken, slots)? {
                 return Ok(incoming);
             }
         }
@@ -141,8 +161,11 @@ impl Daemon {
     /// As [`Daemon::recv_call`].
     pub async fn recv_call_async<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
-            let taken = self.recv_with_async(take::<Q>).await?;
-            if let Some(incoming) = self.settle(taken)? {
+            let mut slots = Slots::new();
+            let taken = self
+                .recv_with_async(|from, priority, record| slots.take(from, priority, record))
+                .await?;
+            if let Some(incoming) = self.settle(taken, slots)? {
                 return Ok(incoming);
             }
         }
@@ -173,11 +196,19 @@ impl Daemon {
         }
     }
 
-    fn settle<Q: Request>(&mut self, taken: Taken<Q>) -> Result<Option<Incoming<Q>>, Error> {
-        match taken {
-            Taken::Call(request, responder) => Ok(Some(Incoming::Call(request?, responder))),
-            Taken::Other(message) => Ok(Some(Incoming::Message(message))),
-            Taken::Foreign(client, id, priority) => {
+    fn settle<Q: Request>(&mut self, taken: Taken, slots: Slots<Q>) -> Result<Option<Incoming<Q>>, Error> {
+        match (taken, slots.request, slots.message) {
+            (Taken::Call(client, id, priority), Some(request), _) => {
+                let responder = Responder {
+                    client,
+                    id,
+                    priority,
+                    _reply: PhantomData,
+                };
+                Ok(Some(Incoming::Call(request?, responder)))
+            }
+            (Taken::Other, _, Some(message)) => Ok(Some(Incoming::Message(message))),
+            (Taken::Foreign(client, id, priority), _, _) => {
                 // Best effort: a caller whose ring is full, or who left, goes
                 // without (it times out as it would have).
                 let mut refusal = [0u8; envelope::HEADER];
@@ -185,6 +216,7 @@ impl Daemon {
                 let _ = self.try_send_to(client, priority, &refusal);
                 Ok(None)
             }
+            _ => Ok(None), // not reached: `take` fills the slot its answer names
         }
     }
 }
