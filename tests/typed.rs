@@ -480,7 +480,10 @@ fn wrong_types_and_malformed_bodies_are_errors() {
         daemon.recv_typed::<Reading>(),
         Err(Error::Type(TypeError::NotTyped { len: 9 }))
     ));
-    let short = [&Reading::TAG.to_le_bytes()[..], &[0u8; 8], &[1u8; 10]].concat();
+    // The wire format (src/typed/envelope.rs): tag, then a word whose top 16
+    // bits are the marker "ML" (0 below them: a one-way message), then the body.
+    let one_way = (0x4d4c_u64 << 48).to_le_bytes();
+    let short = [&Reading::TAG.to_le_bytes()[..], &one_way, &[1u8; 10]].concat();
     client.send(Priority::High, &short).expect("send");
     assert!(matches!(
         daemon.recv_typed::<Reading>(),
@@ -490,7 +493,7 @@ fn wrong_types_and_malformed_bodies_are_errors() {
             ..
         }))
     ));
-    let garbage = [&Note::TAG.to_le_bytes()[..], &[0u8; 8], &[0xff; 12]].concat();
+    let garbage = [&Note::TAG.to_le_bytes()[..], &one_way, &[0xff; 12]].concat();
     client.send(Priority::High, &garbage).expect("send");
     assert!(matches!(
         daemon.recv_typed::<Note>(),
@@ -529,7 +532,7 @@ proptest! {
         let mut pair = shared_pair().lock().unwrap_or_else(|p| p.into_inner());
         let (daemon, client, _) = &mut *pair;
         for tag in [Note::TAG, Reading::TAG, Add::TAG] {
-            let record = [&tag.to_le_bytes()[..], &(kind << 62 | 5).to_le_bytes(), &body].concat();
+            let record = [&tag.to_le_bytes()[..], &(0x4d4c << 48 | kind << 46 | 5).to_le_bytes(), &body].concat();
             for _ in 0..3 {
                 client.send(Priority::High, &record).expect("send");
             }
@@ -538,4 +541,26 @@ proptest! {
             let _ = daemon.try_recv_typed::<Add>();
         }
     }
+}
+
+/// Raw messages reach a daemon taking calls as messages, whatever their
+/// first bytes (a tag-like word included): only a marked record is a call.
+#[test]
+fn raw_messages_are_never_taken_for_calls() {
+    let name = unique_name("typed-raw");
+    let _g = SegmentGuard(name.clone());
+    let mut daemon = Daemon::create(&name).expect("create");
+    let mut client = Client::connect(&name).expect("connect");
+    let lookalike = [&Shout::TAG.to_le_bytes()[..], &5u64.to_le_bytes(), b"body"].concat();
+    for raw in [&[7u8; 64][..], &lookalike, b"short"] {
+        client.send(Priority::High, raw).expect("send");
+        match daemon.recv_call_timeout::<Add>(STEP).expect("recv_call") {
+            Incoming::Message(m) => assert_eq!(m.payload(), raw),
+            Incoming::Call(..) => panic!("raw bytes were taken for a call"),
+        }
+    }
+    assert!(
+        matches!(client.try_recv(), Err(Error::Empty)),
+        "a refusal was sent for raw bytes"
+    );
 }

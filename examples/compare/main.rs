@@ -27,6 +27,7 @@
 mod support;
 
 mod async_cases;
+mod typed_cases;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -376,8 +377,39 @@ fn run_all(o: &Opts) -> Vec<Row> {
             });
         }
     }
+    let typed_label = "memlink typed, call, pipelined calls: round trip 64 B";
+    if o.only.is_empty() || o.only.iter().any(|p| typed_label.contains(p.as_str())) {
+        eprint!("\r[+] {typed_label} ...{:20}", "");
+        let before = cache_floor(floor_n).value_at_quantile(0.5);
+        let measured = typed_cases::measure(kernel_n);
+        let after = cache_floor(floor_n).value_at_quantile(0.5);
+        for (transport, h) in measured.rows() {
+            rows.push(Row {
+                transport: transport.into(),
+                workload: "round trip 64 B".into(),
+                kind: Kind::SpinLatency,
+                per_sec: 1e9 / h.mean(),
+                hist: Some(h),
+                bytes: 0,
+                floor_before: before,
+                floor_after: after,
+                paired_floor: None,
+            });
+        }
+    }
     eprintln!("\r{:70}", "");
     rows
+}
+
+/// The typed API's ratios to its baselines, from the rows measured.
+fn typed_ratios(rows: &[Row]) -> Vec<(&'static str, &'static str, f64)> {
+    typed_cases::ratios(|t| {
+        rows.iter()
+            .find(|r| r.transport == t)?
+            .hist
+            .as_ref()
+            .map(|h| h.value_at_quantile(0.5) as f64)
+    })
 }
 
 /// The p50 round trip with 255 idle clients connected over the same with
@@ -946,6 +978,7 @@ fn peer(args: &[String]) {
         }
         ["pipe-echo", rest @ ..] => byte_peer(std::io::stdin().lock(), std::io::stdout().lock(), rest),
         _ if async_cases::peer(&a) => {}
+        _ if typed_cases::peer(&a) => {}
         _ => panic!("unknown peer role {a:?}"),
     }
 }
@@ -1084,6 +1117,15 @@ fn print_table(rows: &[Row], cpus: usize) {
             println!("  {label:<42} {:>8}  (goal {goal})", ratio(v));
         }
     }
+    let typed = typed_ratios(rows);
+    if !typed.is_empty() {
+        println!(
+            "\ntyped API (the five memlink rows above in alternating chunks of {CHUNK}; 8 calls: per batch), same run:"
+        );
+        for (label, goal, v) in typed {
+            println!("  {label:<42} {:>8}  (goal {goal})", ratio(v));
+        }
+    }
     println!(
         "\nvs floor: round trips against the cache-line floor measured around the same case (park: the futex floor),\n\
          or, where marked, in chunks of {CHUNK} round trips alternating with the case's between the same processes;\n\
@@ -1150,10 +1192,15 @@ fn print_json(rows: &[Row]) {
         .into_iter()
         .map(|(label, goal, v)| format!("{{\"ratio\":\"{label}\",\"goal\":\"{goal}\",\"value\":{v:.4}}}"))
         .collect();
+    let typed: Vec<String> = typed_ratios(rows)
+        .into_iter()
+        .map(|(label, goal, v)| format!("{{\"ratio\":\"{label}\",\"goal\":\"{goal}\",\"value\":{v:.4}}}"))
+        .collect();
     out.push_str(&format!(
-        "],\"idle_ratio\":{},\"async_ratios\":[{}]}}",
+        "],\"idle_ratio\":{},\"async_ratios\":[{}],\"typed_ratios\":[{}]}}",
         idle_ratio(rows).map_or("null".into(), |r| format!("{r:.4}")),
-        asynch.join(",")
+        asynch.join(","),
+        typed.join(",")
     ));
     println!("{out}");
 }

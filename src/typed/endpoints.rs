@@ -8,7 +8,7 @@ use std::time::Duration;
 use delegate::delegate;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
-use super::envelope::{Kind, HEADER};
+use super::envelope::{self, Kind, HEADER};
 use super::{decode, is, record_len, write_record, Plain, Typed};
 use crate::endpoint::{
     Client, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonReceiver, DaemonSender, Message,
@@ -26,7 +26,7 @@ where
     T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
 {
     let body = match record.split_at_checked(HEADER) {
-        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() => body,
+        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() && envelope::is_marked(head) => body,
         _ => {
             *failed = decode::<T>(record).err();
             return None;

@@ -1,14 +1,19 @@
 //! The 16-byte header in front of every typed record: the body's type tag,
-//! then what the record is (a one-way message, a call, a reply, a refusal)
-//! with the call's id. The body follows, 8-byte aligned like the header.
+//! then a word with a 16-bit marker, what the record is (a one-way message,
+//! a call, a reply, a refusal) and the call's id. The body follows, 8-byte aligned like the header.
 
 use crate::error::TypeError;
 
 /// Bytes in front of a typed body.
 pub(crate) const HEADER: usize = 16;
 
-const REPLY: u64 = 1 << 63;
-const REFUSAL: u64 = 1 << 62;
+/// The top 16 bits of the kind word of every typed record ("ML"): a raw
+/// message whose first bytes happen to look like a tag is still not taken
+/// for a call (unless these 16 bits match too, 1 in 65,536 for random bytes).
+const MAGIC: u64 = 0x4d4c << 48;
+const MAGIC_MASK: u64 = 0xffff << 48;
+const REPLY: u64 = 1 << 47;
+const REFUSAL: u64 = 1 << 46;
 const ID_MASK: u64 = REFUSAL - 1;
 
 /// What a typed record is.
@@ -27,22 +32,26 @@ pub(crate) enum Kind {
 
 impl Kind {
     fn word(self) -> u64 {
-        match self {
-            Kind::OneWay => 0,
-            Kind::Call(id) => id & ID_MASK,
-            Kind::Reply(id) => REPLY | (id & ID_MASK),
-            Kind::Refusal(id) => REPLY | REFUSAL | (id & ID_MASK),
-        }
+        MAGIC
+            | match self {
+                Kind::OneWay => 0,
+                Kind::Call(id) => id & ID_MASK,
+                Kind::Reply(id) => REPLY | (id & ID_MASK),
+                Kind::Refusal(id) => REPLY | REFUSAL | (id & ID_MASK),
+            }
     }
 
-    fn from_word(w: u64) -> Kind {
+    fn from_word(w: u64) -> Option<Kind> {
+        if w & MAGIC_MASK != MAGIC {
+            return None;
+        }
         let id = w & ID_MASK;
-        match (w & REPLY != 0, w & REFUSAL != 0) {
-            (false, _) if w == 0 => Kind::OneWay,
+        Some(match (w & REPLY != 0, w & REFUSAL != 0) {
+            (false, _) if id == 0 => Kind::OneWay,
             (false, _) => Kind::Call(id),
             (true, false) => Kind::Reply(id),
             (true, true) => Kind::Refusal(id),
-        }
+        })
     }
 }
 
@@ -56,6 +65,12 @@ pub(crate) fn write(out: &mut [u8], tag: u64, kind: Kind) {
     out[8..HEADER].copy_from_slice(&kind.word().to_le_bytes());
 }
 
+/// Whether a header (at least [`HEADER`] bytes) carries the typed marker.
+#[inline(always)]
+pub(crate) fn is_marked(head: &[u8]) -> bool {
+    head.len() >= HEADER && head[14..16] == (MAGIC >> 48).to_le_bytes()[..2]
+}
+
 /// Splits a record into its tag, kind and body.
 ///
 /// # Errors
@@ -67,10 +82,10 @@ pub(crate) fn read(record: &[u8]) -> Result<(u64, Kind, &[u8]), TypeError> {
     let (tag, word) = head.split_at(8);
     let tag = u64::from_le_bytes(tag.try_into().map_err(|_| not_typed())?);
     let word = u64::from_le_bytes(word.try_into().map_err(|_| not_typed())?);
-    if tag == 0 {
-        return Err(not_typed());
+    match Kind::from_word(word) {
+        Some(kind) if tag != 0 => Ok((tag, kind, body)),
+        _ => Err(not_typed()),
     }
-    Ok((tag, Kind::from_word(word), body))
 }
 
 /// A 64-bit tag for a type name and shape (FNV-1a, then the shape mixed
@@ -112,6 +127,8 @@ mod tests {
         }
         assert_eq!(read(&[1u8; 15]), Err(TypeError::NotTyped { len: 15 }));
         assert_eq!(read(&[0u8; 16]), Err(TypeError::NotTyped { len: 16 }));
+        // Raw bytes are not a call: the kind word lacks the marker.
+        assert_eq!(read(&[7u8; 64]), Err(TypeError::NotTyped { len: 64 }));
         assert_ne!(tag_of("a", 1), tag_of("a", 2));
         assert_ne!(tag_of("a", 1), tag_of("b", 1));
     }

@@ -141,7 +141,9 @@ pub fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
     // The common case first: a record of the right tag (never 0, so never
     // an untyped record). The header's kind does not matter here.
     match record.split_at_checked(HEADER) {
-        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() => T::Encoding::decode(body),
+        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() && envelope::is_marked(head) => {
+            T::Encoding::decode(body)
+        }
         _ => Err(not_a::<T>(record)),
     }
 }
@@ -151,7 +153,7 @@ pub fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
 fn not_a<T: Typed>(record: &[u8]) -> TypeError {
     match body_of::<T>(record) {
         Err(e) => e,
-        Ok(_) => TypeError::NotTyped { len: record.len() }, // not reached: the tag matched after all
+        Ok(_) => TypeError::NotTyped { len: record.len() }, // not reached: tag and marker matched after all
     }
 }
 

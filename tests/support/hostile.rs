@@ -196,7 +196,9 @@ pub fn run(data: &[u8]) -> Outcomes {
                         } else {
                             SerdeValue::TAG
                         };
-                        let mut record = [tag.to_le_bytes(), input.u64().to_le_bytes()].concat();
+                        // The marker "ML" in the top 16 bits of the kind word, then fuzz.
+                        let word = 0x4d4c << 48 | input.u64() >> 16;
+                        let mut record = [tag.to_le_bytes(), word.to_le_bytes()].concat();
                         record.extend((16..len).map(|_| input.byte().unwrap_or(0)));
                         out.note(clients[i].write(prio, &record));
                     } else {
