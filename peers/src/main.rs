@@ -4,7 +4,10 @@
 //! - 64 B busy-poll ping-pong: chunks of 2000 round trips alternate between
 //!   the two libraries, so a move of the vCPUs by the host hits both alike;
 //! - one-way 64 B stream with no loss (iceoryx2: a subscriber buffer and
-//!   `RetryUntilDelivered`; memlink: blocking `send`), messages per second.
+//!   `RetryUntilDelivered`; memlink: blocking `send`), messages per second;
+//! - a serde value's round trip (an id, a timestamp, a 32-byte string):
+//!   memlink typed messages against Servo's ipc-channel and tokio's
+//!   `UnixStream` with the same encoding (`serde_cases.rs`).
 //!
 //! ```text
 //! cd peers && cargo run --release               # full run
@@ -12,6 +15,8 @@
 //! ```
 //!
 //! The measuring process is pinned to CPU 0, the peer to CPU 1.
+
+mod serde_cases;
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -75,11 +80,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rate(r)
         );
     }
+    let serde_n = 20_000 / scale;
+    let serde_rows = [
+        ("memlink", serde_cases::memlink(&tag, serde_n)?),
+        ("ipc-channel", serde_cases::ipc_channel(serde_n)?),
+        ("tokio unix", serde_cases::tokio_unix(&tag, serde_n)?),
+    ];
+    for (name, h) in &serde_rows {
+        println!(
+            "{:<12} {:<30} {:>9} {:>9} {:>9} {:>12}",
+            name,
+            "serde round trip, 3-field struct",
+            ns(h.value_at_quantile(0.5)),
+            ns(h.value_at_quantile(0.99)),
+            ns(h.value_at_quantile(0.999)),
+            rate(1e9 / h.mean())
+        );
+    }
+    let p50 = |i: usize| serde_rows[i].1.value_at_quantile(0.5) as f64;
     let rtt = mem.value_at_quantile(0.5) as f64 / ice.value_at_quantile(0.5) as f64;
     println!(
         "\nround trip, memlink / iceoryx2 (p50, chunks of {CHUNK} alternating): {rtt:.2}x\n\
-         one-way stream, memlink / iceoryx2: {:.1}x",
-        mem_stream / ice_stream
+         one-way stream, memlink / iceoryx2: {:.1}x\n\
+         serde round trip, memlink faster than ipc-channel: {:.1}x (goal >= 20x), than tokio UnixStream + postcard: {:.1}x",
+        mem_stream / ice_stream,
+        p50(1) / p50(0),
+        p50(2) / p50(0)
     );
     Ok(())
 }
@@ -268,6 +294,9 @@ fn iceoryx2_stream(tag: &str, n: u64) -> Result<f64, Box<dyn std::error::Error>>
 
 fn peer(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(done) = serde_cases::peer(&a) {
+        return done;
+    }
     match a.as_slice() {
         ["echo", tag] => {
             let node = node()?;
