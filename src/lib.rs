@@ -84,6 +84,12 @@
 //! ([`Error::Corrupted`] on this side, [`Error::Poisoned`] on its side); it
 //! never causes a panic or an access outside the mapping here.
 //!
+//! ## Typed messages and calls
+//!
+//! [`typed`]: a `#[repr(C)]` type (zerocopy) or any serde type (feature
+//! `serde`) sent and received as such, with a tag checked on every record;
+//! request/response with [`typed::Caller`] and [`Daemon::serve`].
+//!
 //! ## Looking inside a segment
 //!
 //! [`inspect`] reads a segment without joining it: its daemon, its clients,
@@ -99,9 +105,12 @@
 //! how a task parks with a watcher thread) -> `slot.rs` (the life
 //! cycle of a client slot) -> `buffer/`, `pring.rs` (rings and priorities)
 //! -> `doorbell.rs` (which rings the daemon looks at) -> `endpoint/`
-//! ([`Daemon`], [`Client`]) -> `recovery.rs`, `inspect.rs`, and the
-//! compatibility layer `transport/`. `platform/fault_guard.rs` keeps a
-//! segment file cut short by a peer from killing this process with `SIGBUS`.
+//! ([`Daemon`], [`Client`]) -> [`typed`] (typed messages and calls over the
+//! endpoints) -> `recovery.rs`, `inspect.rs`, and the compatibility layer
+//! `transport/`. `platform/fault_guard.rs` keeps a segment file cut short by
+//! a peer from killing this process with `SIGBUS`;
+//! `platform/fork_release.rs` makes a forked child let go of its parent's
+//! segments, so that it cannot keep a dead parent alive.
 //! `events.rs` emits lifecycle events through `tracing` (feature `tracing`).
 //! The `memlink` command-line tool is the workspace member `cli/`.
 //!

@@ -102,9 +102,9 @@ enum Reply {
 /// # let name = format!("memlink-doc-caller-{}", std::process::id());
 /// let mut daemon = Daemon::create(&name)?;
 /// let server = std::thread::spawn(move || {
-///     // Answers calls until the daemon is dropped by the test's end.
+///     // Answers the three calls below, then ends (dropping the daemon).
 ///     let mut answered = 0;
-///     while answered < 2 {
+///     while answered < 3 {
 ///         let memlink_shm::typed::Incoming::Call(Square(x), reply) = daemon.recv_call::<Square>()? else {
 ///             continue;
 ///         };
