@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use memlink_shm::{Client, Daemon, Error, Priority};
-use support::{checksum, child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
+use support::{checksum, child_role, child_watchdog, unique_name, wait_ready, watchdog, Children, SegmentGuard};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -27,16 +27,6 @@ fn tokio_single() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Blocks until the child's stdout says "ready", then drains the rest.
-fn wait_ready(out: std::process::ChildStdout) {
-    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-    assert!(
-        lines.any(|l| l.trim() == "ready"),
-        "the child exited before it was ready"
-    );
-    std::thread::spawn(move || lines.for_each(drop));
 }
 
 /// The quickstart: a tokio daemon, a tokio client in another

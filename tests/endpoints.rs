@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
 use memlink_shm::{Client, Daemon, Error, Priority};
-use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
+use support::{child_role, child_watchdog, unique_name, wait_ready, watchdog, Children, SegmentGuard};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -20,16 +20,6 @@ fn small_daemon(name: &str, clients: u32) -> Daemon {
         .max_message_size(1024)
         .create()
         .expect("create")
-}
-
-/// Blocks until the child's stdout says "ready" (the harness prints its own
-/// lines first), then drains the rest in the background so that the child's
-/// later output never meets a closed pipe.
-fn wait_ready(out: std::process::ChildStdout) {
-    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-    let ready = lines.any(|l| l.trim() == "ready");
-    assert!(ready, "the child exited before it was ready");
-    std::thread::spawn(move || lines.for_each(drop));
 }
 
 /// The crate page's quickstart, with the client in another process.

@@ -7,14 +7,14 @@
 mod support;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use memlink_shm::typed::{Caller, Incoming, Plain, Postcard, Request, Typed};
 use memlink_shm::{Client, Daemon, Error, Priority, TypeError};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
+use support::{child_role, child_watchdog, unique_name, wait_ready, watchdog, Children, SegmentGuard};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -104,16 +104,6 @@ impl Typed for Shout {
 }
 impl Request for Shout {
     type Response = Note;
-}
-
-/// Blocks until the child's stdout says "ready", then drains the rest.
-fn wait_ready(out: std::process::ChildStdout) {
-    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-    assert!(
-        lines.any(|l| l.trim() == "ready"),
-        "the child exited before it was ready"
-    );
-    std::thread::spawn(move || lines.for_each(drop));
 }
 
 const VALUES: u64 = 500;
@@ -395,6 +385,9 @@ fn async_calls_with_cancellations_get_their_own_replies() {
             }
         });
         let mut caller = Caller::new(Client::connect(&name).expect("connect"));
+        // Spawnable: the call futures are Send.
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&caller.call_async(Priority::High, &Add { a: 0, b: 0 }));
         let mut dropped = 0;
         for i in 0..2_000u64 {
             let add = Add { a: i, b: 1 };

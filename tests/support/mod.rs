@@ -152,6 +152,16 @@ impl Drop for Children {
     }
 }
 
+/// Blocks until a child's stdout says "ready", then drains the rest of it
+/// in the background (so the child never blocks writing).
+pub fn wait_ready(out: std::process::ChildStdout) {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+    let ready = lines.any(|l| l.trim() == "ready");
+    assert!(ready, "the child exited before it was ready");
+    std::thread::spawn(move || lines.for_each(drop));
+}
+
 /// Disarms its watchdog when dropped.
 pub struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
 
