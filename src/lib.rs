@@ -109,7 +109,7 @@
 //! endpoints) -> `recovery.rs`, `inspect.rs`, and the compatibility layer
 //! `transport/`. `platform/fault_guard.rs` keeps a segment file cut short by
 //! a peer from killing this process with `SIGBUS`;
-//! `platform/fork_release.rs` makes a forked child let go of its parent's
+//! `platform/fork.rs` makes a forked child let go of its parent's
 //! segments, so that it cannot keep a dead parent alive.
 //! `events.rs` emits lifecycle events through `tracing` (feature `tracing`).
 //! The `memlink` command-line tool is the workspace member `cli/`.

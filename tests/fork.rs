@@ -179,7 +179,8 @@ fn close(fd: libc::c_int) {
 /// Forks a process that runs `endpoint` (it makes a daemon or a client and
 /// keeps it), forks a worker that keeps running, then waits to be killed.
 /// Returns the process and the write end that, once closed, ends the
-/// worker; it returns when the endpoint exists.
+/// worker; it returns when the endpoint exists and the worker has come out
+/// of its fork (its copies are given up then, not at the fork itself).
 fn process_with_a_forked_worker<E>(endpoint: impl FnOnce() -> Option<E>) -> (libc::pid_t, libc::c_int) {
     let (ready_r, ready_w) = pipe();
     let (hold_r, hold_w) = pipe();
@@ -195,14 +196,16 @@ fn process_with_a_forked_worker<E>(endpoint: impl FnOnce() -> Option<E>) -> (lib
         };
         // SAFETY: as above.
         if unsafe { libc::fork() } == 0 {
-            // The worker: holds copies of everything, runs until told.
+            // The worker: has run the fork handlers (fork returned here), so
+            // it says ready; then runs until told.
+            // SAFETY: writes one byte from a valid local.
+            unsafe { libc::write(ready_w, b"r".as_ptr().cast(), 1) };
             close(ready_w);
             block_until_closed(hold_r);
             // SAFETY: as above.
             unsafe { libc::_exit(0) }
         }
-        // SAFETY: writes one byte from a valid local.
-        unsafe { libc::write(ready_w, b"r".as_ptr().cast(), 1) };
+        close(ready_w);
         block_until_closed(hold_r); // until killed
         drop(kept);
         // SAFETY: as above.

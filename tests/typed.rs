@@ -557,3 +557,33 @@ fn raw_messages_are_never_taken_for_calls() {
         "a refusal was sent for raw bytes"
     );
 }
+
+/// A pipeline far deeper than the rings hold: 3,000 calls started before any
+/// is finished, on a small segment. The daemon blocks replying into a full
+/// ring while the caller's requests fill the other way; `start` takes in
+/// replies while it waits for room, so neither side waits for the other
+/// forever, and every reply still reaches its own call.
+#[test]
+fn a_pipeline_deeper_than_the_rings_does_not_deadlock() {
+    const CALLS: u64 = 3_000;
+    let name = unique_name("typed-deep");
+    let _g = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(LIMIT, &children, &[&name]);
+    let daemon = Daemon::builder(&name)
+        .size(64 << 10)
+        .max_clients(1)
+        .create()
+        .expect("create");
+    let server = adder(daemon, CALLS as usize);
+    let mut caller = Caller::new(Client::connect(&name).expect("connect"));
+    let pending: Vec<_> = (0..CALLS)
+        .map(|i| caller.start(Priority::High, &Add { a: i, b: 1 }).expect("start"))
+        .collect();
+    assert_eq!(caller.outstanding(), CALLS as usize);
+    for (i, p) in pending.into_iter().enumerate().rev() {
+        let i = i as u64;
+        assert_eq!(caller.finish(p, STEP).expect("finish"), Sum { a: i, sum: i + 1 });
+    }
+    server.join().unwrap();
+}

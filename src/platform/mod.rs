@@ -27,9 +27,9 @@ mod fault_guard;
 pub use fault_guard::{faults_anywhere, FaultGuard};
 
 #[cfg(unix)]
-mod fork_release;
+mod fork;
 #[cfg(unix)]
-pub use fork_release::{ForkHold, ForkRelease};
+pub use fork::{fork_generation, forked_since, ForkHold, ForkRelease};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -67,7 +67,7 @@ pub fn shm_path(name: &str) -> std::path::PathBuf {
 }
 
 /// A file whose locks belong to this process alone: a forked child gives up
-/// its copy (see `fork_release.rs`). For lock-holding files that are not
+/// its copy (see `fork.rs`). For lock-holding files that are not
 /// segment mappings (PID files).
 #[derive(Debug)]
 pub struct LockFile {

@@ -146,34 +146,6 @@ pub fn current_pid() -> u32 {
     std::process::id()
 }
 
-/// How many times this process's ancestors forked on the way to it, as far
-/// as this library saw: 0 in a process that never forked, one more in each
-/// child. An endpoint records it when made; a different value means it is
-/// a forked child's copy. One relaxed load.
-#[inline]
-pub fn fork_generation() -> u32 {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        extern "C" fn in_child() {
-            // Async-signal-safe: one atomic add.
-            FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        // SAFETY: registers a handler that only does an atomic add; fork runs it
-        // in the child, where only async-signal-safe calls are allowed.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-    });
-    FORKS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Whether this process is a forked child of the one where
-/// [`fork_generation`] returned `generation`.
-#[inline]
-pub fn forked_since(generation: u32) -> bool {
-    FORKS.load(std::sync::atomic::Ordering::Relaxed) != generation
-}
-
 /// This process's effective user id.
 pub fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::AtomicPtr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -158,25 +159,50 @@ pub(crate) fn watch(word: &WordRef, seen: u32, waker: &Waker, wake_at: Instant) 
 
 /// The watchers of this process, by address of their word.
 struct Watchers {
-    /// `platform::fork_generation` when the map was made: a forked child
-    /// inherits the map but not the threads, so it starts afresh.
-    generation: u32,
     by_word: HashMap<usize, Arc<Watcher>>,
 }
 
+/// The watchers of one process.
+struct ForkLocal {
+    /// `platform::fork_generation` when the map was made: a forked child
+    /// has none of the parent's watcher threads, so it makes a map afresh.
+    generation: u32,
+    watchers: Mutex<Watchers>,
+}
+
+/// The map of this process. Not a `static Mutex`: a fork while one of the
+/// parent's threads held it would leave the child's copy locked forever. A
+/// child makes a map of its own instead (seeing the generation, which is
+/// read without the lock) and leaves the parent's, which it never locks.
+static MAP: AtomicPtr<ForkLocal> = AtomicPtr::new(std::ptr::null_mut());
+
 fn watchers() -> MutexGuard<'static, Watchers> {
-    static WATCHERS: LazyLock<Mutex<Watchers>> = LazyLock::new(|| {
-        Mutex::new(Watchers {
-            generation: platform::fork_generation(),
-            by_word: HashMap::new(),
-        })
-    });
-    let mut all = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
-    if platform::forked_since(all.generation) {
-        all.generation = platform::fork_generation();
-        all.by_word.clear();
+    let generation = platform::fork_generation();
+    loop {
+        let current = MAP.load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: a non-null pointer in MAP came from `Box::into_raw` below
+        // and is never freed (a replaced map is leaked), so it is valid for
+        // 'static.
+        if let Some(local) = unsafe { current.as_ref() } {
+            if local.generation == generation {
+                return local.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        let fresh = Box::into_raw(Box::new(ForkLocal {
+            generation,
+            watchers: Mutex::new(Watchers { by_word: HashMap::new() }),
+        }));
+        let swapped = MAP.compare_exchange(
+            current,
+            fresh,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
+        if swapped.is_err() {
+            // SAFETY: `fresh` was never published; this is its only owner.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
     }
-    all
 }
 
 #[derive(Debug)]

@@ -1,4 +1,8 @@
-//! Linux and macOS: a forked child lets go of its parent's segments.
+//! Linux and macOS: what a fork does to this process's segments.
+//!
+//! A forked child counts one more fork ([`fork_generation`]): endpoints
+//! compare it with the value at their making and refuse to work in a child
+//! (`Error::Forked`). And the child lets go of its parent's segments:
 //!
 //! Liveness is an open-file-description lock on the segment file, and such
 //! a lock lives as long as anything refers to that description: the parent's
@@ -21,8 +25,7 @@
 //! seen. Up to [`TRACKED`] registrations at a time; more are not released in
 //! a child (as before this guard).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 /// How many registrations (segments and PID files) are tracked at once.
 const TRACKED: usize = 1024;
@@ -48,7 +51,41 @@ static ENTRIES: [Entry; TRACKED] = [FREE; TRACKED];
 /// Held while entries change and across `fork` itself.
 static HELD: AtomicBool = AtomicBool::new(false);
 
-static INSTALL: Once = Once::new();
+/// Forks seen on the way to this process (see [`fork_generation`]).
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the fork handlers are registered: not yet, being registered
+/// (by a thread of process [`INSTALLER`]), or done.
+static HANDLERS: AtomicU8 = AtomicU8::new(NONE);
+const NONE: u8 = 0;
+const BUSY: u8 = 1;
+const DONE: u8 = 2;
+/// The process that registers (or registered) the handlers.
+static INSTALLER: AtomicU32 = AtomicU32::new(0);
+/// The last process in which the child handler ran.
+static HANDLED_IN: AtomicU32 = AtomicU32::new(0);
+
+/// How many times this process's ancestors forked on the way to it, as far
+/// as this library saw: 0 in a process that never forked, one more in each
+/// child. An endpoint records it when made; a different value means it is
+/// a forked child's copy. One load once the handlers are registered.
+#[inline]
+pub fn fork_generation() -> u32 {
+    install();
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// Whether this process is a forked child of the one where
+/// [`fork_generation`] returned `generation`.
+#[inline]
+pub fn forked_since(generation: u32) -> bool {
+    FORKS.load(Ordering::Relaxed) != generation
+}
+
+fn getpid() -> u32 {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
 
 fn acquire() {
     while HELD
@@ -120,14 +157,67 @@ impl Drop for ForkRelease {
     }
 }
 
+/// Registers the fork handlers once per process. Not with `Once`: a fork
+/// while another thread runs the registration would leave the child's
+/// `Once` running forever, and the child stuck in its first endpoint.
+/// Instead, a thread that finds the registration under way in another
+/// process (its parent, before the fork) settles it: if this process's
+/// child handler ran, the handlers were registered before the fork and are
+/// inherited; if not, it registers them.
+#[inline]
 fn install() {
-    INSTALL.call_once(|| {
-        // SAFETY: registers three handlers that only use atomics and
-        // async-signal-safe system calls (open, dup2/dup3, fcntl, mmap,
-        // close); fork runs `prepare` and `parent` in the parent, `child` in
-        // the child.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    });
+    if HANDLERS.load(Ordering::Acquire) != DONE {
+        install_slow();
+    }
+}
+
+#[cold]
+fn install_slow() {
+    let me = getpid();
+    loop {
+        match HANDLERS.load(Ordering::Acquire) {
+            DONE => return,
+            NONE => {
+                // The pid first: a child forked after this store sees it.
+                INSTALLER.store(me, Ordering::Relaxed);
+                if HANDLERS
+                    .compare_exchange(NONE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    register();
+                    HANDLERS.store(DONE, Ordering::Release);
+                    return;
+                }
+            }
+            _ => {
+                let installer = INSTALLER.load(Ordering::Relaxed);
+                if installer != me
+                    && INSTALLER
+                        .compare_exchange(installer, me, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    // Forked while the parent registered. glibc and macOS take
+                    // the same lock to register and to fork, so the handlers
+                    // either were registered before the fork (and the child
+                    // handler ran here) or not at all.
+                    if HANDLED_IN.load(Ordering::Relaxed) != me {
+                        register();
+                    }
+                    HANDLERS.store(DONE, Ordering::Release);
+                    return;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn register() {
+    // SAFETY: registers three handlers that only use atomics and
+    // async-signal-safe system calls (getpid, open, dup2/dup3, fcntl, mmap,
+    // close); fork runs `prepare` and `parent` in the parent, `child` in
+    // the child.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
 }
 
 extern "C" fn prepare() {
@@ -139,6 +229,8 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+    HANDLED_IN.store(getpid(), Ordering::Relaxed);
     // SAFETY: a constant, NUL-terminated path; open is async-signal-safe.
     let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     for e in &ENTRIES {
