@@ -328,8 +328,11 @@ fn a_daemon_shared_out_among_worker_threads() {
         }
         let stop = StopOnDrop(&done);
         let served_by: Vec<u8> = std::thread::scope(|c| {
-            let handles: Vec<_> = (0..CLIENTS)
-                .map(|_| Client::connect(&name).expect("connect"))
+            // All connected before any starts: a client that finished and
+            // left would free its slot for the next one, skewing the shards.
+            let clients: Vec<Client> = (0..CLIENTS).map(|_| Client::connect(&name).expect("connect")).collect();
+            let handles: Vec<_> = clients
+                .into_iter()
                 .map(|mut client| {
                     c.spawn(move || {
                         let mut worker = None;
