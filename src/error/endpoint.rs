@@ -78,8 +78,8 @@ pub enum Error {
     )]
     Forked,
 
-    /// A typed message could not be encoded, or the one received is not of
-    /// the type asked for (it was taken from the ring all the same).
+    /// A typed value could not be encoded, or the message received is not
+    /// of the type asked for (a receive took it from the ring all the same).
     #[error(transparent)]
     Type(#[from] TypeError),
 
