@@ -161,16 +161,19 @@ impl Client {
     }
 
     /// The sending half, for the layers above (typed messages).
+    #[cfg(not(loom))]
     pub(crate) fn sender_mut(&mut self) -> &mut ClientSender {
         &mut self.tx
     }
 
     /// The receiving half, for the layers above (typed messages).
+    #[cfg(not(loom))]
     pub(crate) fn receiver_mut(&mut self) -> &mut ClientReceiver {
         &mut self.rx
     }
 
     /// Both halves at once, for a layer that sends and receives in one wait.
+    #[cfg(not(loom))]
     pub(crate) fn halves_mut(&mut self) -> (&mut ClientSender, &mut ClientReceiver) {
         (&mut self.tx, &mut self.rx)
     }
