@@ -14,8 +14,9 @@
 //! - [`Client::send_typed`](crate::Client::send_typed) /
 //!   [`Client::recv_typed`](crate::Client::recv_typed),
 //!   [`Daemon::send_typed_to`](crate::Daemon::send_typed_to) /
-//!   [`Daemon::recv_typed`](crate::Daemon::recv_typed), their `try_`,
-//!   `_timeout` and `_async` forms, and on the split halves;
+//!   [`Daemon::recv_typed`](crate::Daemon::recv_typed), their `try_` and
+//!   `_async` forms (and `_timeout` for receives), in place with
+//!   `recv_typed_with`, and the same on the split halves;
 //!   [`Message::decode`](crate::Message::decode) for a message already
 //!   received (to dispatch on its type with [`Message::is`](crate::Message::is)).
 //! - Request/response: a [`Request`] names its response type. A client
