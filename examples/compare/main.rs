@@ -357,33 +357,31 @@ fn run_all(o: &Opts) -> Vec<Row> {
             paired_floor,
         });
     }
-    let idle_label = "memlink busy-poll: round trip 64 B, 255 idle clients";
-    if o.only.is_empty() || o.only.iter().any(|p| idle_label.contains(p.as_str())) {
-        eprint!("\r[+] {idle_label} ...{:20}", "");
-        let before = cache_floor(floor_n).value_at_quantile(0.5);
-        let (none, idle) = memlink_idle_paired(spin_n);
-        let after = cache_floor(floor_n).value_at_quantile(0.5);
-        for (transport, h) in [("memlink, 0 idle clients", none), ("memlink, 255 idle clients", idle)] {
-            rows.push(Row {
-                transport: transport.into(),
-                workload: "round trip 64 B".into(),
-                kind: Kind::SpinLatency,
-                per_sec: 1e9 / h.mean(),
-                hist: Some(h),
-                bytes: 0,
-                floor_before: before,
-                floor_after: after,
-                paired_floor: None,
-            });
+    // Cases that measure several rows at once, in alternating chunks between
+    // the same two processes: (label for --only, run) -> named histograms.
+    type Grouped<'a> = (&'a str, Box<dyn Fn() -> Vec<(&'static str, Histogram<u64>)> + 'a>);
+    let grouped: [Grouped; 2] = [
+        (
+            "memlink busy-poll: round trip 64 B, 255 idle clients",
+            Box::new(|| {
+                let (none, idle) = memlink_idle_paired(spin_n);
+                vec![("memlink, 0 idle clients", none), ("memlink, 255 idle clients", idle)]
+            }),
+        ),
+        (
+            "memlink typed, call, pipelined calls: round trip 64 B",
+            Box::new(|| typed_cases::measure(kernel_n).rows().into()),
+        ),
+    ];
+    for (label, run) in grouped {
+        if !(o.only.is_empty() || o.only.iter().any(|p| label.contains(p.as_str()))) {
+            continue;
         }
-    }
-    let typed_label = "memlink typed, call, pipelined calls: round trip 64 B";
-    if o.only.is_empty() || o.only.iter().any(|p| typed_label.contains(p.as_str())) {
-        eprint!("\r[+] {typed_label} ...{:20}", "");
+        eprint!("\r[+] {label} ...{:20}", "");
         let before = cache_floor(floor_n).value_at_quantile(0.5);
-        let measured = typed_cases::measure(kernel_n);
+        let measured = run();
         let after = cache_floor(floor_n).value_at_quantile(0.5);
-        for (transport, h) in measured.rows() {
+        for (transport, h) in measured {
             rows.push(Row {
                 transport: transport.into(),
                 workload: "round trip 64 B".into(),
