@@ -19,6 +19,8 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 # Each hostile script creates segments, which cost Wine file-system round
 # trips; the Linux run covers the full 1500.
 export MEMLINK_HOSTILE_CASES="${MEMLINK_HOSTILE_CASES:-300}"
+# Likewise the pipelined calls of tests/typed.rs (Linux: 50,000 per client).
+export MEMLINK_TYPED_CALLS="${MEMLINK_TYPED_CALLS:-5000}"
 status=0
 cargo test --target x86_64-pc-windows-gnu "$@" || status=$?
 wineserver -k || true
