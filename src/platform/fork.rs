@@ -213,10 +213,8 @@ fn install_slow() {
 }
 
 fn register() {
-    // SAFETY: registers three handlers that only use atomics and
-    // async-signal-safe system calls (getpid, open, dup2/dup3, fcntl, mmap,
-    // close); fork runs `prepare` and `parent` in the parent, `child` in
-    // the child.
+    // Fork runs `prepare` and `parent` in the parent, `child` in the child.
+    // SAFETY: the handlers only use atomics and async-signal-safe calls.
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
 }
 
@@ -240,10 +238,10 @@ extern "C" fn child() {
         }
         let (start, len) = (e.start.load(Ordering::Relaxed), e.len.load(Ordering::Relaxed));
         if len > 0 {
-            // SAFETY: `start..start+len` is a live mapping of this (copied)
-            // address space, registered by its owner and unmapped only after
-            // deregistration; replacing it in place (MAP_FIXED) with private
-            // zero pages keeps the range valid for the child's inert copies.
+            // The owner unmaps only after deregistering, so the range is a
+            // live mapping of this (copied) address space; private zero pages
+            // in its place keep it valid for the child's inert copies.
+            // SAFETY: MAP_FIXED over a live mapping of ours, same length.
             unsafe {
                 libc::mmap(
                     start as *mut libc::c_void,

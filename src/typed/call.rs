@@ -222,7 +222,7 @@ impl Caller {
         // The clock is read only once the reply is not already there.
         let mut deadline = None;
         let result = loop {
-            if let Some(reply) = self.take_reply::<R>(id) {
+            if let Some(reply) = take_reply::<R>(&mut self.pending, id) {
                 break reply.map_err(Error::from);
             }
             let (pending, inbox, mut mine) = (&mut self.pending, &mut self.inbox, None);
@@ -422,10 +422,6 @@ impl Caller {
                 return self.last_id;
             }
         }
-    }
-
-    fn take_reply<R: Typed>(&mut self, id: u64) -> Option<Result<R, TypeError>> {
-        take_reply(&mut self.pending, id)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use delegate::delegate;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
-use super::envelope::{self, Kind, HEADER};
-use super::{decode, is, record_len, write_record, Plain, Typed};
+use super::envelope::Kind;
+use super::{body_if, decode, is, record_len, write_record, Plain, Typed};
 use crate::endpoint::{
     Client, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonReceiver, DaemonSender, Message,
 };
@@ -25,12 +25,9 @@ fn with_plain<T, R>(record: &[u8], f: impl FnOnce(&T) -> R, failed: &mut Option<
 where
     T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
 {
-    let body = match record.split_at_checked(HEADER) {
-        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() && envelope::is_marked(head) => body,
-        _ => {
-            *failed = decode::<T>(record).err();
-            return None;
-        }
+    let Some(body) = body_if::<T>(record) else {
+        *failed = decode::<T>(record).err();
+        return None;
     };
     if let Ok(value) = T::ref_from_bytes(body) {
         return Some(f(value));

@@ -139,13 +139,20 @@ pub(crate) fn body_of<T: Typed>(record: &[u8]) -> Result<(Kind, &[u8]), TypeErro
 /// [`TypeError::WrongLength`] or [`TypeError::Decode`].
 #[inline(always)]
 pub fn decode<T: Typed>(record: &[u8]) -> Result<T, TypeError> {
-    // The common case first: a record of the right tag (never 0, so never
-    // an untyped record). The header's kind does not matter here.
+    match body_if::<T>(record) {
+        Some(body) => T::Encoding::decode(body),
+        None => Err(not_a::<T>(record)),
+    }
+}
+
+/// The body of `record` if it is a marked record tagged as a `T` (the tag is
+/// never 0, so never an untyped record), whatever its kind: the common case
+/// of a receive, checked first.
+#[inline(always)]
+pub(crate) fn body_if<T: Typed>(record: &[u8]) -> Option<&[u8]> {
     match record.split_at_checked(HEADER) {
-        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() && envelope::is_marked(head) => {
-            T::Encoding::decode(body)
-        }
-        _ => Err(not_a::<T>(record)),
+        Some((head, body)) if head[..8] == T::TAG.to_le_bytes() && envelope::is_marked(head) => Some(body),
+        _ => None,
     }
 }
 
