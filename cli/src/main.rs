@@ -8,6 +8,8 @@
 //! tool" for the output formats and exit codes.
 
 mod bench;
+#[cfg(feature = "bridge")]
+mod bridge;
 mod clean;
 mod failure;
 mod inspect;
@@ -85,6 +87,14 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Carries segment NAME over Zenoh to other hosts: `export` on the
+    /// daemon's host, `import` on each other host (README: "Beyond one
+    /// machine").
+    #[cfg(feature = "bridge")]
+    Bridge {
+        #[command(subcommand)]
+        side: bridge::Side,
+    },
     /// The client side of `bench` (started by it).
     #[command(hide = true)]
     BenchClient { name: String },
@@ -113,6 +123,8 @@ fn main() -> ExitCode {
         Command::Clean { dry_run, dirs } => clean::run(&dirs, dry_run),
         Command::Bench { quick } => bench::run(quick),
         Command::BenchClient { name } => bench::client(&name),
+        #[cfg(feature = "bridge")]
+        Command::Bridge { side } => bridge::run(side),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,159 +3,23 @@
 //! nothing, an echoing daemon, a client that sent known traffic, a client
 //! that pings). Every test has a watchdog and removes its segments.
 
+mod support;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memlink_shm::{Client, Daemon, Error, Priority};
 use serde_json::Value;
-
-const ROLE: &str = "MEMLINK_CLI_TEST_ROLE";
-const LIMIT: Duration = Duration::from_secs(120);
-const STEP: Duration = Duration::from_secs(30);
+use support::*;
 
 // ---------------------------------------------------------------------------
-// Harness
+// Helpers
 // ---------------------------------------------------------------------------
-
-fn role() -> Option<Vec<String>> {
-    let r = std::env::var(ROLE).ok()?;
-    // A child never outlives the test: it ends itself after the limit.
-    std::thread::spawn(|| {
-        std::thread::sleep(LIMIT);
-        std::process::exit(101);
-    });
-    Some(r.split('\u{1f}').map(str::to_owned).collect())
-}
-
-/// A child process in a role; killed on drop. Its stdin closing tells it to
-/// end.
-struct Role {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Role {
-    fn start(test: &str, args: &[&str]) -> Role {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, args.join("\u{1f}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn a child role");
-        let mut lines = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok);
-        assert!(
-            lines.any(|l| l.trim() == "ready"),
-            "the child {args:?} ended before it was ready"
-        );
-        std::thread::spawn(move || lines.for_each(drop));
-        let stdin = child.stdin.take();
-        Role { child, stdin }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Closes its stdin and waits for it to end; whether it succeeded.
-    fn finish(mut self) -> bool {
-        drop(self.stdin.take());
-        self.child.wait().is_ok_and(|s| s.success())
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Blocks until stdin closes (the parent's signal to end).
-fn until_stdin_closes() {
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-}
-
-/// A flag that turns true when stdin closes (watched by a thread).
-fn stop_when_stdin_closes() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        until_stdin_closes();
-        s.store(true, Ordering::Relaxed);
-    });
-    stop
-}
-
-/// Fails the test process (whatever hangs) after `LIMIT`, unless dropped.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: a test ran past {LIMIT:?}");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
-fn unique(tag: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "memlink-cli-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Removes a segment (a bare name or a path) when dropped.
-struct Removed(String);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let path = if self.0.contains('/') {
-            PathBuf::from(&self.0)
-        } else {
-            memlink_shm::inspect::default_dir().join(&self.0)
-        };
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique(tag));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn at(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn memlink_path() -> PathBuf {
     assert_cmd::cargo::cargo_bin("memlink")

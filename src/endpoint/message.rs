@@ -26,8 +26,17 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message of `bytes` on tier `priority`, as [`crate::Client::recv`]
+    /// returns it: for endpoints built on other transports (the Zenoh bridge's
+    /// remote client) and for tests.
+    ///
+    /// ```
+    /// use memlink_shm::{Message, Priority};
+    /// let m = Message::new(Priority::Low, b"hi");
+    /// assert_eq!((m.priority(), m.payload()), (Priority::Low, &b"hi"[..]));
+    /// ```
     #[inline]
-    pub(crate) fn new(priority: Priority, bytes: &[u8]) -> Message {
+    pub fn new(priority: Priority, bytes: &[u8]) -> Message {
         let payload = if bytes.len() <= INLINE {
             let mut inline = [0u8; INLINE];
             inline[..bytes.len()].copy_from_slice(bytes);

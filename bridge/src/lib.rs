@@ -1,0 +1,48 @@
+//! Carries a [memlink-shm](memlink_shm) segment over [Zenoh](zenoh), so that
+//! clients on other hosts reach the same daemon, unchanged.
+//!
+//! On the daemon's host an [`Export`] (`memlink bridge export NAME --listen
+//! ENDPOINT`) serves the segment; on another host an [`Import`] (`memlink
+//! bridge import NAME --connect ENDPOINT`) creates a local segment with the
+//! remote daemon's shape, which unmodified local clients connect to as to
+//! any daemon. A program that wants no second process uses a
+//! [`RemoteClient`], which speaks Zenoh itself.
+//!
+//! - **Clients stay individuals.** Each remote client becomes a client of
+//!   its own on the daemon's side (its own slot and `ClientId`, replies to it
+//!   alone, broadcasts reach it).
+//! - **Priorities and order.** Each tier travels at its own Zenoh priority
+//!   (Critical at `InteractiveHigh`, High at `Data`, Low at `DataLow`),
+//!   reliably and in order, so order within a tier holds end to end.
+//! - **Failures cross.** A remote client that leaves is a departure at the
+//!   daemon once its last message is delivered; one whose bridge or host
+//!   dies is a departure when Zenoh drops its liveliness token (at once for
+//!   a crash, whose socket closes; after the lease for a silent network)
+//!   plus [`export::GRACE`]. A daemon that dies or shuts down is a
+//!   disconnect at every remote client after the last message it sent; an
+//!   export that dies or goes silent is one within the lease. What was in
+//!   flight on a broken link is lost; nothing is duplicated.
+//! - **Backpressure.** Every queue is bounded: a slow reader fills its ring,
+//!   then the bridge's queue, then Zenoh's, and the sender blocks.
+//!
+//! See the README's section "Beyond one machine" for the commands and the
+//! measured cost.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod config;
+mod error;
+pub mod export;
+mod import;
+mod keys;
+mod remote;
+mod stream;
+mod window;
+mod wire;
+
+pub use config::BridgeConfig;
+pub use error::BridgeError;
+pub use export::Export;
+pub use import::Import;
+pub use remote::RemoteClient;
+pub use wire::Shape;

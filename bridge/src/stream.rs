@@ -1,0 +1,251 @@
+//! The parts both sides of a bridge share to move one stream of messages
+//! between Zenoh and a memlink endpoint: a bounded queue fed from Zenoh's
+//! callbacks, the messages waiting for room in a ring, the tiers that have
+//! ended, and the publishers of a client's three tiers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use memlink_shm::{Error, Priority};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use zenoh::bytes::ZBytes;
+use zenoh::pubsub::Publisher;
+use zenoh::qos::CongestionControl;
+use zenoh::{Session, Wait};
+
+use crate::error::BridgeError;
+use crate::export::GRACE;
+use crate::window::WINDOW;
+use crate::wire::zenoh_priority;
+
+/// Messages waiting for room in a full ring before the queue stops being
+/// read.
+const PENDING: usize = 256;
+
+/// How often a message waiting for room in a ring is tried again.
+const RETRY: Duration = Duration::from_millis(1);
+
+/// Whether messages are sent without waiting to fill a Zenoh batch: lower
+/// latency, at some cost in throughput for tiny messages.
+pub(crate) const EXPRESS: bool = true;
+
+/// The runtime that runs a bridge's tasks.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BridgeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("memlink-bridge")
+        .enable_all()
+        .build()
+        .map_err(|e| BridgeError::Zenoh(format!("starting the bridge's runtime: {e}")))
+}
+
+/// What the Zenoh side hands a memlink endpoint.
+#[derive(Debug)]
+pub(crate) enum Outbound<K> {
+    /// A message for `K` on a tier.
+    Data(K, Priority, ZBytes),
+    /// The tier's stream for `K` ended: nothing follows on it.
+    End(K, Priority),
+}
+
+/// The sending end of a queue, kept by Zenoh's callbacks.
+#[derive(Debug)]
+pub(crate) struct Inbound<K> {
+    tx: flume::Sender<Outbound<K>>,
+    gone: Arc<Notify>,
+}
+
+impl<K> Clone for Inbound<K> {
+    fn clone(&self) -> Self {
+        Inbound {
+            tx: self.tx.clone(),
+            gone: self.gone.clone(),
+        }
+    }
+}
+
+impl<K> Inbound<K> {
+    /// Queues an item, never waiting (Zenoh's callbacks must not block). A
+    /// queue holds a window and the ends of a stream, so a full one means a
+    /// peer sent beyond its window: the item is dropped. Dropped too if the
+    /// task ended.
+    pub(crate) fn push(&self, item: Outbound<K>) {
+        let _ = self.tx.try_send(item);
+    }
+
+    /// The peer's liveliness token vanished: the queue ends [`GRACE`] later.
+    pub(crate) fn gone(&self) {
+        self.gone.notify_one();
+    }
+}
+
+/// The receiving end of a queue, read by the task that owns the endpoint.
+#[derive(Debug)]
+pub(crate) struct Queue<K> {
+    rx: flume::Receiver<Outbound<K>>,
+    gone: Arc<Notify>,
+    deadline: Option<Instant>,
+}
+
+/// A new queue for `streams` streams' windows.
+pub(crate) fn queue<K>(streams: usize) -> (Inbound<K>, Queue<K>) {
+    let (tx, rx) = flume::bounded(streams * (WINDOW as usize + 3));
+    let gone = Arc::new(Notify::new());
+    (
+        Inbound { tx, gone: gone.clone() },
+        Queue {
+            rx,
+            gone,
+            deadline: None,
+        },
+    )
+}
+
+impl<K> Queue<K> {
+    /// The next item; while `accepting` is false only the end is watched.
+    /// `None` when the queue ends: every sender dropped, or [`GRACE`] after
+    /// [`Inbound::gone`]. Cancellation-safe.
+    pub(crate) async fn next(&mut self, accepting: bool) -> Option<Outbound<K>> {
+        loop {
+            let deadline = self.deadline;
+            tokio::select! {
+                biased;
+                got = self.rx.recv_async(), if accepting => return got.ok(),
+                () = self.gone.notified(), if deadline.is_none() => {
+                    self.deadline = Some(Instant::now() + GRACE);
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Messages taken from a queue that found their ring full, oldest first.
+#[derive(Debug)]
+pub(crate) struct Pending<K> {
+    items: VecDeque<(K, Priority, ZBytes)>,
+}
+
+impl<K> Default for Pending<K> {
+    fn default() -> Self {
+        Pending { items: VecDeque::new() }
+    }
+}
+
+impl<K> Pending<K> {
+    pub(crate) fn has_room(&self) -> bool {
+        self.items.len() < PENDING
+    }
+
+    pub(crate) fn push(&mut self, key: K, tier: Priority, bytes: ZBytes) {
+        self.items.push_back((key, tier, bytes));
+    }
+
+    /// Resolves when it is time to try again (never while nothing waits).
+    pub(crate) async fn retry_later(&self) {
+        if self.items.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sends what waits, oldest first, with `send` (which must not block),
+    /// until done or a ring is full ([`Error::Full`]: the message stays for
+    /// later). Any other error drops the message and is returned with its
+    /// key.
+    pub(crate) fn flush(
+        &mut self,
+        mut send: impl FnMut(&K, Priority, &[u8]) -> Result<(), Error>,
+    ) -> Result<(), (K, Error)> {
+        while let Some((key, tier, bytes)) = self.items.front() {
+            match send(key, *tier, &bytes.to_bytes()) {
+                Ok(()) => {}
+                Err(Error::Full) => return Ok(()),
+                Err(e) => {
+                    let (key, ..) = self.items.pop_front().expect("a front item");
+                    return Err((key, e));
+                }
+            }
+            self.items.pop_front();
+        }
+        Ok(())
+    }
+}
+
+/// Which of the three tiers of a stream have ended.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Ends(u8);
+
+impl Ends {
+    pub(crate) fn set(&mut self, tier: Priority) {
+        self.0 |= 1 << tier.index();
+    }
+
+    pub(crate) fn all(self) -> bool {
+        self.0 == 0b111
+    }
+}
+
+/// The publishers of one client's three tiers (in tier order), reliable,
+/// blocking when Zenoh's queues are full.
+pub(crate) async fn publishers(
+    session: &Session,
+    key: impl Fn(Priority) -> String,
+) -> zenoh::Result<[Publisher<'static>; 3]> {
+    let mut out = Vec::with_capacity(3);
+    for tier in Priority::ALL {
+        out.push(publisher(session, key(tier), tier).await?);
+    }
+    Ok(three(out))
+}
+
+/// [`publishers`], for a caller outside the bridge's runtime.
+pub(crate) fn publishers_now(
+    session: &Session,
+    key: impl Fn(Priority) -> String,
+) -> zenoh::Result<[Publisher<'static>; 3]> {
+    let mut out = Vec::with_capacity(3);
+    for tier in Priority::ALL {
+        out.push(publisher(session, key(tier), tier).wait()?);
+    }
+    Ok(three(out))
+}
+
+fn publisher(session: &Session, key: String, tier: Priority) -> zenoh::pubsub::PublisherBuilder<'_, 'static> {
+    session
+        .declare_publisher(key)
+        .priority(zenoh_priority(tier))
+        .congestion_control(CongestionControl::Block)
+        .express(EXPRESS)
+}
+
+fn three(publishers: Vec<Publisher<'static>>) -> [Publisher<'static>; 3] {
+    publishers
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one publisher per tier"))
+}
+
+/// The publisher of a stream's acknowledgements: ahead of all data, never
+/// batched.
+pub(crate) fn ack_publisher(session: &Session, key: String) -> zenoh::pubsub::PublisherBuilder<'_, 'static> {
+    session
+        .declare_publisher(key)
+        .priority(zenoh::qos::Priority::RealTime)
+        .congestion_control(CongestionControl::Block)
+        .express(true)
+}
+
+/// Ends each tier's stream (a `DELETE` after its last message).
+pub(crate) async fn end(publishers: &[Publisher<'static>; 3]) {
+    for publisher in publishers {
+        let _ = publisher.delete().await;
+    }
+}

@@ -1,0 +1,96 @@
+//! `memlink bridge export|import`: the Zenoh bridge of `memlink-bridge`,
+//! run until the process is stopped.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use memlink_bridge::{BridgeConfig, Export, Import};
+
+use crate::failure::Failure;
+
+/// Which side of the bridge this process is.
+#[derive(Debug, Subcommand)]
+pub enum Side {
+    /// On the daemon's host: serves segment NAME to remote clients and
+    /// imports (its daemon may start later).
+    Export {
+        /// The segment to serve.
+        name: String,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// On another host: creates local segment NAME (or --as LOCAL) with the
+    /// remote daemon's shape, whose clients reach the remote daemon. The
+    /// segment exists while the export and its daemon are reachable.
+    Import {
+        /// The remote segment.
+        name: String,
+        /// The local segment's name (default: NAME).
+        #[arg(long = "as", value_name = "LOCAL")]
+        local: Option<String>,
+        #[command(flatten)]
+        net: Net,
+    },
+}
+
+/// Where to meet the other side.
+#[derive(Debug, Args)]
+pub struct Net {
+    /// Listen on this Zenoh locator, e.g. tcp/0.0.0.0:7447 (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// Connect to this Zenoh locator, e.g. tcp/10.0.0.1:7447 (repeatable);
+    /// reconnects when the link is lost.
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// A Zenoh configuration file (JSON5) for everything else: routers,
+    /// TLS, scouting. The endpoints above apply on top of it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How long a silent peer counts as alive, in milliseconds (Zenoh's
+    /// lease; a crashed peer is seen at once).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    lease: u64,
+}
+
+impl Net {
+    fn config(self) -> BridgeConfig {
+        let mut config = BridgeConfig::default().lease(Duration::from_millis(self.lease));
+        for endpoint in self.listen {
+            config = config.listen(endpoint);
+        }
+        for endpoint in self.connect {
+            config = config.connect(endpoint);
+        }
+        if let Some(file) = self.config {
+            config = config.file(file);
+        }
+        config
+    }
+}
+
+pub fn run(side: Side) -> Result<(), Failure> {
+    let fail = |e| Failure::io("memlink bridge", e);
+    match side {
+        Side::Export { name, net } => {
+            let export = Export::start(&name, net.config()).map_err(fail)?;
+            ready(&format!("exporting {name}"));
+            export.run_forever()
+        }
+        Side::Import { name, local, net } => {
+            let local = local.unwrap_or_else(|| name.clone());
+            let import = Import::start(&name, &local, net.config()).map_err(fail)?;
+            ready(&format!("importing {name} as {local}"));
+            import.run_forever()
+        }
+    }
+}
+
+/// Says the bridge is up (a line scripts and tests wait for).
+fn ready(what: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "memlink bridge: {what}");
+    let _ = out.flush();
+}

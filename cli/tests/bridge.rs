@@ -1,0 +1,472 @@
+//! `memlink bridge` between real processes on one machine: a daemon, an
+//! export and an import (two Zenoh peers on explicit endpoints, no
+//! multicast), and clients of the imported segment. The failure tests
+//! SIGKILL the importing bridge and the daemon; the partition test puts the
+//! import in a network namespace joined by a veth pair that it cuts and
+//! restores (root only; it says so and passes elsewhere, unless
+//! `MEMLINK_REQUIRE_NETNS=1`).
+
+#![cfg(feature = "bridge")]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use memlink_bridge::{BridgeConfig, RemoteClient};
+use memlink_shm::{Client, Daemon, Error, Priority};
+use support::*;
+
+/// The lease the bridges run with here (a silent peer is gone after it).
+const LEASE: Duration = Duration::from_secs(2);
+/// A departure after a crash takes GRACE (0.5 s) plus Zenoh's notice; after
+/// silence, the lease more. The bounds below add room for a loaded machine.
+const CRASH_BOUND: Duration = Duration::from_secs(5);
+const SILENCE_BOUND: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// `daemon NAME`: echoes every message to its sender on the same tier,
+/// answers `who` with the sender's id and `bcast` with a broadcast, and
+/// prints `joined ID` / `left ID` as clients come and go.
+fn run_role(r: &[String]) {
+    assert_eq!(r[0], "daemon");
+    let mut daemon = Daemon::builder(&r[1])
+        .max_clients(8)
+        .size(8 << 20)
+        .create()
+        .expect("create");
+    let stop = stop_when_stdin_closes();
+    println!("ready");
+    let mut known = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match daemon.recv_timeout(Duration::from_millis(10)) {
+            Ok(m) => {
+                let sent = match m.payload() {
+                    b"who" => daemon.send_to(m.client(), m.priority(), format!("{}", m.client()).as_bytes()),
+                    b"bcast" => daemon.broadcast(Priority::High, b"to all"),
+                    other => daemon.send_to(m.client(), m.priority(), other),
+                };
+                match sent {
+                    Ok(()) | Err(Error::UnknownClient(_)) => {}
+                    Err(e) => panic!("daemon send: {e}"),
+                }
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => panic!("daemon recv: {e}"),
+        }
+        let now = daemon.clients();
+        for id in now.iter().filter(|id| !known.contains(*id)) {
+            println!("joined {id}");
+        }
+        for id in known.iter().filter(|id| !now.contains(*id)) {
+            println!("left {id}");
+        }
+        known = now;
+    }
+}
+
+macro_rules! child_role {
+    () => {
+        if let Some(r) = role() {
+            run_role(&r);
+            return;
+        }
+    };
+}
+
+/// A `memlink bridge` process, killed when dropped.
+struct Bridge(Child);
+
+impl Bridge {
+    /// Starts `memlink bridge ARGS` (under `prefix`, such as `ip netns exec
+    /// NS`) and waits for it to say it is up.
+    fn start(args: &[&str], prefix: &[&str]) -> Bridge {
+        let memlink = assert_cmd::cargo::cargo_bin("memlink");
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&memlink);
+                c
+            }
+            None => Command::new(&memlink),
+        };
+        let mut child = command
+            .arg("bridge")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start memlink bridge");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(
+            first.starts_with("memlink bridge: "),
+            "memlink bridge {args:?} said {first:?}"
+        );
+        std::thread::spawn(move || lines.for_each(drop));
+        Bridge(child)
+    }
+
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A daemon, its export on `listen`, and an import connecting to `connect`
+/// as local segment `local` (under `prefix`).
+struct Setup {
+    daemon: Option<Role>,
+    events: mpsc::Receiver<String>,
+    export: Option<Bridge>,
+    import: Option<Bridge>,
+    name: String,
+    local: String,
+    connect: String,
+    prefix: Vec<String>,
+    _removed: [Removed; 2],
+}
+
+impl Setup {
+    fn new(test: &str, listen: &str, connect: &str, prefix: &[&str]) -> Setup {
+        let name = unique("bridged");
+        let local = unique("imported");
+        let (daemon, events) = Role::watched(test, &["daemon", &name], &[]);
+        let lease = LEASE.as_millis().to_string();
+        let export = Bridge::start(&["export", &name, "--listen", listen, "--lease", &lease], &[]);
+        let mut setup = Setup {
+            daemon: Some(daemon),
+            events,
+            export: Some(export),
+            import: None,
+            name: name.clone(),
+            local: local.clone(),
+            connect: connect.to_owned(),
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            _removed: [Removed(name), Removed(local)],
+        };
+        setup.start_import();
+        setup
+    }
+
+    fn start_import(&mut self) {
+        let lease = LEASE.as_millis().to_string();
+        let prefix: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        let args = [
+            "import",
+            &self.name,
+            "--connect",
+            &self.connect,
+            "--as",
+            &self.local,
+            "--lease",
+            &lease,
+        ];
+        self.import = Some(Bridge::start(&args, &prefix));
+    }
+
+    /// A client of the imported segment, once the import has made it and
+    /// the daemon answers through it.
+    fn client(&self) -> Client {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(mut client) = Client::connect(&self.local) {
+                if client.send(Priority::Critical, b"who").is_ok()
+                    && client.recv_timeout(Duration::from_secs(2)).is_ok()
+                {
+                    return client;
+                }
+            }
+            assert!(Instant::now() < deadline, "the imported segment never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The next `joined`/`left` line the daemon prints, within `within`.
+    fn event(&self, within: Duration) -> String {
+        self.events
+            .recv_timeout(within)
+            .unwrap_or_else(|e| panic!("no daemon event within {within:?}: {e}"))
+    }
+
+    /// The id of the next client that joins the daemon.
+    fn joined(&self) -> String {
+        let line = self.event(STEP);
+        line.strip_prefix("joined ")
+            .unwrap_or_else(|| panic!("expected a join, got {line:?}"))
+            .to_owned()
+    }
+}
+
+/// Waits until `id` leaves the daemon; how long that took.
+fn departure(setup: &Setup, id: &str, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let left = Instant::now().duration_since(start);
+        let line = setup.event(bound.saturating_sub(left).max(Duration::from_millis(1)));
+        if line == format!("left {id}") {
+            return start.elapsed();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+/// 100,000 checked messages in all three tiers, from a client of the
+/// imported segment to the remote daemon and back: complete, and in order
+/// within each tier.
+#[test]
+fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
+    child_role!();
+    let _w = watchdog();
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let setup = Setup::new(
+        "a_client_of_the_imported_segment_talks_to_the_daemon_both_ways",
+        &endpoint,
+        &endpoint,
+        &[],
+    );
+    let client = setup.client();
+    const N: u64 = 100_000;
+    let (mut tx, mut rx) = client.split();
+    let sender = std::thread::spawn(move || {
+        let mut sent = [0u64; 3];
+        for i in 0..N {
+            let tier = tier_of(i);
+            tx.send(tier, &record(tier, sent[tier.index()]))
+                .expect("send through the bridge");
+            sent[tier.index()] += 1;
+        }
+        (tx, sent)
+    });
+    let mut next = [0u64; 3];
+    for _ in 0..N {
+        let m = rx.recv_timeout(STEP).expect("an echo through the bridge");
+        let tier = m.priority();
+        assert_eq!(
+            m.payload(),
+            record(tier, next[tier.index()]),
+            "tier {tier} out of order or damaged"
+        );
+        next[tier.index()] += 1;
+    }
+    let (_tx, sent) = sender.join().unwrap();
+    assert_eq!(next, sent);
+    assert!(
+        sent.iter().all(|&n| n >= N / 10),
+        "every tier carried a share: {sent:?}"
+    );
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)), "nothing duplicated");
+}
+
+/// The tier of message `i` of the stream (a mix in which each tier comes
+/// both in runs and alone).
+fn tier_of(i: u64) -> Priority {
+    Priority::ALL[((i * 7 + i / 5) % 3) as usize]
+}
+
+fn record(tier: Priority, seq: u64) -> Vec<u8> {
+    let len = 9 + (seq % 120) as usize;
+    let mut out = vec![tier.index() as u8];
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend((0..len - 9).map(|k| (seq as u8).wrapping_add(k as u8)));
+    out
+}
+
+/// A client of the imported segment and a `RemoteClient` are two clients of
+/// the daemon: distinct ids, replies to each alone, broadcasts to both.
+#[test]
+fn remote_clients_are_told_apart_and_broadcasts_reach_them() {
+    child_role!();
+    let _w = watchdog();
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let setup = Setup::new(
+        "remote_clients_are_told_apart_and_broadcasts_reach_them",
+        &endpoint,
+        &endpoint,
+        &[],
+    );
+    let mut local = setup.client();
+    let local_id = setup.joined();
+    let config = BridgeConfig::default().connect(&endpoint).lease(LEASE);
+    let mut remote = RemoteClient::connect(&setup.name, config).expect("a remote client");
+    let remote_id = setup.joined();
+    assert_ne!(local_id, remote_id);
+
+    remote.send(Priority::Critical, b"who").unwrap();
+    assert_eq!(remote.recv_timeout(STEP).unwrap().payload(), remote_id.as_bytes());
+    local.send(Priority::Critical, b"who").unwrap();
+    assert_eq!(local.recv_timeout(STEP).unwrap().payload(), local_id.as_bytes());
+
+    local.send(Priority::High, b"bcast").unwrap();
+    for m in [local.recv_timeout(STEP).unwrap(), remote.recv_timeout(STEP).unwrap()] {
+        assert_eq!((m.priority(), m.payload()), (Priority::High, &b"to all"[..]));
+    }
+    // Each got its own replies only.
+    assert!(matches!(local.try_recv(), Err(Error::Empty)));
+    assert!(matches!(remote.try_recv(), Err(Error::Empty)));
+
+    // A remote client that leaves is a departure at the daemon.
+    drop(remote);
+    let took = departure(&setup, &remote_id, CRASH_BOUND);
+    println!("a RemoteClient that left was a departure after {took:?}");
+}
+
+/// SIGKILL of the importing bridge is a departure of its clients at the
+/// daemon; SIGKILL of the daemon is a disconnect at the remote client.
+#[test]
+fn a_killed_import_is_a_departure_and_a_killed_daemon_a_disconnect() {
+    child_role!();
+    let _w = watchdog();
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let mut setup = Setup::new(
+        "a_killed_import_is_a_departure_and_a_killed_daemon_a_disconnect",
+        &endpoint,
+        &endpoint,
+        &[],
+    );
+    let mut client = setup.client();
+    let id = setup.joined();
+    setup.import.take().unwrap().kill();
+    let took = departure(&setup, &id, CRASH_BOUND);
+    println!("SIGKILL of the import: departure at the daemon after {took:?}");
+    assert!(matches!(client.recv_timeout(STEP), Err(Error::Disconnected)));
+
+    setup.start_import();
+    let mut client = setup.client();
+    setup.joined();
+    let killed = Instant::now();
+    setup.daemon.take().unwrap().kill();
+    let got = client.recv_timeout(STEP);
+    assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
+    println!(
+        "SIGKILL of the daemon: disconnect at the remote client after {:?}",
+        killed.elapsed()
+    );
+    assert!(killed.elapsed() < CRASH_BOUND, "took {:?}", killed.elapsed());
+    drop(setup.export.take());
+}
+
+/// The import in a network namespace, its link cut and restored: within
+/// the lease (plus room) its client departs at the daemon and the local
+/// client is disconnected; once the link is back, a new client works.
+#[test]
+fn a_partition_is_a_departure_and_a_disconnect_and_heals() {
+    child_role!();
+    let Some(net) = Netns::create() else {
+        assert!(
+            std::env::var_os("MEMLINK_REQUIRE_NETNS").is_none(),
+            "MEMLINK_REQUIRE_NETNS is set, but no network namespace could be made"
+        );
+        eprintln!("skipped: creating a network namespace needs root (CAP_NET_ADMIN) and iproute2");
+        return;
+    };
+    let _w = watchdog();
+    let port = free_port();
+    let listen = format!("tcp/{}:{port}", net.host_ip);
+    let prefix = ["ip", "netns", "exec", net.ns.as_str()];
+    let setup = Setup::new(
+        "a_partition_is_a_departure_and_a_disconnect_and_heals",
+        &listen,
+        &listen,
+        &prefix,
+    );
+    let mut client = setup.client();
+    let id = setup.joined();
+
+    net.link(false);
+    let cut = Instant::now();
+    let took = departure(&setup, &id, SILENCE_BOUND);
+    println!("partition: departure at the daemon after {took:?} (lease {LEASE:?})");
+    assert!(
+        took >= LEASE / 2,
+        "a departure before the lease ran out ({took:?}): not a partition"
+    );
+    assert!(matches!(client.recv_timeout(SILENCE_BOUND), Err(Error::Disconnected)));
+    println!("partition: disconnect at the remote client after {:?}", cut.elapsed());
+
+    net.link(true);
+    let mut client = setup.client();
+    setup.joined();
+    client.send(Priority::Low, b"after").unwrap();
+    let echo = client.recv_timeout(STEP).unwrap();
+    assert_eq!(echo.payload(), b"after");
+}
+
+/// A network namespace joined to this one by a veth pair; removed on drop.
+struct Netns {
+    ns: String,
+    host_if: String,
+    host_ip: String,
+}
+
+impl Netns {
+    fn create() -> Option<Netns> {
+        let id = std::process::id() % 100_000;
+        let net = Netns {
+            ns: format!("mlb{id}"),
+            host_if: format!("mlbh{id}"),
+            host_ip: format!("10.213.{}.1", id % 250),
+        };
+        let ns_if = format!("mlbn{id}");
+        let ns_ip = format!("10.213.{}.2/30", id % 250);
+        let ns = net.ns.as_str();
+        let steps: [&[&str]; 7] = [
+            &["netns", "add", ns],
+            &["link", "add", &net.host_if, "type", "veth", "peer", "name", &ns_if],
+            &["link", "set", &ns_if, "netns", ns],
+            &["addr", "add", &format!("{}/30", net.host_ip), "dev", &net.host_if],
+            &["link", "set", &net.host_if, "up"],
+            &["-n", ns, "addr", "add", &ns_ip, "dev", &ns_if],
+            &["-n", ns, "link", "set", &ns_if, "up"],
+        ];
+        for step in steps {
+            if !ip(step) {
+                return None; // `net` drops and removes what was made
+            }
+        }
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        Some(net)
+    }
+
+    /// Brings the host's end of the pair up or down (down: packets stop,
+    /// no connection is closed).
+    fn link(&self, up: bool) {
+        assert!(ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.ns]);
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
