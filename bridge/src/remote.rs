@@ -182,9 +182,10 @@ impl RemoteClient {
         self.max_message_size
     }
 
-    /// Whether the daemon and the export were there at the last call.
+    /// Whether the daemon and the export are there, as far as this client
+    /// has heard.
     pub fn is_connected(&self) -> bool {
-        !self.disconnected
+        !self.disconnected && !self.gone.load(Ordering::Acquire)
     }
 
     /// Sends `data` on tier `priority`, waiting while the daemon's side has
