@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use memlink_shm::{inspect, Client, Error};
-use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::query::{Query, Queryable};
@@ -22,6 +21,7 @@ use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::frames::Packer;
 use crate::keys::Keys;
 use crate::stream::{self, Ends, Inbound, Outbound, Pending, Queue};
 use crate::window::{Acked, Consumed, Credit};
@@ -186,7 +186,10 @@ impl Shared {
 
 fn answer_attach(shared: &Arc<Shared>, query: &Query) {
     let reply = match shared.keys.parse(query.key_expr().as_str()) {
-        Some(("attach", rid, None)) => attach(shared, rid).map(|(_, shape)| shape),
+        Some(("attach", rid, None)) => attach(shared, rid).and_then(|_| {
+            let info = inspect::segment(&shared.segment).map_err(|e| e.to_string())?;
+            Ok(Shape::of(&info))
+        }),
         _ => Err("not an attach key".to_owned()),
     };
     let _ = match reply {
@@ -199,7 +202,7 @@ fn on_up(shared: &Arc<Shared>, sample: &Sample) {
     let Some(("up", rid, Some(tier))) = shared.keys.parse(sample.key_expr().as_str()) else {
         return;
     };
-    let Ok((attached, _)) = attach(shared, rid) else {
+    let Ok(attached) = attach(shared, rid) else {
         return;
     };
     attached.inbound.push(match sample.kind() {
@@ -233,22 +236,16 @@ fn on_token(shared: &Arc<Shared>, sample: &Sample) {
 }
 
 /// The queue to client `rid`'s task, connecting the client to the daemon
-/// first if it is new; and the segment's shape as this client sees it.
-fn attach(shared: &Arc<Shared>, rid: &str) -> Result<(Attached, Shape), String> {
-    let shape = || {
-        inspect::segment(&shared.segment)
-            .map(|i| Shape::of(&i))
-            .map_err(|e| e.to_string())
-    };
+/// first if it is new.
+fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
     let mut clients = shared.lock();
     if let Some(attached) = clients.live.get(rid) {
-        return Ok((attached.clone(), shape()?));
+        return Ok(attached.clone());
     }
     if clients.left.contains(rid) {
         return Err(format!("client {rid} has left"));
     }
     let client = Client::connect(&shared.segment).map_err(|e| e.to_string())?;
-    let shape = shape()?;
     let (inbound, queue) = stream::queue(1);
     let attached = Attached {
         inbound,
@@ -264,7 +261,7 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<(Attached, Shape), String> 
         clients.live.remove(&rid);
         clients.left.insert(rid);
     });
-    Ok((attached, shape))
+    Ok(attached)
 }
 
 /// Carries one remote client: the daemon's messages to it out to Zenoh,
@@ -284,30 +281,60 @@ async fn serve(shared: &Shared, rid: &str, mut client: Client, mut queue: Queue<
     let mut credit = Credit::default();
     let mut pending = Pending::default();
     let mut ends = Ends::default();
+    let mut packers: [Packer; 3] = Default::default();
     let daemon_gone = loop {
         let open = credit.open(acked);
         let step = tokio::select! {
             biased;
-            got = client.recv_with_async(|tier, bytes| (tier, ZBytes::from(bytes.to_vec()))), if open => match got {
-                Ok((tier, bytes)) => {
-                    let _ = publishers[tier.index()].put(bytes).await;
+            got = client.recv_async(), if open => match got {
+                Ok(message) => {
+                    packers[message.priority().index()].push(message.payload());
                     credit.spend();
-                    None
+                    // And what else is waiting, while the window allows: a
+                    // burst travels as one sample per tier.
+                    let mut step = None;
+                    while credit.open(acked) {
+                        match client.try_recv_with(|tier, bytes| packers[tier.index()].push(bytes)) {
+                            Ok(full) => {
+                                credit.spend();
+                                if full {
+                                    break;
+                                }
+                            }
+                            Err(Error::Empty) => break,
+                            Err(_) => {
+                                step = Some(true);
+                                break;
+                            }
+                        }
+                    }
+                    for (packer, publisher) in packers.iter_mut().zip(&publishers) {
+                        if !packer.is_empty() {
+                            let _ = publisher.put(packer.take().0).await;
+                        }
+                    }
+                    step
                 }
                 Err(_) => Some(true),
             },
             () = credit.wait_async(acked), if !open => None,
-            item = queue.next(pending.has_room() && !ends.all()) => match item {
-                Some(Outbound::Data((), tier, bytes)) => {
-                    pending.push((), tier, bytes);
-                    None
+            item = queue.next(pending.has_room() && !ends.all()) => {
+                let mut item = item;
+                loop {
+                    match item {
+                        Some(Outbound::Data((), tier, bytes)) => pending.push((), tier, bytes),
+                        Some(Outbound::End((), tier)) => ends.set(tier),
+                        None => break Some(false),
+                    }
+                    if !pending.has_room() {
+                        break None;
+                    }
+                    match queue.try_next() {
+                        Some(next) => item = Some(next),
+                        None => break None,
+                    }
                 }
-                Some(Outbound::End((), tier)) => {
-                    ends.set(tier);
-                    None
-                }
-                None => Some(false),
-            },
+            }
             () = pending.retry_later() => None,
         };
         if let Some(gone) = step {

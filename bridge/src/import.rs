@@ -23,6 +23,7 @@ use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::frames::Packer;
 use crate::keys::{self, Keys};
 use crate::stream::{self, Ends, Outbound, Pending, Queue};
 use crate::window::{Acked, Consumed, Credit};
@@ -202,6 +203,8 @@ struct Local {
     /// sent.
     acked: Arc<Acked>,
     credit: Credit,
+    /// Its messages of the current burst, by tier.
+    packers: [Packer; 3],
     /// What of the daemon's messages to it went into its ring.
     consumed: Consumed,
     /// Seen gone at the last scan: passed on at the next.
@@ -279,19 +282,31 @@ impl Bridge {
                     Err(_) => break,
                 },
                 () = async { if let Some((acked, credit)) = &window { credit.wait_async(acked).await } }, if window.is_some() => {}
-                item = feeds.queue.next(pending.has_room()) => match item {
-                    Some(Outbound::Data(n, tier, bytes)) => pending.push(n, tier, bytes),
-                    // Ends of clients of an earlier local segment are stale.
-                    Some(Outbound::End(n, tier)) if by_n.contains_key(&n) => {
-                        let end = ends.entry(n).or_default();
-                        end.set(tier);
-                        if end.all() {
-                            break; // the remote daemon went
+                item = feeds.queue.next(pending.has_room()) => {
+                    if item.is_none() {
+                        break; // the import is stopping
+                    }
+                    let mut item = item;
+                    let mut over = false;
+                    while let Some(next) = item.take() {
+                        match next {
+                            Outbound::Data(n, tier, bytes) => pending.push(n, tier, bytes),
+                            // Ends of clients of an earlier local segment are stale.
+                            Outbound::End(n, tier) if by_n.contains_key(&n) => {
+                                let end = ends.entry(n).or_default();
+                                end.set(tier);
+                                over |= end.all(); // the remote daemon went
+                            }
+                            Outbound::End(..) => {}
+                        }
+                        if pending.has_room() {
+                            item = feeds.queue.try_next();
                         }
                     }
-                    Some(Outbound::End(..)) => {}
-                    None => break,
-                },
+                    if over {
+                        break;
+                    }
+                }
                 changed = feeds.exports.changed() => {
                     let exports = *feeds.exports.borrow_and_update();
                     if changed.is_err() || (exports == 0 && exports_seen) {
@@ -307,15 +322,42 @@ impl Bridge {
                 }
                 () = pending.retry_later() => {}
             }
-            if let Some(message) = held.take() {
+            // Forward the held message and, while windows allow, whatever
+            // else the local clients have sent: one wait serves a burst.
+            let mut touched = Vec::new();
+            while let Some(message) = held.take() {
                 match locals.get_mut(&message.client()) {
                     Some(local) if local.credit.open(&local.acked) => {
                         let tier = message.priority().index();
-                        let _ = local.publishers[tier].put(message.into_payload()).await;
                         local.credit.spend();
+                        if local.packers[tier].push(message.payload()) {
+                            let _ = local.publishers[tier].put(local.packers[tier].take().0).await;
+                        }
+                        touched.push(message.client());
                     }
-                    Some(_) => held = Some(message),
+                    Some(_) => {
+                        held = Some(message);
+                        break;
+                    }
                     None => {} // it left meanwhile
+                }
+                match daemon.try_recv() {
+                    Ok(next) => {
+                        if self.local_for(&mut locals, &mut by_n, next.client()).await.is_some() {
+                            held = Some(next);
+                        }
+                    }
+                    Err(_) => break, // empty, or an error the next wait reports
+                }
+            }
+            touched.dedup();
+            for client in touched {
+                if let Some(local) = locals.get_mut(&client) {
+                    for (packer, publisher) in local.packers.iter_mut().zip(&local.publishers) {
+                        if !packer.is_empty() {
+                            let _ = publisher.put(packer.take().0).await;
+                        }
+                    }
                 }
             }
             let mut moved = Vec::new();
@@ -377,6 +419,7 @@ impl Bridge {
                 publishers,
                 acked,
                 credit: Credit::default(),
+                packers: Default::default(),
                 consumed: Consumed::new(ack),
                 leaving: false,
             });

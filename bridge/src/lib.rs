@@ -33,6 +33,7 @@
 mod config;
 mod error;
 pub mod export;
+mod frames;
 mod import;
 mod keys;
 mod remote;

@@ -2,6 +2,7 @@
 //! no second process; the export on the daemon's host makes it a client of
 //! its own there, as it does for an import's clients.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::frames;
 use crate::keys::{self, Keys};
 use crate::stream::{self, Ends};
 use crate::window::{Acked, Consumed, Credit, WINDOW};
@@ -61,6 +63,8 @@ pub struct RemoteClient {
     /// Set when the export or the daemon went (seen by the callbacks).
     gone: Arc<AtomicBool>,
     events: flume::Receiver<Event>,
+    /// Messages of a sample not yet handed out.
+    inbox: VecDeque<Message>,
     consumed: Consumed,
     ends: Ends,
     disconnected: bool,
@@ -160,6 +164,7 @@ impl RemoteClient {
             credit: Credit::default(),
             gone,
             events,
+            inbox: VecDeque::new(),
             consumed: Consumed::new(ack),
             ends: Ends::default(),
             disconnected: false,
@@ -240,7 +245,7 @@ impl RemoteClient {
     fn put(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
         self.live()?;
         self.publishers[priority.index()]
-            .put(data.to_vec())
+            .put(frames::single(data))
             .wait()
             .map_err(|_| Error::Disconnected)?;
         self.credit.spend();
@@ -254,6 +259,9 @@ impl RemoteClient {
     /// messages the daemon sent before it went).
     pub fn recv(&mut self) -> Result<Message, Error> {
         loop {
+            if let Some(message) = self.unbox() {
+                return Ok(message);
+            }
             self.live()?;
             let event = self.events.recv().map_err(|_| Error::Disconnected)?;
             if let Some(message) = self.take(event) {
@@ -270,6 +278,9 @@ impl RemoteClient {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
         let deadline = Instant::now() + timeout;
         loop {
+            if let Some(message) = self.unbox() {
+                return Ok(message);
+            }
             self.live()?;
             let event = match self.events.recv_deadline(deadline) {
                 Ok(event) => event,
@@ -288,6 +299,9 @@ impl RemoteClient {
     /// [`Error::Empty`] when none is; otherwise as [`RemoteClient::recv`].
     pub fn try_recv(&mut self) -> Result<Message, Error> {
         loop {
+            if let Some(message) = self.unbox() {
+                return Ok(message);
+            }
             self.live()?;
             let event = match self.events.try_recv() {
                 Ok(event) => event,
@@ -307,6 +321,9 @@ impl RemoteClient {
     /// As [`RemoteClient::recv`].
     pub async fn recv_async(&mut self) -> Result<Message, Error> {
         loop {
+            if let Some(message) = self.unbox() {
+                return Ok(message);
+            }
             self.live()?;
             let event = self.events.recv_async().await.map_err(|_| Error::Disconnected)?;
             if let Some(message) = self.take(event) {
@@ -316,7 +333,7 @@ impl RemoteClient {
     }
 
     fn live(&self) -> Result<(), Error> {
-        if self.disconnected || self.gone.load(Ordering::Acquire) && self.events.is_empty() {
+        if self.disconnected || self.gone.load(Ordering::Acquire) && self.events.is_empty() && self.inbox.is_empty() {
             Err(Error::Disconnected)
         } else {
             Ok(())
@@ -336,11 +353,23 @@ impl RemoteClient {
         Ok(())
     }
 
+    /// The next message of the last sample, if any is left.
+    fn unbox(&mut self) -> Option<Message> {
+        let message = self.inbox.pop_front()?;
+        self.consumed.take(1);
+        Some(message)
+    }
+
     fn take(&mut self, event: Event) -> Option<Message> {
         match event {
-            Event::Data(tier, bytes) => {
-                self.consumed.take(1);
-                return Some(Message::new(tier, &bytes.to_bytes()));
+            Event::Data(tier, sample) => {
+                let bytes = sample.to_bytes();
+                let mut offset = 0;
+                while let Some((body, after)) = frames::next(&bytes, offset) {
+                    self.inbox.push_back(Message::new(tier, body));
+                    offset = after;
+                }
+                return self.unbox();
             }
             Event::End(tier) => {
                 self.ends.set(tier);

@@ -17,6 +17,7 @@ use zenoh::{Session, Wait};
 
 use crate::error::BridgeError;
 use crate::export::GRACE;
+use crate::frames;
 use crate::window::WINDOW;
 use crate::wire::zenoh_priority;
 
@@ -29,7 +30,7 @@ const RETRY: Duration = Duration::from_millis(1);
 
 /// Whether messages are sent without waiting to fill a Zenoh batch: lower
 /// latency, at some cost in throughput for tiny messages.
-pub(crate) const EXPRESS: bool = true;
+pub(crate) const EXPRESS: bool = false;
 
 /// The runtime that runs a bridge's tasks.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BridgeError> {
@@ -124,10 +125,18 @@ impl<K> Queue<K> {
     }
 }
 
-/// Messages taken from a queue that found their ring full, oldest first.
+impl<K> Queue<K> {
+    /// The next item if one is waiting now.
+    pub(crate) fn try_next(&mut self) -> Option<Outbound<K>> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Samples taken from a queue whose messages wait for room in a ring,
+/// oldest first, each with the offset of its first message not yet sent.
 #[derive(Debug)]
 pub(crate) struct Pending<K> {
-    items: VecDeque<(K, Priority, ZBytes)>,
+    items: VecDeque<(K, Priority, ZBytes, usize)>,
 }
 
 impl<K> Default for Pending<K> {
@@ -141,8 +150,12 @@ impl<K> Pending<K> {
         self.items.len() < PENDING
     }
 
-    pub(crate) fn push(&mut self, key: K, tier: Priority, bytes: ZBytes) {
-        self.items.push_back((key, tier, bytes));
+    pub(crate) fn push(&mut self, key: K, tier: Priority, sample: ZBytes) {
+        self.items.push_back((key, tier, sample, 0));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     /// Resolves when it is time to try again (never while nothing waits).
@@ -153,27 +166,24 @@ impl<K> Pending<K> {
         tokio::time::sleep(RETRY).await;
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Sends what waits, oldest first, with `send` (which must not block),
-    /// until done or a ring is full ([`Error::Full`]: the message stays for
-    /// later). Any other error drops the message and is returned with its
-    /// key.
+    /// Sends the waiting messages, oldest first, with `send` (which must
+    /// not block), until done or a ring is full ([`Error::Full`]: the
+    /// message stays for later). Any other error stops the flush and is
+    /// returned (the caller gives up the stream).
     pub(crate) fn flush(
         &mut self,
         mut send: impl FnMut(&K, Priority, &[u8]) -> Result<(), Error>,
-    ) -> Result<(), (K, Error)> {
-        while let Some((key, tier, bytes)) = self.items.front() {
-            match send(key, *tier, &bytes.to_bytes()) {
-                Ok(()) => {}
-                Err(Error::Full) => return Ok(()),
-                Err(e) => {
-                    let (key, ..) = self.items.pop_front().expect("a front item");
-                    return Err((key, e));
+    ) -> Result<(), Error> {
+        while let Some((key, tier, sample, offset)) = self.items.front_mut() {
+            let bytes = sample.to_bytes();
+            while let Some((body, after)) = frames::next(&bytes, *offset) {
+                match send(key, *tier, body) {
+                    Ok(()) => *offset = after,
+                    Err(Error::Full) => return Ok(()),
+                    Err(e) => return Err(e),
                 }
             }
+            drop(bytes);
             self.items.pop_front();
         }
         Ok(())

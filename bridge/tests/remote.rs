@@ -14,7 +14,11 @@ const STEP: Duration = Duration::from_secs(30);
 
 fn unique(tag: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!("memlink-bridge-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "memlink-bridge-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Fails the test process after 120 s, unless dropped.
@@ -42,7 +46,11 @@ fn export(name: &str) -> (Export, BridgeConfig) {
 /// A daemon on its own thread that echoes while `echo` is set, until
 /// `stop`.
 fn daemon(name: &str, echo: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Daemon> {
-    let mut daemon = Daemon::builder(name).size(1 << 20).max_clients(4).create().expect("daemon");
+    let mut daemon = Daemon::builder(name)
+        .size(1 << 20)
+        .max_clients(4)
+        .create()
+        .expect("daemon");
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             if !echo.load(Ordering::Relaxed) {
@@ -75,7 +83,10 @@ fn a_remote_client_talks_both_ways_in_order_with_sync_and_async_calls() {
     let (_export, config) = export(&name);
     let mut client = RemoteClient::connect(&name, config).expect("connect");
     assert!(client.is_connected());
-    assert_eq!(client.max_message_size(), memlink_shm::Client::connect(&name).unwrap().max_message_size());
+    assert_eq!(
+        client.max_message_size(),
+        memlink_shm::Client::connect(&name).unwrap().max_message_size()
+    );
 
     // Rounds of 300 sent then 300 received: windows fill and drain.
     let mut sent = [0u32; 3];
@@ -96,7 +107,10 @@ fn a_remote_client_talks_both_ways_in_order_with_sync_and_async_calls() {
     assert_eq!(sent, got);
 
     // The async forms, on a runtime of the caller's choice.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for i in 0..500u32 {
             client.send_async(Priority::Low, &i.to_le_bytes()).await.unwrap();
@@ -108,7 +122,10 @@ fn a_remote_client_talks_both_ways_in_order_with_sync_and_async_calls() {
     });
     assert!(matches!(client.try_recv(), Err(Error::Empty)));
     let too_big = vec![0; client.max_message_size() + 1];
-    assert!(matches!(client.send(Priority::High, &too_big), Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(
+        client.send(Priority::High, &too_big),
+        Err(Error::MessageTooLarge { .. })
+    ));
 
     // The daemon shutting down is a disconnect.
     stop.store(true, Ordering::Relaxed);
@@ -132,12 +149,18 @@ fn backpressure_crosses_the_bridge_both_ways() {
 
     // Up: the daemon reads nothing.
     let mut accepted = 0u64;
-    while client.send_timeout(Priority::High, &[1; 64], Duration::from_secs(2)).is_ok() {
+    while client
+        .send_timeout(Priority::High, &[1; 64], Duration::from_secs(2))
+        .is_ok()
+    {
         accepted += 1;
         assert!(accepted < 100_000, "the bridge took {accepted} messages nobody read");
     }
     // At most the daemon's ring (1 MiB / 64 B records at most) and one window.
-    assert!((1024..=1024 + (1 << 20) / 64).contains(&accepted), "accepted {accepted}");
+    assert!(
+        (1024..=1024 + (1 << 20) / 64).contains(&accepted),
+        "accepted {accepted}"
+    );
     assert!(matches!(client.try_send(Priority::High, &[1; 64]), Err(Error::Full)));
 
     // Reading again drains it all, echoed back.
