@@ -51,7 +51,7 @@ fn main() {
         Scale {
             rounds: 10_000,
             stream: 200_000,
-            repeats: 2,
+            repeats: 3,
         }
     };
     let mut rtt: Vec<(&str, Vec<f64>)> = CASES.iter().map(|c| (*c, Vec::new())).collect();

@@ -7,14 +7,21 @@
 //! delivered first) or [`GRACE`] after its token vanished (its session
 //! died or went silent for a lease). A name that left is never attached
 //! again, so a late message cannot bring it back.
+//!
+//! Messages to the daemon go into the client's ring straight from Zenoh's
+//! callback (those that find the ring full wait in the client's `Up` and
+//! are retried every millisecond); messages from the daemon are read by a
+//! thread per client that blocks on the ring, as a local client would. No
+//! task hop in either direction: on a round trip, each hop is a wake-up.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use memlink_shm::{inspect, Client, Error};
+use memlink_shm::{inspect, Client, ClientReceiver, ClientSender, Error};
 use zenoh::liveliness::LivelinessToken;
-use zenoh::pubsub::Subscriber;
+use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::query::{Query, Queryable};
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::{Session, Wait};
@@ -23,7 +30,7 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::frames::Packer;
 use crate::keys::Keys;
-use crate::stream::{self, Ends, Inbound, Outbound, Pending, Queue};
+use crate::stream::{self, Ends, Pending};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
 
@@ -51,7 +58,7 @@ pub struct Export {
     runtime: tokio::runtime::Runtime,
 }
 
-/// What the callbacks and the clients' tasks share.
+/// What the callbacks and the clients' threads share.
 #[derive(Debug)]
 struct Shared {
     segment: String,
@@ -67,12 +74,26 @@ struct Clients {
     left: HashSet<String>,
 }
 
-/// What the callbacks hand an attached client's task.
+/// An attached remote client, as the callbacks reach it.
 #[derive(Debug, Clone)]
 struct Attached {
-    inbound: Inbound<()>,
+    up: Arc<Mutex<Up>>,
     /// What the client side acknowledged of the daemon's messages to it.
     acked: Arc<Acked>,
+    /// Tells the client's reading thread to end.
+    stop: Arc<AtomicBool>,
+}
+
+/// The client's way to the daemon.
+#[derive(Debug)]
+struct Up {
+    /// `None` once the client left.
+    sender: Option<ClientSender>,
+    pending: Pending<()>,
+    ends: Ends,
+    consumed: Consumed,
+    /// A retry task is scheduled.
+    retrying: bool,
 }
 
 impl Export {
@@ -159,15 +180,17 @@ impl Export {
 
 impl Drop for Export {
     fn drop(&mut self) {
-        // Dropping the inbound queues ends every client's task.
-        self.shared.lock().live.clear();
+        let rids: Vec<String> = self.shared.lock().live.keys().cloned().collect();
+        for rid in rids {
+            self.shared.detach(&rid);
+        }
         let _ = self.shared.session.close().wait();
         let _ = &self.runtime;
     }
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
+    fn lock(&self) -> MutexGuard<'_, Clients> {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -182,6 +205,24 @@ impl Shared {
             Err(why) => query.reply_err(why).wait(),
         };
     }
+
+    /// Ends client `rid`: it is not attached again, its sending half goes
+    /// now and its reading thread within a read timeout.
+    fn detach(&self, rid: &str) {
+        let attached = {
+            let mut clients = self.lock();
+            clients.left.insert(rid.to_owned());
+            clients.live.remove(rid)
+        };
+        if let Some(attached) = attached {
+            attached.stop.store(true, Ordering::Relaxed);
+            lock(&attached.up).sender = None;
+        }
+    }
+}
+
+fn lock(up: &Mutex<Up>) -> MutexGuard<'_, Up> {
+    up.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn answer_attach(shared: &Arc<Shared>, query: &Query) {
@@ -205,9 +246,68 @@ fn on_up(shared: &Arc<Shared>, sample: &Sample) {
     let Ok(attached) = attach(shared, rid) else {
         return;
     };
-    attached.inbound.push(match sample.kind() {
-        SampleKind::Put => Outbound::Data((), tier, sample.payload().clone()),
-        SampleKind::Delete => Outbound::End((), tier),
+    let mut up = lock(&attached.up);
+    match sample.kind() {
+        SampleKind::Put => up.pending.push((), tier, sample.payload().clone()),
+        SampleKind::Delete => up.ends.set(tier),
+    }
+    let done = flush(&mut up);
+    drop(up);
+    if done {
+        shared.detach(rid); // it left, and everything it sent is in
+    } else {
+        retry_later(shared, rid, &attached);
+    }
+}
+
+/// Moves what waits into the client's ring; whether the client has left
+/// and everything it sent is delivered.
+fn flush(up: &mut Up) -> bool {
+    let Up {
+        sender,
+        pending,
+        consumed,
+        ..
+    } = up;
+    let Some(sender) = sender else {
+        return false;
+    };
+    let mut moved = 0;
+    let _ = pending.flush(|(), tier, bytes| {
+        let sent = sender.try_send(tier, bytes);
+        moved += u64::from(!matches!(sent, Err(Error::Full)));
+        match sent {
+            // A peer's oversized message is dropped, not fatal.
+            Err(Error::MessageTooLarge { .. }) => Ok(()),
+            other => other,
+        }
+    });
+    consumed.take(moved);
+    up.ends.all() && up.pending.is_empty()
+}
+
+/// While messages wait for room, tries again every millisecond.
+fn retry_later(shared: &Arc<Shared>, rid: &str, attached: &Attached) {
+    let mut up = lock(&attached.up);
+    if up.pending.is_empty() || up.retrying || up.sender.is_none() {
+        return;
+    }
+    up.retrying = true;
+    let (shared2, rid, attached) = (shared.clone(), rid.to_owned(), attached.clone());
+    shared.runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(stream::RETRY).await;
+            let mut up = lock(&attached.up);
+            let done = flush(&mut up);
+            if done || up.pending.is_empty() || up.sender.is_none() {
+                up.retrying = false;
+                drop(up);
+                if done {
+                    shared2.detach(&rid);
+                }
+                return;
+            }
+        }
     });
 }
 
@@ -228,15 +328,17 @@ fn on_token(shared: &Arc<Shared>, sample: &Sample) {
             let _ = attach(shared, rid);
         }
         SampleKind::Delete => {
-            if let Some(attached) = shared.lock().live.get(rid) {
-                attached.inbound.gone();
-            }
+            // Its last messages may still be on their way behind the token.
+            let (shared, rid) = (shared.clone(), rid.to_owned());
+            shared.clone().runtime.spawn(async move {
+                tokio::time::sleep(GRACE).await;
+                shared.detach(&rid);
+            });
         }
     }
 }
 
-/// The queue to client `rid`'s task, connecting the client to the daemon
-/// first if it is new.
+/// Client `rid`, connected to the daemon first if it is new.
 fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
     let mut clients = shared.lock();
     if let Some(attached) = clients.live.get(rid) {
@@ -245,119 +347,94 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
     if clients.left.contains(rid) {
         return Err(format!("client {rid} has left"));
     }
-    let client = Client::connect(&shared.segment).map_err(|e| e.to_string())?;
-    let (inbound, queue) = stream::queue(1);
+    let (sender, receiver) = Client::connect(&shared.segment).map_err(|e| e.to_string())?.split();
+    let keys = &shared.keys;
+    let ack = stream::ack_publisher(&shared.session, keys.ack_up(rid))
+        .wait()
+        .map_err(|e| e.to_string())?;
+    let publishers =
+        stream::publishers_now(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
     let attached = Attached {
-        inbound,
+        up: Arc::new(Mutex::new(Up {
+            sender: Some(sender),
+            pending: Pending::default(),
+            ends: Ends::default(),
+            consumed: Consumed::new(ack),
+            retrying: false,
+        })),
         acked: Arc::default(),
+        stop: Arc::default(),
     };
     clients.live.insert(rid.to_owned(), attached.clone());
-    let task_shared = shared.clone();
-    let rid = rid.to_owned();
-    let acked = attached.acked.clone();
-    shared.runtime.spawn(async move {
-        serve(&task_shared, &rid, client, queue, &acked).await;
-        let mut clients = task_shared.lock();
-        clients.live.remove(&rid);
-        clients.left.insert(rid);
-    });
+    let (thread_shared, thread_rid, acked, stop) = (
+        shared.clone(),
+        rid.to_owned(),
+        attached.acked.clone(),
+        attached.stop.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("memlink-export".into())
+        .spawn(move || {
+            if read(receiver, &publishers, &acked, &stop) {
+                stream::end_now(&publishers);
+            }
+            thread_shared.detach(&thread_rid);
+        });
+    if spawned.is_err() {
+        clients.live.remove(rid);
+        return Err("cannot start a thread for the client".to_owned());
+    }
     Ok(attached)
 }
 
-/// Carries one remote client: the daemon's messages to it out to Zenoh,
-/// and its messages in from the queue the callbacks fill. Ends when the
-/// client left (its three tiers ended), its token vanished [`GRACE`] ago,
-/// or the daemon went (then the `DELETE`s that end each tier tell the other
-/// side, after the last message).
-async fn serve(shared: &Shared, rid: &str, mut client: Client, mut queue: Queue<()>, acked: &Acked) {
-    let keys = &shared.keys;
-    let Ok(publishers) = stream::publishers(&shared.session, |tier| keys.down(rid, tier)).await else {
-        return;
-    };
-    let Ok(ack) = stream::ack_publisher(&shared.session, keys.ack_up(rid)).await else {
-        return;
-    };
-    let mut consumed = Consumed::new(ack);
+/// How long the reading thread waits for a message before it looks at its
+/// stop flag.
+const READ_SLICE: Duration = Duration::from_millis(100);
+
+/// Carries the daemon's messages to one remote client until it is told to
+/// stop; whether the daemon went (then the tiers' ends go after the last
+/// message).
+fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acked: &Acked, stop: &AtomicBool) -> bool {
     let mut credit = Credit::default();
-    let mut pending = Pending::default();
-    let mut ends = Ends::default();
     let mut packers: [Packer; 3] = Default::default();
-    let daemon_gone = loop {
-        let open = credit.open(acked);
-        let step = tokio::select! {
-            biased;
-            got = client.recv_async(), if open => match got {
-                Ok(message) => {
-                    packers[message.priority().index()].push(message.payload());
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !credit.wait(acked, Some(Instant::now() + READ_SLICE)) {
+            continue;
+        }
+        let first = receiver.recv_timeout_with(READ_SLICE, |tier, bytes| packers[tier.index()].push(bytes));
+        match first {
+            Ok(_) => credit.spend(),
+            Err(Error::Timeout) => continue,
+            Err(_) => return true,
+        }
+        // And what else is waiting, while the window allows: a burst
+        // travels as one sample per tier.
+        let mut gone = false;
+        while credit.open(acked) {
+            match receiver.try_recv_with(|tier, bytes| packers[tier.index()].push(bytes)) {
+                Ok(full) => {
                     credit.spend();
-                    // And what else is waiting, while the window allows: a
-                    // burst travels as one sample per tier.
-                    let mut step = None;
-                    while credit.open(acked) {
-                        match client.try_recv_with(|tier, bytes| packers[tier.index()].push(bytes)) {
-                            Ok(full) => {
-                                credit.spend();
-                                if full {
-                                    break;
-                                }
-                            }
-                            Err(Error::Empty) => break,
-                            Err(_) => {
-                                step = Some(true);
-                                break;
-                            }
-                        }
-                    }
-                    for (packer, publisher) in packers.iter_mut().zip(&publishers) {
-                        if !packer.is_empty() {
-                            let _ = publisher.put(packer.take().0).await;
-                        }
-                    }
-                    step
-                }
-                Err(_) => Some(true),
-            },
-            () = credit.wait_async(acked), if !open => None,
-            item = queue.next(pending.has_room() && !ends.all()) => {
-                let mut item = item;
-                loop {
-                    match item {
-                        Some(Outbound::Data((), tier, bytes)) => pending.push((), tier, bytes),
-                        Some(Outbound::End((), tier)) => ends.set(tier),
-                        None => break Some(false),
-                    }
-                    if !pending.has_room() {
-                        break None;
-                    }
-                    match queue.try_next() {
-                        Some(next) => item = Some(next),
-                        None => break None,
+                    if full {
+                        break;
                     }
                 }
+                Err(Error::Empty) => break,
+                Err(_) => {
+                    gone = true;
+                    break;
+                }
             }
-            () = pending.retry_later() => None,
-        };
-        if let Some(gone) = step {
-            break gone;
         }
-        let mut moved = 0;
-        let flushed = pending.flush(|(), tier, bytes| {
-            let sent = client.try_send(tier, bytes);
-            moved += u64::from(!matches!(sent, Err(Error::Full)));
-            match sent {
-                // A peer's oversized message is dropped, not fatal.
-                Err(Error::MessageTooLarge { .. }) => Ok(()),
-                other => other,
+        for (packer, publisher) in packers.iter_mut().zip(publishers) {
+            if !packer.is_empty() {
+                let _ = publisher.put(packer.take().0).wait();
             }
-        });
-        consumed.take(moved);
-        match flushed {
-            Err(_) => break true,
-            Ok(()) if ends.all() && pending.is_empty() => break false,
-            Ok(()) => {}
         }
-    };
-    if daemon_gone {
-        stream::end(&publishers).await;
+        if gone {
+            return true;
+        }
     }
 }

@@ -4,19 +4,15 @@
 //! ended, and the publishers of a client's three tiers.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use memlink_shm::{Error, Priority};
-use tokio::sync::Notify;
-use tokio::time::Instant;
 use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
 
 use crate::error::BridgeError;
-use crate::export::GRACE;
 use crate::frames;
 use crate::window::WINDOW;
 use crate::wire::zenoh_priority;
@@ -26,7 +22,7 @@ use crate::wire::zenoh_priority;
 const PENDING: usize = 256;
 
 /// How often a message waiting for room in a ring is tried again.
-const RETRY: Duration = Duration::from_millis(1);
+pub(crate) const RETRY: Duration = Duration::from_millis(1);
 
 /// Whether messages are sent without waiting to fill a Zenoh batch: lower
 /// latency, at some cost in throughput for tiny messages.
@@ -55,30 +51,15 @@ pub(crate) enum Outbound<K> {
 #[derive(Debug)]
 pub(crate) struct Inbound<K> {
     tx: flume::Sender<Outbound<K>>,
-    gone: Arc<Notify>,
-}
-
-impl<K> Clone for Inbound<K> {
-    fn clone(&self) -> Self {
-        Inbound {
-            tx: self.tx.clone(),
-            gone: self.gone.clone(),
-        }
-    }
 }
 
 impl<K> Inbound<K> {
     /// Queues an item, never waiting (Zenoh's callbacks must not block). A
-    /// queue holds a window and the ends of a stream, so a full one means a
-    /// peer sent beyond its window: the item is dropped. Dropped too if the
-    /// task ended.
+    /// queue holds the windows and the ends of its streams, so a full one
+    /// means a peer sent beyond its window: the item is dropped. Dropped too
+    /// if the reader ended.
     pub(crate) fn push(&self, item: Outbound<K>) {
         let _ = self.tx.try_send(item);
-    }
-
-    /// The peer's liveliness token vanished: the queue ends [`GRACE`] later.
-    pub(crate) fn gone(&self) {
-        self.gone.notify_one();
     }
 }
 
@@ -86,46 +67,24 @@ impl<K> Inbound<K> {
 #[derive(Debug)]
 pub(crate) struct Queue<K> {
     rx: flume::Receiver<Outbound<K>>,
-    gone: Arc<Notify>,
-    deadline: Option<Instant>,
 }
 
 /// A new queue for `streams` streams' windows.
 pub(crate) fn queue<K>(streams: usize) -> (Inbound<K>, Queue<K>) {
     let (tx, rx) = flume::bounded(streams * (WINDOW as usize + 3));
-    let gone = Arc::new(Notify::new());
-    (
-        Inbound { tx, gone: gone.clone() },
-        Queue {
-            rx,
-            gone,
-            deadline: None,
-        },
-    )
+    (Inbound { tx }, Queue { rx })
 }
 
 impl<K> Queue<K> {
-    /// The next item; while `accepting` is false only the end is watched.
-    /// `None` when the queue ends: every sender dropped, or [`GRACE`] after
-    /// [`Inbound::gone`]. Cancellation-safe.
+    /// The next item, while `accepting` (otherwise never); `None` once
+    /// every sender dropped. Cancellation-safe.
     pub(crate) async fn next(&mut self, accepting: bool) -> Option<Outbound<K>> {
-        loop {
-            let deadline = self.deadline;
-            tokio::select! {
-                biased;
-                got = self.rx.recv_async(), if accepting => return got.ok(),
-                () = self.gone.notified(), if deadline.is_none() => {
-                    self.deadline = Some(Instant::now() + GRACE);
-                }
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    return None;
-                }
-            }
+        if !accepting {
+            std::future::pending::<()>().await;
         }
+        self.rx.recv_async().await.ok()
     }
-}
 
-impl<K> Queue<K> {
     /// The next item if one is waiting now.
     pub(crate) fn try_next(&mut self) -> Option<Outbound<K>> {
         self.rx.try_recv().ok()
@@ -257,5 +216,12 @@ pub(crate) fn ack_publisher(session: &Session, key: String) -> zenoh::pubsub::Pu
 pub(crate) async fn end(publishers: &[Publisher<'static>; 3]) {
     for publisher in publishers {
         let _ = publisher.delete().await;
+    }
+}
+
+/// [`end`], for a caller outside the bridge's runtime.
+pub(crate) fn end_now(publishers: &[Publisher<'static>; 3]) {
+    for publisher in publishers {
+        let _ = publisher.delete().wait();
     }
 }
