@@ -353,7 +353,7 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
         .wait()
         .map_err(|e| e.to_string())?;
     let publishers =
-        stream::publishers_now(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
+        stream::publishers(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
     let attached = Attached {
         up: Arc::new(Mutex::new(Up {
             sender: Some(sender),
@@ -376,7 +376,7 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
         .name("memlink-export".into())
         .spawn(move || {
             if read(receiver, &publishers, &acked, &stop) {
-                stream::end_now(&publishers);
+                stream::end(&publishers);
             }
             thread_shared.detach(&thread_rid);
         });

@@ -9,13 +9,12 @@
 //! local daemon. It is created again once both are back.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use memlink_shm::{ClientId, ClientMessage, Daemon, Error};
-use tokio::sync::watch;
+use memlink_shm::{ClientId, ClientMessage, Daemon, DaemonReceiver, DaemonSender, Error};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::sample::SampleKind;
@@ -29,10 +28,15 @@ use crate::stream::{self, Ends, Outbound, Pending, Queue};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
 
-/// How often the local daemon's client list is compared with the bridged
-/// one (a departure is passed on one period after it is seen, so that the
-/// daemon has read the client's last messages).
-const CLIENT_SCAN: Duration = Duration::from_millis(20);
+/// How long the local daemon is split between its two threads before it is
+/// whole again for a moment: to compare its client list with the bridged
+/// one (a departure is passed on one round after it is seen, once the
+/// daemon has read the client's last messages) and to free departed
+/// clients' slots.
+const ROUND: Duration = Duration::from_millis(50);
+
+/// How long a blocking call waits before its thread looks at the round.
+const SLICE: Duration = Duration::from_millis(10);
 
 /// How long to wait for the export's answer, and between attempts.
 const INFO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,10 +58,11 @@ pub struct Import {
     session: Session,
 }
 
-/// What the import's task reads from Zenoh's callbacks.
+/// What the import reads from Zenoh's callbacks.
 struct Feeds {
     queue: Queue<u64>,
-    exports: watch::Receiver<usize>,
+    /// Live exports of the segment.
+    exports: Arc<AtomicUsize>,
     _downs: Subscriber<()>,
     _export_tokens: Subscriber<()>,
     _acks: Subscriber<()>,
@@ -75,7 +80,6 @@ impl Import {
     /// [`BridgeError::Zenoh`] when the session cannot open,
     /// [`BridgeError::Config`] for a bad configuration file.
     pub fn start(remote: &str, local: &str, config: BridgeConfig) -> Result<Import, BridgeError> {
-        let runtime = stream::runtime()?;
         let session = zenoh::open(config.to_zenoh()?).wait().map_err(BridgeError::zenoh)?;
         let keys = Keys::new(remote);
         let zid = session.zid().to_string();
@@ -97,16 +101,19 @@ impl Import {
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
-        let (exports_tx, exports) = watch::channel(0usize);
+        let exports = Arc::new(AtomicUsize::new(0));
+        let e = exports.clone();
         let export_tokens = session
             .liveliness()
             .declare_subscriber(keys.exports())
             .history(true)
-            .callback(move |sample| {
-                exports_tx.send_modify(|n| match sample.kind() {
-                    SampleKind::Put => *n += 1,
-                    SampleKind::Delete => *n = n.saturating_sub(1),
-                });
+            .callback(move |sample| match sample.kind() {
+                SampleKind::Put => {
+                    e.fetch_add(1, Ordering::AcqRel);
+                }
+                SampleKind::Delete => {
+                    let _ = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+                }
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
@@ -141,12 +148,12 @@ impl Import {
             zid,
             local: local.to_owned(),
             stop: stop.clone(),
-            next: 0,
+            next: AtomicU64::new(0),
             acks,
         };
         let thread = std::thread::Builder::new()
             .name("memlink-import".into())
-            .spawn(move || runtime.block_on(bridge.run(feeds)))
+            .spawn(move || bridge.run(feeds))
             .map_err(|e| BridgeError::Zenoh(format!("starting the import thread: {e}")))?;
         Ok(Import {
             stop,
@@ -186,13 +193,22 @@ struct Bridge {
     local: String,
     stop: Arc<AtomicBool>,
     /// The number of the next local client (never reused).
-    next: u64,
+    next: AtomicU64,
     /// The acknowledgements of each local client's stream, by number (the
     /// callback that takes them in writes here).
     acks: Acks,
 }
 
 type Acks = Arc<Mutex<HashMap<u64, Arc<Acked>>>>;
+
+/// The bridged local clients of one local segment.
+#[derive(Default)]
+struct Locals {
+    by_client: HashMap<ClientId, Local>,
+    by_n: HashMap<u64, ClientId>,
+    /// Which tiers of the daemon's stream to each client have ended.
+    ends: HashMap<u64, Ends>,
+}
 
 /// A local client, as the export knows it.
 struct Local {
@@ -211,10 +227,29 @@ struct Local {
     leaving: bool,
 }
 
+/// Why a local segment ends, once set.
+#[derive(Default)]
+struct Over(AtomicBool);
+
+impl Over {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Bridge {
-    async fn run(mut self, mut feeds: Feeds) {
+    fn run(self, feeds: Feeds) {
+        let mut pending = Pending::<u64>::default();
         while !self.stopped() {
-            let Some(shape) = self.remote_shape().await else {
+            let Some(shape) = self.remote_shape() else {
                 continue;
             };
             let daemon = Daemon::builder(&self.local)
@@ -224,12 +259,10 @@ impl Bridge {
                 .size(shape.size)
                 .create();
             match daemon {
-                Ok(daemon) => {
-                    self.serve(daemon, &mut feeds).await;
-                }
+                Ok(daemon) => self.serve(daemon, &feeds, &mut pending),
                 Err(e) => {
                     eprintln!("memlink bridge import: cannot create {}: {e}", self.local);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
         }
@@ -240,179 +273,202 @@ impl Bridge {
     }
 
     /// The remote segment's shape, once an export answers with a live daemon.
-    async fn remote_shape(&self) -> Option<Shape> {
-        let replies = self.session.get(self.keys.info()).timeout(INFO_TIMEOUT).await.ok()?;
+    fn remote_shape(&self) -> Option<Shape> {
+        let replies = self.session.get(self.keys.info()).timeout(INFO_TIMEOUT).wait().ok()?;
         let mut shape = None;
-        while let Ok(reply) = replies.recv_async().await {
+        while let Ok(reply) = replies.recv() {
             if let Ok(sample) = reply.result() {
                 shape = shape.or_else(|| Shape::decode(&sample.payload().to_bytes()));
             }
         }
         if shape.is_none() {
-            tokio::time::sleep(INFO_RETRY).await;
+            std::thread::sleep(INFO_RETRY);
         }
         shape
     }
 
     /// Carries the local segment's clients until the export or the remote
     /// daemon goes (or the import stops); then shuts the segment down.
-    async fn serve(&mut self, mut daemon: Daemon, feeds: &mut Feeds) {
-        let mut locals: HashMap<ClientId, Local> = HashMap::new();
-        let mut by_n: HashMap<u64, ClientId> = HashMap::new();
-        let mut ends: HashMap<u64, Ends> = HashMap::new();
-        let mut pending = Pending::<u64>::default();
-        // A local client's message that waits for its stream's window.
-        let mut held: Option<ClientMessage> = None;
-        let mut scan = tokio::time::interval(CLIENT_SCAN);
-        let mut exports_seen = *feeds.exports.borrow() > 0;
-        loop {
-            let window = held
-                .as_ref()
-                .and_then(|m| locals.get(&m.client()))
-                .map(|l| (l.acked.clone(), l.credit));
-            tokio::select! {
-                biased;
-                got = daemon.recv_async(), if held.is_none() => match got {
-                    Ok(message) => {
-                        if self.local_for(&mut locals, &mut by_n, message.client()).await.is_some() {
-                            held = Some(message);
-                        }
+    ///
+    /// The daemon is split in rounds: one thread blocks on its clients'
+    /// rings and publishes, this one takes the export's messages to them
+    /// from the queue; between rounds, the client list is compared.
+    fn serve(&self, mut daemon: Daemon, feeds: &Feeds, pending: &mut Pending<u64>) {
+        let locals = Mutex::new(Locals::default());
+        let over = Over::default();
+        let mut held = None;
+        let mut exports_seen = false;
+        while !over.is_set() && !self.stopped() {
+            self.scan(&daemon, &locals);
+            let round_end = Instant::now() + ROUND;
+            let round = AtomicBool::new(false);
+            let (rx, tx) = daemon.split();
+            held = std::thread::scope(|s| {
+                let up = s.spawn(|| self.up(rx, held, &locals, &round, &over));
+                self.down(tx, feeds, pending, &locals, &over, round_end, &mut exports_seen);
+                round.store(true, Ordering::Relaxed);
+                up.join().unwrap_or(None)
+            });
+        }
+        let locals = locals.into_inner().unwrap_or_else(PoisonError::into_inner);
+        for local in locals.by_client.into_values() {
+            stream::end(&local.publishers);
+        }
+        lock(&self.acks).clear();
+        while feeds.queue.try_next().is_some() {}
+        *pending = Pending::default();
+        daemon.shutdown();
+    }
+
+    /// Reads the local clients' messages and publishes them, a burst per
+    /// sample, until the round or the segment ends. A message whose
+    /// client's window is closed is held (and returned at the round's end).
+    fn up(
+        &self,
+        mut rx: DaemonReceiver<'_>,
+        mut held: Option<ClientMessage>,
+        locals: &Mutex<Locals>,
+        round: &AtomicBool,
+        over: &Over,
+    ) -> Option<ClientMessage> {
+        while !round.load(Ordering::Relaxed) && !over.is_set() {
+            let first = match held.take() {
+                Some(message) => message,
+                None => match rx.recv_timeout(SLICE) {
+                    Ok(message) => message,
+                    Err(Error::Timeout | Error::Corrupted(_) | Error::Poisoned(_)) => continue,
+                    Err(_) => {
+                        over.set();
+                        break;
                     }
-                    Err(Error::Corrupted(_) | Error::Poisoned(_)) => {}
-                    Err(_) => break,
                 },
-                () = async { if let Some((acked, credit)) = &window { credit.wait_async(acked).await } }, if window.is_some() => {}
-                item = feeds.queue.next(pending.has_room()) => {
-                    if item.is_none() {
-                        break; // the import is stopping
-                    }
-                    let mut item = item;
-                    let mut over = false;
-                    while let Some(next) = item.take() {
-                        match next {
-                            Outbound::Data(n, tier, bytes) => pending.push(n, tier, bytes),
-                            // Ends of clients of an earlier local segment are stale.
-                            Outbound::End(n, tier) if by_n.contains_key(&n) => {
-                                let end = ends.entry(n).or_default();
-                                end.set(tier);
-                                over |= end.all(); // the remote daemon went
-                            }
-                            Outbound::End(..) => {}
-                        }
-                        if pending.has_room() {
-                            item = feeds.queue.try_next();
-                        }
-                    }
-                    if over {
-                        break;
-                    }
-                }
-                changed = feeds.exports.changed() => {
-                    let exports = *feeds.exports.borrow_and_update();
-                    if changed.is_err() || (exports == 0 && exports_seen) {
-                        break; // the export went
-                    }
-                    exports_seen |= exports > 0;
-                }
-                _ = scan.tick() => {
-                    if self.stopped() {
-                        break;
-                    }
-                    self.scan(&daemon, &mut locals, &mut by_n).await;
-                }
-                () = pending.retry_later() => {}
-            }
-            // Forward the held message and, while windows allow, whatever
-            // else the local clients have sent: one wait serves a burst.
+            };
             let mut touched = Vec::new();
-            while let Some(message) = held.take() {
-                match locals.get_mut(&message.client()) {
-                    Some(local) if local.credit.open(&local.acked) => {
-                        let tier = message.priority().index();
-                        local.credit.spend();
-                        if local.packers[tier].push(message.payload()) {
-                            let _ = local.publishers[tier].put(local.packers[tier].take().0).await;
-                        }
-                        touched.push(message.client());
-                    }
-                    Some(_) => {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                let mut guard = lock(locals);
+                if let Some(local) = self.local_for(&mut guard, message.client()) {
+                    if !local.credit.open(&local.acked) {
                         held = Some(message);
                         break;
                     }
-                    None => {} // it left meanwhile
-                }
-                match daemon.try_recv() {
-                    Ok(next) => {
-                        if self.local_for(&mut locals, &mut by_n, next.client()).await.is_some() {
-                            held = Some(next);
-                        }
+                    local.credit.spend();
+                    let tier = message.priority().index();
+                    if local.packers[tier].push(message.payload()) {
+                        let _ = local.publishers[tier].put(local.packers[tier].take().0).wait();
                     }
-                    Err(_) => break, // empty, or an error the next wait reports
+                    touched.push(message.client());
                 }
+                drop(guard);
+                next = rx.try_recv().ok();
             }
             touched.dedup();
+            let mut guard = lock(locals);
             for client in touched {
-                if let Some(local) = locals.get_mut(&client) {
+                if let Some(local) = guard.by_client.get_mut(&client) {
                     for (packer, publisher) in local.packers.iter_mut().zip(&local.publishers) {
                         if !packer.is_empty() {
-                            let _ = publisher.put(packer.take().0).await;
+                            let _ = publisher.put(packer.take().0).wait();
                         }
                     }
                 }
             }
-            let mut moved = Vec::new();
+            // A closed window: wait for the export's acknowledgement.
+            let window = held
+                .as_ref()
+                .and_then(|m| guard.by_client.get(&m.client()))
+                .map(|l| (l.acked.clone(), l.credit));
+            drop(guard);
+            if let Some((acked, credit)) = window {
+                credit.wait(&acked, Some(Instant::now() + SLICE));
+            }
+        }
+        held
+    }
+
+    /// Moves the export's messages into the local clients' rings until the
+    /// round ends (or the segment does: the export or the remote daemon
+    /// went).
+    #[allow(clippy::too_many_arguments)]
+    fn down(
+        &self,
+        mut tx: DaemonSender<'_>,
+        feeds: &Feeds,
+        pending: &mut Pending<u64>,
+        locals: &Mutex<Locals>,
+        over: &Over,
+        round_end: Instant,
+        exports_seen: &mut bool,
+    ) {
+        loop {
+            let exports = feeds.exports.load(Ordering::Acquire);
+            if exports == 0 && *exports_seen {
+                over.set(); // the export went
+            }
+            *exports_seen |= exports > 0;
+            let now = Instant::now();
+            if over.is_set() || self.stopped() || now >= round_end {
+                return;
+            }
+            let wait = if pending.is_empty() { round_end - now } else { stream::RETRY };
+            let mut item = if pending.has_room() { feeds.queue.next_timeout(wait) } else { None };
+            if item.is_none() && !pending.has_room() {
+                std::thread::sleep(stream::RETRY);
+            }
+            while let Some(next) = item.take() {
+                match next {
+                    Outbound::Data(n, tier, bytes) => pending.push(n, tier, bytes),
+                    Outbound::End(n, tier) => {
+                        let mut guard = lock(locals);
+                        // Ends of clients of an earlier local segment are stale.
+                        if guard.by_n.contains_key(&n) {
+                            let end = guard.ends.entry(n).or_default();
+                            end.set(tier);
+                            if end.all() {
+                                over.set(); // the remote daemon went
+                            }
+                        }
+                    }
+                }
+                if pending.has_room() {
+                    item = feeds.queue.try_next();
+                }
+            }
+            let mut guard = lock(locals);
+            let Locals { by_client, by_n, .. } = &mut *guard;
             let _ = pending.flush(|n, tier, bytes| {
                 let Some(client) = by_n.get(n) else {
                     return Ok(()); // it left: dropped
                 };
-                match daemon.try_send_to(*client, tier, bytes) {
+                match tx.try_send_to(*client, tier, bytes) {
                     Err(Error::Full) => Err(Error::Full),
                     // Sent, or the client left, or the message cannot fit:
                     // either way it is off the window.
                     _ => {
-                        moved.push(*client);
+                        if let Some(local) = by_client.get_mut(client) {
+                            local.consumed.take(1);
+                        }
                         Ok(())
                     }
                 }
             });
-            for client in moved {
-                if let Some(local) = locals.get_mut(&client) {
-                    local.consumed.take(1);
-                }
-            }
         }
-        for (_, local) in locals.drain() {
-            stream::end(&local.publishers).await;
-        }
-        self.acks.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        daemon.shutdown();
     }
 
     /// The bridged state of local client `client`, announced to the export
     /// (a liveliness token, three publishers, its acknowledgements) if it is
     /// new.
-    async fn local_for<'l>(
-        &mut self,
-        locals: &'l mut HashMap<ClientId, Local>,
-        by_n: &mut HashMap<u64, ClientId>,
-        client: ClientId,
-    ) -> Option<&'l mut Local> {
-        if let Entry::Vacant(entry) = locals.entry(client) {
-            let n = self.next;
-            self.next += 1;
+    fn local_for<'l>(&self, locals: &'l mut Locals, client: ClientId) -> Option<&'l mut Local> {
+        if let Entry::Vacant(entry) = locals.by_client.entry(client) {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
             let rid = keys::rid(&self.zid, n);
             let keys = &self.keys;
             let acked = Arc::new(Acked::default());
-            self.acks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(n, acked.clone());
-            let ack = stream::ack_publisher(&self.session, keys.ack_down(&rid)).await.ok()?;
-            let publishers = stream::publishers(&self.session, |tier| keys.up(&rid, tier))
-                .await
-                .ok()?;
-            let token = self.session.liveliness().declare_token(keys.client(&rid)).await.ok()?;
-            by_n.insert(n, client);
+            lock(&self.acks).insert(n, acked.clone());
+            let ack = stream::ack_publisher(&self.session, keys.ack_down(&rid)).wait().ok()?;
+            let publishers = stream::publishers(&self.session, |tier| keys.up(&rid, tier)).ok()?;
+            let token = self.session.liveliness().declare_token(keys.client(&rid)).wait().ok()?;
+            locals.by_n.insert(n, client);
             entry.insert(Local {
                 n,
                 _token: token,
@@ -424,20 +480,16 @@ impl Bridge {
                 leaving: false,
             });
         }
-        locals.get_mut(&client)
+        locals.by_client.get_mut(&client)
     }
 
     /// Announces clients that connected, and passes on those that left
     /// (one scan after they were seen gone).
-    async fn scan(
-        &mut self,
-        daemon: &Daemon,
-        locals: &mut HashMap<ClientId, Local>,
-        by_n: &mut HashMap<u64, ClientId>,
-    ) {
+    fn scan(&self, daemon: &Daemon, locals: &Mutex<Locals>) {
         let connected = daemon.clients();
+        let mut guard = lock(locals);
         let mut left = Vec::new();
-        for (id, local) in locals.iter_mut() {
+        for (id, local) in guard.by_client.iter_mut() {
             if !connected.contains(id) {
                 if local.leaving {
                     left.push(*id);
@@ -446,19 +498,17 @@ impl Bridge {
             }
         }
         for id in left {
-            if let Some(local) = locals.remove(&id) {
-                by_n.remove(&local.n);
-                self.acks
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&local.n);
+            if let Some(local) = guard.by_client.remove(&id) {
+                guard.by_n.remove(&local.n);
+                guard.ends.remove(&local.n);
+                lock(&self.acks).remove(&local.n);
                 // The DELETEs come after the client's last messages; the
                 // token goes with `local`.
-                stream::end(&local.publishers).await;
+                stream::end(&local.publishers);
             }
         }
         for id in connected {
-            self.local_for(locals, by_n, id).await;
+            self.local_for(&mut guard, id);
         }
     }
 }

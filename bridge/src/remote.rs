@@ -156,7 +156,7 @@ impl RemoteClient {
             .wait()
             .map_err(BridgeError::zenoh)?;
         let shape = attach(&session, &keys, &rid, segment)?;
-        let publishers = stream::publishers_now(&session, |tier| keys.up(&rid, tier)).map_err(BridgeError::zenoh)?;
+        let publishers = stream::publishers(&session, |tier| keys.up(&rid, tier)).map_err(BridgeError::zenoh)?;
         Ok(RemoteClient {
             rid,
             publishers,

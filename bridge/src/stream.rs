@@ -63,7 +63,7 @@ impl<K> Inbound<K> {
     }
 }
 
-/// The receiving end of a queue, read by the task that owns the endpoint.
+/// The receiving end of a queue, read by the thread that owns the endpoint.
 #[derive(Debug)]
 pub(crate) struct Queue<K> {
     rx: flume::Receiver<Outbound<K>>,
@@ -76,17 +76,13 @@ pub(crate) fn queue<K>(streams: usize) -> (Inbound<K>, Queue<K>) {
 }
 
 impl<K> Queue<K> {
-    /// The next item, while `accepting` (otherwise never); `None` once
-    /// every sender dropped. Cancellation-safe.
-    pub(crate) async fn next(&mut self, accepting: bool) -> Option<Outbound<K>> {
-        if !accepting {
-            std::future::pending::<()>().await;
-        }
-        self.rx.recv_async().await.ok()
+    /// The next item, waiting up to `timeout`.
+    pub(crate) fn next_timeout(&self, timeout: Duration) -> Option<Outbound<K>> {
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next item if one is waiting now.
-    pub(crate) fn try_next(&mut self) -> Option<Outbound<K>> {
+    pub(crate) fn try_next(&self) -> Option<Outbound<K>> {
         self.rx.try_recv().ok()
     }
 }
@@ -115,14 +111,6 @@ impl<K> Pending<K> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
-    }
-
-    /// Resolves when it is time to try again (never while nothing waits).
-    pub(crate) async fn retry_later(&self) {
-        if self.items.is_empty() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(RETRY).await;
     }
 
     /// Sends the waiting messages, oldest first, with `send` (which must
@@ -165,19 +153,7 @@ impl Ends {
 
 /// The publishers of one client's three tiers (in tier order), reliable,
 /// blocking when Zenoh's queues are full.
-pub(crate) async fn publishers(
-    session: &Session,
-    key: impl Fn(Priority) -> String,
-) -> zenoh::Result<[Publisher<'static>; 3]> {
-    let mut out = Vec::with_capacity(3);
-    for tier in Priority::ALL {
-        out.push(publisher(session, key(tier), tier).await?);
-    }
-    Ok(three(out))
-}
-
-/// [`publishers`], for a caller outside the bridge's runtime.
-pub(crate) fn publishers_now(
+pub(crate) fn publishers(
     session: &Session,
     key: impl Fn(Priority) -> String,
 ) -> zenoh::Result<[Publisher<'static>; 3]> {
@@ -213,14 +189,7 @@ pub(crate) fn ack_publisher(session: &Session, key: String) -> zenoh::pubsub::Pu
 }
 
 /// Ends each tier's stream (a `DELETE` after its last message).
-pub(crate) async fn end(publishers: &[Publisher<'static>; 3]) {
-    for publisher in publishers {
-        let _ = publisher.delete().await;
-    }
-}
-
-/// [`end`], for a caller outside the bridge's runtime.
-pub(crate) fn end_now(publishers: &[Publisher<'static>; 3]) {
+pub(crate) fn end(publishers: &[Publisher<'static>; 3]) {
     for publisher in publishers {
         let _ = publisher.delete().wait();
     }
