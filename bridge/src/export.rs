@@ -352,8 +352,7 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
     let ack = stream::ack_publisher(&shared.session, keys.ack_up(rid))
         .wait()
         .map_err(|e| e.to_string())?;
-    let publishers =
-        stream::publishers(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
+    let publishers = stream::publishers(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
     let attached = Attached {
         up: Arc::new(Mutex::new(Up {
             sender: Some(sender),

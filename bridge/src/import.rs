@@ -410,11 +410,12 @@ impl Bridge {
             if over.is_set() || self.stopped() || now >= round_end {
                 return;
             }
-            let wait = if pending.is_empty() { round_end - now } else { stream::RETRY };
-            let mut item = if pending.has_room() { feeds.queue.next_timeout(wait) } else { None };
-            if item.is_none() && !pending.has_room() {
-                std::thread::sleep(stream::RETRY);
-            }
+            let wait = if pending.is_empty() {
+                round_end - now
+            } else {
+                stream::RETRY
+            };
+            let mut item = feeds.queue.next_timeout(wait);
             while let Some(next) = item.take() {
                 match next {
                     Outbound::Data(n, tier, bytes) => pending.push(n, tier, bytes),
@@ -430,9 +431,7 @@ impl Bridge {
                         }
                     }
                 }
-                if pending.has_room() {
-                    item = feeds.queue.try_next();
-                }
+                item = feeds.queue.try_next();
             }
             let mut guard = lock(locals);
             let Locals { by_client, by_n, .. } = &mut *guard;

@@ -17,10 +17,6 @@ use crate::frames;
 use crate::window::WINDOW;
 use crate::wire::zenoh_priority;
 
-/// Messages waiting for room in a full ring before the queue stops being
-/// read.
-const PENDING: usize = 256;
-
 /// How often a message waiting for room in a ring is tried again.
 pub(crate) const RETRY: Duration = Duration::from_millis(1);
 
@@ -101,10 +97,6 @@ impl<K> Default for Pending<K> {
 }
 
 impl<K> Pending<K> {
-    pub(crate) fn has_room(&self) -> bool {
-        self.items.len() < PENDING
-    }
-
     pub(crate) fn push(&mut self, key: K, tier: Priority, sample: ZBytes) {
         self.items.push_back((key, tier, sample, 0));
     }
@@ -114,24 +106,45 @@ impl<K> Pending<K> {
     }
 
     /// Sends the waiting messages, oldest first, with `send` (which must
-    /// not block), until done or a ring is full ([`Error::Full`]: the
-    /// message stays for later). Any other error stops the flush and is
-    /// returned (the caller gives up the stream).
-    pub(crate) fn flush(
-        &mut self,
-        mut send: impl FnMut(&K, Priority, &[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        while let Some((key, tier, sample, offset)) = self.items.front_mut() {
+    /// not block). A key whose ring is full ([`Error::Full`]) keeps its
+    /// messages, in order, for later, and the others go on: a reader that
+    /// does not read holds back only its own stream. Any other error stops
+    /// the flush and is returned (the caller gives up the stream).
+    ///
+    /// What waits is bounded by the windows: at most [`WINDOW`] messages per
+    /// stream.
+    pub(crate) fn flush(&mut self, mut send: impl FnMut(&K, Priority, &[u8]) -> Result<(), Error>) -> Result<(), Error>
+    where
+        K: PartialEq,
+    {
+        let mut full: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < self.items.len() {
+            if full.iter().any(|&f| self.items[f].0 == self.items[i].0) {
+                i += 1;
+                continue;
+            }
+            let (key, tier, sample, offset) = &mut self.items[i];
             let bytes = sample.to_bytes();
+            let mut blocked = false;
             while let Some((body, after)) = frames::next(&bytes, *offset) {
                 match send(key, *tier, body) {
                     Ok(()) => *offset = after,
-                    Err(Error::Full) => return Ok(()),
+                    Err(Error::Full) => {
+                        blocked = true;
+                        break;
+                    }
                     Err(e) => return Err(e),
                 }
             }
             drop(bytes);
-            self.items.pop_front();
+            if blocked {
+                full.push(i);
+                i += 1;
+            } else {
+                let _ = self.items.remove(i);
+                // Indexes of blocked items are all below `i`: unchanged.
+            }
         }
         Ok(())
     }
@@ -192,5 +205,59 @@ pub(crate) fn ack_publisher(session: &Session, key: String) -> zenoh::pubsub::Pu
 pub(crate) fn end(publishers: &[Publisher<'static>; 3]) {
     for publisher in publishers {
         let _ = publisher.delete().wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::Packer;
+
+    fn sample(messages: &[&[u8]]) -> ZBytes {
+        let mut packer = Packer::default();
+        for m in messages {
+            packer.push(m);
+        }
+        packer.take().0
+    }
+
+    #[test]
+    fn a_full_ring_holds_back_only_its_own_stream_and_keeps_its_order() {
+        let mut pending = Pending::<u32>::default();
+        pending.push(1, Priority::High, sample(&[b"1a", b"1b"]));
+        pending.push(2, Priority::High, sample(&[b"2a"]));
+        pending.push(1, Priority::Low, sample(&[b"1c"]));
+        pending.push(2, Priority::Low, sample(&[b"2b", b"2c"]));
+        let mut sent = Vec::new();
+        let mut room_for_1 = 1;
+        pending
+            .flush(|key, _, bytes| {
+                if *key == 1 {
+                    if room_for_1 == 0 {
+                        return Err(Error::Full);
+                    }
+                    room_for_1 -= 1;
+                }
+                sent.push(bytes.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(sent, [&b"1a"[..], b"2a", b"2b", b"2c"]);
+        assert!(!pending.is_empty());
+        sent.clear();
+        pending
+            .flush(|_, _, bytes| {
+                sent.push(bytes.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(sent, [&b"1b"[..], b"1c"]);
+        assert!(pending.is_empty());
+        // Another error stops the flush.
+        pending.push(3, Priority::High, sample(&[b"3a"]));
+        assert!(matches!(
+            pending.flush(|_, _, _| Err(Error::Disconnected)),
+            Err(Error::Disconnected)
+        ));
     }
 }
