@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use memlink_shm::{inspect, Client, ClientReceiver, ClientSender, Error};
+use memlink_shm::{inspect, Client, ClientReceiver, ClientSender, Error, Priority};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::query::{Query, Queryable};
@@ -272,17 +272,17 @@ fn flush(up: &mut Up) -> bool {
     let Some(sender) = sender else {
         return false;
     };
-    let mut moved = 0;
     let _ = pending.flush(|(), tier, bytes| {
         let sent = sender.try_send(tier, bytes);
-        moved += u64::from(!matches!(sent, Err(Error::Full)));
+        if !matches!(sent, Err(Error::Full)) {
+            consumed.take(bytes.len());
+        }
         match sent {
             // A peer's oversized message is dropped, not fatal.
             Err(Error::MessageTooLarge { .. }) => Ok(()),
             other => other,
         }
     });
-    consumed.take(moved);
     up.ends.all() && up.pending.is_empty()
 }
 
@@ -403,9 +403,11 @@ fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acke
         if !credit.wait(acked, Some(Instant::now() + READ_SLICE)) {
             continue;
         }
-        let first = receiver.recv_timeout_with(READ_SLICE, |tier, bytes| packers[tier.index()].push(bytes));
+        let pack =
+            |tier: Priority, bytes: &[u8], packers: &mut [Packer; 3]| (packers[tier.index()].push(bytes), bytes.len());
+        let first = receiver.recv_timeout_with(READ_SLICE, |tier, bytes| pack(tier, bytes, &mut packers));
         match first {
-            Ok(_) => credit.spend(),
+            Ok((_, len)) => credit.spend(len),
             Err(Error::Timeout) => continue,
             Err(_) => return true,
         }
@@ -413,9 +415,9 @@ fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acke
         // travels as one sample per tier.
         let mut gone = false;
         while credit.open(acked) {
-            match receiver.try_recv_with(|tier, bytes| packers[tier.index()].push(bytes)) {
-                Ok(full) => {
-                    credit.spend();
+            match receiver.try_recv_with(|tier, bytes| pack(tier, bytes, &mut packers)) {
+                Ok((full, len)) => {
+                    credit.spend(len);
                     if full {
                         break;
                     }

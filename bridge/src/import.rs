@@ -68,9 +68,6 @@ struct Feeds {
     _acks: Subscriber<()>,
 }
 
-/// The local clients whose windows a queue holds at most.
-const MAX_STREAMS: usize = 1024;
-
 impl Import {
     /// Imports segment `remote` (exported on another host) as local segment
     /// `local`, reaching the export through `config`. Returns at once; the
@@ -83,7 +80,7 @@ impl Import {
         let session = zenoh::open(config.to_zenoh()?).wait().map_err(BridgeError::zenoh)?;
         let keys = Keys::new(remote);
         let zid = session.zid().to_string();
-        let (inbound, queue) = stream::queue::<u64>(MAX_STREAMS);
+        let (inbound, queue) = stream::queue::<u64>();
         let k = keys.clone();
         let downs = session
             .declare_subscriber(keys.downs_of(&zid))
@@ -352,7 +349,7 @@ impl Bridge {
                         held = Some(message);
                         break;
                     }
-                    local.credit.spend();
+                    local.credit.spend(message.payload().len());
                     let tier = message.priority().index();
                     if local.packers[tier].push(message.payload()) {
                         let _ = local.publishers[tier].put(local.packers[tier].take().0).wait();
@@ -445,7 +442,7 @@ impl Bridge {
                     // either way it is off the window.
                     _ => {
                         if let Some(local) = by_client.get_mut(client) {
-                            local.consumed.take(1);
+                            local.consumed.take(bytes.len());
                         }
                         Ok(())
                     }

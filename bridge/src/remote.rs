@@ -19,7 +19,7 @@ use crate::error::BridgeError;
 use crate::frames;
 use crate::keys::{self, Keys};
 use crate::stream::{self, Ends};
-use crate::window::{Acked, Consumed, Credit, WINDOW};
+use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
 
 /// How long [`RemoteClient::connect`] waits for an export to answer.
@@ -98,8 +98,8 @@ impl RemoteClient {
         let session = zenoh::open(config.to_zenoh()?).wait().map_err(BridgeError::zenoh)?;
         let keys = Keys::new(segment);
         let rid = keys::rid(&session.zid().to_string(), NEXT.fetch_add(1, Ordering::Relaxed));
-        // A window of messages and the three ends, and the export's end.
-        let (tx, events) = flume::bounded(WINDOW as usize + 4);
+        // Samples of a window (bounded by its bytes), the ends.
+        let (tx, events) = flume::unbounded();
         let acked = Arc::new(Acked::default());
         let gone = Arc::new(AtomicBool::new(false));
         let (down, k, a, g) = (tx.clone(), keys.clone(), acked.clone(), gone.clone());
@@ -248,7 +248,7 @@ impl RemoteClient {
             .put(frames::single(data))
             .wait()
             .map_err(|_| Error::Disconnected)?;
-        self.credit.spend();
+        self.credit.spend(data.len());
         Ok(())
     }
 
@@ -356,7 +356,7 @@ impl RemoteClient {
     /// The next message of the last sample, if any is left.
     fn unbox(&mut self) -> Option<Message> {
         let message = self.inbox.pop_front()?;
-        self.consumed.take(1);
+        self.consumed.take(message.payload().len());
         Some(message)
     }
 

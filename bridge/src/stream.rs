@@ -14,7 +14,6 @@ use zenoh::{Session, Wait};
 
 use crate::error::BridgeError;
 use crate::frames;
-use crate::window::WINDOW;
 use crate::wire::zenoh_priority;
 
 /// How often a message waiting for room in a ring is tried again.
@@ -50,12 +49,10 @@ pub(crate) struct Inbound<K> {
 }
 
 impl<K> Inbound<K> {
-    /// Queues an item, never waiting (Zenoh's callbacks must not block). A
-    /// queue holds the windows and the ends of its streams, so a full one
-    /// means a peer sent beyond its window: the item is dropped. Dropped too
-    /// if the reader ended.
+    /// Queues an item, never waiting (Zenoh's callbacks must not block).
+    /// Dropped if the reader ended.
     pub(crate) fn push(&self, item: Outbound<K>) {
-        let _ = self.tx.try_send(item);
+        let _ = self.tx.send(item);
     }
 }
 
@@ -65,9 +62,10 @@ pub(crate) struct Queue<K> {
     rx: flume::Receiver<Outbound<K>>,
 }
 
-/// A new queue for `streams` streams' windows.
-pub(crate) fn queue<K>(streams: usize) -> (Inbound<K>, Queue<K>) {
-    let (tx, rx) = flume::bounded(streams * (WINDOW as usize + 3));
+/// A new queue. Unbounded in samples: the windows bound what it holds in
+/// bytes (a sample carries at least one message of the window).
+pub(crate) fn queue<K>() -> (Inbound<K>, Queue<K>) {
+    let (tx, rx) = flume::unbounded();
     (Inbound { tx }, Queue { rx })
 }
 
@@ -111,7 +109,7 @@ impl<K> Pending<K> {
     /// does not read holds back only its own stream. Any other error stops
     /// the flush and is returned (the caller gives up the stream).
     ///
-    /// What waits is bounded by the windows: at most [`WINDOW`] messages per
+    /// What waits is bounded by the windows: at most a window of bytes per
     /// stream.
     pub(crate) fn flush(&mut self, mut send: impl FnMut(&K, Priority, &[u8]) -> Result<(), Error>) -> Result<(), Error>
     where

@@ -4,11 +4,12 @@
 //! transmit queues are full; a receiver must take every message at once
 //! (blocking Zenoh's receive path would also stop its keep-alives, and a
 //! busy link would look dead after one lease). So each stream has a window:
-//! the sender keeps at most [`WINDOW`] messages unacknowledged, the receiver
-//! acknowledges what it has moved into a ring (a cumulative count, every
-//! quarter window), and a slow reader holds back its sender through its
-//! full ring, then the window, with at most one window in the bridge's
-//! memory.
+//! the sender stops once [`WINDOW`] bytes are unacknowledged (counting 4
+//! bytes of framing per message, and letting the message that crosses the
+//! line go), the receiver acknowledges what it has moved into a ring (a
+//! cumulative count, every quarter window), and a slow reader holds back
+//! its sender through its full ring, then the window, with at most one
+//! window (and one message) in the bridge's memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -18,8 +19,15 @@ use tokio::sync::Notify;
 use zenoh::pubsub::Publisher;
 use zenoh::Wait;
 
-/// Messages a stream may have in flight, unacknowledged.
-pub(crate) const WINDOW: u64 = 1024;
+/// Bytes a stream may have in flight, unacknowledged: about 15,000 64 B
+/// messages, enough to keep a loopback link busy while acknowledgements
+/// travel, and a bound on memory whatever the message size.
+pub(crate) const WINDOW: u64 = 1 << 20;
+
+/// What a message of `len` bytes costs of a window.
+pub(crate) fn cost(len: usize) -> u64 {
+    len as u64 + 4
+}
 
 /// What a stream's receiver has acknowledged, as its sender learns it (from
 /// a Zenoh callback).
@@ -71,9 +79,9 @@ impl Credit {
         self.sent.saturating_sub(acked.count()) < WINDOW
     }
 
-    /// Counts a message sent.
-    pub(crate) fn spend(&mut self) {
-        self.sent += 1;
+    /// Counts a message of `len` bytes sent.
+    pub(crate) fn spend(&mut self, len: usize) {
+        self.sent += cost(len);
     }
 
     /// Waits until another message may go.
@@ -133,10 +141,10 @@ impl Consumed {
         }
     }
 
-    /// Counts `n` messages moved on, and acknowledges once a quarter window
-    /// has been.
-    pub(crate) fn take(&mut self, n: u64) {
-        self.count += n;
+    /// Counts a message of `len` bytes moved on, and acknowledges once a
+    /// quarter window has been.
+    pub(crate) fn take(&mut self, len: usize) {
+        self.count += cost(len);
         if self.count - self.reported >= WINDOW / 4 {
             self.reported = self.count;
             let _ = self.ack.put(self.count.to_le_bytes().to_vec()).wait();
@@ -152,10 +160,12 @@ mod tests {
     fn the_window_closes_after_window_messages_and_reopens_on_an_ack() {
         let acked = Acked::default();
         let mut credit = Credit::default();
-        for _ in 0..WINDOW {
+        for _ in 0..WINDOW / cost(60) {
             assert!(credit.open(&acked));
-            credit.spend();
+            credit.spend(60);
         }
+        assert!(credit.open(&acked), "the message that crosses the line goes");
+        credit.spend(60);
         assert!(!credit.open(&acked));
         assert!(!credit.wait(&acked, Some(Instant::now())));
         acked.update(&(WINDOW / 4).to_le_bytes());

@@ -166,6 +166,13 @@ impl Setup {
         setup
     }
 
+    /// A daemon again (after the last was killed), on the same name.
+    fn restart_daemon(&mut self, test: &str) {
+        let (daemon, events) = Role::watched(test, &["daemon", &self.name], &[]);
+        self.daemon = Some(daemon);
+        self.events = events;
+    }
+
     fn start_import(&mut self) {
         let lease = LEASE.as_millis().to_string();
         let prefix: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
@@ -246,6 +253,7 @@ fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
         &[],
     );
     let client = setup.client();
+    let id = setup.joined();
     const N: u64 = 100_000;
     let (mut tx, mut rx) = client.split();
     let sender = std::thread::spawn(move || {
@@ -276,6 +284,11 @@ fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
         "every tier carried a share: {sent:?}"
     );
     assert!(matches!(rx.try_recv(), Err(Error::Empty)), "nothing duplicated");
+
+    // Leaving the imported segment is a departure at the daemon.
+    drop((_tx, rx));
+    let took = departure(&setup, &id, CRASH_BOUND);
+    println!("a client of the import that left was a departure after {took:?}");
 }
 
 /// The tier of message `i` of the stream (a mix in which each tier comes
@@ -332,18 +345,16 @@ fn remote_clients_are_told_apart_and_broadcasts_reach_them() {
 }
 
 /// SIGKILL of the importing bridge is a departure of its clients at the
-/// daemon; SIGKILL of the daemon is a disconnect at the remote client.
+/// daemon; SIGKILL of the daemon is a disconnect at the remote client, and
+/// the imported segment comes back with a new daemon; SIGKILL of the export
+/// is a disconnect too.
 #[test]
-fn a_killed_import_is_a_departure_and_a_killed_daemon_a_disconnect() {
+fn killed_bridges_and_daemons_are_departures_and_disconnects() {
     child_role!();
     let _w = watchdog();
+    const TEST: &str = "killed_bridges_and_daemons_are_departures_and_disconnects";
     let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let mut setup = Setup::new(
-        "a_killed_import_is_a_departure_and_a_killed_daemon_a_disconnect",
-        &endpoint,
-        &endpoint,
-        &[],
-    );
+    let mut setup = Setup::new(TEST, &endpoint, &endpoint, &[]);
     let mut client = setup.client();
     let id = setup.joined();
     setup.import.take().unwrap().kill();
@@ -363,7 +374,23 @@ fn a_killed_import_is_a_departure_and_a_killed_daemon_a_disconnect() {
         killed.elapsed()
     );
     assert!(killed.elapsed() < CRASH_BOUND, "took {:?}", killed.elapsed());
-    drop(setup.export.take());
+
+    // A new daemon: the import makes its segment again.
+    setup.restart_daemon(TEST);
+    let mut client = setup.client();
+    setup.joined();
+    client.send(Priority::High, b"again").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"again");
+
+    let killed = Instant::now();
+    setup.export.take().unwrap().kill();
+    let got = client.recv_timeout(STEP);
+    assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
+    println!(
+        "SIGKILL of the export: disconnect at the remote client after {:?}",
+        killed.elapsed()
+    );
+    assert!(killed.elapsed() < CRASH_BOUND, "took {:?}", killed.elapsed());
 }
 
 /// The import in a network namespace, its link cut and restored: within
