@@ -85,32 +85,31 @@ fn main() {
             of(&rate, case) / 1e6
         );
     }
-    println!(
-        "bridge round trip / bare zenoh: {:.2}x (goal <= 1.3x)",
-        of(&rtt, "bridge") / of(&rtt, "zenoh")
-    );
-    println!(
-        "bridge stream / bare zenoh: {:.2}x (goal >= 0.7x)",
-        of(&rate, "bridge") / of(&rate, "zenoh")
-    );
-    println!(
-        "remote client round trip / bare zenoh: {:.2}x",
-        of(&rtt, "remote") / of(&rtt, "zenoh")
-    );
-    println!(
-        "remote client stream / bare zenoh: {:.2}x",
-        of(&rate, "remote") / of(&rate, "zenoh")
-    );
-    println!(
-        "bridge round trip / tcp: {:.2}x, / unix socket: {:.2}x",
-        of(&rtt, "bridge") / of(&rtt, "tcp"),
-        of(&rtt, "bridge") / of(&rtt, "unix")
-    );
-    println!(
-        "bridge stream / tcp: {:.2}x, / unix socket: {:.2}x",
-        of(&rate, "bridge") / of(&rate, "tcp"),
-        of(&rate, "bridge") / of(&rate, "unix")
-    );
+    let ratios = [
+        (
+            "bridge round trip / bare zenoh",
+            &rtt,
+            "bridge",
+            "zenoh",
+            " (goal <= 1.3x)",
+        ),
+        (
+            "bridge stream / bare zenoh",
+            &rate,
+            "bridge",
+            "zenoh",
+            " (goal >= 0.7x)",
+        ),
+        ("remote client round trip / bare zenoh", &rtt, "remote", "zenoh", ""),
+        ("remote client stream / bare zenoh", &rate, "remote", "zenoh", ""),
+        ("bridge round trip / tcp", &rtt, "bridge", "tcp", ""),
+        ("bridge round trip / unix socket", &rtt, "bridge", "unix", ""),
+        ("bridge stream / tcp", &rate, "bridge", "tcp", ""),
+        ("bridge stream / unix socket", &rate, "bridge", "unix", ""),
+    ];
+    for (label, list, a, b, goal) in ratios {
+        println!("{label}: {:.2}x{goal}", of(list, a) / of(list, b));
+    }
 }
 
 /// Starts side A of `case`, runs side B against it; the round trip p50 in

@@ -173,6 +173,12 @@ impl Setup {
         self.events = events;
     }
 
+    /// [`Setup::new`] with both bridges on a free port of 127.0.0.1.
+    fn loopback(test: &str) -> Setup {
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        Setup::new(test, &endpoint, &endpoint, &[])
+    }
+
     fn start_import(&mut self) {
         let lease = LEASE.as_millis().to_string();
         let prefix: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
@@ -245,13 +251,7 @@ fn departure(setup: &Setup, id: &str, bound: Duration) -> Duration {
 fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
     child_role!();
     let _w = watchdog();
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let setup = Setup::new(
-        "a_client_of_the_imported_segment_talks_to_the_daemon_both_ways",
-        &endpoint,
-        &endpoint,
-        &[],
-    );
+    let setup = Setup::loopback("a_client_of_the_imported_segment_talks_to_the_daemon_both_ways");
     let client = setup.client();
     let id = setup.joined();
     const N: u64 = 100_000;
@@ -311,16 +311,10 @@ fn record(tier: Priority, seq: u64) -> Vec<u8> {
 fn remote_clients_are_told_apart_and_broadcasts_reach_them() {
     child_role!();
     let _w = watchdog();
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let setup = Setup::new(
-        "remote_clients_are_told_apart_and_broadcasts_reach_them",
-        &endpoint,
-        &endpoint,
-        &[],
-    );
+    let setup = Setup::loopback("remote_clients_are_told_apart_and_broadcasts_reach_them");
     let mut local = setup.client();
     let local_id = setup.joined();
-    let config = BridgeConfig::default().connect(&endpoint).lease(LEASE);
+    let config = BridgeConfig::default().connect(&setup.connect).lease(LEASE);
     let mut remote = RemoteClient::connect(&setup.name, config).expect("a remote client");
     let remote_id = setup.joined();
     assert_ne!(local_id, remote_id);
@@ -353,8 +347,7 @@ fn killed_bridges_and_daemons_are_departures_and_disconnects() {
     child_role!();
     let _w = watchdog();
     const TEST: &str = "killed_bridges_and_daemons_are_departures_and_disconnects";
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let mut setup = Setup::new(TEST, &endpoint, &endpoint, &[]);
+    let mut setup = Setup::loopback(TEST);
     let mut client = setup.client();
     let id = setup.joined();
     setup.import.take().unwrap().kill();
