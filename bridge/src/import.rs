@@ -224,7 +224,8 @@ struct Local {
     leaving: bool,
 }
 
-/// Why a local segment ends, once set.
+/// Set once the local segment is to end (the export or the remote daemon
+/// went, or the import stops).
 #[derive(Default)]
 struct Over(AtomicBool);
 

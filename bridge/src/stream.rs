@@ -1,7 +1,7 @@
 //! The parts both sides of a bridge share to move one stream of messages
-//! between Zenoh and a memlink endpoint: a bounded queue fed from Zenoh's
-//! callbacks, the messages waiting for room in a ring, the tiers that have
-//! ended, and the publishers of a client's three tiers.
+//! between Zenoh and a memlink endpoint: a queue fed from Zenoh's callbacks
+//! (bounded by the credit windows), the messages waiting for room in a
+//! ring, the tiers that have ended, and the publishers of a client's tiers.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -23,10 +23,10 @@ pub(crate) const RETRY: Duration = Duration::from_millis(1);
 /// latency, at some cost in throughput for tiny messages.
 pub(crate) const EXPRESS: bool = false;
 
-/// The runtime that runs a bridge's tasks.
+/// The runtime of the export's timers (retries, grace periods).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BridgeError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("memlink-bridge")
         .enable_all()
         .build()

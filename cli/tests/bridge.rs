@@ -305,8 +305,9 @@ fn record(tier: Priority, seq: u64) -> Vec<u8> {
     out
 }
 
-/// A client of the imported segment and a `RemoteClient` are two clients of
-/// the daemon: distinct ids, replies to each alone, broadcasts to both.
+/// Two clients of the imported segment and a `RemoteClient` are three
+/// clients of the daemon: distinct ids, replies to each alone, broadcasts to
+/// all.
 #[test]
 fn remote_clients_are_told_apart_and_broadcasts_reach_them() {
     child_role!();
@@ -317,20 +318,30 @@ fn remote_clients_are_told_apart_and_broadcasts_reach_them() {
     let config = BridgeConfig::default().connect(&setup.connect).lease(LEASE);
     let mut remote = RemoteClient::connect(&setup.name, config).expect("a remote client");
     let remote_id = setup.joined();
-    assert_ne!(local_id, remote_id);
+    // A second client of the same import is a third client of the daemon.
+    let mut neighbour = setup.client();
+    let neighbour_id = setup.joined();
+    assert!(local_id != remote_id && local_id != neighbour_id && remote_id != neighbour_id);
 
     remote.send(Priority::Critical, b"who").unwrap();
-    assert_eq!(remote.recv_timeout(STEP).unwrap().payload(), remote_id.as_bytes());
     local.send(Priority::Critical, b"who").unwrap();
+    neighbour.send(Priority::Low, b"who").unwrap();
+    assert_eq!(remote.recv_timeout(STEP).unwrap().payload(), remote_id.as_bytes());
     assert_eq!(local.recv_timeout(STEP).unwrap().payload(), local_id.as_bytes());
+    assert_eq!(neighbour.recv_timeout(STEP).unwrap().payload(), neighbour_id.as_bytes());
 
     local.send(Priority::High, b"bcast").unwrap();
-    for m in [local.recv_timeout(STEP).unwrap(), remote.recv_timeout(STEP).unwrap()] {
+    for m in [
+        local.recv_timeout(STEP).unwrap(),
+        remote.recv_timeout(STEP).unwrap(),
+        neighbour.recv_timeout(STEP).unwrap(),
+    ] {
         assert_eq!((m.priority(), m.payload()), (Priority::High, &b"to all"[..]));
     }
     // Each got its own replies only.
     assert!(matches!(local.try_recv(), Err(Error::Empty)));
     assert!(matches!(remote.try_recv(), Err(Error::Empty)));
+    assert!(matches!(neighbour.try_recv(), Err(Error::Empty)));
 
     // A remote client that leaves is a departure at the daemon.
     drop(remote);
