@@ -160,12 +160,12 @@ mod tests {
     fn the_window_closes_after_window_messages_and_reopens_on_an_ack() {
         let acked = Acked::default();
         let mut credit = Credit::default();
-        for _ in 0..WINDOW / cost(60) {
+        for _ in 0..WINDOW / cost(59) {
             assert!(credit.open(&acked));
-            credit.spend(60);
+            credit.spend(59);
         }
         assert!(credit.open(&acked), "the message that crosses the line goes");
-        credit.spend(60);
+        credit.spend(59);
         assert!(!credit.open(&acked));
         assert!(!credit.wait(&acked, Some(Instant::now())));
         acked.update(&(WINDOW / 4).to_le_bytes());
