@@ -22,8 +22,11 @@
 //!   disconnect at every remote client after the last message it sent; an
 //!   export that dies or goes silent is one within the lease. What was in
 //!   flight on a broken link is lost; nothing is duplicated.
-//! - **Backpressure.** Every queue is bounded: a slow reader fills its ring,
-//!   then the bridge's queue, then Zenoh's, and the sender blocks.
+//! - **Backpressure.** Each client and direction has a credit window (1 MiB):
+//!   a slow reader fills its ring, then the window, and the sender blocks;
+//!   the bridge holds at most a window per stream, and Zenoh's callbacks
+//!   never block (which would stop its keep-alives too).
+//! - **Bursts.** What waits in a ring travels as one Zenoh sample per tier.
 //!
 //! See the README's section "Beyond one machine" for the commands and the
 //! measured cost.
