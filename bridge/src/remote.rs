@@ -132,7 +132,8 @@ impl RemoteClient {
                     live.fetch_add(1, Ordering::Relaxed);
                 }
                 SampleKind::Delete => {
-                    if live.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    let before = live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+                    if before == Ok(1) {
                         g.store(true, Ordering::Release);
                         a.release();
                         let _ = tx.try_send(Event::ExportGone);
@@ -333,7 +334,9 @@ impl RemoteClient {
     }
 
     fn live(&self) -> Result<(), Error> {
-        if self.disconnected || self.gone.load(Ordering::Acquire) && self.events.is_empty() && self.inbox.is_empty() {
+        // The ends and the export's departure come through `events`, after
+        // the messages before them: a receiver sees every message first.
+        if self.disconnected {
             Err(Error::Disconnected)
         } else {
             Ok(())
