@@ -575,7 +575,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         // any process that waits on the same word next takes it, the waker
         // itself included (two processes ping-ponging on one word lose a
         // wake that way; seen in 11 of 40 runs of tests/wake.rs under Wine).
-        // So no sleep here is longer than `SEMAPHORE_SLICE`: a lost wake
+        // So no sleep here is longer than `SEMAPHORE_SLICE_MS`: a lost wake
         // costs that much, never a hang, and callers look again anyway.
         // SAFETY: `h` is an open semaphore handle (see `Channel::Semaphore`).
         Channel::Semaphore(h) => unsafe {
