@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use memlink_shm::{inspect, Client, ClientReceiver, ClientSender, Error, Priority};
+use memlink_shm::{inspect, Client, ClientReceiver, ClientSender, Error};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::query::{Query, Queryable};
@@ -28,9 +28,8 @@ use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
-use crate::frames::Packer;
 use crate::keys::Keys;
-use crate::stream::{self, Ends, Pending};
+use crate::stream::{self, Burst, Ends, Pending};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
 
@@ -252,11 +251,13 @@ fn on_up(shared: &Arc<Shared>, sample: &Sample) {
         SampleKind::Delete => up.ends.set(tier),
     }
     let done = flush(&mut up);
+    let retry = !done && !up.pending.is_empty() && !up.retrying && up.sender.is_some();
+    up.retrying |= retry;
     drop(up);
     if done {
         shared.detach(rid); // it left, and everything it sent is in
-    } else {
-        retry_later(shared, rid, &attached);
+    } else if retry {
+        retry_later(shared, rid, attached);
     }
 }
 
@@ -286,14 +287,10 @@ fn flush(up: &mut Up) -> bool {
     up.ends.all() && up.pending.is_empty()
 }
 
-/// While messages wait for room, tries again every millisecond.
-fn retry_later(shared: &Arc<Shared>, rid: &str, attached: &Attached) {
-    let mut up = lock(&attached.up);
-    if up.pending.is_empty() || up.retrying || up.sender.is_none() {
-        return;
-    }
-    up.retrying = true;
-    let (shared2, rid, attached) = (shared.clone(), rid.to_owned(), attached.clone());
+/// Tries again every millisecond until what waits has gone (the caller set
+/// `retrying`).
+fn retry_later(shared: &Arc<Shared>, rid: &str, attached: Attached) {
+    let (shared2, rid) = (shared.clone(), rid.to_owned());
     shared.runtime.spawn(async move {
         loop {
             tokio::time::sleep(stream::RETRY).await;
@@ -395,7 +392,7 @@ const READ_SLICE: Duration = Duration::from_millis(100);
 /// message).
 fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acked: &Acked, stop: &AtomicBool) -> bool {
     let mut credit = Credit::default();
-    let mut packers: [Packer; 3] = Default::default();
+    let mut burst = Burst::default();
     loop {
         if stop.load(Ordering::Relaxed) {
             return false;
@@ -403,11 +400,8 @@ fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acke
         if !credit.wait(acked, Some(Instant::now() + READ_SLICE)) {
             continue;
         }
-        let pack =
-            |tier: Priority, bytes: &[u8], packers: &mut [Packer; 3]| (packers[tier.index()].push(bytes), bytes.len());
-        let first = receiver.recv_timeout_with(READ_SLICE, |tier, bytes| pack(tier, bytes, &mut packers));
-        match first {
-            Ok((_, len)) => credit.spend(len),
+        match receiver.recv_timeout_with(READ_SLICE, burst.packing(publishers)) {
+            Ok(len) => credit.spend(len),
             Err(Error::Timeout) => continue,
             Err(_) => return true,
         }
@@ -415,13 +409,8 @@ fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acke
         // travels as one sample per tier.
         let mut gone = false;
         while credit.open(acked) {
-            match receiver.try_recv_with(|tier, bytes| pack(tier, bytes, &mut packers)) {
-                Ok((full, len)) => {
-                    credit.spend(len);
-                    if full {
-                        break;
-                    }
-                }
+            match receiver.try_recv_with(burst.packing(publishers)) {
+                Ok(len) => credit.spend(len),
                 Err(Error::Empty) => break,
                 Err(_) => {
                     gone = true;
@@ -429,11 +418,7 @@ fn read(mut receiver: ClientReceiver, publishers: &[Publisher<'static>; 3], acke
                 }
             }
         }
-        for (packer, publisher) in packers.iter_mut().zip(publishers) {
-            if !packer.is_empty() {
-                let _ = publisher.put(packer.take().0).wait();
-            }
-        }
+        burst.publish(publishers);
         if gone {
             return true;
         }

@@ -15,7 +15,6 @@ const LIMIT: usize = 64 << 10;
 #[derive(Debug, Default)]
 pub(crate) struct Packer {
     buf: Vec<u8>,
-    count: u64,
 }
 
 impl Packer {
@@ -23,19 +22,16 @@ impl Packer {
     pub(crate) fn push(&mut self, bytes: &[u8]) -> bool {
         self.buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(bytes);
-        self.count += 1;
         self.buf.len() >= LIMIT
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
+        self.buf.is_empty()
     }
 
-    /// The sample, and how many messages it carries; the packer is empty
-    /// again.
-    pub(crate) fn take(&mut self) -> (ZBytes, u64) {
-        let count = std::mem::take(&mut self.count);
-        (ZBytes::from(std::mem::take(&mut self.buf)), count)
+    /// The sample; the packer is empty again.
+    pub(crate) fn take(&mut self) -> ZBytes {
+        ZBytes::from(std::mem::take(&mut self.buf))
     }
 }
 
@@ -77,10 +73,10 @@ mod tests {
         for m in [&b"a"[..], b"", b"xyz"] {
             assert!(!packer.push(m));
         }
-        let (sample, count) = packer.take();
-        assert_eq!(count, 3);
+        let sample = packer.take();
         assert!(packer.is_empty());
         let bytes = sample.to_bytes().into_owned();
+        assert_eq!(all(&bytes).len(), 3);
         assert_eq!(all(&bytes), [b"a".to_vec(), vec![], b"xyz".to_vec()]);
         assert_eq!(all(&single(b"solo")), [b"solo".to_vec()]);
         // Cut anywhere: the whole frames before the cut, nothing else.

@@ -22,9 +22,8 @@ use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
-use crate::frames::Packer;
 use crate::keys::{self, Keys};
-use crate::stream::{self, Ends, Outbound, Pending, Queue};
+use crate::stream::{self, Burst, Ends, Outbound, Pending, Queue};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
 
@@ -216,8 +215,8 @@ struct Local {
     /// sent.
     acked: Arc<Acked>,
     credit: Credit,
-    /// Its messages of the current burst, by tier.
-    packers: [Packer; 3],
+    /// Its messages of the current burst.
+    burst: Burst,
     /// What of the daemon's messages to it went into its ring.
     consumed: Consumed,
     /// Seen gone at the last scan: passed on at the next.
@@ -341,34 +340,30 @@ impl Bridge {
                     }
                 },
             };
+            // One lock for the burst: the other thread takes it only to
+            // move messages in.
+            let mut guard = lock(locals);
             let mut touched = Vec::new();
             let mut next = Some(first);
             while let Some(message) = next.take() {
-                let mut guard = lock(locals);
                 if let Some(local) = self.local_for(&mut guard, message.client()) {
                     if !local.credit.open(&local.acked) {
                         held = Some(message);
                         break;
                     }
                     local.credit.spend(message.payload().len());
-                    let tier = message.priority().index();
-                    if local.packers[tier].push(message.payload()) {
-                        let _ = local.publishers[tier].put(local.packers[tier].take().0).wait();
-                    }
+                    local
+                        .burst
+                        .push(message.priority(), message.payload(), &local.publishers);
                     touched.push(message.client());
                 }
-                drop(guard);
                 next = rx.try_recv().ok();
             }
+            touched.sort_unstable_by_key(|id| (id.slot(), id.generation()));
             touched.dedup();
-            let mut guard = lock(locals);
             for client in touched {
                 if let Some(local) = guard.by_client.get_mut(&client) {
-                    for (packer, publisher) in local.packers.iter_mut().zip(&local.publishers) {
-                        if !packer.is_empty() {
-                            let _ = publisher.put(packer.take().0).wait();
-                        }
-                    }
+                    local.burst.publish(&local.publishers);
                 }
             }
             // A closed window: wait for the export's acknowledgement.
@@ -472,7 +467,7 @@ impl Bridge {
                 publishers,
                 acked,
                 credit: Credit::default(),
-                packers: Default::default(),
+                burst: Burst::default(),
                 consumed: Consumed::new(ack),
                 leaving: false,
             });

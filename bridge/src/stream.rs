@@ -13,7 +13,7 @@ use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
 
 use crate::error::BridgeError;
-use crate::frames;
+use crate::frames::{self, Packer};
 use crate::wire::zenoh_priority;
 
 /// How often a message waiting for room in a ring is tried again.
@@ -189,6 +189,42 @@ fn three(publishers: Vec<Publisher<'static>>) -> [Publisher<'static>; 3] {
         .unwrap_or_else(|_| unreachable!("one publisher per tier"))
 }
 
+/// One client's messages of a burst, a sample per tier, for its three
+/// publishers.
+#[derive(Debug, Default)]
+pub(crate) struct Burst([Packer; 3]);
+
+impl Burst {
+    /// Adds a message of `tier`; a sample that fills up goes at once.
+    pub(crate) fn push(&mut self, tier: Priority, bytes: &[u8], publishers: &[Publisher<'static>; 3]) {
+        let packer = &mut self.0[tier.index()];
+        if packer.push(bytes) {
+            let _ = publishers[tier.index()].put(packer.take()).wait();
+        }
+    }
+
+    /// [`Burst::push`] as a reader's closure, returning the message's
+    /// length.
+    pub(crate) fn packing<'a>(
+        &'a mut self,
+        publishers: &'a [Publisher<'static>; 3],
+    ) -> impl FnMut(Priority, &[u8]) -> usize + 'a {
+        move |tier, bytes| {
+            self.push(tier, bytes, publishers);
+            bytes.len()
+        }
+    }
+
+    /// Sends what the burst gathered, a sample per tier.
+    pub(crate) fn publish(&mut self, publishers: &[Publisher<'static>; 3]) {
+        for (packer, publisher) in self.0.iter_mut().zip(publishers) {
+            if !packer.is_empty() {
+                let _ = publisher.put(packer.take()).wait();
+            }
+        }
+    }
+}
+
 /// The publisher of a stream's acknowledgements: ahead of all data, never
 /// batched.
 pub(crate) fn ack_publisher(session: &Session, key: String) -> zenoh::pubsub::PublisherBuilder<'_, 'static> {
@@ -209,14 +245,13 @@ pub(crate) fn end(publishers: &[Publisher<'static>; 3]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::Packer;
 
     fn sample(messages: &[&[u8]]) -> ZBytes {
         let mut packer = Packer::default();
         for m in messages {
             packer.push(m);
         }
-        packer.take().0
+        packer.take()
     }
 
     #[test]
