@@ -25,6 +25,10 @@ const CASES: &[(&str, &str)] = &[
         "send_recv_owned",
         "client try_send 64 B + daemon try_recv (owned message)",
     ),
+    (
+        "send_recv_blocking",
+        "the simple loop: client send 64 B + daemon recv (owned), both blocking calls that need not wait",
+    ),
     ("reply", "daemon try_send_to 64 B + client try_recv_with"),
     ("round_trip", "send_recv + reply"),
     (
@@ -117,6 +121,7 @@ fn main() {
             let run = match c {
                 "send_recv" => send_recv,
                 "send_recv_owned" => send_recv_owned,
+                "send_recv_blocking" => send_recv_blocking,
                 "reply" => reply,
                 "round_trip" => round_trip,
                 "batch_64" => batch_64,
@@ -159,6 +164,14 @@ fn send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     repeat(n, || {
         client.try_send(Priority::High, &MSG).expect("send");
         daemon.try_recv().expect("recv").payload().len()
+    })
+}
+
+#[inline(never)]
+fn send_recv_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    repeat(n, || {
+        client.send(Priority::High, &MSG).expect("send");
+        daemon.recv().expect("recv").payload().len()
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::error::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 
@@ -37,17 +38,39 @@ impl Message {
     /// ```
     #[inline]
     pub fn new(priority: Priority, bytes: &[u8]) -> Message {
-        let payload = if bytes.len() <= INLINE {
-            let mut inline = [0u8; INLINE];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            Payload::Inline {
-                len: bytes.len() as u8,
-                bytes: inline,
+        let mut m = Message::empty(priority);
+        m.set(bytes);
+        m
+    }
+
+    /// Builds a message of `bytes` in `slot` (see [`received`]).
+    #[inline]
+    pub(crate) fn build_in(slot: &mut Option<Message>, priority: Priority, bytes: &[u8]) {
+        slot.insert(Message::empty(priority)).set(bytes);
+    }
+
+    /// An empty message, to be filled in place by [`Message::set`].
+    #[inline(always)]
+    fn empty(priority: Priority) -> Message {
+        Message {
+            priority,
+            payload: Payload::Inline {
+                len: 0,
+                bytes: [0; INLINE],
+            },
+        }
+    }
+
+    /// Sets the bytes of a message [`Message::empty`] made.
+    #[inline(always)]
+    fn set(&mut self, bytes: &[u8]) {
+        match &mut self.payload {
+            Payload::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
+                inline[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len() as u8;
             }
-        } else {
-            Payload::Heap(bytes.into())
-        };
-        Message { priority, payload }
+            payload => *payload = Payload::Heap(bytes.into()),
+        }
     }
 
     /// The tier it was sent on.
@@ -98,6 +121,17 @@ impl ClientMessage {
         }
     }
 
+    /// Builds a message from `client` in `slot` (see [`received`]).
+    #[inline]
+    pub(crate) fn build_in(slot: &mut Option<ClientMessage>, client: ClientId, priority: Priority, bytes: &[u8]) {
+        slot.insert(ClientMessage {
+            client,
+            message: Message::empty(priority),
+        })
+        .message
+        .set(bytes);
+    }
+
     /// The client that sent it.
     pub fn client(&self) -> ClientId {
         self.client
@@ -122,6 +156,18 @@ impl ClientMessage {
     pub fn into_payload(self) -> Vec<u8> {
         self.message.into_payload()
     }
+}
+
+/// Runs a receive of an owned message: `recv` hands the message it finds
+/// to the closure it was given, which builds it with `build_in` in the slot
+/// passed here. (Returned up through every layer's result instead, a
+/// 128-byte message was copied five times.)
+#[inline(always)]
+pub(crate) fn received<T>(recv: impl FnOnce(&mut Option<T>) -> Result<(), Error>) -> Result<T, Error> {
+    let mut slot = None;
+    recv(&mut slot)?;
+    // `recv` returned `Ok`: its closure ran and filled the slot.
+    slot.ok_or(Error::Empty)
 }
 
 #[cfg(test)]

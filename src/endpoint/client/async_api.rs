@@ -60,7 +60,9 @@ impl ClientReceiver {
     /// 50 ms of the daemon's death or shutdown, once every message it sent
     /// has been received.
     pub async fn recv_async(&mut self) -> Result<Message, Error> {
-        self.recv_with_async(Message::new).await
+        let mut got = None;
+        self.recv_with_async(|p, b| Message::build_in(&mut got, p, b)).await?;
+        got.ok_or(Error::Empty) // filled: the receive returned `Ok`
     }
 
     /// Waits without blocking the thread for the next message and passes it

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::endpoint::channel::{Deadline, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
-use crate::endpoint::message::Message;
+use crate::endpoint::message::{received, Message};
 use crate::error::Error;
 use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
@@ -169,7 +169,7 @@ impl ClientReceiver {
     /// [`Error::Disconnected`] once the daemon is gone and every message it
     /// sent before has been received; [`Error::Poisoned`] / [`Error::Corrupted`].
     pub fn recv(&mut self) -> Result<Message, Error> {
-        self.recv_until(Deadline::NEVER, Message::new)
+        received(|got| self.recv_until(Deadline::NEVER, |p, b| Message::build_in(got, p, b)))
     }
 
     /// Like [`ClientReceiver::recv`], waiting at most `timeout`.
@@ -177,7 +177,7 @@ impl ClientReceiver {
     /// # Errors
     /// As [`ClientReceiver::recv`], and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
-        self.recv_until(Deadline::after(Some(timeout)), Message::new)
+        received(|got| self.recv_until(Deadline::after(Some(timeout)), |p, b| Message::build_in(got, p, b)))
     }
 
     /// Takes the next message if one is waiting.
@@ -186,7 +186,7 @@ impl ClientReceiver {
     /// [`Error::Empty`] when none is; otherwise as [`ClientReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        self.try_recv_with(Message::new)
+        received(|got| self.try_recv_with(|p, b| Message::build_in(got, p, b)))
     }
 
     /// Passes the next waiting message to `f` in place, without copying.

@@ -30,7 +30,10 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub async fn recv_async(&mut self) -> Result<ClientMessage, Error> {
-        self.recv_with_async(ClientMessage::new).await
+        let mut got = None;
+        self.recv_with_async(|c, p, b| ClientMessage::build_in(&mut got, c, p, b))
+            .await?;
+        got.ok_or(Error::Empty) // filled: the receive returned `Ok`
     }
 
     /// Waits without blocking the thread for the next message and passes it,

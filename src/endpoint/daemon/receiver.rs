@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{DaemonRx, DaemonTx};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
-use crate::endpoint::message::ClientMessage;
+use crate::endpoint::message::{received, ClientMessage};
 use crate::error::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
@@ -56,7 +56,7 @@ impl DaemonReceiver<'_> {
     /// [`Error::Corrupted`] when a client's rings hold impossible values: that
     /// client's channel is poisoned and the others go on.
     pub fn recv(&mut self) -> Result<ClientMessage, Error> {
-        self.recv_until(Deadline::NEVER, ClientMessage::new)
+        received(|got| self.recv_until(Deadline::NEVER, |c, p, b| ClientMessage::build_in(got, c, p, b)))
     }
 
     /// Like [`DaemonReceiver::recv`], waiting at most `timeout`.
@@ -64,7 +64,11 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`], and [`Error::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientMessage, Error> {
-        self.recv_until(Deadline::after(Some(timeout)), ClientMessage::new)
+        received(|got| {
+            self.recv_until(Deadline::after(Some(timeout)), |c, p, b| {
+                ClientMessage::build_in(got, c, p, b)
+            })
+        })
     }
 
     /// Takes the next message if one is waiting.
@@ -73,7 +77,7 @@ impl DaemonReceiver<'_> {
     /// [`Error::Empty`] when none is; otherwise as [`DaemonReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        self.try_recv_with(ClientMessage::new)
+        received(|got| self.try_recv_with(|c, p, b| ClientMessage::build_in(got, c, p, b)))
     }
 
     /// Passes the next waiting message, with its sender, to `f` in place.
