@@ -249,6 +249,12 @@ pub struct RingProducer {
     /// Last `head` loaded. Reloaded only when it says the ring is full: the
     /// consumer's line is then read once per lap, not once per message.
     head_cache: u64,
+    /// The offset up to which records (with the zeroed slot after them) can
+    /// be written with no other check: `offset` plus the smaller of the bytes
+    /// left before the end of the area and the free bytes `head_cache`
+    /// allows. Writing in place moves `offset` and shrinks both by as much,
+    /// so it holds until the next wrap or reload. 0 once the ring failed.
+    limit: usize,
     messages: u64,
     bytes: u64,
     full: u64,
@@ -277,16 +283,31 @@ impl RingProducer {
         let c = h.messages_written.load(Ordering::Relaxed);
         let b = h.bytes_written.load(Ordering::Relaxed);
         let f = h.full_events.load(Ordering::Relaxed);
-        Ok(RingProducer {
+        let mut producer = RingProducer {
             offset: (tail % cap) as usize,
             tail,
             head_cache: head,
+            limit: 0,
             messages: c,
             bytes: b,
             full: f,
             failed: None,
             mem,
-        })
+        };
+        producer.set_limit();
+        Ok(producer)
+    }
+
+    /// Recomputes [`RingProducer::limit`] from the positions.
+    #[inline]
+    fn set_limit(&mut self) {
+        let free = self.head_cache + self.mem.capacity as u64 - self.tail;
+        let to_end = (self.mem.capacity - self.offset) as u64;
+        self.limit = if self.failed.is_some() {
+            0
+        } else {
+            self.offset + free.min(to_end) as usize
+        };
     }
 
     /// Whether `need` more bytes fit; reloads `head` if the cache says no.
@@ -307,9 +328,11 @@ impl RingProducer {
         let head = self.mem.header().head.load(Ordering::Acquire);
         if check_position(head, self.head_cache, self.tail, Corruption::HeadIndex).is_err() {
             self.failed = Some(Corruption::HeadIndex);
+            self.limit = 0;
             return Err(Corruption::HeadIndex);
         }
         self.head_cache = head;
+        self.set_limit();
         Ok(self.tail + need as u64 <= head + self.mem.capacity as u64)
     }
 
@@ -329,6 +352,28 @@ impl RingProducer {
     /// and writes its header (held back if it is the batch's first).
     #[inline]
     pub(crate) fn put<R>(
+        &mut self,
+        pending: &mut Option<(usize, u64)>,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
+        // The common case in two compares: the record and the slot after it
+        // fit before `limit` (so no wrap, no reload, and the ring is sound).
+        if len <= self.mem.max_message {
+            let rec = layout::record_size(len);
+            let next = self.offset + rec;
+            if next + RECORD_HEADER_SIZE <= self.limit {
+                return Ok(self.put_at(pending, next, priority, len, fill));
+            }
+        }
+        self.put_checked(pending, priority, len, fill)
+    }
+
+    /// [`RingProducer::put`] with every check: a wrap, a reload of `head`,
+    /// a full ring, a message too large, a failed ring.
+    #[inline(never)]
+    fn put_checked<R>(
         &mut self,
         pending: &mut Option<(usize, u64)>,
         priority: Priority,
@@ -357,9 +402,32 @@ impl RingProducer {
             self.put_header(pending, self.offset, layout::encode_wrap(skip));
             self.tail += skip as u64;
             self.offset = 0;
+            self.set_limit(); // before `fill`, which may panic
         }
+        let end = self.offset + rec;
+        let next = if end == self.mem.capacity { 0 } else { end };
+        let out = self.put_at(pending, next, priority, len, fill);
+        // A record that ends the area moved `offset` back to 0: recompute.
+        self.set_limit();
+        Ok(out)
+    }
+
+    /// Writes the record of a `len`-byte message at `offset`, for which
+    /// there is room (the record and the slot after it are free and inside
+    /// the area), and its header; `next` is where the record ends (0 if at
+    /// the end of the area).
+    #[inline(always)]
+    fn put_at<R>(
+        &mut self,
+        pending: &mut Option<(usize, u64)>,
+        next: usize,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
         let off = self.offset;
-        debug_assert!(off + rec <= self.mem.capacity);
+        let rec = layout::record_size(len);
+        debug_assert!(off + rec <= self.mem.capacity && (next == 0 || next == off + rec));
         let start = self.mem.data.as_ptr().wrapping_add(off + RECORD_HEADER_SIZE);
         // SAFETY: [off+8, off+8+len) lies inside the data area (rec <= capacity - off)
         // and inside the free space [tail, head + capacity), which the consumer does not
@@ -367,7 +435,6 @@ impl RingProducer {
         let payload = unsafe { std::slice::from_raw_parts_mut(start, len) };
         self.mem.touch(off + RECORD_HEADER_SIZE, len, true);
         let out = fill(payload);
-        let next = if off + rec == self.mem.capacity { 0 } else { off + rec };
         // The slot after the record reads "nothing yet" until a later record
         // fills it: a consumer never sees a header left from the previous lap.
         self.mem.word(next).store(0, Ordering::Relaxed);
@@ -377,7 +444,7 @@ impl RingProducer {
         // Counters start from values in shared memory: they wrap, never trap.
         self.messages = self.messages.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
-        Ok(out)
+        out
     }
 
     /// Publishes everything written since the last commit.
@@ -405,10 +472,10 @@ impl RingProducer {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, RingError> {
-        let mut pending = None;
-        let out = self.put(&mut pending, priority, len, fill);
-        self.commit(&mut pending);
-        out
+        // A batch of one, committed when it drops, also if `fill` panics: a
+        // wrap record already written for this message must be published
+        // then, or the consumer would wait at it forever.
+        self.batch().write_with(priority, len, fill)
     }
 
     /// Starts a batch: messages written through it become visible together,
@@ -959,6 +1026,52 @@ mod tests {
         assert!(c.read().unwrap().is_none());
         p.write(Priority::High, b"ok").unwrap();
         assert_eq!(c.read().unwrap().unwrap().1, b"ok");
+    }
+
+    /// The producer's fast path trusts a cached limit: check it against a
+    /// model queue through every case that moves it (wraps, records ending
+    /// the area, reloads of `head`, a fill that panics, even during a wrap).
+    #[test]
+    fn panicking_fills_wraps_and_reloads_keep_fifo_and_never_overwrite() {
+        let (mut p, mut c) = ring(512, 120);
+        let mut model = std::collections::VecDeque::new();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = 0u32;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 4 + (seed % 117) as usize;
+            match seed >> 60 {
+                0..=2 => {
+                    if let Some((_, got)) = c.read().unwrap() {
+                        assert_eq!(Some(got), model.pop_front());
+                    }
+                }
+                3 => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        p.write_with(Priority::High, len, |_| panic!("boom"))
+                    }));
+                    assert!(matches!(r, Err(_) | Ok(Err(RingError::Full))));
+                }
+                _ => {
+                    let mut msg = vec![next as u8; len];
+                    msg[..4].copy_from_slice(&next.to_le_bytes());
+                    match p.write(Priority::High, &msg) {
+                        Ok(()) => {
+                            model.push_back(msg);
+                            next += 1;
+                        }
+                        Err(RingError::Full) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+        while let Some((_, got)) = c.read().unwrap() {
+            assert_eq!(Some(got), model.pop_front());
+        }
+        assert!(model.is_empty(), "{} messages lost", model.len());
     }
 
     #[test]

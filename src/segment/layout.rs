@@ -434,6 +434,24 @@ pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> 
     if word == 0 {
         return Ok(None);
     }
+    // The common case in a few compares: a message header (tag and kind in
+    // one compare) of a known tier, whose record fits.
+    if (word >> 32) & 0xFFFF_00FF == (TAG << 16) | KIND_MESSAGE {
+        let len = (word & 0xFFFF_FFFF) as usize;
+        if let Some(priority) = Priority::from_index(((word >> 40) & 0xFF) as usize) {
+            if len <= max_message && record_size(len) <= capacity - offset {
+                return Ok(Some(Record::Message { len, priority }));
+            }
+        }
+    }
+    decode_checked(word, offset, capacity, max_message)
+}
+
+/// [`decode`] of a word that is no well-formed message header: a wrap, or
+/// the error that says what is wrong.
+#[cold]
+#[inline(never)]
+fn decode_checked(word: u64, offset: usize, capacity: usize, max_message: usize) -> Result<Option<Record>, Corruption> {
     if word >> 48 != TAG {
         return Err(Corruption::RecordTag);
     }
