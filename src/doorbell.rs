@@ -31,22 +31,36 @@ use crate::segment::Segment;
 /// that went quiet stops costing the daemon anything within a few polls.
 pub(crate) const QUIET_LOOKS: u8 = 64;
 
-/// Rings slot `slot`'s bell for tier `priority`, after the client
-/// published: see [`ring_bell`].
-#[inline]
-pub(crate) fn ring(seg: &Segment, slot: u32, priority: Priority) {
-    let (w, bit) = position(slot);
-    ring_bell(&seg.control().doorbell[priority.index()][w], bit);
+/// Where a slot's bells are: its word of each tier's bells, and its bit
+/// there (worked out once, when the client connects).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bell {
+    word: usize,
+    bit: u64,
 }
 
-/// Rings every tier's bell of slot `slot` (after a batch, which may have
-/// published on any tier).
-#[inline]
-pub(crate) fn ring_all(seg: &Segment, slot: u32) {
-    let (w, bit) = position(slot);
-    fence(Ordering::SeqCst);
-    for p in Priority::ALL {
-        ring_bell_after_fence(&seg.control().doorbell[p.index()][w], bit);
+impl Bell {
+    /// Slot `slot`'s bell.
+    pub(crate) fn of(slot: u32) -> Bell {
+        let (word, bit) = position(slot);
+        Bell { word, bit }
+    }
+
+    /// Rings it for tier `priority`, after the client published: see
+    /// [`ring_bell`].
+    #[inline]
+    pub(crate) fn ring(self, seg: &Segment, priority: Priority) {
+        ring_bell(&seg.control().doorbell[priority.index()][self.word], self.bit);
+    }
+
+    /// Rings it for every tier (after a batch, which may have published on
+    /// any tier).
+    #[inline]
+    pub(crate) fn ring_all(self, seg: &Segment) {
+        fence(Ordering::SeqCst);
+        for p in Priority::ALL {
+            ring_bell_after_fence(&seg.control().doorbell[p.index()][self.word], self.bit);
+        }
     }
 }
 
@@ -140,10 +154,11 @@ impl SlotSet {
     /// word loaded as the iteration reaches it).
     #[inline]
     pub(crate) fn rung<'a>(&'a self, bells: &'a [AtomicU64; DOORBELL_WORDS]) -> impl Iterator<Item = u64> + 'a {
-        bells
+        // Two slices of one length: a counted loop, no bounds checks.
+        let len = self.len.min(DOORBELL_WORDS);
+        bells[..len]
             .iter()
-            .zip(&self.words)
-            .take(self.len)
+            .zip(&self.words[..len])
             .map(|(bell, &mine)| bell.load(Ordering::Acquire) & mine)
     }
 

@@ -15,7 +15,8 @@
 //!   slack: a record of `n` bytes needs `n + 8` free bytes.
 //! - The consumer validates every header it reads ([`layout::decode`]) and the
 //!   producer validates every `head` it loads; anything out of range is
-//!   [`ShmError::Corrupted`], and the handle stays failed from then on.
+//!   [`ShmError::Corrupted`], and the handle stays failed from then on (it
+//!   delivers nothing more; a ring emptied since reads as empty).
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -676,9 +677,6 @@ impl RingConsumer {
     /// Finds the next message, skipping a wrap record. `Ok(None)`: empty.
     #[inline]
     pub(crate) fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
-        if let Some(what) = self.failed {
-            return Err(RingError::Corrupted(what));
-        }
         let next = self.next_message(self.mem.capacity, self.mem.max_message, true)?;
         Ok(next.map(|(len, priority)| Peeked {
             priority,
@@ -703,6 +701,12 @@ impl RingConsumer {
             // SYNC POINT: Acquire pairs with the producer's Release store of this
             // header: the payload (and the zeroed slot after it) are visible.
             let word = self.mem.word(self.offset).load(Ordering::Acquire);
+            if word == 0 {
+                return Ok(None); // empty: one load, even for a failed ring
+            }
+            if let Some(what) = self.failed {
+                return Err(RingError::Corrupted(what));
+            }
             match layout::decode(word, self.offset, capacity, max_message) {
                 Ok(None) => return Ok(None),
                 Ok(Some(Record::Wrap { skip })) => {
@@ -721,11 +725,11 @@ impl RingConsumer {
     }
 
     /// One load: false only if the ring is certainly empty (a zero header at
-    /// the read position and no error to report). Lets the priority reader
-    /// skip empty tiers without a full `peek`.
+    /// the read position). Lets the priority reader skip empty tiers without
+    /// a full `peek`.
     #[inline]
     pub fn may_have_message(&self) -> bool {
-        self.failed.is_some() || self.mem.word(self.offset).load(Ordering::Relaxed) != 0
+        self.mem.word(self.offset).load(Ordering::Relaxed) != 0
     }
 
     /// Whether a message is waiting (cheap: one load when the ring is empty).
@@ -1096,6 +1100,14 @@ mod tests {
             .store(layout::encode_message(5000, Priority::High), Ordering::Release);
         assert!(matches!(c.read(), Err(RingError::Corrupted(_))));
         assert!(matches!(c.read(), Err(RingError::Corrupted(_))));
+        // Mended by the peer, it stays failed: nothing from it is delivered.
+        c.mem
+            .word(0)
+            .store(layout::encode_message(5, Priority::High), Ordering::Release);
+        assert!(matches!(c.read(), Err(RingError::Corrupted(_))));
+        // Emptied, it reads as empty: there is nothing to report or deliver.
+        c.mem.word(0).store(0, Ordering::Release);
+        assert!(c.read().unwrap().is_none());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::super::channel;
 use super::super::Stats;
 use crate::buffer::RingError;
-use crate::doorbell;
+use crate::doorbell::Bell;
 use crate::endpoint::fault::{Fault, Op};
 use crate::error::{ShmError, ShmResult};
 use crate::platform;
@@ -47,6 +47,8 @@ pub(crate) struct Connection {
     /// `platform::fork_generation()` where the connection was made: in a
     /// forked child the copy is inert.
     fork_generation: u32,
+    /// This client's bell, rung after each publish (see `crate::doorbell`).
+    bell: Bell,
 }
 
 impl std::fmt::Debug for Connection {
@@ -104,6 +106,7 @@ impl Connection {
             over: AtomicBool::new(false),
             left: AtomicBool::new(false),
             fork_generation,
+            bell: Bell::of(index),
         };
         Ok((conn, tx, rx))
     }
@@ -189,13 +192,13 @@ impl Connection {
     /// the daemon looks at that ring (see `crate::doorbell`).
     #[inline]
     pub(crate) fn ring(&self, priority: Priority) {
-        doorbell::ring(&self.seg, self.id.slot, priority);
+        self.bell.ring(&self.seg, priority);
     }
 
     /// Rings this client's bells of every tier (after a batch).
     #[inline]
     pub(crate) fn ring_all(&self) {
-        doorbell::ring_all(&self.seg, self.id.slot);
+        self.bell.ring_all(&self.seg);
     }
 
     /// Wakes the daemon if it sleeps. Every publish rang the doorbell, whose
