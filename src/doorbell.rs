@@ -154,12 +154,20 @@ impl SlotSet {
     /// word loaded as the iteration reaches it).
     #[inline]
     pub(crate) fn rung<'a>(&'a self, bells: &'a [AtomicU64; DOORBELL_WORDS]) -> impl Iterator<Item = u64> + 'a {
-        // Two slices of one length: a counted loop, no bounds checks.
-        let len = self.len.min(DOORBELL_WORDS);
-        bells[..len]
-            .iter()
-            .zip(&self.words[..len])
-            .map(|(bell, &mine)| bell.load(Ordering::Acquire) & mine)
+        (0..self.words()).map(|w| self.rung_in(bells, w))
+    }
+
+    /// Words in use: at most [`DOORBELL_WORDS`].
+    #[inline(always)]
+    pub(crate) fn words(&self) -> usize {
+        self.len.min(DOORBELL_WORDS)
+    }
+
+    /// The members of word `w` (below [`SlotSet::words`]) whose bell in
+    /// `bells` is rung.
+    #[inline(always)]
+    pub(crate) fn rung_in(&self, bells: &[AtomicU64; DOORBELL_WORDS], w: usize) -> u64 {
+        bells[w].load(Ordering::Acquire) & self.words[w]
     }
 
     /// The members whose bell in `bells` is rung, lowest first.

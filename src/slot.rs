@@ -25,8 +25,8 @@ use crate::error::{ShmError, ShmResult};
 use crate::platform;
 use crate::priority::Priority;
 use crate::segment::layout::{
-    client_lock_byte, Direction, POISON_NONE, POISON_TO_CLIENT, POISON_TO_DAEMON, SLOT_CLAIMED, SLOT_CLOSED,
-    SLOT_CONNECTED, SLOT_FREE,
+    client_lock_byte, ChannelHeader, Direction, POISON_NONE, POISON_TO_CLIENT, POISON_TO_DAEMON, SLOT_CLAIMED,
+    SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE,
 };
 use crate::segment::Segment;
 
@@ -311,7 +311,13 @@ pub(crate) fn poison(seg: &Segment, i: u32, by: Poison) {
 /// Whether channel `i` is poisoned, and by whom.
 #[inline]
 pub(crate) fn poisoned(seg: &Segment, i: u32) -> Option<Poison> {
-    match seg.channel(i).poison.load(Ordering::Acquire) {
+    poison_of(seg.channel(i))
+}
+
+/// Whether, and by whom, the channel with header `channel` was poisoned.
+#[inline]
+pub(crate) fn poison_of(channel: &ChannelHeader) -> Option<Poison> {
+    match channel.poison.load(Ordering::Acquire) {
         POISON_NONE => None,
         POISON_TO_DAEMON => Some(Poison::ByDaemon),
         _ => Some(Poison::ByClient),

@@ -21,5 +21,5 @@ mod validated;
 pub use mapping::SharedMemory;
 pub(crate) use mapping::check_owner;
 pub use name::{SegmentName, MAX_NAME_LEN, TEMP_SUFFIX};
-pub(crate) use validated::daemon_of;
+pub(crate) use validated::{daemon_of, Channel};
 pub use validated::{owner, Owner, Segment};

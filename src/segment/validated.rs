@@ -44,6 +44,39 @@ unsafe impl Send for Segment {}
 // SAFETY: as for Send: shared access goes through atomics only.
 unsafe impl Sync for Segment {}
 
+/// One channel's header, found once (its index checked against the
+/// geometry) and reached from then on with one load: what the message path
+/// of an endpoint uses instead of [`Segment::channel`]. It keeps the mapping
+/// alive.
+#[derive(Clone)]
+pub(crate) struct Channel {
+    header: NonNull<ChannelHeader>,
+    _mapping: Arc<SharedMemory>,
+}
+
+// SAFETY: `header` points into the mapping `_mapping` keeps alive, and a
+// ChannelHeader is atomics only (shared with other processes anyway).
+unsafe impl Send for Channel {}
+// SAFETY: as for Send: access goes through atomics only.
+unsafe impl Sync for Channel {}
+
+impl std::ops::Deref for Channel {
+    type Target = ChannelHeader;
+
+    #[inline(always)]
+    fn deref(&self) -> &ChannelHeader {
+        // SAFETY: `Segment::channel_handle` took the pointer from a checked
+        // `&ChannelHeader` of the mapping that `_mapping` keeps alive.
+        unsafe { self.header.as_ref() }
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").finish_non_exhaustive()
+    }
+}
+
 /// How long a creator that lost the race to take over a dead daemon's name
 /// waits for the winner to show itself under the name.
 pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
@@ -284,6 +317,17 @@ impl Segment {
         // SAFETY: the validated geometry places channel `index` inside the mapping,
         // 128-aligned; ChannelHeader is atomics only.
         unsafe { self.base.add(off).cast::<ChannelHeader>().as_ref() }
+    }
+
+    /// Channel `index`'s header as a handle that needs no check later.
+    ///
+    /// # Panics
+    /// As [`Segment::channel`].
+    pub(crate) fn channel_handle(&self, index: u32) -> Channel {
+        Channel {
+            header: NonNull::from(self.channel(index)),
+            _mapping: self.shm.clone(),
+        }
     }
 
     /// One ring of channel `index`.

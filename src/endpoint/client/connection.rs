@@ -27,8 +27,8 @@ use crate::platform;
 use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
-use crate::segment::Segment;
 use crate::segment::SegmentName;
+use crate::segment::{Channel, Segment};
 use crate::slot::{self, ClientId, Poison};
 
 /// How often a client checks that its daemon is alive (at most; see the module docs).
@@ -49,6 +49,8 @@ pub(crate) struct Connection {
     fork_generation: u32,
     /// This client's bell, rung after each publish (see `crate::doorbell`).
     bell: Bell,
+    /// This client's channel header, reached with one load.
+    channel: Channel,
 }
 
 impl std::fmt::Debug for Connection {
@@ -101,12 +103,13 @@ impl Connection {
         };
         slot::connect(&seg, index);
         let conn = Connection {
-            seg,
             id,
             over: AtomicBool::new(false),
             left: AtomicBool::new(false),
             fork_generation,
             bell: Bell::of(index),
+            channel: seg.channel_handle(index),
+            seg,
         };
         Ok((conn, tx, rx))
     }
@@ -123,7 +126,7 @@ impl Connection {
 
     #[inline]
     pub(crate) fn channel(&self) -> &ChannelHeader {
-        self.seg.channel(self.id.slot)
+        &self.channel
     }
 
     /// Why this client cannot go on, if it cannot: it left, the daemon shut
@@ -145,7 +148,7 @@ impl Connection {
             return Err(Fault::Forked);
         }
         self.intact()?;
-        match slot::poisoned(&self.seg, self.id.slot) {
+        match slot::poison_of(&self.channel) {
             None => Ok(()),
             Some(by) => Err(Fault::Poisoned(by)),
         }

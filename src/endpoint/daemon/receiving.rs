@@ -148,12 +148,14 @@ impl Inbound {
     /// tier nobody rang costs one load per 64 slots.
     #[inline(always)]
     fn select(&mut self, seg: &Segment) -> Option<(u32, Priority)> {
+        let words = self.attached.words();
         for p in Priority::ALL {
             let t = p.index();
             let start = self.cursor[t];
             let mut wrapped = None;
-            for (w, rung) in self.attached.rung(doorbell::bells(seg, p)).enumerate() {
-                let mut rung = rung;
+            let bells = doorbell::bells(seg, p);
+            for w in 0..words {
+                let mut rung = self.attached.rung_in(bells, w);
                 while rung != 0 {
                     let index = (w * 64) as u32 + rung.trailing_zeros();
                     rung &= rung - 1;
@@ -211,19 +213,27 @@ impl Inbound {
             let Some((index, p)) = self.select(seg) else {
                 return Ok(None);
             };
-            let Some(slot) = self.slots[index as usize].as_mut() else {
+            let Some(Attached {
+                generation,
+                rings,
+                channel,
+            }) = self.slots[index as usize].as_mut()
+            else {
                 return Ok(None);
             };
             let id = ClientId {
                 slot: index,
-                generation: slot.generation,
+                generation: *generation,
             };
-            let ring = slot.rings.tier(p);
+            let ring = rings.tier(p);
             match ring.peek() {
                 Ok(None) => continue,
                 Ok(Some(m)) => {
-                    let _wake = NotifyOnDrop::always(&seg.channel(index).to_daemon_space);
-                    let r = ring.deliver(m, |prio, bytes| f(id, prio, bytes));
+                    let r = {
+                        // Wakes a client blocked on a full ring, even if `f` panics.
+                        let _wake = NotifyOnDrop::always(&channel.to_daemon_space);
+                        ring.deliver(m, |prio, bytes| f(id, prio, bytes))
+                    };
                     self.served(p.index(), index);
                     return Ok(Some(r));
                 }

@@ -17,7 +17,7 @@ use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
 use crate::segment::layout::{Direction, EventWord, CONTROL_SIZE, STATE_SHUTTING_DOWN};
-use crate::segment::Segment;
+use crate::segment::{Channel, Segment};
 use crate::slot::{self, ClientId, Poison};
 
 /// Messages the daemon takes in a row from one client within a tier before
@@ -66,6 +66,8 @@ impl Shard {
 pub(super) struct Attached<R> {
     pub(super) generation: u32,
     pub(super) rings: R,
+    /// The channel's header (its wake-up words), reached with one load.
+    pub(super) channel: Channel,
 }
 
 /// The epoch a part last rebuilt its table at, if the segment's has moved
@@ -92,7 +94,11 @@ pub(super) fn attach<R>(
     }
     match open(seg, index) {
         Ok(rings) => {
-            *held = Some(Attached { generation, rings });
+            *held = Some(Attached {
+                generation,
+                rings,
+                channel: seg.channel_handle(index),
+            });
             true
         }
         Err(_) => {
