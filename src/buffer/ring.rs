@@ -677,7 +677,7 @@ impl RingConsumer {
     /// Finds the next message, skipping a wrap record. `Ok(None)`: empty.
     #[inline]
     pub(crate) fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
-        let next = self.next_message(self.mem.capacity, self.mem.max_message, true)?;
+        let next = self.next_message(true)?;
         Ok(next.map(|(len, priority)| Peeked {
             priority,
             len,
@@ -687,15 +687,9 @@ impl RingConsumer {
 
     /// Finds the next message from the read position, skipping a wrap record
     /// (handed back to the producer at once if `publish_wrap`, else at the
-    /// next publish). `capacity` and `max_message` are this ring's, passed
-    /// in so a batch loop can keep them in registers.
+    /// next publish). An empty ring costs one load.
     #[inline]
-    fn next_message(
-        &mut self,
-        capacity: usize,
-        max_message: usize,
-        publish_wrap: bool,
-    ) -> Result<Option<(usize, Priority)>, RingError> {
+    fn next_message(&mut self, publish_wrap: bool) -> Result<Option<(usize, Priority)>, RingError> {
         // At most two rounds: a wrap moves us to offset 0, where `decode` refuses another wrap.
         loop {
             // SYNC POINT: Acquire pairs with the producer's Release store of this
@@ -707,7 +701,7 @@ impl RingConsumer {
             if let Some(what) = self.failed {
                 return Err(RingError::Corrupted(what));
             }
-            match layout::decode(word, self.offset, capacity, max_message) {
+            match layout::decode(word, self.offset, self.mem.capacity, self.mem.max_message) {
                 Ok(None) => return Ok(None),
                 Ok(Some(Record::Wrap { skip })) => {
                     self.advance(skip, None);
@@ -841,13 +835,10 @@ impl RingConsumer {
         }
         let guard = PublishOnDrop(self);
         let c = &mut *guard.0;
-        // Read once: the area's bounds do not change, and locals survive the
-        // calls to `f` in registers where fields would be reloaded.
-        let (capacity, max_message) = (c.mem.capacity, c.mem.max_message);
         let data = c.mem.data.as_ptr();
         let mut n = 0;
         while n < max {
-            let Some((len, priority)) = c.next_message(capacity, max_message, false)? else {
+            let Some((len, priority)) = c.next_message(false)? else {
                 break;
             };
             let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
