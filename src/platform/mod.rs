@@ -51,6 +51,23 @@ pub use os::*;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("memlink-shm supports Linux, macOS and Windows");
 
+/// A cycle count for pacing a busy loop: cheap (no syscall, no fence) and
+/// roughly monotonic on one core. x86-64: the time-stamp counter. Elsewhere,
+/// and under Miri and loom: none, and callers do not pace.
+#[inline]
+pub(crate) fn cycle_count() -> Option<u64> {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    {
+        // SAFETY: RDTSC exists on every x86-64 processor and only reads the
+        // time-stamp counter (no memory access, no precondition).
+        Some(unsafe { std::arch::x86_64::_rdtsc() })
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    {
+        None
+    }
+}
+
 /// Name of the operating system this build targets (`"linux"`, ...).
 pub fn os_name() -> &'static str {
     std::env::consts::OS
