@@ -176,11 +176,20 @@ fn close(fd: libc::c_int) {
     unsafe { libc::close(fd) };
 }
 
+/// Held by each test that keeps forked processes waiting on a pipe: a fork
+/// copies every descriptor of this process, so two such tests at once each
+/// hand their processes a copy of the other's pipe end, and each test's
+/// processes then wait for the other's to end: both live on after the tests,
+/// holding the harness's output open.
+static WORKERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Forks a process that runs `endpoint` (it makes a daemon or a client and
 /// keeps it), forks a worker that keeps running, then waits to be killed.
 /// Returns the process and the write end that, once closed, ends the
 /// worker; it returns when the endpoint exists and the worker has come out
 /// of its fork (its copies are given up then, not at the fork itself).
+///
+/// Tests that call it hold [`WORKERS`] throughout.
 fn process_with_a_forked_worker<E>(endpoint: impl FnOnce() -> Option<E>) -> (libc::pid_t, libc::c_int) {
     let (ready_r, ready_w) = pipe();
     let (hold_r, hold_w) = pipe();
@@ -237,6 +246,7 @@ fn kill_and_reap(pid: libc::pid_t) {
 fn a_daemons_forked_worker_does_not_keep_it_alive_once_killed() {
     let name = unique_name("fork-worker-d");
     let _g = SegmentGuard(name.clone());
+    let _one_at_a_time = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     let (daemon, worker) = process_with_a_forked_worker(|| Daemon::create(&name).ok());
     let mut client = Client::connect(&name).expect("connect");
     kill_and_reap(daemon);
@@ -253,6 +263,7 @@ fn a_clients_forked_worker_does_not_keep_its_slot_once_killed() {
     let name = unique_name("fork-worker-c");
     let _g = SegmentGuard(name.clone());
     let mut daemon = Daemon::create(&name).expect("create");
+    let _one_at_a_time = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     let (client, worker) = process_with_a_forked_worker(|| Client::connect(&name).ok());
     kill_and_reap(client);
     let info = inspect::segment(&name).expect("inspect");
