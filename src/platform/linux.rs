@@ -67,3 +67,26 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
+
+/// Registers this process as a target of the global expedited memory
+/// barriers other processes issue (`membarrier(2)`, Linux 4.16). False if
+/// the kernel lacks them or refuses (a seccomp filter).
+pub(crate) fn register_for_barriers() -> bool {
+    use rustix::thread::{membarrier, membarrier_query, MembarrierCommand, MembarrierQuery};
+    membarrier_query().contains(MembarrierQuery::GLOBAL_EXPEDITED | MembarrierQuery::REGISTER_GLOBAL_EXPEDITED)
+        && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+}
+
+/// Whether the kernel offers global expedited barriers at all.
+pub(crate) fn barriers_exist() -> bool {
+    use rustix::thread::{membarrier_query, MembarrierQuery};
+    membarrier_query().contains(MembarrierQuery::GLOBAL_EXPEDITED)
+}
+
+/// A full memory barrier on every CPU that runs a thread of a registered
+/// process, as if each had issued a fence where it stands. False if the
+/// call failed.
+pub(crate) fn barrier_registered() -> bool {
+    use rustix::thread::{membarrier, MembarrierCommand};
+    membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+}

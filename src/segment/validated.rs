@@ -97,6 +97,7 @@ impl Segment {
     /// [`ShmError::AlreadyRunning`] names the winner, not the dead daemon.
     pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
+        crate::wait::register_barriers();
         // The hidden file arrives locked with the daemon's liveness byte.
         let seg = Segment::new(shm, geometry);
         seg.init(protocol_version);
@@ -208,6 +209,7 @@ impl Segment {
 
     /// Checks the header of a mapped segment against itself and the mapping.
     fn validated(shm: Arc<SharedMemory>, name: &SegmentName) -> ShmResult<Segment> {
+        crate::wait::register_barriers();
         let invalid = |reason: String| ShmError::InvalidSegment {
             name: name.to_string(),
             reason,

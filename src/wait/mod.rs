@@ -30,10 +30,12 @@
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
+mod barrier;
 mod park;
 #[cfg(not(loom))]
 mod watcher;
 
+pub(crate) use barrier::register as register_barriers;
 pub(crate) use park::{blocked, Block, Park};
 #[cfg(not(loom))]
 pub(crate) use park::{Parking, TaskPark};
@@ -43,7 +45,7 @@ use std::time::{Duration, Instant};
 #[cfg(not(loom))]
 use crate::platform::{futex_wait, futex_wake};
 use crate::segment::layout::EventWord;
-use crate::sync::{fence, spin_loop, Ordering};
+use crate::sync::{spin_loop, Ordering};
 #[cfg(loom)]
 use loom_futex::{futex_wait, futex_wake};
 
@@ -56,8 +58,9 @@ impl EventWord {
     /// wake syscall was made.
     #[inline]
     pub fn notify(&self) -> bool {
-        // SYNC POINT: pairs with the fence in `wait_until` (see module docs).
-        fence(Ordering::SeqCst);
+        // SYNC POINT: pairs with the fence in `wait_until` (see module docs;
+        // asymmetric where the kernel allows, see `barrier`).
+        barrier::notifier_fence();
         self.notify_fenced()
     }
 
@@ -77,7 +80,7 @@ impl EventWord {
     /// many needed a wake syscall.
     pub fn notify_each<'a>(events: impl IntoIterator<Item = &'a EventWord>) -> usize {
         // SYNC POINT: as in `notify`, one fence covers every load below.
-        fence(Ordering::SeqCst);
+        barrier::notifier_fence();
         let mut woke = 0;
         for e in events {
             if e.waiters.load(Ordering::Relaxed) != 0 {
@@ -98,13 +101,15 @@ impl EventWord {
 
     /// A registered waiter's step before it checks its condition: reads
     /// `seq` (to sleep on) and fences. A wake-up that follows this step
-    /// moves `seq` past the value returned (see the module docs).
+    /// moves `seq` past the value returned (see the module docs). The flag
+    /// is false if a notifier may have gone unfenced (see `barrier`): then
+    /// the waiter sleeps in short slices ([`barrier::slice`]).
     #[inline]
-    pub(crate) fn seen(&self) -> u32 {
+    pub(crate) fn seen(&self) -> (u32, bool) {
         let seen = self.seq.load(Ordering::SeqCst);
         // SYNC POINT: pairs with the fence in `notify` (see module docs).
-        fence(Ordering::SeqCst);
-        seen
+        let fenced = barrier::waiter_fence();
+        (seen, fenced)
     }
 
     /// Blocks until `ready()` returns true (then returns true) or `deadline`
@@ -131,10 +136,11 @@ impl EventWord {
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let woke = loop {
-            let seen = self.seen();
+            let (seen, fenced) = self.seen();
             if ready() {
                 break true;
             }
+            let tick = barrier::slice(fenced, tick);
             let timeout = match deadline {
                 None => tick,
                 Some(d) => match d.checked_duration_since(Instant::now()) {

@@ -189,11 +189,12 @@ mod task {
             if !self.parking.register(mapping, event) {
                 return self.yield_now();
             }
-            let seen = event.seen();
+            let (seen, fenced) = event.seen();
             if ready() {
                 self.parking.reset();
                 return Poll::Ready(true);
             }
+            let tick = crate::wait::barrier::slice(fenced, tick);
             let wake_at = tick.map_or(now + NO_TICK, |t| now + t);
             let wake_at = until.map_or(wake_at, |u| u.min(wake_at));
             let Phase::Parked { word, watch: slot } = &mut *self.parking.phase else {
