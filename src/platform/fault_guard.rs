@@ -190,6 +190,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 entry.lowest.fetch_min(offset & !(page - 1), Ordering::Relaxed);
                 entry.faults.fetch_add(1, Ordering::Relaxed);
                 TOTAL.fetch_add(1, Ordering::Release);
+                super::disturbed();
                 errno.restore();
                 return;
             }

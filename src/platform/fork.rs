@@ -228,6 +228,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
+    super::disturbed();
     HANDLED_IN.store(getpid(), Ordering::Relaxed);
     // SAFETY: a constant, NUL-terminated path; open is async-signal-safe.
     let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };

@@ -51,6 +51,25 @@ pub use os::*;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("memlink-shm supports Linux, macOS and Windows");
 
+/// Counts the events that can end this process's use of its segments
+/// behind its back: a fork (counted in the child) and a page of a mapping
+/// found gone. One load tells an endpoint that neither happened since it
+/// last looked; which one did is then worked out from
+/// [`fork_generation`] and [`faults_anywhere`].
+static DISTURBANCES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// See [`DISTURBANCES`].
+#[inline(always)]
+pub(crate) fn disturbances() -> u32 {
+    DISTURBANCES.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Counts a fork or a lost page (async-signal-safe: one atomic add).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) fn disturbed() {
+    DISTURBANCES.fetch_add(1, std::sync::atomic::Ordering::Release);
+}
+
 /// A cycle count for pacing a busy loop: cheap (no syscall, no fence) and
 /// roughly monotonic on one core. x86-64: the time-stamp counter. Elsewhere,
 /// and under Miri and loom: none, and callers do not pace.

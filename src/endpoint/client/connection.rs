@@ -47,6 +47,9 @@ pub(crate) struct Connection {
     /// `platform::fork_generation()` where the connection was made: in a
     /// forked child the copy is inert.
     fork_generation: u32,
+    /// `platform::disturbances()` where the connection was made: while it
+    /// reads the same, this process neither forked nor lost a page since.
+    calm: u32,
     /// This client's bell, rung after each publish (see `crate::doorbell`).
     bell: Bell,
     /// This client's channel header, reached with one load.
@@ -71,6 +74,7 @@ impl Connection {
         owner: u32,
     ) -> ShmResult<(Connection, PriorityProducer, PriorityConsumer)> {
         let fork_generation = platform::fork_generation();
+        let calm = platform::disturbances();
         let seg = Segment::open_owned_by(name, owner)?;
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
@@ -107,6 +111,7 @@ impl Connection {
             over: AtomicBool::new(false),
             left: AtomicBool::new(false),
             fork_generation,
+            calm,
             bell: Bell::of(index),
             channel: seg.channel_handle(index),
             seg,
@@ -144,14 +149,25 @@ impl Connection {
     /// stop reads even while messages are waiting.
     #[inline]
     pub(crate) fn poisoned(&self) -> Op<()> {
-        if platform::forked_since(self.fork_generation) {
-            return Err(Fault::Forked);
+        if platform::disturbances() != self.calm {
+            self.disturbed()?;
         }
-        self.intact()?;
         match slot::poison_of(&self.channel) {
             None => Ok(()),
             Some(by) => Err(Fault::Poisoned(by)),
         }
+    }
+
+    /// [`Connection::poisoned`] after a fork or a lost page somewhere in
+    /// this process since the connection was made: which, and whether it
+    /// concerns this connection.
+    #[cold]
+    #[inline(never)]
+    fn disturbed(&self) -> Op<()> {
+        if platform::forked_since(self.fork_generation) {
+            return Err(Fault::Forked);
+        }
+        self.intact()
     }
 
     /// `Err` once part of the mapping was found gone (a peer truncated the

@@ -118,6 +118,8 @@ pub(super) struct Health {
     fork_generation: u32,
     /// `platform::faults_anywhere()` when this part last looked.
     faults_seen: u32,
+    /// `platform::disturbances()` when all was last found well.
+    calm: u32,
 }
 
 impl Health {
@@ -125,6 +127,7 @@ impl Health {
         Health {
             fork_generation,
             faults_seen: 0,
+            calm: 0,
         }
     }
 
@@ -134,15 +137,28 @@ impl Health {
 
     /// `Err(Forked)` in a forked child; after pages of the mapping were
     /// found gone, poisons the slots of `shard` they cut into (see
-    /// [`Health::cut_off`]). Two loads of static words while all is well.
+    /// [`Health::cut_off`]). One load of a static word while all is well.
     #[inline]
     pub(super) fn check(&mut self, seg: &Segment, shard: Shard) -> Op<()> {
+        if crate::platform::disturbances() != self.calm {
+            return self.look_closer(seg, shard);
+        }
+        Ok(())
+    }
+
+    /// [`Health::check`] after a fork or a lost page somewhere in this
+    /// process: which, and whether it concerns this daemon.
+    #[cold]
+    #[inline(never)]
+    fn look_closer(&mut self, seg: &Segment, shard: Shard) -> Op<()> {
+        let now = crate::platform::disturbances();
         if crate::platform::forked_since(self.fork_generation) {
             return Err(Fault::Forked);
         }
         if crate::platform::faults_anywhere() != self.faults_seen {
-            return self.cut_off(seg, shard);
+            self.cut_off(seg, shard)?;
         }
+        self.calm = now;
         Ok(())
     }
 
