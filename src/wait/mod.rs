@@ -21,6 +21,11 @@
 //! the kernel finds `seq != s` when W calls `futex_wait` and returns at once,
 //! or W is already asleep and the wake reaches it.
 //!
+//! On Linux N's fence is only a compiler fence, and W's is followed by a
+//! `membarrier` call that fences every CPU running N's process at some
+//! point of N's program, which stands in for N's fence in the argument
+//! above (`barrier.rs`).
+//!
 //! # Async tasks
 //!
 //! A task waits the same way, through [`park::TaskPark`]: it registers,
