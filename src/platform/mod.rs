@@ -48,6 +48,28 @@ use windows as os;
 
 pub use os::*;
 
+/// Cross-process memory barriers (`membarrier(2)`) exist on Linux only;
+/// elsewhere every notifier keeps its fence (see `crate::wait`).
+#[cfg(not(target_os = "linux"))]
+mod no_barriers {
+    /// Never registered.
+    pub(crate) fn register_for_barriers() -> bool {
+        false
+    }
+
+    /// None here.
+    pub(crate) fn barriers_exist() -> bool {
+        false
+    }
+
+    /// None here.
+    pub(crate) fn barrier_registered() -> bool {
+        false
+    }
+}
+#[cfg(not(target_os = "linux"))]
+pub(crate) use no_barriers::*;
+
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("memlink-shm supports Linux, macOS and Windows");
 

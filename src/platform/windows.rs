@@ -619,18 +619,3 @@ pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
         }
     }
 }
-
-/// No cross-process barrier here: every notifier keeps its fence.
-pub(crate) fn register_for_barriers() -> bool {
-    false
-}
-
-/// No cross-process barrier here.
-pub(crate) fn barriers_exist() -> bool {
-    false
-}
-
-/// No cross-process barrier here.
-pub(crate) fn barrier_registered() -> bool {
-    false
-}
