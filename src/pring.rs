@@ -166,7 +166,7 @@ impl PriorityConsumer {
     #[inline]
     pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
         for ring in &mut self.tiers {
-            // An empty tier costs `peek` a check of the failure and one load.
+            // An empty tier costs `peek` one load.
             if let Some(m) = ring.peek()? {
                 return Ok(Some(ring.deliver(m, f)));
             }

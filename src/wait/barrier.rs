@@ -19,7 +19,8 @@
 //! other busy CPUs) per sleep, next to the futex call it makes anyway. The
 //! fence it saves per message waited for the cache line the reader polls.
 
-use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::sync::fence;
@@ -27,9 +28,8 @@ use crate::sync::fence;
 /// Whether this process is registered: its notifiers need no fence.
 static LIGHT: AtomicBool = AtomicBool::new(false);
 
-/// Whether any process here may be light (the kernel offers the barriers):
-/// 0 not known yet, 1 yes, 2 no.
-static EXIST: AtomicU8 = AtomicU8::new(0);
+/// Whether any process here may be light (the kernel offers the barriers).
+static EXIST: OnceLock<bool> = OnceLock::new();
 
 /// Longest sleep of a waiter whose barrier failed while light notifiers may
 /// exist.
@@ -63,19 +63,7 @@ pub(crate) fn waiter_fence() -> bool {
     if cfg!(any(loom, miri)) {
         return true;
     }
-    crate::platform::barrier_registered() || !barriers_exist()
-}
-
-fn barriers_exist() -> bool {
-    match EXIST.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let exist = crate::platform::barriers_exist();
-            EXIST.store(if exist { 1 } else { 2 }, Ordering::Relaxed);
-            exist
-        }
-    }
+    crate::platform::barrier_registered() || !*EXIST.get_or_init(crate::platform::barriers_exist)
 }
 
 /// How long a waiter may sleep at a time, given what [`waiter_fence`] said.
