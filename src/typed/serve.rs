@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::envelope::{self, Kind};
 use super::{record_len, write_record, Encoding, Request, Typed};
 use crate::endpoint::{ClientId, ClientMessage, Daemon, DaemonSender};
-use crate::error::{Error, TypeError};
+use crate::error::Error;
 use crate::priority::Priority;
 
 /// What [`Daemon::recv_call`] took.
@@ -77,65 +77,57 @@ impl<R: Typed> Responder<R> {
     }
 }
 
-/// What a received record is, to a daemon serving `Q`: small, so that
-/// little travels back through the receive path; the request or message
-/// itself is left in a [`Slots`].
-#[derive(Clone, Copy)]
-enum Taken {
-    /// A call of type `Q` (its request is in the slots).
-    Call(ClientId, u64, Priority),
-    /// A call of another type: refuse it.
-    Foreign(ClientId, u64, Priority),
-    /// Anything else (its message is in the slots).
-    Other,
-}
+/// A call of another request type than the one served: who made it, its
+/// number and tier, to refuse it.
+type Foreign = (ClientId, u64, Priority);
 
-/// Where `take` leaves what it decoded or copied.
-struct Slots<Q> {
-    request: Option<Result<Q, TypeError>>,
-    message: Option<ClientMessage>,
-}
-
-impl<Q: Request> Slots<Q> {
-    fn new() -> Slots<Q> {
-        Slots {
-            request: None,
-            message: None,
+/// Files a received record for a daemon serving `Q`: a call of type `Q` or
+/// any other message goes, as `recv_call` returns it, into `got`; a call of
+/// another type is returned, to be refused. Nothing large travels back
+/// through the receive path.
+fn take<Q: Request>(
+    got: &mut Option<Result<Incoming<Q>, Error>>,
+    from: ClientId,
+    priority: Priority,
+    record: &[u8],
+) -> Option<Foreign> {
+    match envelope::read(record) {
+        Ok((tag, Kind::Call(id), _)) if tag != Q::TAG => return Some((from, id, priority)),
+        Ok((_, Kind::Call(id), body)) => {
+            let responder = Responder {
+                client: from,
+                id,
+                priority,
+                _reply: PhantomData,
+            };
+            *got = Some(match Q::Encoding::decode(body) {
+                Ok(request) => Ok(Incoming::Call(request, responder)),
+                Err(e) => Err(e.into()),
+            });
         }
+        _ => *got = Some(Ok(Incoming::Message(ClientMessage::new(from, priority, record)))),
     }
-
-    fn take(&mut self, from: ClientId, priority: Priority, record: &[u8]) -> Taken {
-        match envelope::read(record) {
-            Ok((tag, Kind::Call(id), body)) => {
-                if tag != Q::TAG {
-                    return Taken::Foreign(from, id, priority);
-                }
-                self.request = Some(Q::Encoding::decode(body));
-                Taken::Call(from, id, priority)
-            }
-            _ => {
-                self.message = Some(ClientMessage::new(from, priority, record));
-                Taken::Other
-            }
-        }
-    }
+    None
 }
 
 impl Daemon {
     /// Takes the next call of request type `Q`, or the next other message,
     /// waiting for one. A call of another request type is refused on the
-    /// spot (its caller gets [`TypeError::Rejected`]) and not returned.
+    /// spot (its caller gets
+    /// [`TypeError::Rejected`](crate::error::TypeError::Rejected)) and not
+    /// returned.
     ///
     /// # Errors
     /// As [`Daemon::recv`], and [`Error::Type`] for a call of type `Q` whose
     /// body is not a valid `Q` (its caller is left to its timeout).
     pub fn recv_call<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
-            let mut slots = Slots::new();
-            let taken = self.recv_with(|from, priority, record| slots.take(from, priority, record))?;
-            if let Some(incoming) = self.settle(taken, slots)? {
-                return Ok(incoming);
+            let mut got = None;
+            let foreign = self.recv_with(|from, priority, record| take::<Q>(&mut got, from, priority, record))?;
+            if let Some(got) = got {
+                return got;
             }
+            self.refuse::<Q>(foreign);
         }
     }
 
@@ -147,11 +139,14 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut slots = Slots::new();
-            let taken = self.recv_timeout_with(left, |from, priority, record| slots.take(from, priority, record))?;
-            if let Some(incoming) = self.settle(taken, slots)? {
-                return Ok(incoming);
+            let mut got = None;
+            let foreign = self.recv_timeout_with(left, |from, priority, record| {
+                take::<Q>(&mut got, from, priority, record)
+            })?;
+            if let Some(got) = got {
+                return got;
             }
+            self.refuse::<Q>(foreign);
         }
     }
 
@@ -161,13 +156,14 @@ impl Daemon {
     /// As [`Daemon::recv_call`].
     pub async fn recv_call_async<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
-            let mut slots = Slots::new();
-            let taken = self
-                .recv_with_async(|from, priority, record| slots.take(from, priority, record))
+            let mut got = None;
+            let foreign = self
+                .recv_with_async(|from, priority, record| take::<Q>(&mut got, from, priority, record))
                 .await?;
-            if let Some(incoming) = self.settle(taken, slots)? {
-                return Ok(incoming);
+            if let Some(got) = got {
+                return got;
             }
+            self.refuse::<Q>(foreign);
         }
     }
 
@@ -196,27 +192,15 @@ impl Daemon {
         }
     }
 
-    fn settle<Q: Request>(&mut self, taken: Taken, slots: Slots<Q>) -> Result<Option<Incoming<Q>>, Error> {
-        match (taken, slots.request, slots.message) {
-            (Taken::Call(client, id, priority), Some(request), _) => {
-                let responder = Responder {
-                    client,
-                    id,
-                    priority,
-                    _reply: PhantomData,
-                };
-                Ok(Some(Incoming::Call(request?, responder)))
-            }
-            (Taken::Other, _, Some(message)) => Ok(Some(Incoming::Message(message))),
-            (Taken::Foreign(client, id, priority), _, _) => {
-                // Best effort: a caller whose ring is full, or who left, goes
-                // without (it times out as it would have).
-                let mut refusal = [0u8; envelope::HEADER];
-                envelope::write(&mut refusal, Q::TAG, Kind::Refusal(id));
-                let _ = self.try_send_to(client, priority, &refusal);
-                Ok(None)
-            }
-            _ => Ok(None), // not reached: `take` fills the slot its answer names
+    /// Refuses a call of another request type, best effort: a caller whose
+    /// ring is full, or who left, goes without (it times out as it would
+    /// have).
+    #[cold]
+    fn refuse<Q: Request>(&mut self, foreign: Option<Foreign>) {
+        if let Some((client, id, priority)) = foreign {
+            let mut refusal = [0u8; envelope::HEADER];
+            envelope::write(&mut refusal, Q::TAG, Kind::Refusal(id));
+            let _ = self.try_send_to(client, priority, &refusal);
         }
     }
 }
