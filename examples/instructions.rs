@@ -30,6 +30,10 @@ const CASES: &[(&str, &str)] = &[
         "the simple loop: client send 64 B + daemon recv (owned), both blocking calls that need not wait",
     ),
     ("reply", "daemon try_send_to 64 B + client try_recv_with"),
+    (
+        "reply_blocking",
+        "the stream to a client: daemon send_to 64 B + client recv_with, both blocking calls that need not wait",
+    ),
     ("round_trip", "send_recv + reply"),
     (
         "batch_64",
@@ -123,6 +127,7 @@ fn main() {
                 "send_recv_owned" => send_recv_owned,
                 "send_recv_blocking" => send_recv_blocking,
                 "reply" => reply,
+                "reply_blocking" => reply_blocking,
                 "round_trip" => round_trip,
                 "batch_64" => batch_64,
                 "async_send_recv_owned" => async_send_recv_owned,
@@ -181,6 +186,15 @@ fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     repeat(n, || {
         daemon.try_send_to(id, Priority::High, &MSG).expect("send_to");
         client.try_recv_with(|_, b| b.len()).expect("recv")
+    })
+}
+
+#[inline(never)]
+fn reply_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
+    let id = client.id();
+    repeat(n, || {
+        daemon.send_to(id, Priority::High, &MSG).expect("send_to");
+        client.recv_with(|_, b| b.len()).expect("recv")
     })
 }
 

@@ -279,9 +279,6 @@ pub struct RingProducer {
 /// that microsecond.
 const RELOAD_PACE_CYCLES: u64 = 4000;
 
-/// Bound on the spins of one pace, should the cycle counter stall.
-const PACE_MAX_SPINS: u32 = 4096;
-
 impl std::fmt::Debug for RingProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingProducer")
@@ -348,7 +345,7 @@ impl RingProducer {
     #[cold]
     fn load_head(&mut self, need: usize) -> Result<bool, Corruption> {
         if self.full_at != 0 {
-            self.wait_out_pace();
+            platform::spin_until_cycles(self.full_at, RELOAD_PACE_CYCLES);
         }
         // SYNC POINT: Acquire pairs with the consumer's Release store of `head`
         // in `RingConsumer::consume`: the consumer is done with those bytes.
@@ -368,18 +365,6 @@ impl RingProducer {
             platform::cycle_count().map_or(0, |c| c.max(1))
         };
         Ok(room)
-    }
-
-    /// Spins until [`RELOAD_PACE_CYCLES`] have passed since the ring was last
-    /// found full (at once where there is no cycle counter, or if it went
-    /// backwards, as across cores that disagree).
-    fn wait_out_pace(&self) {
-        for _ in 0..PACE_MAX_SPINS {
-            match platform::cycle_count() {
-                Some(now) if now.wrapping_sub(self.full_at) < RELOAD_PACE_CYCLES => std::hint::spin_loop(),
-                _ => return,
-            }
-        }
     }
 
     /// Writes a header word. The first header of a batch is held back and

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::fault::{Fault, Op};
 use crate::buffer::RingError;
 use crate::buffer::{RingConsumer, RingProducer};
+use crate::platform;
 use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
 use crate::segment::layout::{Direction, EventWord};
@@ -123,6 +124,50 @@ pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
     word.store(v.to_bits(), Ordering::Relaxed);
 }
 
+/// How long (in cycles of [`platform::cycle_count`]: about 100-200 ns) a
+/// blocking receive that has just run out of messages lets pass before it
+/// looks again (see [`Flow`]).
+const RUN_DRY_PACE_CYCLES: u64 = 400;
+
+/// Paces a blocking receiver's first look after its messages ran out.
+///
+/// A receiver that keeps up with a stream finds the ring empty after almost
+/// every message, at the very record the writer is filling. Looking again at
+/// once takes that cache line from the writer, which must fetch it back for
+/// its next store: measured between two processes, that halved the writer's
+/// rate. So when a blocking read finds nothing right after one that took a
+/// message, the receiver waits out [`RUN_DRY_PACE_CYCLES`] and looks once
+/// more before it starts its usual wait: by then several messages are
+/// usually there, and it reads them one after another. A message that
+/// arrives within that pace of the run drying up is delivered up to the
+/// pace late; a reply to this side's own message cannot (it takes at least
+/// a round trip), and a wait that begins after an idle spell is not paced.
+#[derive(Debug, Default)]
+pub(crate) struct Flow {
+    flowing: bool,
+}
+
+impl Flow {
+    /// A read took a message.
+    #[inline(always)]
+    pub(crate) fn took(&mut self) {
+        self.flowing = true;
+    }
+
+    /// A read found nothing. If the one before took a message, waits out the
+    /// pace and returns true: look once more before waiting.
+    #[inline]
+    pub(crate) fn ran_dry(&mut self) -> bool {
+        if !std::mem::take(&mut self.flowing) {
+            return false;
+        }
+        if let Some(now) = platform::cycle_count() {
+            platform::spin_until_cycles(now, RUN_DRY_PACE_CYCLES);
+        }
+        true
+    }
+}
+
 /// Rate-limits a periodic check on a hot path: `tick` costs an increment and
 /// reads the (coarse) clock only every 256 calls; `due` reads it every time.
 #[derive(Debug)]
@@ -187,5 +232,23 @@ impl Drop for NotifyOnDrop<'_> {
         if self.armed.map_or(true, Cell::get) {
             self.event.notify();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flow;
+
+    #[test]
+    fn only_the_first_empty_read_after_a_message_is_paced() {
+        let mut flow = Flow::default();
+        assert!(!flow.ran_dry(), "a wait that begins without a message before is not paced");
+        flow.took();
+        assert!(flow.ran_dry(), "the first empty read after a message is paced");
+        assert!(!flow.ran_dry(), "the next ones wait as usual");
+        flow.took();
+        flow.took();
+        assert!(flow.ran_dry());
+        assert!(!flow.ran_dry());
     }
 }

@@ -109,6 +109,23 @@ pub(crate) fn cycle_count() -> Option<u64> {
     }
 }
 
+/// Bound on the spins of one [`spin_until_cycles`], should the cycle
+/// counter stall.
+const PACE_MAX_SPINS: u32 = 4096;
+
+/// Spins until `cycles` of [`cycle_count`] have passed since `since`: at
+/// once where there is no cycle counter, or if it went backwards (as across
+/// cores that disagree), and after at most [`PACE_MAX_SPINS`] spin hints.
+#[inline]
+pub(crate) fn spin_until_cycles(since: u64, cycles: u64) {
+    for _ in 0..PACE_MAX_SPINS {
+        match cycle_count() {
+            Some(now) if now.wrapping_sub(since) < cycles => std::hint::spin_loop(),
+            _ => return,
+        }
+    }
+}
+
 /// Name of the operating system this build targets (`"linux"`, ...).
 pub fn os_name() -> &'static str {
     std::env::consts::OS

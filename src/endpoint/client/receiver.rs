@@ -6,7 +6,7 @@ use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
-use crate::endpoint::channel::{Deadline, NotifyOnDrop, Throttle};
+use crate::endpoint::channel::{Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::message::{received, Message};
 use crate::error::Error;
@@ -23,6 +23,7 @@ pub struct ClientReceiver {
     liveness: Throttle,
     spin: Duration,
     conn: Arc<Connection>,
+    flow: Flow,
 }
 
 impl std::fmt::Debug for ClientReceiver {
@@ -40,6 +41,7 @@ impl ClientReceiver {
             liveness: Throttle::new(DAEMON_CHECK_INTERVAL),
             spin,
             conn,
+            flow: Flow::default(),
         }
     }
 
@@ -121,6 +123,7 @@ impl ClientReceiver {
             liveness,
             conn,
             spin,
+            ..
         } = self;
         let ready = || {
             if liveness.due() {
@@ -152,9 +155,15 @@ impl ClientReceiver {
         loop {
             // `f` runs only when a message is there, so an empty read hands it back.
             match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
-                Ok(Some(Some(r))) => return Poll::Ready(Ok(r)),
+                Ok(Some(Some(r))) => {
+                    self.flow.took();
+                    return Poll::Ready(Ok(r));
+                }
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Err(e.into_error())),
+            }
+            if self.flow.ran_dry() {
+                continue;
             }
             ready!(self.poll_wait(park, until.instant())).map_err(Fault::into_error)?;
         }

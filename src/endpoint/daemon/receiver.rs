@@ -136,9 +136,15 @@ impl DaemonReceiver<'_> {
         loop {
             // `f` runs only when a message is there, so an empty read hands it back.
             match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
-                Ok(Some(Some(r))) => return Poll::Ready(Ok(r)),
+                Ok(Some(Some(r))) => {
+                    rx.flow.took();
+                    return Poll::Ready(Ok(r));
+                }
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Err(e.into_error())),
+            }
+            if rx.flow.ran_dry() {
+                continue;
             }
             ready!(rx.poll_wait(park, &mut release, until.instant())).map_err(Fault::into_error)?;
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, Attached, Health, Shard, BURST, SWEEP_INTERVAL};
 use crate::doorbell::{self, SlotSet};
-use crate::endpoint::channel::{self, NotifyOnDrop, Throttle};
+use crate::endpoint::channel::{self, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::pring::PriorityConsumer;
@@ -318,6 +318,8 @@ pub(crate) struct DaemonRx {
     /// Paces liveness sweeps of the client table.
     sweeper: Throttle,
     inb: Inbound,
+    /// Paces the first look after the messages ran out.
+    pub(super) flow: Flow,
 }
 
 impl std::fmt::Debug for DaemonRx {
@@ -348,6 +350,7 @@ impl DaemonRx {
             health: Health::new(fork_generation),
             spin,
             sweeper: Throttle::new(SWEEP_INTERVAL),
+            flow: Flow::default(),
         }
     }
 
