@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn only_the_first_empty_read_after_a_message_is_paced() {
         let mut flow = Flow::default();
-        assert!(!flow.ran_dry(), "a wait that begins without a message before is not paced");
+        assert!(
+            !flow.ran_dry(),
+            "a wait that begins without a message before is not paced"
+        );
         flow.took();
         assert!(flow.ran_dry(), "the first empty read after a message is paced");
         assert!(!flow.ran_dry(), "the next ones wait as usual");

@@ -77,16 +77,38 @@ pub(crate) trait Outlet {
         }
     }
 
-    /// Writes, waiting until `until` for room, then wakes the reader.
+    /// Writes, waiting until `until` for room, then wakes the reader. A
+    /// message that fits at once takes the short way: one write and the
+    /// wake-up, none of the waiting machinery.
     #[inline]
     fn publish_until<R>(
         &mut self,
         priority: Priority,
         len: usize,
-        mut until: Deadline,
+        until: Deadline,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, Error> {
-        blocked(self.poll_publish(&mut Block, priority, len, &mut until, &mut Some(fill)))
+        let mut fill = Some(fill);
+        match self.write(priority, len, |b| fill.take().map(|f| f(b))) {
+            Ok(Some(r)) => {
+                self.wake();
+                Ok(r)
+            }
+            Ok(None) | Err(Fault::FULL) => self.publish_when_room(priority, len, until, fill),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// [`Outlet::publish_until`] once the first try found the ring full.
+    #[inline(never)]
+    fn publish_when_room<R, F: FnOnce(&mut [u8]) -> R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        mut until: Deadline,
+        mut fill: Option<F>,
+    ) -> Result<R, Error> {
+        blocked(self.poll_publish(&mut Block, priority, len, &mut until, &mut fill))
     }
 
     /// [`Outlet::publish_until`] through `park`. `fill` is taken when it runs.

@@ -231,8 +231,29 @@ impl ClientReceiver {
         self.recv_until(Deadline::after(Some(timeout)), f)
     }
 
-    fn recv_until<R>(&mut self, mut until: Deadline, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        blocked(self.poll_recv(&mut Block, &mut until, &mut Some(f)))
+    /// A message already waiting takes the short way: one read, none of the
+    /// waiting machinery.
+    #[inline]
+    fn recv_until<R>(&mut self, until: Deadline, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        let mut f = Some(f);
+        match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
+            Ok(Some(Some(r))) => {
+                self.flow.took();
+                Ok(r)
+            }
+            Ok(_) => self.recv_when_there(until, f),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// [`ClientReceiver::recv_until`] once the first read found nothing.
+    #[inline(never)]
+    fn recv_when_there<R, F: FnOnce(Priority, &[u8]) -> R>(
+        &mut self,
+        mut until: Deadline,
+        mut f: Option<F>,
+    ) -> Result<R, Error> {
+        blocked(self.poll_recv(&mut Block, &mut until, &mut f))
     }
 
     /// Passes up to `max` waiting messages to `f` in place, in the order

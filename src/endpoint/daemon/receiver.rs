@@ -115,12 +115,31 @@ impl DaemonReceiver<'_> {
         self.recv_until(Deadline::after(Some(timeout)), f)
     }
 
-    fn recv_until<R>(
+    /// A message already waiting takes the short way: one read, none of the
+    /// waiting machinery.
+    #[inline]
+    fn recv_until<R>(&mut self, until: Deadline, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        let DaemonReceiver { rx, tx } = self;
+        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        let mut f = Some(f);
+        match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
+            Ok(Some(Some(r))) => {
+                rx.flow.took();
+                Ok(r)
+            }
+            Ok(_) => self.recv_when_there(until, f),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// [`DaemonReceiver::recv_until`] once the first read found nothing.
+    #[inline(never)]
+    fn recv_when_there<R, F: FnOnce(ClientId, Priority, &[u8]) -> R>(
         &mut self,
         mut until: Deadline,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+        mut f: Option<F>,
     ) -> Result<R, Error> {
-        blocked(self.poll_recv(&mut Block, &mut until, &mut Some(f)))
+        blocked(self.poll_recv(&mut Block, &mut until, &mut f))
     }
 
     /// Takes the next message, waiting through `park` until `until`; `f`
