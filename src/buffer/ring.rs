@@ -1,7 +1,7 @@
 //! The SPSC ring of variable-length records, over memory it does not own.
 //!
 //! Algorithm: a byte ring of length-prefixed records (layout in
-//! [`crate::layout`]), in the family of Lamport's SPSC queue with the commit in
+//! [`crate::segment::layout`]), in the family of Lamport's SPSC queue with the commit in
 //! the record header (as in Aeron's log buffers and FastForward), so that a
 //! consumer polls one word in the data itself rather than a shared tail index.
 //!
@@ -15,7 +15,7 @@
 //!   slack: a record of `n` bytes needs `n + 8` free bytes.
 //! - The consumer validates every header it reads ([`layout::decode`]) and the
 //!   producer validates every `head` it loads; anything out of range is
-//!   [`ShmError::Corrupted`], and the handle stays failed from then on (it
+//!   [`RingError::Corrupted`], and the handle stays failed from then on (it
 //!   delivers nothing more; a ring emptied since reads as empty).
 
 use std::ptr::NonNull;
