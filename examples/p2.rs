@@ -98,7 +98,9 @@ fn connect(name: &str) -> Result<Client> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         match Client::connect(name) {
-            Err(OpenError::NotFound { .. } | OpenError::InvalidSegment { .. }) if Instant::now() < until => {
+            Err(OpenError::NotFound { .. } | OpenError::Starting { .. } | OpenError::InvalidSegment { .. })
+                if Instant::now() < until =>
+            {
                 // The daemon is starting: nothing to wait on yet but the clock.
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::buffer::RingCounters;
 use crate::endpoint;
-use crate::error::OpenError;
+use crate::endpoint::OpenError;
 use crate::platform;
 use crate::priority::Priority;
+use crate::ring::RingCounters;
 use crate::segment::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::segment::{SegmentName, TEMP_SUFFIX};
@@ -150,7 +150,7 @@ pub struct RingInfo {
 pub fn segment(name: &str) -> Result<SegmentInfo, OpenError> {
     let seg = SegmentName::parse(name)
         .and_then(|n| Segment::open_read_only(&n))
-        .map_err(|e| OpenError::from_shm(e, name))?;
+        .map_err(OpenError::from)?;
     Ok(read(&seg, name))
 }
 
@@ -238,7 +238,7 @@ fn client(seg: &Segment, i: u32) -> Option<ClientInfo> {
         _ => return None,
     };
     let ring = |d, p: Priority| {
-        let mem = seg.ring(i, d, p);
+        let mem = crate::ring::on_segment(seg, i, d, p);
         let occupancy = mem.occupancy();
         RingInfo {
             capacity: seg.geometry().ring_capacity[p.index()],

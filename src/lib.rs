@@ -100,19 +100,25 @@
 //! ## Layers
 //!
 //! Bottom up, in `src/`: `platform/` (one file per OS: segment files, futex,
-//! process identity) -> `segment/` (name, mapping, wire format, validation)
-//! -> `wait/` (the event count sleepers wait on; how a thread blocks and
-//! how a task parks with a watcher thread) -> `slot.rs` (the life
-//! cycle of a client slot) -> `buffer/`, `pring.rs` (rings and priorities)
-//! -> `doorbell.rs` (which rings the daemon looks at) -> `endpoint/`
-//! ([`Daemon`], [`Client`]) -> [`typed`] (typed messages and calls over the
-//! endpoints) -> `recovery.rs`, `inspect.rs`, and the compatibility layer
-//! `transport/`. `platform/fault_guard.rs` keeps a segment file cut short by
-//! a peer from killing this process with `SIGBUS`;
-//! `platform/fork.rs` makes a forked child let go of its parent's
-//! segments, so that it cannot keep a dead parent alive.
-//! `events.rs` emits lifecycle events through `tracing` (feature `tracing`).
-//! The `memlink` command-line tool is the workspace member `cli/`.
+//! process identity) -> `segment/` (name, mapping, wire format, validation;
+//! it hands out raw ring regions) -> `wait/` (the event count sleepers wait
+//! on; how a thread blocks and how a task parks with a watcher thread) ->
+//! `slot.rs` (the life cycle of a client slot) -> `ring/` (the SPSC ring
+//! built on a region, and the three priority tiers) -> `doorbell.rs` (which
+//! rings the daemon looks at) -> `endpoint/` ([`Daemon`], [`Client`]) ->
+//! [`typed`] (typed messages and calls over the endpoints) -> [`inspect`],
+//! and the 0.1.3 compatibility layer, `compat/`. `platform/fault_guard.rs`
+//! keeps a segment file cut short by a peer from killing this process with
+//! `SIGBUS`; `platform/fork.rs` makes a forked child let go of its parent's
+//! segments, so that it cannot keep a dead parent alive. `events.rs` emits
+//! lifecycle events through `tracing` (feature `tracing`). The `memlink`
+//! command-line tool is the workspace member `cli/`.
+//!
+//! Errors belong to the layer that raises them: the segment's
+//! (`SegmentError`), the slot table's (a full table, counted while it was
+//! scanned), the rings' ([`Corruption`] and a full or too small ring), all
+//! turned into [`OpenError`] and [`Error`] by `From`, never by reading
+//! their text.
 //!
 //! ## Compatibility with 0.1.3
 //!
@@ -120,9 +126,11 @@
 //! [`transport::NrelayShmTransport`] (one type for both roles) with the
 //! [`transport::ShmTransport`] trait, the heap rings
 //! [`buffer::RingBuffer`] and [`pring::PriorityRingBuffer`],
-//! [`recovery::RecoveryManager`] and [`recovery::Heartbeat`], and
-//! [`safety`]. The transport is a thin layer over [`Daemon`] and [`Client`];
-//! new code should use those.
+//! [`recovery::RecoveryManager`] and [`recovery::Heartbeat`], [`safety`],
+//! and its single error enum [`ShmError`], built from [`Error`] and
+//! [`OpenError`]. It all lives in one folder, `compat/`, which nothing
+//! below it imports; the transport is a thin layer over [`Daemon`] and
+//! [`Client`]. New code should use those.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![warn(clippy::missing_errors_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -146,30 +154,27 @@ mod events;
 
 internal_modules!(doorbell, platform, segment, wait);
 
-pub mod buffer;
+mod compat;
 mod endpoint;
-mod error;
 pub mod inspect;
-pub mod pring;
 pub mod priority;
-pub mod recovery;
-pub mod safety;
+mod ring;
 mod slot;
 mod sync;
-pub mod transport;
 // Typed messages build on the async API, which loom builds leave out.
 #[cfg(not(loom))]
 pub mod typed;
 
-pub use buffer::{Corruption, RingCounters};
+pub use compat::{buffer, pring, recovery, safety, transport};
+pub use compat::{ShmError, ShmResult};
 pub use endpoint::{
     Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
-    DaemonReceiver, DaemonSender, Message, Stats,
+    DaemonReceiver, DaemonSender, Error, Message, OpenError, Stats, TypeError,
 };
 #[cfg(not(loom))]
 pub use endpoint::{ClientStream, DaemonStream};
-pub use error::{Error, OpenError, ShmError, ShmResult, TypeError};
 pub use priority::Priority;
+pub use ring::{Corruption, RingCounters};
 pub use segment::MAX_NAME_LEN;
 
 // The README's code blocks are compiled and run as doc tests.

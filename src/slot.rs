@@ -21,14 +21,13 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use crate::error::{ShmError, ShmResult};
 use crate::platform;
 use crate::priority::Priority;
 use crate::segment::layout::{
     client_lock_byte, ChannelHeader, Direction, POISON_NONE, POISON_TO_CLIENT, POISON_TO_DAEMON, SLOT_CLAIMED,
     SLOT_CLOSED, SLOT_CONNECTED, SLOT_FREE,
 };
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentError};
 
 /// Identifies a client slot and its occupant: a later client in the same
 /// slot has another id, so a reply never reaches the wrong process.
@@ -128,21 +127,46 @@ pub(crate) fn connected(seg: &Segment) -> Vec<ClientId> {
         .collect()
 }
 
+/// Why a client could not claim a slot.
+#[derive(Debug)]
+pub(crate) enum ClaimError {
+    /// Every slot is taken, counted during the scan that found none free.
+    Full {
+        /// Slots of the segment.
+        max_clients: u32,
+        /// Slots of connected or connecting clients (and of free slots whose
+        /// lock a client leaving or arriving still held).
+        live: u32,
+        /// Slots of clients that left, which the daemon frees once it has
+        /// read what they sent.
+        draining: u32,
+    },
+    /// A liveness lock could not be taken or tested.
+    Lock(SegmentError),
+}
+
 /// Client: claims a free slot, first its liveness lock (so the daemon never
-/// sees the slot claimed by nobody alive), then the state.
-pub(crate) fn claim(seg: &Segment) -> ShmResult<u32> {
+/// sees the slot claimed by nobody alive), then the state. When none is
+/// free, says how the taken ones are held, as this scan found them.
+pub(crate) fn claim(seg: &Segment) -> Result<u32, ClaimError> {
     let max = seg.geometry().max_clients;
     let file = seg.shared_memory().file();
+    let mut draining = 0;
     for i in 0..max {
         let ch = seg.channel(i);
-        if ch.state.load(Ordering::Relaxed) != SLOT_FREE {
-            continue;
+        match ch.state.load(Ordering::Relaxed) {
+            SLOT_FREE => {}
+            SLOT_CLOSED => {
+                draining += 1;
+                continue;
+            }
+            _ => continue,
         }
         let byte = client_lock_byte(i);
         match platform::try_lock_byte(file, byte) {
             Ok(true) => {}
             Ok(false) => continue, // a live client is taking or leaving it
-            Err(e) => return Err(seg.name().io_error("lock", e)),
+            Err(e) => return Err(ClaimError::Lock(seg.name().io_error("lock", e))),
         }
         // SYNC POINT: Acquire pairs with the daemon's Release in `free`: it no
         // longer reads or writes these rings.
@@ -155,7 +179,11 @@ pub(crate) fn claim(seg: &Segment) -> ShmResult<u32> {
         }
         let _ = platform::unlock_byte(file, byte);
     }
-    Err(ShmError::TableFull { max_clients: max })
+    Err(ClaimError::Full {
+        max_clients: max,
+        live: max - draining,
+        draining,
+    })
 }
 
 /// Client: makes a claimed slot its own: a new generation, its process
@@ -177,7 +205,7 @@ pub(crate) fn open(seg: &Segment, i: u32) -> ClientId {
 fn reset(seg: &Segment, i: u32) {
     for d in [Direction::ToDaemon, Direction::ToClient] {
         for p in Priority::ALL {
-            seg.ring(i, d, p).reset();
+            seg.reset_ring(i, d, p);
         }
     }
     let ch = seg.channel(i);

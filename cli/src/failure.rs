@@ -41,6 +41,10 @@ impl Failure {
             OpenError::InvalidSegment { reason, .. } => {
                 Failure::NotMemlink(format!("{name:?} is not a usable memlink segment: {reason}"))
             }
+            OpenError::Starting { .. } => Failure::NotMemlink(format!(
+                "{name:?} is not a usable memlink segment yet: its header is not written \
+                 (its daemon is still starting, or the file is not a memlink segment)"
+            )),
             OpenError::LayoutMismatch { expected, found } => Failure::NotMemlink(format!(
                 "{name:?} has segment layout {found}, this memlink reads layout {expected} \
                  (use the memlink of the library version that made it)"

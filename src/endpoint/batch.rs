@@ -1,9 +1,8 @@
 //! Many messages published together, with one wake-up.
 
-use crate::buffer::RingError;
-use crate::error::Error;
-use crate::pring::{PriorityBatch, PriorityProducer};
+use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::{PriorityBatch, PriorityProducer};
 
 /// Messages written through a batch become visible to the reader together
 /// (one release store per tier) when the closure given to
@@ -52,9 +51,7 @@ impl Batch<'_> {
                 self.written += 1;
                 Ok(r)
             }
-            Err(RingError::Full) => Err(Error::Full),
-            Err(RingError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
-            Err(RingError::Corrupted(what)) => Err(Error::Corrupted(what)),
+            Err(e) => Err(e.into()),
         }
     }
 

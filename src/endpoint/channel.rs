@@ -7,11 +7,11 @@ use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::fault::{Fault, Op};
-use crate::buffer::RingError;
-use crate::buffer::{RingConsumer, RingProducer};
 use crate::platform;
-use crate::pring::{three, PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+use crate::ring::RingError;
+use crate::ring::{three, PriorityConsumer, PriorityProducer};
+use crate::ring::{RingConsumer, RingProducer};
 use crate::segment::layout::{Direction, EventWord};
 use crate::segment::{Segment, SharedMemory};
 use crate::wait::Park;
@@ -20,7 +20,7 @@ use crate::wait::Park;
 pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityProducer, RingError> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
-        rings.push(RingProducer::attach(seg.ring(index, direction, p))?);
+        rings.push(RingProducer::attach(crate::ring::on_segment(seg, index, direction, p))?);
     }
     Ok(PriorityProducer::new(three(rings)))
 }
@@ -29,7 +29,7 @@ pub(crate) fn producer(seg: &Segment, index: u32, direction: Direction) -> Resul
 pub(crate) fn consumer(seg: &Segment, index: u32, direction: Direction) -> Result<PriorityConsumer, RingError> {
     let mut rings = Vec::with_capacity(3);
     for p in Priority::ALL {
-        rings.push(RingConsumer::attach(seg.ring(index, direction, p))?);
+        rings.push(RingConsumer::attach(crate::ring::on_segment(seg, index, direction, p))?);
     }
     Ok(PriorityConsumer::new(three(rings)))
 }

@@ -1,9 +1,8 @@
 //! What stops an endpoint operation on the message path: small and `Copy`,
-//! turned into the caller's error type ([`crate::Error`], or the 0.1.3
-//! layer's [`crate::ShmError`]) only at the surface.
+//! turned into the endpoints' [`crate::Error`] only at the surface.
 
-use crate::buffer::RingError;
-use crate::error::{Error, ShmError};
+use super::Error;
+use crate::ring::RingError;
 use crate::segment::layout::Corruption;
 use crate::slot::{ClientId, Poison};
 
@@ -37,27 +36,12 @@ impl Fault {
     #[cold]
     pub(crate) fn into_error(self) -> Error {
         match self {
-            Fault::Ring(RingError::Full) => Error::Full,
-            Fault::Ring(RingError::TooLarge { len, max }) => Error::MessageTooLarge { len, max },
-            Fault::Ring(RingError::Corrupted(what)) => Error::Corrupted(what),
+            Fault::Ring(e) => e.into(),
             Fault::Disconnected => Error::Disconnected,
             Fault::Poisoned(by) => Error::Poisoned(by.reason()),
             Fault::UnknownClient(id) => Error::UnknownClient(id),
             Fault::Timeout => Error::Timeout,
             Fault::Forked => Error::Forked,
-        }
-    }
-
-    /// The 0.1.3 layer's error.
-    #[cold]
-    pub(crate) fn into_shm(self) -> ShmError {
-        match self {
-            Fault::Ring(e) => e.into(),
-            Fault::Disconnected => ShmError::Disconnected,
-            Fault::Poisoned(by) => ShmError::Poisoned(by.reason()),
-            Fault::UnknownClient(id) => ShmError::UnknownClient(id.to_string()),
-            Fault::Timeout => ShmError::Timeout,
-            Fault::Forked => ShmError::Forked,
         }
     }
 }
@@ -73,12 +57,5 @@ impl From<Fault> for Error {
     #[cold]
     fn from(f: Fault) -> Error {
         f.into_error()
-    }
-}
-
-impl From<Fault> for ShmError {
-    #[cold]
-    fn from(f: Fault) -> ShmError {
-        f.into_shm()
     }
 }

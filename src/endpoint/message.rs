@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 

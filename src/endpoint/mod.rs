@@ -17,21 +17,27 @@ mod batch;
 mod channel;
 mod client;
 mod daemon;
+mod error;
 mod fault;
 mod message;
+mod open_error;
 mod outlet;
 mod settings;
 mod stats;
 #[cfg(not(loom))]
 mod task;
+mod type_error;
 
 pub use crate::slot::ClientId;
 pub use batch::Batch;
 pub(crate) use client::Connection;
 pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
 pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
+pub use error::Error;
 pub use message::{ClientMessage, Message};
+pub use open_error::OpenError;
 pub use stats::Stats;
+pub use type_error::TypeError;
 #[cfg(not(loom))]
 pub use {client::ClientStream, daemon::DaemonStream};
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::channel::Deadline;
 use super::fault::{Fault, Op};
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::wait::{blocked, Block, Park};
 

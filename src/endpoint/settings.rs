@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::client::{ClientReceiver, ClientSender};
-use crate::error::{ShmError, ShmResult};
+use super::OpenError;
 use crate::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE};
 use crate::segment::Segment;
 use crate::segment::SegmentName;
@@ -112,11 +112,11 @@ impl Settings {
     }
 
     /// Checks the daemon's settings, lays the segment out and creates it.
-    pub(crate) fn create(&self) -> ShmResult<Segment> {
+    pub(crate) fn create(&self) -> Result<Segment, OpenError> {
         let name = SegmentName::parse(&self.name)?;
         // A layout for empty messages exists; a daemon that wants one is a mistake.
         if self.max_message_size == 0 {
-            return Err(ShmError::InvalidConfig(
+            return Err(OpenError::InvalidConfig(
                 "max_message_size must be at least 1 byte, not 0".into(),
             ));
         }
@@ -125,11 +125,13 @@ impl Settings {
             None => Geometry::auto_clients(self.size, self.max_message_size)?,
         };
         let geometry = Geometry::compute(self.size, clients, self.max_message_size)?;
-        Segment::create(&name, geometry, self.protocol_version, self.mode)
+        let seg = Segment::create(&name, geometry, self.protocol_version, self.mode)?;
+        crate::wait::register_barriers();
+        Ok(seg)
     }
 
     /// Connects to the segment as a client.
-    pub(crate) fn connect(&self) -> ShmResult<(ClientSender, ClientReceiver)> {
+    pub(crate) fn connect(&self) -> Result<(ClientSender, ClientReceiver), OpenError> {
         super::client::open(self)
     }
 }

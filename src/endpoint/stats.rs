@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::buffer::RingCounters;
 use crate::priority::Priority;
+use crate::ring::RingCounters;
 use crate::segment::layout::Direction;
 use crate::segment::Segment;
 
@@ -31,8 +31,8 @@ impl Stats {
             .client_wakeups
             .wrapping_add(ch.client_wake.wakeups.load(Ordering::Relaxed));
         for p in Priority::ALL {
-            self.to_daemon[p.index()] += seg.ring(i, Direction::ToDaemon, p).counters();
-            self.to_client[p.index()] += seg.ring(i, Direction::ToClient, p).counters();
+            self.to_daemon[p.index()] += crate::ring::on_segment(seg, i, Direction::ToDaemon, p).counters();
+            self.to_client[p.index()] += crate::ring::on_segment(seg, i, Direction::ToClient, p).counters();
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::future::{poll_fn, Future};
 use std::task::{Context, Poll};
 
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::wait::{Parking, TaskPark};
 
 /// Polls `step` with a park of its own until it is ready: the future of an

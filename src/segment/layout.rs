@@ -56,7 +56,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use crate::error::{ShmError, ShmResult};
+use super::error::{SegmentError, SegmentResult};
 use crate::priority::Priority;
 use crate::sync;
 
@@ -512,7 +512,7 @@ pub enum Direction {
 /// let g = Geometry::compute(65536, Geometry::auto_clients(65536, DEFAULT_MAX_MESSAGE)?, DEFAULT_MAX_MESSAGE)?;
 /// assert_eq!(g.max_clients, 1);
 /// assert!(g.ring_capacity[0] >= 2 * (4096 + 8));
-/// # Ok::<(), memlink_shm::transport::ShmError>(())
+/// # Ok::<(), memlink_shm::segment::SegmentError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -546,9 +546,9 @@ pub const fn min_ring_capacity(max_message: usize) -> usize {
 }
 
 /// A segment's largest message is at most [`MAX_MESSAGE_LIMIT`].
-fn check_max_message(max_message: usize) -> ShmResult<()> {
+fn check_max_message(max_message: usize) -> SegmentResult<()> {
     if max_message > MAX_MESSAGE_LIMIT {
-        return Err(ShmError::InvalidConfig(format!(
+        return Err(SegmentError::InvalidConfig(format!(
             "max_message_size must be at most {MAX_MESSAGE_LIMIT} bytes, not {max_message}"
         )));
     }
@@ -557,16 +557,16 @@ fn check_max_message(max_message: usize) -> ShmResult<()> {
 
 impl Geometry {
     /// Lays out a segment of `size` bytes with `max_clients` channels.
-    pub fn compute(size: usize, max_clients: u32, max_message: usize) -> ShmResult<Geometry> {
+    pub fn compute(size: usize, max_clients: u32, max_message: usize) -> SegmentResult<Geometry> {
         if max_clients == 0 || max_clients > MAX_CLIENTS_LIMIT {
-            return Err(ShmError::InvalidConfig(format!(
+            return Err(SegmentError::InvalidConfig(format!(
                 "max_clients must be between 1 and {MAX_CLIENTS_LIMIT}, not {max_clients}"
             )));
         }
         check_max_message(max_message)?;
         match Self::try_compute(size, max_clients, max_message) {
             Some(g) => Ok(g),
-            None => Err(ShmError::TooSmall {
+            None => Err(SegmentError::TooSmall {
                 requested: size,
                 minimum: Self::minimum_size(max_clients, max_message),
             }),
@@ -631,13 +631,13 @@ impl Geometry {
 
     /// Client slots for a segment of `size` bytes when none are configured:
     /// as many as fit, up to [`DEFAULT_MAX_CLIENTS`].
-    pub fn auto_clients(size: usize, max_message: usize) -> ShmResult<u32> {
+    pub fn auto_clients(size: usize, max_message: usize) -> SegmentResult<u32> {
         // Before the search, which would report an impossible size instead.
         check_max_message(max_message)?;
         (1..=DEFAULT_MAX_CLIENTS)
             .rev()
             .find(|&n| Self::try_compute(size, n, max_message).is_some())
-            .ok_or(ShmError::TooSmall {
+            .ok_or(SegmentError::TooSmall {
                 requested: size,
                 minimum: Self::minimum_size(1, max_message),
             })
@@ -752,7 +752,7 @@ mod tests {
             let min = Geometry::minimum_size(clients, max);
             assert!(Geometry::compute(min, clients, max).is_ok());
             match Geometry::compute(min - 1, clients, max) {
-                Err(ShmError::TooSmall { minimum, .. }) => assert_eq!(minimum, min),
+                Err(SegmentError::TooSmall { minimum, .. }) => assert_eq!(minimum, min),
                 other => panic!("{other:?}"),
             }
         }

@@ -17,7 +17,7 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use super::layout::DAEMON_LOCK_BYTE;
 use super::name::SegmentName;
-use crate::error::{ShmError, ShmResult};
+use super::error::{SegmentError, SegmentResult};
 use crate::platform;
 
 /// A mapped segment. The mapping stays valid while this value lives.
@@ -41,7 +41,7 @@ pub struct SharedMemory {
 
 impl SharedMemory {
     /// Creates a new zero-filled segment of `size` bytes with permissions `mode`.
-    pub fn create(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+    pub fn create(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
         Self::create_at(name, &name.path(), size, mode)
     }
 
@@ -49,7 +49,7 @@ impl SharedMemory {
     /// visible atomically with [`SharedMemory::publish`]. Dropped unpublished,
     /// the hidden file is removed. A file planted at the hidden name does not
     /// stop it: it picks another.
-    pub fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+    pub fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
         let mut attempts = 0;
         loop {
             let tmp = name.temp_path();
@@ -58,7 +58,7 @@ impl SharedMemory {
                     *shm.hidden() = Some(tmp);
                     return Ok(shm);
                 }
-                Err(ShmError::AlreadyExists { .. }) if attempts < 8 => attempts += 1,
+                Err(SegmentError::AlreadyExists { .. }) if attempts < 8 => attempts += 1,
                 Err(e) => return Err(e),
             }
         }
@@ -68,7 +68,7 @@ impl SharedMemory {
     /// file exists, removes it (it is ours: creation is exclusive). The
     /// daemon's liveness byte is locked before anything else, so a cleaner
     /// never takes a file being built by a live process for a dead one's.
-    fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> ShmResult<SharedMemory> {
+    fn create_at(name: &SegmentName, path: &Path, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
         let held = platform::ForkHold::acquire();
         let file = platform::create_segment_file(path, mode).map_err(|e| name.io_error("create", e))?;
         if !matches!(platform::try_lock_byte(&file, DAEMON_LOCK_BYTE), Ok(true)) {
@@ -96,7 +96,7 @@ impl SharedMemory {
             Err(e) => {
                 drop(file);
                 let _ = platform::remove_segment_file(path);
-                Err(ShmError::Io {
+                Err(SegmentError::Io {
                     op: "create",
                     name: name.to_string(),
                     source: e,
@@ -126,8 +126,8 @@ impl SharedMemory {
     }
 
     /// Makes a hidden segment visible under its name; fails with
-    /// [`ShmError::AlreadyExists`] if the name is taken.
-    pub fn publish(&self) -> ShmResult<()> {
+    /// [`SegmentError::AlreadyExists`] if the name is taken.
+    pub fn publish(&self) -> SegmentResult<()> {
         let mut hidden = self.hidden();
         let Some(tmp) = hidden.as_ref() else { return Ok(()) };
         platform::link_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
@@ -138,7 +138,7 @@ impl SharedMemory {
 
     /// Makes a hidden segment visible under its name, atomically replacing
     /// whatever file had that name.
-    pub fn publish_replacing(&self) -> ShmResult<()> {
+    pub fn publish_replacing(&self) -> SegmentResult<()> {
         let mut hidden = self.hidden();
         let Some(tmp) = hidden.as_ref() else { return Ok(()) };
         platform::rename_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
@@ -159,14 +159,14 @@ impl SharedMemory {
     }
 
     /// Maps an existing segment, checking that this user owns it.
-    pub fn open(name: &SegmentName) -> ShmResult<SharedMemory> {
+    pub fn open(name: &SegmentName) -> SegmentResult<SharedMemory> {
         Self::open_owned_by(name, platform::current_uid())
     }
 
     /// Maps an existing segment, checking that user `owner` owns it (a
     /// segment shared with a group through its mode belongs to the daemon's
     /// user, which its clients name here).
-    pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
+    pub fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
         let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
@@ -180,7 +180,7 @@ impl SharedMemory {
 
     /// Maps an existing segment of user `owner` read-only, from a file
     /// opened read-only: this process cannot write to it (for inspection).
-    pub fn open_read_only(name: &SegmentName, owner: u32) -> ShmResult<SharedMemory> {
+    pub fn open_read_only(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
         let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file_read_only(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
@@ -192,14 +192,14 @@ impl SharedMemory {
     }
 
     /// The size to map of a segment file of user `owner`.
-    fn mappable_len(name: &SegmentName, file: &File, owner: u32) -> ShmResult<usize> {
+    fn mappable_len(name: &SegmentName, file: &File, owner: u32) -> SegmentResult<usize> {
         let len = check_owner(name, file, owner)?;
-        let len = usize::try_from(len).map_err(|_| ShmError::InvalidSegment {
+        let len = usize::try_from(len).map_err(|_| SegmentError::InvalidSegment {
             name: name.to_string(),
             reason: "size does not fit in memory".into(),
         })?;
         if len == 0 {
-            return Err(ShmError::InvalidSegment {
+            return Err(SegmentError::InvalidSegment {
                 name: name.to_string(),
                 reason: "segment is empty (its daemon may still be starting)".into(),
             });
@@ -247,10 +247,10 @@ impl SharedMemory {
 
 /// Refuses a segment file not owned by user `owner` (root included: a name
 /// squatted by another user is never used). Returns the file's size.
-pub(crate) fn check_owner(name: &SegmentName, file: &File, owner: u32) -> ShmResult<u64> {
+pub(crate) fn check_owner(name: &SegmentName, file: &File, owner: u32) -> SegmentResult<u64> {
     let (uid, len) = platform::file_owner_and_size(file).map_err(|e| name.io_error("stat", e))?;
     if uid != owner {
-        return Err(ShmError::PermissionDenied {
+        return Err(SegmentError::PermissionDenied {
             name: name.to_string(),
             reason: format!(
                 "owned by uid {uid}, not by the expected owner ({owner}): refusing a segment another user may control"
@@ -281,7 +281,7 @@ mod tests {
         let a = SharedMemory::create(&name, 8192, 0o600).unwrap();
         assert!(matches!(
             SharedMemory::create(&name, 8192, 0o600),
-            Err(ShmError::AlreadyExists { .. })
+            Err(SegmentError::AlreadyExists { .. })
         ));
         let b = SharedMemory::open(&name).unwrap();
         assert_eq!(b.len(), 8192);
@@ -291,7 +291,7 @@ mod tests {
             assert_eq!(b.base().as_ptr().add(100).read(), 42);
         }
         name.remove().unwrap();
-        assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
+        assert!(matches!(SharedMemory::open(&name), Err(SegmentError::NotFound { .. })));
     }
 
     /// The build name holds 64 random bits: another user cannot plant a

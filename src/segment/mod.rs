@@ -13,13 +13,15 @@
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 
+mod error;
 pub mod layout;
 mod mapping;
 mod name;
 mod validated;
 
+pub use error::SegmentError;
 pub use mapping::SharedMemory;
 pub(crate) use mapping::check_owner;
 pub use name::{SegmentName, MAX_NAME_LEN, TEMP_SUFFIX};
-pub(crate) use validated::{daemon_of, Channel};
+pub(crate) use validated::{daemon_of, Channel, RingRegion};
 pub use validated::{owner, Owner, Segment};

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::error::{ShmError, ShmResult};
+use super::error::{SegmentError, SegmentResult};
 use crate::platform;
 
 /// Ending of the hidden files segments are built in before they are published.
@@ -38,8 +38,11 @@ impl SegmentName {
     /// assert!(matches!(SegmentName::parse("/tmp/my_shm").unwrap(), SegmentName::Path(_)));
     /// assert!(SegmentName::parse("").is_err());
     /// ```
-    pub fn parse(name: &str) -> ShmResult<SegmentName> {
-        let bad = |why: &str| ShmError::InvalidConfig(format!("segment name {name:?} {why}"));
+    pub fn parse(name: &str) -> SegmentResult<SegmentName> {
+        let bad = |why: &str| SegmentError::InvalidName {
+            name: name.to_owned(),
+            reason: why.to_owned(),
+        };
         if name.is_empty() {
             return Err(bad("is empty"));
         }
@@ -76,7 +79,7 @@ impl SegmentName {
     }
 
     /// Removes the segment's name; processes that mapped it keep their mapping.
-    pub fn remove(&self) -> ShmResult<()> {
+    pub fn remove(&self) -> SegmentResult<()> {
         platform::remove_segment_file(&self.path()).map_err(|e| self.io_error("remove", e))
     }
 
@@ -97,7 +100,7 @@ impl SegmentName {
         std::fs::symlink_metadata(self.path()).is_ok()
     }
 
-    pub(crate) fn io_error(&self, op: &'static str, e: io::Error) -> ShmError {
+    pub(crate) fn io_error(&self, op: &'static str, e: io::Error) -> SegmentError {
         let name = self.to_string();
         if op == "create" && e.kind() == io::ErrorKind::NotFound {
             // Creating fails this way only when the directory is missing.
@@ -110,20 +113,20 @@ impl SegmentName {
                 io::ErrorKind::NotFound,
                 format!("the directory {dir} does not exist: create it first"),
             );
-            return ShmError::Io { op, name, source };
+            return SegmentError::Io { op, name, source };
         }
         match e.kind() {
-            io::ErrorKind::NotFound => ShmError::NotFound { name },
-            io::ErrorKind::AlreadyExists => ShmError::AlreadyExists { name },
-            io::ErrorKind::PermissionDenied => ShmError::PermissionDenied {
+            io::ErrorKind::NotFound => SegmentError::NotFound { name },
+            io::ErrorKind::AlreadyExists => SegmentError::AlreadyExists { name },
+            io::ErrorKind::PermissionDenied => SegmentError::PermissionDenied {
                 name,
                 reason: format!("{op}: {e}"),
             },
-            _ if platform::is_symlink_refusal(&e) => ShmError::PermissionDenied {
+            _ if platform::is_symlink_refusal(&e) => SegmentError::PermissionDenied {
                 name,
                 reason: "it is a symbolic link, which memlink never follows".into(),
             },
-            _ => ShmError::Io { op, name, source: e },
+            _ => SegmentError::Io { op, name, source: e },
         }
     }
 }

@@ -10,15 +10,14 @@
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::buffer::{Backing, RingMemory};
-use crate::error::{ShmError, ShmResult};
+use super::error::{SegmentError, SegmentResult};
 use crate::segment::layout::{
-    client_lock_byte, ChannelHeader, ControlBlock, Direction, Geometry, CONTROL_SIZE, DAEMON_LOCK_BYTE, LAYOUT_VERSION,
-    MAGIC, STATE_ALIVE, STATE_SHUTTING_DOWN,
+    client_lock_byte, ChannelHeader, ControlBlock, Direction, Geometry, RingHeader, CONTROL_SIZE, DAEMON_LOCK_BYTE,
+    LAYOUT_VERSION, MAGIC, RING_HEADER_SIZE, STATE_ALIVE, STATE_SHUTTING_DOWN,
 };
 use crate::segment::{SegmentName, SharedMemory};
 use crate::platform;
@@ -85,7 +84,7 @@ impl Segment {
     /// Creates and initialises a segment with `geometry` and publishes it
     /// under `name`, holding the daemon's liveness lock from before it is
     /// visible. A name left by a dead daemon is taken over; a live daemon's
-    /// is refused with [`ShmError::AlreadyRunning`].
+    /// is refused with [`SegmentError::AlreadyRunning`].
     ///
     /// The segment is built under a hidden name and made visible with one
     /// `link` (or, over a dead daemon's segment, one `rename`), so every segment
@@ -94,10 +93,9 @@ impl Segment {
     /// dead daemon's byte on that file proceeds; it re-checks that the name
     /// still names that file before replacing it. The others look again until
     /// the name shows the winner (for up to [`TAKEOVER_WAIT`]), so their
-    /// [`ShmError::AlreadyRunning`] names the winner, not the dead daemon.
-    pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> ShmResult<Segment> {
+    /// [`SegmentError::AlreadyRunning`] names the winner, not the dead daemon.
+    pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> SegmentResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
-        crate::wait::register_barriers();
         // The hidden file arrives locked with the daemon's liveness byte.
         let seg = Segment::new(shm, geometry);
         seg.init(protocol_version);
@@ -110,7 +108,7 @@ impl Segment {
                     lifecycle!(INFO, "segment created", seg, pid = platform::current_pid());
                     return Ok(seg);
                 }
-                Err(ShmError::AlreadyExists { .. }) => {}
+                Err(SegmentError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
             // Another creator is replacing a dead daemon's segment: look again
@@ -123,7 +121,7 @@ impl Segment {
                     std::thread::yield_now();
                     Ok(())
                 } else {
-                    Err(ShmError::AlreadyRunning {
+                    Err(SegmentError::AlreadyRunning {
                         name: name.to_string(),
                         pid: 0, // the winner did not show itself in time: unknown
                     })
@@ -133,7 +131,7 @@ impl Segment {
                 Owner::Missing => continue,
                 Owner::TakingOver => wait_for_winner()?,
                 Owner::Alive { pid } => {
-                    return Err(ShmError::AlreadyRunning {
+                    return Err(SegmentError::AlreadyRunning {
                         name: name.to_string(),
                         pid,
                     })
@@ -153,7 +151,7 @@ impl Segment {
                             return Ok(seg);
                         }
                         // Windows replaces in two steps; a creator got in between: look again.
-                        Err(ShmError::AlreadyExists { .. }) => continue,
+                        Err(SegmentError::AlreadyExists { .. }) => continue,
                         Err(e) => return Err(e),
                     }
                 }
@@ -190,27 +188,26 @@ impl Segment {
     }
 
     /// Maps an existing segment of this user and validates its header.
-    pub fn open(name: &SegmentName) -> ShmResult<Segment> {
+    pub fn open(name: &SegmentName) -> SegmentResult<Segment> {
         Self::open_owned_by(name, platform::current_uid())
     }
 
     /// Maps an existing segment owned by user `owner` and validates its header.
-    pub fn open_owned_by(name: &SegmentName, owner: u32) -> ShmResult<Segment> {
+    pub fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<Segment> {
         Self::validated(Arc::new(SharedMemory::open_owned_by(name, owner)?), name)
     }
 
     /// Maps an existing segment of this user read-only and validates its
     /// header: for inspection only. Every write through the result would
     /// fault, so only read paths (loads of atomics) may be used on it.
-    pub fn open_read_only(name: &SegmentName) -> ShmResult<Segment> {
+    pub fn open_read_only(name: &SegmentName) -> SegmentResult<Segment> {
         let shm = SharedMemory::open_read_only(name, platform::current_uid())?;
         Self::validated(Arc::new(shm), name)
     }
 
     /// Checks the header of a mapped segment against itself and the mapping.
-    fn validated(shm: Arc<SharedMemory>, name: &SegmentName) -> ShmResult<Segment> {
-        crate::wait::register_barriers();
-        let invalid = |reason: String| ShmError::InvalidSegment {
+    fn validated(shm: Arc<SharedMemory>, name: &SegmentName) -> SegmentResult<Segment> {
+        let invalid = |reason: String| SegmentError::InvalidSegment {
             name: name.to_string(),
             reason,
         };
@@ -226,16 +223,12 @@ impl Segment {
         // SYNC POINT: Acquire pairs with the Release store of `magic` in `create`.
         match c.magic.load(Ordering::Acquire) {
             MAGIC => {}
-            0 => {
-                return Err(invalid(
-                    "not initialised (its daemon may still be starting: retry)".into(),
-                ))
-            }
+            0 => return Err(SegmentError::Starting { name: name.to_string() }),
             _ => return Err(invalid("not a memlink segment (bad magic number)".into())),
         }
         let layout = c.layout_version.load(Ordering::Relaxed);
         if layout != LAYOUT_VERSION {
-            return Err(ShmError::LayoutMismatch {
+            return Err(SegmentError::LayoutMismatch {
                 expected: LAYOUT_VERSION,
                 found: layout,
             });
@@ -332,23 +325,52 @@ impl Segment {
         }
     }
 
-    /// One ring of channel `index`.
-    pub(crate) fn ring(&self, index: u32, direction: Direction, priority: Priority) -> RingMemory {
+    /// The raw region of one ring of channel `index`, on which the ring
+    /// layer builds the ring (`ring::RingMemory::on`).
+    ///
+    /// # Panics
+    /// As [`Segment::channel`].
+    pub(crate) fn ring_region(&self, index: u32, direction: Direction, priority: Priority) -> RingRegion {
         assert!(index < self.geometry.max_clients, "channel index out of range");
         let off = self.geometry.ring_offset(index, direction, priority);
-        // SAFETY: the validated geometry places the ring header and its data inside
-        // the mapping, 128-aligned; the data size meets min_ring_capacity by
-        // construction of Geometry; the Arc keeps the mapping alive.
-        unsafe {
-            let header: NonNull<u8> = self.base.add(off);
-            let backing: Backing = self.shm.clone();
-            RingMemory::new(
-                header,
-                self.geometry.ring_capacity[priority.index()],
-                self.geometry.max_message_size as usize,
-                backing,
-            )
+        RingRegion {
+            // SAFETY: the validated geometry places the ring (header and data)
+            // inside the mapping, so the offset stays in the same allocation.
+            header: unsafe { self.base.add(off) },
+            capacity: self.geometry.ring_capacity[priority.index()],
+            max_message: self.geometry.max_message_size as usize,
+            mapping: self.shm.clone(),
         }
+    }
+
+    /// Empties one ring of channel `index`: its positions and counters go
+    /// to zero, and so does the first record header (a zero-filled ring is
+    /// an empty ring). Only for a channel that no other process uses now
+    /// (a slot its client has just claimed).
+    ///
+    /// # Panics
+    /// As [`Segment::channel`].
+    pub(crate) fn reset_ring(&self, index: u32, direction: Direction, priority: Priority) {
+        let region = self.ring_region(index, direction, priority);
+        // SAFETY: the region's header is a 128-aligned RingHeader inside the
+        // mapping (see `RingRegion`); it is made of atomics only.
+        let h = unsafe { region.header.cast::<RingHeader>().as_ref() };
+        for w in [
+            &h.tail,
+            &h.head,
+            &h.messages_written,
+            &h.bytes_written,
+            &h.full_events,
+            &h.messages_read,
+            &h.bytes_read,
+        ] {
+            w.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: the data area follows the header, 128-aligned and at least
+        // one record long, inside the mapping; its first word is the first
+        // record header, which ring ends access as an atomic.
+        let first = unsafe { region.header.add(RING_HEADER_SIZE).cast::<AtomicU64>().as_ref() };
+        first.store(0, Ordering::Release);
     }
 
     /// Whether the daemon process holds its liveness lock (is alive). A
@@ -371,6 +393,23 @@ impl Segment {
     pub fn is_shutting_down(&self) -> bool {
         self.control().state.load(Ordering::Acquire) & STATE_SHUTTING_DOWN != 0
     }
+}
+
+/// Where one ring lies in a mapped segment: a 128-aligned header of
+/// `RING_HEADER_SIZE` bytes followed by `capacity` data bytes (at least
+/// `layout::min_ring_capacity(max_message)`, a multiple of 128), all inside
+/// the mapping that `mapping` keeps alive. Handed out by the segment; the
+/// ring layer builds a ring on it.
+#[derive(Debug, Clone)]
+pub(crate) struct RingRegion {
+    /// The ring's header.
+    pub(crate) header: NonNull<u8>,
+    /// Data bytes after the header.
+    pub(crate) capacity: usize,
+    /// The segment's largest message.
+    pub(crate) max_message: usize,
+    /// The mapping the region lies in.
+    pub(crate) mapping: Arc<SharedMemory>,
 }
 
 /// Who owns the segment file at a name.
@@ -414,8 +453,8 @@ pub(crate) fn daemon_of(file: &std::fs::File) -> Option<(u32, u64)> {
 
 /// Finds out, without mapping or locking it, whether the segment at `name` is
 /// a memlink segment of this user and whether its daemon lives. Files that
-/// are not memlink segments are refused with [`ShmError::AlreadyExists`].
-pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
+/// are not memlink segments are refused with [`SegmentError::AlreadyExists`].
+pub fn owner(name: &SegmentName) -> SegmentResult<Owner> {
     let file = match platform::open_segment_file(&name.path()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),
@@ -423,7 +462,7 @@ pub fn owner(name: &SegmentName) -> ShmResult<Owner> {
     };
     super::check_owner(name, &file, platform::current_uid())?;
     let Some((pid, start)) = daemon_of(&file) else {
-        return Err(ShmError::AlreadyExists { name: name.to_string() });
+        return Err(SegmentError::AlreadyExists { name: name.to_string() });
     };
     if platform::byte_locked_elsewhere(&file, DAEMON_LOCK_BYTE).map_err(|e| name.io_error("lock", e))? {
         // The recorded daemon (pid and start time) is gone but somebody holds

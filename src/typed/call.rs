@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::envelope::{self, Kind, MAX_CALL_ID};
 use super::{record_len, write_record, Request, Typed};
 use crate::endpoint::{Client, Message};
-use crate::error::{Error, TypeError};
+use crate::endpoint::{Error, TypeError};
 use crate::priority::Priority;
 
 /// How long a send that finds the ring full waits before it takes in the

@@ -5,7 +5,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::Typed;
-use crate::error::TypeError;
+use crate::endpoint::TypeError;
 
 /// An encoding of values of type `T`. Implemented by [`Plain`] and
 /// `Postcard`; a value's [`Typed::Encoding`] names one of them.

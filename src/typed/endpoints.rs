@@ -13,7 +13,7 @@ use super::{body_if, decode, is, record_len, write_record, Plain, Typed};
 use crate::endpoint::{
     Client, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonReceiver, DaemonSender, Message,
 };
-use crate::error::{Error, TypeError};
+use crate::endpoint::{Error, TypeError};
 use crate::priority::Priority;
 
 /// Passes the plain-data `T` in `record` to `f`: borrowed where it lies when

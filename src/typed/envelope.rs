@@ -2,7 +2,7 @@
 //! then a word with a 16-bit marker, what the record is (a one-way message,
 //! a call, a reply, a refusal) and the call's id. The body follows, 8-byte aligned like the header.
 
-use crate::error::TypeError;
+use crate::endpoint::TypeError;
 
 /// Bytes in front of a typed body.
 pub(crate) const HEADER: usize = 16;

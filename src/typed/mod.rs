@@ -65,7 +65,7 @@ pub use encoding::Postcard;
 pub use encoding::{Encoding, Plain};
 pub use serve::{Incoming, Responder};
 
-use crate::error::TypeError;
+use crate::endpoint::TypeError;
 use envelope::{Kind, HEADER};
 
 /// A type that travels as a typed message.

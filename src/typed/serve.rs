@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::envelope::{self, Kind};
 use super::{record_len, write_record, Encoding, Request, Typed};
+use crate::endpoint::Error;
 use crate::endpoint::{ClientId, ClientMessage, Daemon, DaemonSender};
-use crate::error::Error;
 use crate::priority::Priority;
 
 /// What [`Daemon::recv_call`] took.
@@ -114,7 +114,7 @@ impl Daemon {
     /// Takes the next call of request type `Q`, or the next other message,
     /// waiting for one. A call of another request type is refused on the
     /// spot (its caller gets
-    /// [`TypeError::Rejected`](crate::error::TypeError::Rejected)) and not
+    /// [`TypeError::Rejected`](crate::endpoint::TypeError::Rejected)) and not
     /// returned.
     ///
     /// # Errors

@@ -13,7 +13,7 @@ use crate::endpoint::channel::Deadline;
 use crate::endpoint::message::Message;
 use crate::endpoint::outlet::Outlet;
 use crate::endpoint::task::{as_task, next_item};
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::wait::Parking;
 

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use super::super::channel;
 use super::super::Stats;
-use crate::buffer::RingError;
 use crate::doorbell::Bell;
 use crate::endpoint::fault::{Fault, Op};
-use crate::error::{ShmError, ShmResult};
+use crate::endpoint::OpenError;
 use crate::platform;
-use crate::pring::{PriorityConsumer, PriorityProducer};
 use crate::priority::Priority;
+use crate::ring::RingError;
+use crate::ring::{PriorityConsumer, PriorityProducer};
 use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
 use crate::segment::SegmentName;
 use crate::segment::{Channel, Segment};
@@ -70,27 +70,29 @@ impl Connection {
     /// claims a free slot and attaches its rings.
     pub(crate) fn open(
         name: &SegmentName,
+        given: &str,
         protocol_version: u32,
         owner: u32,
-    ) -> ShmResult<(Connection, PriorityProducer, PriorityConsumer)> {
+    ) -> Result<(Connection, PriorityProducer, PriorityConsumer), OpenError> {
         let fork_generation = platform::fork_generation();
         let calm = platform::disturbances();
         let seg = Segment::open_owned_by(name, owner)?;
+        crate::wait::register_barriers();
         let c = seg.control();
         let found = c.protocol_version.load(Ordering::Relaxed);
         if found != protocol_version {
-            return Err(ShmError::ProtocolMismatch {
+            return Err(OpenError::ProtocolMismatch {
                 expected: protocol_version,
                 found,
             });
         }
         let state = c.state.load(Ordering::Acquire);
         if state & STATE_ALIVE == 0 || state & STATE_SHUTTING_DOWN != 0 {
-            return Err(ShmError::Disconnected);
+            return Err(OpenError::ShuttingDown { name: given.to_owned() });
         }
         if !seg.daemon_alive() {
-            return Err(ShmError::OwnerDead {
-                name: name.to_string(),
+            return Err(OpenError::OwnerDead {
+                name: given.to_owned(),
                 pid: c.daemon_pid.load(Ordering::Relaxed),
             });
         }
@@ -102,7 +104,7 @@ impl Connection {
             Ok(pair) => pair,
             Err(e) => {
                 slot::abandon(&seg, index);
-                return Err(e.into());
+                return Err(OpenError::corrupt_rings(given, e));
             }
         };
         slot::connect(&seg, index);

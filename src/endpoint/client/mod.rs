@@ -16,7 +16,7 @@ use super::batch::Batch;
 use super::message::Message;
 use super::settings::{setters, Settings};
 use super::stats::Stats;
-use crate::error::{Error, OpenError};
+use crate::endpoint::{Error, OpenError};
 use crate::priority::Priority;
 use crate::slot::ClientId;
 
@@ -96,10 +96,7 @@ impl ClientBuilder {
     /// [`OpenError::TableFull`] when every slot is taken, and the validation
     /// and permission errors of [`OpenError`].
     pub fn connect(self) -> Result<Client, OpenError> {
-        let (tx, rx) = self
-            .settings
-            .connect()
-            .map_err(|e| OpenError::from_shm(e, &self.settings.name))?;
+        let (tx, rx) = self.settings.connect()?;
         Ok(Client {
             tx,
             rx,
@@ -312,10 +309,10 @@ impl Client {
 }
 
 /// Opens a connection and builds its two halves.
-pub(crate) fn open(settings: &Settings) -> crate::error::ShmResult<(ClientSender, ClientReceiver)> {
+pub(crate) fn open(settings: &Settings) -> Result<(ClientSender, ClientReceiver), OpenError> {
     let name = crate::segment::SegmentName::parse(&settings.name)?;
     let owner = settings.owner.unwrap_or_else(crate::platform::current_uid);
-    let (conn, tx, rx) = Connection::open(&name, settings.protocol_version, owner)?;
+    let (conn, tx, rx) = Connection::open(&name, &settings.name, settings.protocol_version, owner)?;
     let conn = Arc::new(conn);
     Ok((
         ClientSender::new(tx, conn.clone(), settings.spin),

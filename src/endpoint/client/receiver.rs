@@ -9,9 +9,9 @@ use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::endpoint::channel::{Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::message::{received, Message};
-use crate::error::Error;
-use crate::pring::PriorityConsumer;
+use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::PriorityConsumer;
 use crate::slot::ClientId;
 use crate::wait::{blocked, Block, Park};
 

@@ -5,14 +5,14 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
-use crate::buffer::RingError;
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{wait_for_room, Deadline, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
-use crate::error::Error;
-use crate::pring::PriorityProducer;
+use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::PriorityProducer;
+use crate::ring::RingError;
 use crate::slot::ClientId;
 use crate::wait::Park;
 

@@ -15,7 +15,7 @@ use crate::endpoint::fault::Fault;
 use crate::endpoint::message::ClientMessage;
 use crate::endpoint::outlet::Outlet;
 use crate::endpoint::task::{as_task, next_item};
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 use crate::wait::Parking;

@@ -17,7 +17,7 @@ use super::batch::Batch;
 use super::message::ClientMessage;
 use super::settings::{setters, Settings};
 use super::stats::Stats;
-use crate::error::{Error, OpenError};
+use crate::endpoint::{Error, OpenError};
 use crate::priority::Priority;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId};
@@ -108,10 +108,7 @@ impl DaemonBuilder {
     /// [`OpenError::TooSmall`], and the OS's refusals as
     /// [`OpenError::PermissionDenied`] or [`OpenError::Io`].
     pub fn create(self) -> Result<Daemon, OpenError> {
-        let seg = self
-            .settings
-            .create()
-            .map_err(|e| OpenError::from_shm(e, &self.settings.name))?;
+        let seg = self.settings.create()?;
         let (rx, tx, owner) = parts(seg, self.settings.spin);
         Ok(Daemon {
             rx,

@@ -8,7 +8,7 @@ use super::{DaemonRx, DaemonTx};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::message::{received, ClientMessage};
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 use crate::wait::{blocked, Block, Park};

@@ -10,8 +10,8 @@ use crate::doorbell::{self, SlotSet};
 use crate::endpoint::channel::{self, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
-use crate::pring::PriorityConsumer;
 use crate::priority::Priority;
+use crate::ring::PriorityConsumer;
 use crate::segment::layout::{Direction, EventWord};
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
@@ -298,7 +298,7 @@ impl Inbound {
 /// ring once more: if the client published meanwhile, rings it again (see
 /// `crate::doorbell`).
 #[cold]
-fn silence(seg: &Segment, index: u32, p: Priority, ring: &mut crate::buffer::RingConsumer) {
+fn silence(seg: &Segment, index: u32, p: Priority, ring: &mut crate::ring::RingConsumer) {
     doorbell::silence(seg, index, p);
     if ring.has_message() {
         doorbell::ring_again(seg, index, p);

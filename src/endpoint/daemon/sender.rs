@@ -8,7 +8,7 @@ use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::outlet::Outlet;
-use crate::error::Error;
+use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 

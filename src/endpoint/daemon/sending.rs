@@ -5,12 +5,12 @@ use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, Shard, SWEEP_INTERVAL};
-use crate::buffer::RingError;
 use crate::endpoint::channel::{self, wait_for_room, Deadline, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
-use crate::pring::{PriorityBatch, PriorityProducer};
 use crate::priority::Priority;
+use crate::ring::RingError;
+use crate::ring::{PriorityBatch, PriorityProducer};
 use crate::segment::layout::Direction;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};

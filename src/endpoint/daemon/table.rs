@@ -11,11 +11,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::buffer::RingError;
 use crate::endpoint::channel::{self, Lacking};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
+use crate::ring::RingError;
 use crate::segment::layout::{Direction, EventWord, CONTROL_SIZE, STATE_SHUTTING_DOWN};
 use crate::segment::{Channel, Segment};
 use crate::slot::{self, ClientId, Poison};
@@ -240,7 +240,7 @@ pub(crate) fn backpressure(seg: &Segment, shard: Shard) -> f32 {
     let mut level = 0f32;
     for id in slot::connected(seg).into_iter().filter(|id| shard.owns(id.slot)) {
         for p in Priority::ALL {
-            level = level.max(seg.ring(id.slot, Direction::ToClient, p).fill_level());
+            level = level.max(crate::ring::on_segment(seg, id.slot, Direction::ToClient, p).fill_level());
         }
         level = level.max(channel::load_hint(&seg.channel(id.slot).client_backpressure));
     }

@@ -41,10 +41,10 @@ mod daemon_role;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use crate::compat::{ShmError, ShmResult};
 pub use crate::endpoint::{ClientId, Stats as TransportStats};
-pub use crate::error::{ShmError, ShmResult};
-pub use crate::pring::PriorityBatch;
 pub use crate::priority::Priority;
+pub use crate::ring::PriorityBatch;
 #[allow(deprecated)]
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 

@@ -4,7 +4,9 @@ use std::io;
 
 use thiserror::Error;
 
-use super::ShmError;
+use crate::ring::RingError;
+use crate::segment::SegmentError;
+use crate::slot::ClaimError;
 
 /// Why [`crate::Daemon::create`] or [`crate::Client::connect`] (or their
 /// builders) failed. Nothing is left behind by a failed create: no segment,
@@ -106,6 +108,14 @@ pub enum OpenError {
         reason: String,
     },
 
+    /// The segment's daemon is still starting (its header is not written
+    /// yet): connecting again in a moment will succeed.
+    #[error("the daemon of {name} is still starting: connect again in a moment")]
+    Starting {
+        /// Segment name.
+        name: String,
+    },
+
     /// The segment belongs to another user, its mode forbids access, or the
     /// name is a symbolic link.
     #[error("permission denied on segment {name}: {reason}")]
@@ -151,65 +161,51 @@ impl OpenError {
     pub fn is_transient(&self) -> bool {
         match self {
             OpenError::TableFull { draining, .. } => *draining > 0,
-            OpenError::ShuttingDown { .. } => true,
-            OpenError::InvalidSegment { reason, .. } => reason.contains("retry"),
+            OpenError::ShuttingDown { .. } | OpenError::Starting { .. } => true,
             _ => false,
+        }
+    }
+
+    /// A channel's rings failed validation while a client attached them.
+    pub(crate) fn corrupt_rings(name: &str, e: RingError) -> OpenError {
+        OpenError::InvalidSegment {
+            name: name.to_owned(),
+            reason: format!("its rings are unusable: {e}"),
         }
     }
 }
 
-/// A full table's counts, read from the segment (all live if it cannot be read).
-fn table_full(name: &str, max_clients: u32) -> OpenError {
-    let (mut live, mut draining) = (max_clients, 0);
-    if let Ok(info) = crate::inspect::segment(name) {
-        draining = info
-            .clients
-            .iter()
-            .filter(|c| c.state == crate::inspect::SlotState::Closing)
-            .count() as u32;
-        live = info.clients.len() as u32 - draining;
-    }
-    OpenError::TableFull {
-        max_clients,
-        live,
-        draining,
+impl From<SegmentError> for OpenError {
+    fn from(e: SegmentError) -> OpenError {
+        match e {
+            SegmentError::InvalidName { name, reason } => OpenError::InvalidName { name, reason },
+            SegmentError::InvalidConfig(reason) => OpenError::InvalidConfig(reason),
+            SegmentError::TooSmall { requested, minimum } => OpenError::TooSmall { requested, minimum },
+            SegmentError::NotFound { name } => OpenError::NotFound { name },
+            SegmentError::AlreadyExists { name } => OpenError::AlreadyExists { name },
+            SegmentError::AlreadyRunning { name, pid } => OpenError::AlreadyRunning { name, pid },
+            SegmentError::PermissionDenied { name, reason } => OpenError::PermissionDenied { name, reason },
+            SegmentError::LayoutMismatch { expected, found } => OpenError::LayoutMismatch { expected, found },
+            SegmentError::Starting { name } => OpenError::Starting { name },
+            SegmentError::InvalidSegment { name, reason } => OpenError::InvalidSegment { name, reason },
+            SegmentError::Io { op, name, source } => OpenError::Io { op, name, source },
+        }
     }
 }
 
-impl OpenError {
-    /// Converts the engine's error, naming the segment where the engine's
-    /// variant does not.
-    pub(crate) fn from_shm(e: ShmError, name: &str) -> OpenError {
-        let name = name.to_owned();
+impl From<ClaimError> for OpenError {
+    fn from(e: ClaimError) -> OpenError {
         match e {
-            ShmError::InvalidConfig(reason) if reason.starts_with("segment name") => {
-                // The name layer says "segment name \"NAME\" WHY": keep the why.
-                let prefix = format!("segment name {name:?} ");
-                let reason = reason.strip_prefix(&prefix).map_or(reason.clone(), str::to_owned);
-                OpenError::InvalidName { name, reason }
-            }
-            ShmError::InvalidConfig(reason) => OpenError::InvalidConfig(reason),
-            ShmError::TooSmall { requested, minimum } => OpenError::TooSmall { requested, minimum },
-            ShmError::NotFound { name } => OpenError::NotFound { name },
-            ShmError::AlreadyExists { name } => OpenError::AlreadyExists { name },
-            ShmError::AlreadyRunning { name, pid } => OpenError::AlreadyRunning { name, pid },
-            ShmError::OwnerDead { name, pid } => OpenError::OwnerDead { name, pid },
-            ShmError::Disconnected => OpenError::ShuttingDown { name },
-            ShmError::ProtocolMismatch { expected, found } => OpenError::ProtocolMismatch { expected, found },
-            ShmError::LayoutMismatch { expected, found } => OpenError::LayoutMismatch { expected, found },
-            ShmError::InvalidSegment { name, reason } => OpenError::InvalidSegment { name, reason },
-            ShmError::PermissionDenied { name, reason } => OpenError::PermissionDenied { name, reason },
-            ShmError::TableFull { max_clients } => table_full(&name, max_clients),
-            ShmError::Io { op, name, source } => OpenError::Io { op, name, source },
-            ShmError::Corrupted(what) => OpenError::InvalidSegment {
-                name,
-                reason: format!("{what} holds an impossible value"),
+            ClaimError::Full {
+                max_clients,
+                live,
+                draining,
+            } => OpenError::TableFull {
+                max_clients,
+                live,
+                draining,
             },
-            other => OpenError::Io {
-                op: "open",
-                name,
-                source: io::Error::other(other.to_string()),
-            },
+            ClaimError::Lock(e) => e.into(),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::client_role::ClientRole;
 use super::daemon_role::DaemonRole;
 use super::{NrelayShmTransport, Role};
+use crate::compat::ShmResult;
 use crate::endpoint::{setters, Settings};
-use crate::error::ShmResult;
 
 /// Segment size used by the builder when none is given (1 MiB).
 pub const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::error::{ShmError, ShmResult};
+use crate::compat::{ShmError, ShmResult};
 use crate::platform;
 use crate::segment::layout::DAEMON_LOCK_BYTE;
 use crate::segment::{owner, Owner};
@@ -185,7 +185,7 @@ impl RecoveryManager {
         if held.is_some() {
             return Ok(());
         }
-        let io = |op, e| name.io_error(op, e);
+        let io = |op, e| ShmError::from(name.io_error(op, e));
         for _ in 0..8 {
             let mut file = platform::LockFile::open(|| platform::open_or_create_private_file(&self.pid_file))
                 .map_err(|e| io("open pid file", e))?;

@@ -9,10 +9,10 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compat::{ShmError, ShmResult};
 use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Deadline, Outlet, Stats};
-use crate::error::{ShmError, ShmResult};
-use crate::pring::PriorityBatch;
 use crate::priority::Priority;
+use crate::ring::PriorityBatch;
 use crate::segment::Segment;
 use crate::slot::ClientId;
 
@@ -68,7 +68,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .write(priority, len, fill)
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
@@ -78,7 +78,7 @@ impl ClientRole {
             .write_until(priority, data.len(), Deadline::after(timeout), |b| {
                 b.copy_from_slice(data)
             })
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     pub(super) fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
@@ -86,7 +86,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .with_producer(|p| f(&mut p.batch()))
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     #[inline(always)]
@@ -95,7 +95,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .read_with(f)
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     pub(super) fn read_batch_with(&self, max: usize, f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
@@ -103,7 +103,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .read_batch_with(max, f)
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     #[inline]
@@ -116,7 +116,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .wait(deadline(timeout))
-            .map_err(ShmError::from)
+            .map_err(|f| ShmError::from(crate::Error::from(f)))
     }
 
     pub(super) fn daemon_heartbeat_age(&self) -> Duration {

@@ -1,12 +1,16 @@
-//! The crate's error type.
-//!
-//! One enum serves every layer so that the old API's `match` on
-//! `ShmError::BufferFull` / `Disconnected` / `Timeout` / `MessageTooLarge` keeps
-//! compiling. Messages say what went wrong and what to do about it.
+//! The 0.1.3 API's single error enum, kept so that its `match` on
+//! `ShmError::BufferFull` / `Disconnected` / `Timeout` / `MessageTooLarge`
+//! keeps compiling. Only the compatibility layer returns it; it is built from
+//! the endpoints' [`crate::Error`] and [`OpenError`] (and the rings' `RingError`,
+//! through [`crate::Error`]) by `From`, never from their text.
 
 use std::io;
 
 use thiserror::Error;
+
+use crate::ring::RingError;
+use crate::segment::SegmentError;
+use crate::{Error as EndpointError, OpenError};
 
 /// Result alias used throughout the crate.
 pub type ShmResult<T> = Result<T, ShmError>;
@@ -197,13 +201,66 @@ impl ShmError {
     }
 }
 
-impl From<crate::buffer::RingError> for ShmError {
-    fn from(e: crate::buffer::RingError) -> ShmError {
-        use crate::buffer::RingError;
+impl From<RingError> for ShmError {
+    fn from(e: RingError) -> ShmError {
+        EndpointError::from(e).into()
+    }
+}
+
+impl From<EndpointError> for ShmError {
+    fn from(e: EndpointError) -> ShmError {
         match e {
-            RingError::Full => ShmError::BufferFull,
-            RingError::TooLarge { .. } => ShmError::MessageTooLarge,
-            RingError::Corrupted(what) => ShmError::Corrupted(what.what()),
+            EndpointError::Full => ShmError::BufferFull,
+            EndpointError::Empty => ShmError::Empty,
+            EndpointError::Timeout => ShmError::Timeout,
+            EndpointError::Disconnected => ShmError::Disconnected,
+            EndpointError::MessageTooLarge { .. } => ShmError::MessageTooLarge,
+            EndpointError::UnknownClient(id) => ShmError::UnknownClient(id.to_string()),
+            EndpointError::Poisoned(why) => ShmError::Poisoned(why),
+            EndpointError::Corrupted(what) => ShmError::Corrupted(what.what()),
+            EndpointError::Forked => ShmError::Forked,
+            EndpointError::Open(e) => e.into(),
+            EndpointError::Io { op, source } => ShmError::Io {
+                op,
+                name: String::new(),
+                source,
+            },
+            // The 0.1.3 layer sends no typed messages; should one appear,
+            // it is a message this side cannot use.
+            EndpointError::Type(e) => ShmError::InvalidConfig(e.to_string()),
         }
+    }
+}
+
+impl From<OpenError> for ShmError {
+    fn from(e: OpenError) -> ShmError {
+        match e {
+            OpenError::InvalidName { name, reason } => {
+                ShmError::InvalidConfig(format!("segment name {name:?} {reason}"))
+            }
+            OpenError::InvalidConfig(reason) => ShmError::InvalidConfig(reason),
+            OpenError::TooSmall { requested, minimum } => ShmError::TooSmall { requested, minimum },
+            OpenError::NotFound { name } => ShmError::NotFound { name },
+            OpenError::AlreadyExists { name } => ShmError::AlreadyExists { name },
+            OpenError::AlreadyRunning { name, pid } => ShmError::AlreadyRunning { name, pid },
+            OpenError::OwnerDead { name, pid } => ShmError::OwnerDead { name, pid },
+            OpenError::ShuttingDown { .. } => ShmError::Disconnected,
+            OpenError::ProtocolMismatch { expected, found } => ShmError::ProtocolMismatch { expected, found },
+            OpenError::LayoutMismatch { expected, found } => ShmError::LayoutMismatch { expected, found },
+            OpenError::Starting { name } => ShmError::InvalidSegment {
+                name,
+                reason: "not initialised (its daemon may still be starting: retry)".into(),
+            },
+            OpenError::InvalidSegment { name, reason } => ShmError::InvalidSegment { name, reason },
+            OpenError::PermissionDenied { name, reason } => ShmError::PermissionDenied { name, reason },
+            OpenError::TableFull { max_clients, .. } => ShmError::TableFull { max_clients },
+            OpenError::Io { op, name, source } => ShmError::Io { op, name, source },
+        }
+    }
+}
+
+impl From<SegmentError> for ShmError {
+    fn from(e: SegmentError) -> ShmError {
+        OpenError::from(e).into()
     }
 }

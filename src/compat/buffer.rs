@@ -1,27 +1,17 @@
-//! Lock-free single-producer/single-consumer rings of variable-length messages.
-//!
-//! [`RingBuffer`] is a ring on the heap with the old API (`write_slot`,
-//! `read_slot`) plus zero-copy calls; [`RingBuffer::split`] turns it into a
-//! [`RingProducer`] and a [`RingConsumer`] for two threads. The same ring code
-//! runs inside shared-memory segments, where the transport places six rings
-//! per client. Messages are stored compactly: a 64-byte message takes 72 bytes
-//! of ring, not a fixed slot.
-
-mod error;
-mod region;
-mod ring;
+//! The 0.1.3 API's ring on the heap: [`RingBuffer`] (`write_slot`,
+//! `read_slot`, plus zero-copy calls), and the ends [`RingBuffer::split`]
+//! turns it into, [`RingProducer`] and [`RingConsumer`], for two threads. The
+//! same ring code runs inside shared-memory segments, six rings per client.
+//! Messages are stored compactly: a 64-byte message takes 72 bytes of ring,
+//! not a fixed slot.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::shm_error::{ShmError, ShmResult};
 pub use crate::priority::Priority;
-pub use error::{Corruption, RingError};
-pub use ring::{RingConsumer, RingCounters, RingProducer, WriteBatch};
-
-pub(crate) use region::HeapRegion;
-pub(crate) use ring::{Backing, RingMemory};
-
-use crate::error::{ShmError, ShmResult};
+use crate::ring::{Backing, HeapRegion, RingMemory};
+pub use crate::ring::{Corruption, RingConsumer, RingCounters, RingError, RingProducer, WriteBatch};
 use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
 
 /// A ring on the heap, used from one thread (it is `Send`, not `Sync`).
@@ -102,7 +92,7 @@ impl RingBuffer {
     /// when called from inside one of this buffer's own closures.
     pub fn write_with<R>(&self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> ShmResult<R> {
         let mut p = self.producer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        Ok(p.write_with(priority, len, fill)?)
+        p.write_with(priority, len, fill).map_err(ShmError::from)
     }
 
     /// Takes the oldest message, or `None` if the ring is empty (or failed: see
@@ -129,7 +119,7 @@ impl RingBuffer {
     /// closures.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        Ok(c.read_with(f)?)
+        c.read_with(f).map_err(ShmError::from)
     }
 
     /// Whether no message is waiting.
@@ -200,7 +190,8 @@ pub(crate) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(RingProd
     // SAFETY: the region is LINE-aligned, zeroed (an empty ring), RING_HEADER_SIZE +
     // capacity bytes long, and kept alive by `backing`; capacity >= min_ring_capacity.
     let mem = unsafe { RingMemory::new(base, capacity, max_message, backing) };
-    Ok((RingProducer::attach(mem.clone())?, RingConsumer::attach(mem)?))
+    let producer = RingProducer::attach(mem.clone()).map_err(ShmError::from)?;
+    Ok((producer, RingConsumer::attach(mem).map_err(ShmError::from)?))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::error::{Corruption, RingError};
 use crate::platform;
 use crate::priority::Priority;
 use crate::segment::layout::{self, Record, RingHeader, RECORD_ALIGN, RECORD_HEADER_SIZE};
+use crate::segment::RingRegion;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Keeps the memory behind a ring alive (a heap region or a mapped segment).
@@ -121,6 +122,13 @@ impl RingMemory {
         }
     }
 
+    /// The ring on a region of a segment.
+    pub(crate) fn on(region: RingRegion) -> RingMemory {
+        // SAFETY: the segment hands out regions that meet `new`'s contract
+        // (see `RingRegion`), and the mapping Arc is the backing.
+        unsafe { RingMemory::new(region.header, region.capacity, region.max_message, region.mapping) }
+    }
+
     #[cfg(not(loom))]
     #[inline]
     fn header(&self) -> &RingHeader {
@@ -154,23 +162,6 @@ impl RingMemory {
     fn touch(&self, _offset: usize, _len: usize, _write: bool) {
         #[cfg(loom)]
         self.model.touch(_offset, _len, _write);
-    }
-
-    /// Resets the ring to empty. Only valid while neither side is attached.
-    pub(crate) fn reset(&self) {
-        let h = self.header();
-        for w in [
-            &h.tail,
-            &h.head,
-            &h.messages_written,
-            &h.bytes_written,
-            &h.full_events,
-            &h.messages_read,
-            &h.bytes_read,
-        ] {
-            w.store(0, Ordering::Relaxed);
-        }
-        self.word(0).store(0, Ordering::Release);
     }
 
     /// Fraction of the ring in use, from its published positions (1.0 if
@@ -896,7 +887,7 @@ impl RingConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::region::HeapRegion;
+    use crate::ring::HeapRegion;
 
     fn ring(capacity: usize, max: usize) -> (RingProducer, RingConsumer) {
         let region = HeapRegion::zeroed(layout::RING_HEADER_SIZE + capacity);

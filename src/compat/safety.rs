@@ -30,7 +30,7 @@ use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::error::{ShmError, ShmResult};
+use crate::compat::{ShmError, ShmResult};
 
 /// Checks `(offset, len)` pairs against a region size, without overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use std::io;
 use thiserror::Error as ThisError;
 
 use super::{OpenError, TypeError};
-use crate::buffer::Corruption;
-use crate::endpoint::ClientId;
+use crate::ring::{Corruption, RingError};
+use crate::slot::ClientId;
 
 /// The error of [`crate::Daemon`] and [`crate::Client`] operations.
 ///
@@ -108,5 +108,15 @@ impl Error {
     /// Whether the peer is gone ([`Error::Disconnected`]).
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Error::Disconnected)
+    }
+}
+
+impl From<RingError> for Error {
+    fn from(e: RingError) -> Error {
+        match e {
+            RingError::Full => Error::Full,
+            RingError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+            RingError::Corrupted(what) => Error::Corrupted(what),
+        }
     }
 }

@@ -1,0 +1,18 @@
+//! The 0.1.3 API, kept so that its README's code keeps compiling and
+//! working: the transport ([`transport::NrelayShmTransport`] with the
+//! [`transport::ShmTransport`] trait), the heap rings
+//! ([`buffer::RingBuffer`], [`pring::PriorityRingBuffer`]), crash recovery
+//! ([`recovery`]), the safety helpers ([`safety`]) and its single error enum
+//! ([`ShmError`]). It lives in this one folder, at the paths the old crate
+//! had (re-exported from the crate root), and is written over the
+//! endpoints ([`crate::Daemon`], [`crate::Client`]) and the engine's rings:
+//! nothing below it knows it exists. New code should use the endpoints.
+
+pub mod buffer;
+pub mod pring;
+pub mod recovery;
+pub mod safety;
+mod shm_error;
+pub mod transport;
+
+pub use shm_error::{ShmError, ShmResult};
