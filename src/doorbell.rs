@@ -16,6 +16,16 @@
 //! daemon's second look finds the message. A bit set with nothing behind it (a stale
 //! or hostile one) costs the daemon one look, nothing more. The loom models
 //! in `tests/loom.rs` check [`ring_bell`] and [`silence_bell`].
+//!
+//! The other way, the control region keeps one bit per slot whose client
+//! sleeps (`ControlBlock::sleepers`): a client sets its bit before it
+//! registers as a waiter on its wake word and clears it when its wait ends,
+//! so a daemon that wakes every client ([`sleeping`]) looks at the sleepers
+//! only. No wake-up is lost: the bit is set before the waiter's fence of
+//! the event count's protocol (`crate::wait`), as its registration is, so a
+//! notifier that reads the bits after its own fence sees the bit whenever
+//! it would see the registration. A bit left set (a client that died
+//! asleep, or a hostile one) costs the daemon one look at a wake word.
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
@@ -107,6 +117,45 @@ pub fn silence_bell(word: &AtomicU64, bit: u64) {
     word.fetch_and(!bit, Ordering::Relaxed);
     // SYNC POINT: pairs with the fence in `ring_bell` (module docs).
     fence(Ordering::SeqCst);
+}
+
+/// Marks slot `slot`'s client as (about to be) asleep on its wake word:
+/// before it registers as a waiter (see the module docs).
+#[inline]
+pub(crate) fn falling_asleep(seg: &Segment, slot: u32) {
+    let (w, bit) = position(slot);
+    let word = &seg.control().sleepers[w];
+    if word.load(Ordering::Relaxed) & bit == 0 {
+        word.fetch_or(bit, Ordering::SeqCst);
+    }
+}
+
+/// Slot `slot`'s client woke (its wait ended).
+#[inline]
+pub(crate) fn woke(seg: &Segment, slot: u32) {
+    let (w, bit) = position(slot);
+    seg.control().sleepers[w].fetch_and(!bit, Ordering::Relaxed);
+}
+
+/// The slots of `seg` whose client may sleep, lowest first: call after the
+/// notifier's fence. Costs one load per 64 slots, and a bit per sleeper.
+pub(crate) fn sleeping(seg: &Segment) -> impl Iterator<Item = u32> + '_ {
+    let max = seg.geometry().max_clients;
+    let words = words_for(max);
+    seg.control().sleepers[..words]
+        .iter()
+        .enumerate()
+        .flat_map(move |(w, word)| {
+            let mut bits = word.load(Ordering::Relaxed);
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w * 64) as u32 + b
+                })
+            })
+        })
+        .filter(move |&i| i < max)
 }
 
 /// The bells of tier `priority`, one bit per slot.

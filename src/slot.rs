@@ -112,12 +112,6 @@ pub(crate) fn view(seg: &Segment, i: u32) -> SlotView {
     }
 }
 
-/// Whether slot `i` holds a connected client (a cheap, relaxed look).
-#[inline]
-pub(crate) fn is_connected(seg: &Segment, i: u32) -> bool {
-    seg.channel(i).state.load(Ordering::Relaxed) == SLOT_CONNECTED
-}
-
 /// The connected clients.
 pub(crate) fn connected(seg: &Segment) -> Vec<ClientId> {
     (0..seg.geometry().max_clients)

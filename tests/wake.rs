@@ -69,3 +69,45 @@ fn wake_crosses_the_process_boundary() {
     assert!(slow < ROUNDS / 10, "{slow} of {ROUNDS} rounds were not woken in time");
     assert_eq!(w.load(Ordering::SeqCst), 2 * ROUNDS);
 }
+
+/// A client that sleeps marks its slot in the segment's sleeper bits before
+/// it registers, and clears it when its wait ends; waking every client (the
+/// 0.1.3 `signal()`) reaches it through those bits alone.
+#[test]
+#[allow(deprecated)]
+fn a_sleeping_client_is_marked_and_a_wake_of_every_client_reaches_it() {
+    use memlink_shm::segment::Segment;
+    use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
+    use memlink_shm::Priority;
+
+    let name = unique_name("sleepers");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let daemon = NrelayShmTransport::create(&name, 1 << 20, 1).unwrap();
+    let idle: Vec<_> = (0..2).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
+    let sleeper = NrelayShmTransport::connect(&name, 1).unwrap();
+    let slot = sleeper.client_id().unwrap().slot();
+    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
+    let bits = || seg.control().sleepers[0].load(Ordering::SeqCst);
+    assert_eq!(bits(), 0, "nobody sleeps yet");
+    let (id, waiting) = (
+        sleeper.client_id().unwrap(),
+        std::thread::spawn(move || {
+            sleeper.set_spin(Duration::ZERO);
+            let woke = sleeper.wait(Some(Duration::from_secs(60)));
+            (woke.map(|()| sleeper.read().unwrap().1), sleeper)
+        }),
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    while bits() != 1 << slot && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert_eq!(bits(), 1 << slot, "only the sleeping client is marked");
+    daemon.write_to(id, Priority::High, b"wake").unwrap();
+    daemon.signal();
+    let (got, _sleeper) = waiting.join().unwrap();
+    assert_eq!(got.unwrap(), b"wake");
+    assert_eq!(bits(), 0, "a client that woke is no longer marked");
+    drop(idle);
+}

@@ -14,6 +14,7 @@
 //!  |          heartbeat, recovered-client count                |
 //!  |  line 2  daemon_wake  (EventWord: clients -> daemon)      |
 //!  |  lines 3-5  doorbell: per tier, a bit per slot            |
+//!  |  line 6  sleepers: a bit per slot whose client sleeps     |
 //!  +-----------------------------------------------------------+ channel_offset
 //!  | Channel 0                                   channel_stride |
 //!  |  ChannelHeader (512 B)                                     |
@@ -63,7 +64,7 @@ use crate::sync;
 /// First 8 bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\x01");
 /// Version of this layout; bumped on any incompatible change to this file.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Size of the control region at the start of the segment.
 pub const CONTROL_SIZE: usize = 4096;
 /// Alignment and padding unit for anything with its own writer.
@@ -212,7 +213,15 @@ pub struct ControlBlock {
     /// that ring stays empty.
     pub doorbell: [[sync::AtomicU64; DOORBELL_WORDS]; 3],
 
-    _reserved: [u8; CONTROL_SIZE - 6 * LINE],
+    // ---- line 6: clients that sleep.
+    /// One bit per client slot: set by the client before it registers as a
+    /// waiter on its `client_wake`, cleared once its wait ends; read by the
+    /// daemon when it wakes every client (a broadcast, the 0.1.3
+    /// `signal()`), so that this costs what the sleepers cost, not what the
+    /// connected clients do (see `crate::doorbell`).
+    pub sleepers: [sync::AtomicU64; DOORBELL_WORDS],
+
+    _reserved: [u8; CONTROL_SIZE - 7 * LINE],
 }
 
 /// Header of one client slot.
@@ -300,6 +309,7 @@ const _: () = {
     assert!(size_of::<EventWord>() == LINE);
     assert!(size_of::<ControlBlock>() == CONTROL_SIZE);
     assert!(offset_of!(ControlBlock, doorbell) == 3 * LINE);
+    assert!(offset_of!(ControlBlock, sleepers) == 6 * LINE);
     assert!(DOORBELL_WORDS * 8 == LINE);
     assert!(offset_of!(ControlBlock, magic) == 0);
     assert!(offset_of!(ControlBlock, layout_version) == 8);

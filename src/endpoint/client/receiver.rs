@@ -6,6 +6,7 @@ use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use crate::doorbell;
 use crate::endpoint::channel::{Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::message::{received, Message};
@@ -132,8 +133,20 @@ impl ClientReceiver {
             rx.has_message() || conn.status().is_err()
         };
         // Tick so that the daemon's death, which nobody signals, is seen within an interval.
-        let (mapping, event) = (conn.segment().shared_memory(), &conn.channel().client_wake);
-        if !ready!(park.park(mapping, event, ready, *spin, until, Some(DAEMON_CHECK_INTERVAL))) {
+        let (seg, event) = (conn.segment(), &conn.channel().client_wake);
+        // Before the park registers: a daemon waking every client looks at
+        // the sleepers only (see `crate::doorbell`).
+        doorbell::falling_asleep(seg, conn.id().slot);
+        let waited = ready!(park.park(
+            seg.shared_memory(),
+            event,
+            ready,
+            *spin,
+            until,
+            Some(DAEMON_CHECK_INTERVAL)
+        ));
+        doorbell::woke(seg, conn.id().slot);
+        if !waited {
             return Poll::Ready(Err(Fault::Timeout));
         }
         if rx.has_message() {

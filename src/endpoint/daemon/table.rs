@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::doorbell;
 use crate::endpoint::channel::{self, Lacking};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
@@ -211,10 +212,12 @@ pub(crate) fn sweep(seg: &Segment) -> u32 {
     reclaimed
 }
 
-/// Wakes every connected client of `shard` that sleeps.
+/// Wakes every client of `shard` that sleeps: costs what the sleepers
+/// cost, not what the connected clients do (see `crate::doorbell`). The
+/// sleepers' bits are read after the notifier's fence.
 pub(crate) fn signal_all(seg: &Segment, shard: Shard) {
-    let connected = |i: &u32| slot::is_connected(seg, *i);
-    EventWord::notify_each(shard.slots(seg).filter(connected).map(|i| &seg.channel(i).client_wake));
+    let sleepers = doorbell::sleeping(seg).filter(move |&i| shard.owns(i));
+    EventWord::notify_each(sleepers.map(|i| &seg.channel(i).client_wake));
 }
 
 /// Where a daemon writer blocked on client slot `i` waits, and whom it wakes.
