@@ -519,34 +519,47 @@ fn wrong_types_and_malformed_bodies_are_errors() {
     assert_ne!(OtherReading::TAG, Reading::TAG);
 }
 
-/// One segment for every case of the property below.
-fn shared_pair() -> &'static std::sync::Mutex<(Daemon, Client, SegmentGuard)> {
-    static PAIR: std::sync::OnceLock<std::sync::Mutex<(Daemon, Client, SegmentGuard)>> = std::sync::OnceLock::new();
-    PAIR.get_or_init(|| {
-        let name = unique_name("typed-hostile");
-        let daemon = Daemon::create(&name).expect("create");
-        let client = Client::connect(&name).expect("connect");
-        std::sync::Mutex::new((daemon, client, SegmentGuard(name)))
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
-    /// Any bytes after a typed header, of any kind, decode to a value or an
-    /// error, never a panic.
-    #[test]
-    fn hostile_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200), kind in 0u64..4) {
-        let mut pair = shared_pair().lock().unwrap_or_else(|p| p.into_inner());
-        let (daemon, client, _) = &mut *pair;
+/// Any bytes after a typed header, of any kind, decode to a value or an
+/// error, never a panic. One segment serves every case; it belongs to this
+/// test, so it is removed when the test ends (a `static` never drops, and
+/// left the segment behind).
+#[test]
+fn hostile_bodies_never_panic() {
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    let name = unique_name("typed-hostile");
+    let _g = SegmentGuard(name.clone());
+    let pair = std::cell::RefCell::new((
+        Daemon::create(&name).expect("create"),
+        Client::connect(&name).expect("connect"),
+    ));
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 128,
+        ..ProptestConfig::default()
+    });
+    let bodies = (proptest::collection::vec(any::<u8>(), 0..200), 0u64..4);
+    let result = runner.run(&bodies, |(body, kind)| {
+        let mut pair = pair.borrow_mut();
+        let (daemon, client) = &mut *pair;
         for tag in [Note::TAG, Reading::TAG, Add::TAG] {
-            let record = [&tag.to_le_bytes()[..], &(0x4d4c << 48 | kind << 46 | 5).to_le_bytes(), &body].concat();
+            let record = [
+                &tag.to_le_bytes()[..],
+                &(0x4d4c << 48 | kind << 46 | 5).to_le_bytes(),
+                &body,
+            ]
+            .concat();
             for _ in 0..3 {
-                client.send(Priority::High, &record).expect("send");
+                client
+                    .send(Priority::High, &record)
+                    .map_err(|e| TestCaseError::fail(format!("send: {e}")))?;
             }
             let _ = daemon.try_recv_typed::<Note>();
             let _ = daemon.try_recv_typed::<Reading>();
             let _ = daemon.try_recv_typed::<Add>();
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{runner}");
     }
 }
 

@@ -95,6 +95,16 @@ enum Command {
         #[command(subcommand)]
         side: bridge::Side,
     },
+    /// Carries segment NAME over Zenoh to other hosts: not in this build
+    /// (it needs the `bridge` feature, which builds zenoh:
+    /// `cargo install --path cli --features bridge`).
+    #[cfg(not(feature = "bridge"))]
+    #[command(disable_help_flag = true)]
+    Bridge {
+        /// Whatever was given; `memlink bridge` only says how to get it.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// The client side of `bench` (started by it).
     #[command(hide = true)]
     BenchClient { name: String },
@@ -111,6 +121,12 @@ enum Format {
     Prometheus,
 }
 
+/// What `memlink bridge` says in a build without the `bridge` feature.
+#[cfg(not(feature = "bridge"))]
+const NO_BRIDGE: &str = "this memlink was built without the bridge (the `bridge` feature, which builds zenoh); \
+     install one with it: `cargo install --path cli --features bridge` (from the repository), \
+     or run it from the repository: `cargo run -p memlink-cli --features bridge -- bridge ...`";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let done = match cli.command {
@@ -125,6 +141,11 @@ fn main() -> ExitCode {
         Command::BenchClient { name } => bench::client(&name),
         #[cfg(feature = "bridge")]
         Command::Bridge { side } => bridge::run(side),
+        #[cfg(not(feature = "bridge"))]
+        Command::Bridge { .. } => {
+            eprintln!("memlink: {NO_BRIDGE}");
+            return ExitCode::from(2);
+        }
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,38 @@ fn listed<'a>(ls: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} is not listed: {ls}"))
 }
 
+/// A tmux server of the test's own, its socket in a scratch directory (the
+/// default socket would leave /tmp/tmux-UID behind); ended, with whatever
+/// runs in it, when dropped, also when the test fails.
+struct Tmux {
+    socket: String,
+    _dir: Scratch,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        let dir = Scratch::new(&format!("tmux-{tag}"));
+        Tmux {
+            socket: dir.at("socket"),
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-S", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Child roles
 // ---------------------------------------------------------------------------
@@ -270,6 +302,31 @@ fn errors_say_what_to_do_with_documented_exit_codes() {
     }
 }
 
+/// A memlink built without the `bridge` feature keeps `memlink bridge` and
+/// says how to get it, whatever follows it (even `--help`).
+#[cfg(not(feature = "bridge"))]
+#[test]
+fn bridge_without_the_feature_says_how_to_get_it() {
+    child_role!();
+    let _w = watchdog();
+    for args in [
+        &["bridge"][..],
+        &["bridge", "export", "x", "--listen", "tcp/127.0.0.1:7447"],
+        &["bridge", "--help"],
+    ] {
+        let out = memlink(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "memlink {args:?}: {stderr}");
+        assert!(
+            stderr.contains("cargo install --path cli --features bridge")
+                && stderr.contains("cargo run -p memlink-cli --features bridge -- bridge"),
+            "memlink {args:?}: {stderr}"
+        );
+    }
+    let help = ok(&["--help"]);
+    assert!(help.contains("bridge"), "{help}");
+}
+
 #[test]
 fn clean_removes_only_dead_segments_of_this_user() {
     child_role!();
@@ -333,7 +390,8 @@ fn top_in_a_terminal_shows_live_rates_and_quits_on_q() {
     let daemon = Role::start(test, &["echo-daemon", &name]);
     let pinger = Role::start(test, &["pinger", &name]);
     let session = unique("tmux");
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux");
+    let server = Tmux::new("top");
+    let tmux = |args: &[&str]| server.run(args);
     let cmd = format!("{} top {name} --interval 200", memlink_path().display());
     assert!(
         tmux(&["new-session", "-d", "-s", &session, "-x", "150", "-y", "30", &cmd])
@@ -397,13 +455,15 @@ fn inspection_does_not_disturb_a_service_under_traffic() {
     let inspector = {
         let (stop, looks, name) = (Arc::clone(&stop), Arc::clone(&looks), name.clone());
         std::thread::spawn(move || {
-            let tmux = Command::new("tmux").arg("-V").output().is_ok();
+            let tmux = Command::new("tmux")
+                .arg("-V")
+                .output()
+                .is_ok()
+                .then(|| Tmux::new("undisturbed"));
             let session = unique("tmux-undisturbed");
-            if tmux {
+            if let Some(tmux) = &tmux {
                 let cmd = format!("{} top {name} --interval 50", memlink_path().display());
-                let _ = Command::new("tmux")
-                    .args(["new-session", "-d", "-s", &session, "-x", "150", "-y", "30", &cmd])
-                    .output();
+                tmux.run(&["new-session", "-d", "-s", &session, "-x", "150", "-y", "30", &cmd]);
             }
             while !stop.load(Ordering::Relaxed) {
                 let info = json(&["inspect", &name, "--json"]);
@@ -412,8 +472,8 @@ fn inspection_does_not_disturb_a_service_under_traffic() {
                 ok(&["inspect", &name, "--format", "prometheus"]);
                 *looks.lock().unwrap() += 1;
             }
-            if tmux {
-                let _ = Command::new("tmux").args(["kill-session", "-t", &session]).output();
+            if let Some(tmux) = &tmux {
+                tmux.run(&["kill-session", "-t", &session]);
             }
         })
     };
