@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::client::{ClientReceiver, ClientSender};
 use super::OpenError;
-use crate::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE};
+use crate::segment::layout::{Geometry, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_MESSAGE, MAX_MESSAGE_LIMIT};
 use crate::segment::Segment;
 use crate::segment::SegmentName;
 use crate::wait::DEFAULT_SPIN;
@@ -23,16 +23,23 @@ pub(crate) const DEFAULT_PROTOCOL_VERSION: u32 = 1;
 macro_rules! setters {
     ($($name:ident),* $(,)?) => { $(setters!(@one $name);)* };
     (@one size) => {
-        /// Total size of the segment in bytes (the daemon's setting). Default
-        /// 1 MiB.
+        /// Total size of the segment in bytes (the daemon's setting).
+        ///
+        /// Default: what the client slots and the largest message need, and
+        /// at least 1 MiB. Each client has six rings (three tiers, both
+        /// ways), and each ring must hold two messages of the maximum size,
+        /// so a segment needs about `12 x max_message_size` bytes per client
+        /// (plus 4 KiB): with 1 MiB messages, 12.6 MB per client.
+        /// [`crate::Daemon::segment_size`] gives the exact figure. A size
+        /// too small for the settings is [`crate::OpenError::TooSmall`],
+        /// with the size they need; the client count is never cut to fit.
         pub fn size(mut self, bytes: usize) -> Self {
-            self.settings.size = bytes;
+            self.settings.size = Some(bytes);
             self
         }
     };
     (@one max_clients) => {
-        /// Client slots, 1 to 1024 (the daemon's setting). Default: as many
-        /// as fit, up to 8.
+        /// Client slots, 1 to 1024 (the daemon's setting). Default 8.
         pub fn max_clients(mut self, n: u32) -> Self {
             self.settings.max_clients = Some(n);
             self
@@ -40,7 +47,8 @@ macro_rules! setters {
     };
     (@one max_message_size) => {
         /// Largest message payload, 1 byte to 256 MiB (the daemon's
-        /// setting). Default 4 KiB.
+        /// setting). Default 4 KiB. Without a [`size`](Self::size), the
+        /// segment is made as large as the clients need for it.
         pub fn max_message_size(mut self, bytes: usize) -> Self {
             self.settings.max_message_size = bytes;
             self
@@ -88,7 +96,13 @@ pub(crate) use setters;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) name: String,
-    pub(crate) size: usize,
+    /// `None`: what the clients and the largest message need, at least
+    /// [`DEFAULT_SEGMENT_SIZE`].
+    pub(crate) size: Option<usize>,
+    /// With no `max_clients`, fit as many as the size holds, up to 8 (the
+    /// 0.1.3 layer's rule: its `create(path, 65536, 1)` holds one client)
+    /// rather than 8 or an error.
+    pub(crate) fit_clients: bool,
     pub(crate) protocol_version: u32,
     pub(crate) max_clients: Option<u32>,
     pub(crate) max_message_size: usize,
@@ -101,7 +115,8 @@ impl Settings {
     pub(crate) fn new(name: &str) -> Settings {
         Settings {
             name: name.to_owned(),
-            size: DEFAULT_SEGMENT_SIZE,
+            size: None,
+            fit_clients: false,
             protocol_version: DEFAULT_PROTOCOL_VERSION,
             max_clients: None,
             max_message_size: DEFAULT_MAX_MESSAGE,
@@ -120,11 +135,20 @@ impl Settings {
                 "max_message_size must be at least 1 byte, not 0".into(),
             ));
         }
-        let clients = match self.max_clients {
-            Some(n) => n,
-            None => Geometry::auto_clients(self.size, self.max_message_size)?,
+        let clients = match (self.max_clients, self.size) {
+            (Some(n), _) => n,
+            (None, Some(size)) if self.fit_clients => Geometry::auto_clients(size, self.max_message_size)?,
+            (None, _) => DEFAULT_MAX_CLIENTS,
         };
-        let geometry = Geometry::compute(self.size, clients, self.max_message_size)?;
+        let size = match self.size {
+            Some(size) => size,
+            // Out of range, the message size is refused by `compute` below.
+            None if self.max_message_size <= MAX_MESSAGE_LIMIT => {
+                Geometry::minimum_size(clients, self.max_message_size).max(DEFAULT_SEGMENT_SIZE)
+            }
+            None => DEFAULT_SEGMENT_SIZE,
+        };
+        let geometry = Geometry::compute(size, clients, self.max_message_size)?;
         let seg = Segment::create(&name, geometry, self.protocol_version, self.mode)?;
         crate::wait::register_barriers();
         Ok(seg)

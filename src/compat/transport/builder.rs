@@ -41,9 +41,9 @@ pub struct TransportBuilder {
 
 impl TransportBuilder {
     pub(crate) fn new(name: &str) -> TransportBuilder {
-        TransportBuilder {
-            settings: Settings::new(name),
-        }
+        let mut settings = Settings::new(name);
+        settings.fit_clients = true;
+        TransportBuilder { settings }
     }
 
     setters!(size, protocol_version, max_clients, max_message_size, spin, mode, owner);

@@ -152,6 +152,35 @@ impl Daemon {
         Daemon::builder(name).create()
     }
 
+    /// The smallest segment that holds `max_clients` clients for messages
+    /// of up to `max_message_size` bytes: what [`DaemonBuilder::size`]
+    /// must be at least. Each client has six rings, each of which holds
+    /// two messages of the maximum size, so this is about
+    /// `12 x max_message_size` per client. A builder without a size
+    /// computes it by itself (and takes at least 1 MiB).
+    ///
+    /// ```
+    /// use memlink_shm::Daemon;
+    /// let per_client = Daemon::segment_size(1, 1 << 20);
+    /// assert!(per_client > 12 << 20 && per_client < 13 << 20);
+    /// # let name = format!("memlink-doc-segment-size-{}", std::process::id());
+    /// // Three clients of 1 MiB messages: no size needed, it is worked out.
+    /// let daemon = Daemon::builder(&name).max_clients(3).max_message_size(1 << 20).create()?;
+    /// assert_eq!(daemon.max_clients(), 3);
+    /// # drop(daemon);
+    /// // A size too small for the default 8 clients says what they need.
+    /// match Daemon::builder(&name).size(16 << 20).max_message_size(1 << 20).create() {
+    ///     Err(memlink_shm::OpenError::TooSmall { minimum, .. }) => {
+    ///         assert_eq!(minimum, Daemon::segment_size(8, 1 << 20))
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn segment_size(max_clients: u32, max_message_size: usize) -> usize {
+        crate::segment::layout::Geometry::minimum_size(max_clients, max_message_size)
+    }
+
     /// All the settings of a segment.
     pub fn builder(name: &str) -> DaemonBuilder {
         DaemonBuilder {
