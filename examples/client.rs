@@ -8,13 +8,16 @@
 
 mod echo;
 
+use std::time::Duration;
+
 use memlink_shm::Client;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map_or(echo::DEFAULT_NAME, String::as_str);
     let n = args.get(1).map_or(Ok(1000), |s| s.parse())?;
-    let mut client = Client::connect(name)?;
+    // Started before the daemon? Wait up to 10 s for it to come.
+    let mut client = Client::builder(name).wait(Duration::from_secs(10)).connect()?;
     let asked = echo::ask(&mut client, n)?;
     println!("{}", echo::report(&client, &asked));
     Ok(())

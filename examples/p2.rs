@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use memlink_shm::wait::DEFAULT_SPIN;
-use memlink_shm::{Client, ClientId, Daemon, Error, OpenError, Priority};
+use memlink_shm::{Client, ClientId, Daemon, Error, Priority};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const SIZES: [usize; 4] = [0, 64, 1024, 4096];
@@ -95,18 +95,7 @@ fn create(name: &str) -> Result<Daemon> {
 
 /// Connects, giving a daemon started at the same moment a few seconds.
 fn connect(name: &str) -> Result<Client> {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(name) {
-            Err(OpenError::NotFound { .. } | OpenError::Starting { .. } | OpenError::InvalidSegment { .. })
-                if Instant::now() < until =>
-            {
-                // The daemon is starting: nothing to wait on yet but the clock.
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return Ok(other?),
-        }
-    }
+    Ok(Client::builder(name).wait(Duration::from_secs(10)).connect()?)
 }
 
 fn both_sides(quick: bool) -> Result<()> {

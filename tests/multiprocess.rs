@@ -304,3 +304,62 @@ fn client_table_full_across_processes() {
     let c = NrelayShmTransport::connect(&name, 1).unwrap();
     assert_eq!(c.client_id().unwrap().generation(), 2);
 }
+
+/// A client that starts before its daemon waits for it
+/// (`ClientBuilder::wait`), blocking and async, instead of failing with
+/// `NotFound`: the daemon is another process, started after the clients
+/// began to wait.
+#[test]
+fn a_client_started_first_waits_for_its_daemon() {
+    use memlink_shm::{Client, Daemon, Priority};
+    if let Some(role) = child_role() {
+        child_watchdog(Duration::from_secs(60));
+        let mut daemon = Daemon::create(&role[0]).unwrap();
+        for _ in 0..2 {
+            let msg = daemon.recv_timeout(Duration::from_secs(30)).unwrap();
+            daemon.send_to(msg.client(), Priority::High, msg.payload()).unwrap();
+        }
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while daemon.client_count() > 0 && std::time::Instant::now() < until {
+            let _ = daemon.recv_timeout(Duration::from_millis(20));
+        }
+        return;
+    }
+    let name = unique_name("waitfor");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(90), &children, &[&name]);
+    let talk = |mut client: Client, what: &[u8]| {
+        client.send(Priority::High, what).unwrap();
+        assert_eq!(client.recv_timeout(Duration::from_secs(30)).unwrap().payload(), what);
+    };
+    let blocking = {
+        let name = name.clone();
+        std::thread::spawn(move || Client::builder(&name).wait(Duration::from_secs(60)).connect())
+    };
+    let asynchronous = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            futures::executor::block_on(Client::builder(&name).wait(Duration::from_secs(60)).connect_async())
+        })
+    };
+    assert!(!SegmentName::parse(&name).unwrap().exists(), "no daemon yet");
+    let child = children.spawn("a_client_started_first_waits_for_its_daemon", &[&name]);
+    talk(
+        blocking.join().unwrap().expect("the blocking connect waited"),
+        b"blocking",
+    );
+    talk(
+        asynchronous.join().unwrap().expect("the async connect waited"),
+        b"async",
+    );
+    assert!(children.wait_success(child), "daemon process failed");
+    // Without a daemon, a wait ends with the error it waited through.
+    let absent = Client::builder(&unique_name("never"))
+        .wait(Duration::from_millis(30))
+        .connect();
+    assert!(
+        matches!(absent, Err(memlink_shm::OpenError::NotFound { .. })),
+        "{absent:?}"
+    );
+}

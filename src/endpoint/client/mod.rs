@@ -82,10 +82,42 @@ pub struct Client {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     settings: Settings,
+    /// How long `connect` waits for a daemon to come (or come back).
+    wait: Option<Duration>,
 }
+
+/// The first and the longest pause between two tries of a waiting connect.
+const RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(50));
 
 impl ClientBuilder {
     setters!(protocol_version, spin, owner);
+
+    /// Makes [`ClientBuilder::connect`] wait up to `timeout` for a daemon:
+    /// while the name does not exist yet, its daemon is starting, shutting
+    /// down or dead (a new one takes the name over), or every slot is taken
+    /// by clients whose slots are being freed, it tries again, after a
+    /// pause that grows from 1 ms to 50 ms (a waiting client costs next to
+    /// no CPU). Any other error, and the last one once `timeout` has
+    /// passed, is returned. Two programs started together need no retry
+    /// loop of their own:
+    ///
+    /// ```
+    /// use memlink_shm::{Client, Daemon};
+    /// use std::time::Duration;
+    /// # let name = format!("memlink-doc-wait-{}", std::process::id());
+    /// let waiting = {
+    ///     let name = name.clone();
+    ///     std::thread::spawn(move || Client::builder(&name).wait(Duration::from_secs(30)).connect())
+    /// };
+    /// let daemon = Daemon::create(&name)?; // perhaps after the client began
+    /// let client = waiting.join().unwrap()?;
+    /// assert_eq!(daemon.clients(), [client.id()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(mut self, timeout: Duration) -> Self {
+        self.wait = Some(timeout);
+        self
+    }
 
     /// Connects.
     ///
@@ -94,15 +126,84 @@ impl ClientBuilder {
     /// [`OpenError::OwnerDead`] / [`OpenError::ShuttingDown`] when its daemon
     /// is gone or going, [`OpenError::ProtocolMismatch`],
     /// [`OpenError::TableFull`] when every slot is taken, and the validation
-    /// and permission errors of [`OpenError`].
+    /// and permission errors of [`OpenError`]. With
+    /// [`ClientBuilder::wait`], the errors it waits through only once the
+    /// wait is over.
     pub fn connect(self) -> Result<Client, OpenError> {
-        let (tx, rx) = self.settings.connect()?;
-        Ok(Client {
-            tx,
-            rx,
-            name: self.settings.name,
-        })
+        let until = self.wait.map(|t| super::channel::deadline(Some(t)));
+        let mut pause = RETRY_PAUSE.0;
+        loop {
+            match self.settings.connect() {
+                Ok((tx, rx)) => {
+                    return Ok(Client {
+                        tx,
+                        rx,
+                        name: self.settings.name,
+                    })
+                }
+                Err(e) => {
+                    let left = until
+                        .flatten()
+                        .and_then(|u| u.checked_duration_since(std::time::Instant::now()))
+                        .filter(|_| worth_waiting_for(&e));
+                    let Some(left) = left else { return Err(e) };
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(RETRY_PAUSE.1);
+                }
+            }
+        }
     }
+
+    /// [`ClientBuilder::connect`] without blocking the calling thread, on
+    /// any executor: the connect (and its [`ClientBuilder::wait`]) runs on
+    /// a thread of its own, which wakes the task when it is done. Dropping
+    /// the future lets the connect finish and drops the client it made.
+    ///
+    /// # Errors
+    /// As [`ClientBuilder::connect`].
+    #[cfg(not(loom))]
+    pub async fn connect_async(self) -> Result<Client, OpenError> {
+        let done = Arc::new(std::sync::Mutex::new((None, None::<std::task::Waker>)));
+        let theirs = Arc::clone(&done);
+        let spawned = std::thread::Builder::new()
+            .name("memlink-connect".into())
+            .spawn(move || {
+                let result = self.connect();
+                let mut slot = theirs.lock().unwrap_or_else(|p| p.into_inner());
+                slot.0 = Some(result);
+                if let Some(waker) = slot.1.take() {
+                    waker.wake();
+                }
+            });
+        if let Err(e) = spawned {
+            return Err(OpenError::Io {
+                op: "spawn a connecting thread",
+                name: String::new(),
+                source: e,
+            });
+        }
+        std::future::poll_fn(|cx| {
+            let mut slot = done.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.0.take() {
+                Some(result) => std::task::Poll::Ready(result),
+                None => {
+                    slot.1 = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Whether a waiting connect tries again after `e`: the daemon is not
+/// there yet, is starting, going or dead (a new one takes the name over),
+/// or slots are being freed.
+fn worth_waiting_for(e: &OpenError) -> bool {
+    matches!(
+        e,
+        OpenError::NotFound { .. } | OpenError::OwnerDead { .. } | OpenError::ShuttingDown { .. }
+    ) || e.is_transient()
 }
 
 impl Client {
@@ -119,6 +220,7 @@ impl Client {
     pub fn builder(name: &str) -> ClientBuilder {
         ClientBuilder {
             settings: Settings::new(name),
+            wait: None,
         }
     }
 
