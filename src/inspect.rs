@@ -27,12 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::endpoint;
 use crate::endpoint::OpenError;
 use crate::platform;
 use crate::priority::Priority;
 use crate::ring::RingCounters;
-use crate::segment::layout::{Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
+use crate::segment::layout::{self, Direction, SLOT_CLAIMED, SLOT_CLOSED, SLOT_CONNECTED, STATE_SHUTTING_DOWN};
 use crate::segment::Segment;
 use crate::segment::{SegmentName, TEMP_SUFFIX};
 use crate::slot::{self, ClientId, Poison};
@@ -214,7 +213,7 @@ fn read(seg: &Segment, name: &str) -> SegmentInfo {
         shutting_down: c.state.load(Ordering::Acquire) & STATE_SHUTTING_DOWN != 0,
         heartbeat_age: Duration::from_nanos(platform::monotonic_nanos().saturating_sub(beat)),
         wakeups: c.daemon_wake.wakeups.load(Ordering::Relaxed),
-        backpressure: endpoint::load_hint(&c.daemon_backpressure),
+        backpressure: layout::load_hint(&c.daemon_backpressure),
     };
     let clients = (0..g.max_clients).filter_map(|i| client(seg, i)).collect();
     SegmentInfo {
@@ -259,7 +258,7 @@ fn client(seg: &Segment, i: u32) -> Option<ClientInfo> {
         to_daemon: Priority::ALL.map(|p| ring(Direction::ToDaemon, p)),
         to_client: Priority::ALL.map(|p| ring(Direction::ToClient, p)),
         wakeups: ch.client_wake.wakeups.load(Ordering::Relaxed),
-        backpressure: endpoint::load_hint(&ch.client_backpressure),
+        backpressure: layout::load_hint(&ch.client_backpressure),
     })
 }
 

@@ -1,7 +1,6 @@
 //! A client slot: attaching ring ends, resetting, and small shared helpers.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
@@ -106,22 +105,6 @@ pub(crate) fn wait_for_room<'a>(
             return Poll::Ready(Err(Fault::Timeout));
         }
     }
-}
-
-/// Reads a backpressure hint published by the peer; garbage reads as 0.
-pub(crate) fn load_hint(word: &AtomicU32) -> f32 {
-    let v = f32::from_bits(word.load(Ordering::Relaxed));
-    if v.is_finite() {
-        v.clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
-}
-
-/// Publishes this side's backpressure hint, clamped to 0..=1.
-pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
-    let v = if level.is_finite() { level.clamp(0.0, 1.0) } else { 1.0 };
-    word.store(v.to_bits(), Ordering::Relaxed);
 }
 
 /// How long (in cycles of [`platform::cycle_count`]: about 100-200 ns) a

@@ -41,7 +41,7 @@ pub use type_error::TypeError;
 #[cfg(not(loom))]
 pub use {client::ClientStream, daemon::DaemonStream};
 
-pub(crate) use channel::{deadline, load_hint, Deadline};
+pub(crate) use channel::{deadline, Deadline};
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
     signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,

@@ -55,7 +55,7 @@
 
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::error::{SegmentError, SegmentResult};
 use crate::priority::Priority;
@@ -340,6 +340,29 @@ const _: () = {
     assert!(offset_of!(RingHeader, tail) == 0);
     assert!(offset_of!(RingHeader, head) == LINE);
 };
+
+// ---------------------------------------------------------------------------
+// Backpressure hints
+// ---------------------------------------------------------------------------
+
+/// Reads a backpressure hint (`ControlBlock::daemon_backpressure`,
+/// `ChannelHeader::client_backpressure`: `f32` bits, 0..=1) published by
+/// the peer; garbage reads as 0.
+pub(crate) fn load_hint(word: &AtomicU32) -> f32 {
+    let v = f32::from_bits(word.load(Ordering::Relaxed));
+    if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Publishes this side's backpressure hint into one of those fields,
+/// clamped to 0..=1.
+pub(crate) fn store_hint(word: &AtomicU32, level: f32) {
+    let v = if level.is_finite() { level.clamp(0.0, 1.0) } else { 1.0 };
+    word.store(v.to_bits(), Ordering::Relaxed);
+}
 
 // ---------------------------------------------------------------------------
 // Record header word

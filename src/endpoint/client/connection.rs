@@ -26,7 +26,7 @@ use crate::platform;
 use crate::priority::Priority;
 use crate::ring::RingError;
 use crate::ring::{PriorityConsumer, PriorityProducer};
-use crate::segment::layout::{ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
+use crate::segment::layout::{self, ChannelHeader, Direction, STATE_ALIVE, STATE_SHUTTING_DOWN};
 use crate::segment::SegmentName;
 use crate::segment::{Channel, Segment};
 use crate::slot::{self, ClientId, Poison};
@@ -238,11 +238,11 @@ impl Connection {
 
     /// The hint the daemon published.
     pub(crate) fn daemon_backpressure(&self) -> f32 {
-        channel::load_hint(&self.seg.control().daemon_backpressure)
+        layout::load_hint(&self.seg.control().daemon_backpressure)
     }
 
     pub(crate) fn set_backpressure(&self, level: f32) {
-        channel::store_hint(&self.channel().client_backpressure, level);
+        layout::store_hint(&self.channel().client_backpressure, level);
     }
 
     pub(crate) fn stats(&self) -> Stats {

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::doorbell;
-use crate::endpoint::channel::{self, Lacking};
+use crate::endpoint::channel::Lacking;
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
 use crate::ring::RingError;
-use crate::segment::layout::{Direction, EventWord, CONTROL_SIZE, STATE_SHUTTING_DOWN};
+use crate::segment::layout::{self, Direction, EventWord, CONTROL_SIZE, STATE_SHUTTING_DOWN};
 use crate::segment::{Channel, Segment};
 use crate::slot::{self, ClientId, Poison};
 
@@ -245,14 +245,14 @@ pub(crate) fn backpressure(seg: &Segment, shard: Shard) -> f32 {
         for p in Priority::ALL {
             level = level.max(crate::ring::on_segment(seg, id.slot, Direction::ToClient, p).fill_level());
         }
-        level = level.max(channel::load_hint(&seg.channel(id.slot).client_backpressure));
+        level = level.max(layout::load_hint(&seg.channel(id.slot).client_backpressure));
     }
     level
 }
 
 /// Publishes the daemon's congestion hint (0.0 to 1.0) to its clients.
 pub(crate) fn set_backpressure(seg: &Segment, level: f32) {
-    channel::store_hint(&seg.control().daemon_backpressure, level);
+    layout::store_hint(&seg.control().daemon_backpressure, level);
 }
 
 /// Counters of the rings of the connected and departing clients, added to
