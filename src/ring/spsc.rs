@@ -17,6 +17,13 @@
 //!   producer validates every `head` it loads; anything out of range is
 //!   [`RingError::Corrupted`], and the handle stays failed from then on (it
 //!   delivers nothing more; a ring emptied since reads as empty).
+//! - An in-place read lends the reader a `&[u8]` over the record's payload.
+//!   Every index that locates it is validated, so no value a peer writes
+//!   moves it outside the data area; but a peer that breaks the protocol can
+//!   rewrite the payload while it is lent, which the language's memory
+//!   model calls a data race. Which reads must copy out with atomic loads
+//!   instead (owned receives and typed decodes at least) is not decided
+//!   yet: until then every receive reads through such a slice.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -770,8 +777,14 @@ impl RingConsumer {
         debug_assert!(m.offset + layout::record_size(m.len) <= self.mem.capacity);
         let start = self.mem.data.as_ptr().wrapping_add(m.offset + RECORD_HEADER_SIZE);
         // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
-        // area, and the producer does not write it until `head` passes it, which
-        // happens only when the guard below drops, after `f` returns.
+        // area, which stays mapped while `self.mem` lives. A producer that keeps
+        // the protocol does not write these bytes until `head` passes them,
+        // which happens only when the guard below drops, after `f` returns. A
+        // producer in another process that breaks it can still write them
+        // while `f` reads: then `f` sees bytes that change under it (no value
+        // of them makes this process read or write outside the slice), which
+        // the language counts as a data race. Trusting the peer this far is
+        // the in-place read's open question (see the module docs).
         let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
         self.mem.touch(m.offset + RECORD_HEADER_SIZE, m.len, false);
         let _guard = ConsumeOnDrop {
@@ -864,7 +877,9 @@ impl RingConsumer {
             };
             let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
             // SAFETY: `next_message` validated [offset+8, offset+8+len) inside the data
-            // area; the producer reuses bytes only after `publish` (the guard's drop, after `f`).
+            // area; a producer that keeps the protocol reuses bytes only after
+            // `publish` (the guard's drop, after `f`). One that breaks it: as in
+            // `deliver`.
             let payload = unsafe { std::slice::from_raw_parts(start, len) };
             c.mem.touch(c.offset + RECORD_HEADER_SIZE, len, false);
             c.advance(layout::record_size(len), Some(len));

@@ -33,7 +33,7 @@ pub const DEFAULT_SEGMENT_SIZE: usize = 1 << 20;
 /// assert!(client.is_connected());
 /// # Ok::<(), memlink_shm::transport::ShmError>(())
 /// ```
-#[deprecated(since = "0.3.0", note = "use Daemon::builder or Client::builder")]
+#[deprecated(since = "0.2.0", note = "use Daemon::builder or Client::builder")]
 #[derive(Debug, Clone)]
 pub struct TransportBuilder {
     settings: Settings,

@@ -172,7 +172,7 @@ impl NrelayShmTransport {
     }
 
     /// All settings.
-    #[deprecated(since = "0.3.0", note = "use Daemon::builder or Client::builder")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::builder or Client::builder")]
     pub fn builder(name: &str) -> TransportBuilder {
         TransportBuilder::new(name)
     }
@@ -186,7 +186,7 @@ impl NrelayShmTransport {
 
     /// Changes how long `wait` and blocking writes spin before sleeping in
     /// the kernel (see [`TransportBuilder::spin`]).
-    #[deprecated(since = "0.3.0", note = "set the spin on Daemon::builder or Client::builder")]
+    #[deprecated(since = "0.2.0", note = "set the spin on Daemon::builder or Client::builder")]
     pub fn set_spin(&self, spin: Duration) {
         match &self.role {
             Role::Daemon(d) => d.set_spin(spin),
@@ -195,13 +195,13 @@ impl NrelayShmTransport {
     }
 
     /// Whether this is the daemon side.
-    #[deprecated(since = "0.3.0", note = "a Daemon and a Client are distinct types")]
+    #[deprecated(since = "0.2.0", note = "a Daemon and a Client are distinct types")]
     pub fn is_daemon(&self) -> bool {
         matches!(self.role, Role::Daemon(_))
     }
 
     /// This client's id (`None` on the daemon).
-    #[deprecated(since = "0.3.0", note = "use Client::id")]
+    #[deprecated(since = "0.2.0", note = "use Client::id")]
     pub fn client_id(&self) -> Option<ClientId> {
         match &self.role {
             Role::Daemon(_) => None,
@@ -210,7 +210,7 @@ impl NrelayShmTransport {
     }
 
     /// Connected clients (daemon; empty on a client).
-    #[deprecated(since = "0.3.0", note = "use Daemon::clients")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::clients")]
     pub fn clients(&self) -> Vec<ClientId> {
         match &self.role {
             Role::Daemon(d) => d.clients(),
@@ -219,19 +219,19 @@ impl NrelayShmTransport {
     }
 
     /// Number of connected clients.
-    #[deprecated(since = "0.3.0", note = "use Daemon::client_count")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::client_count")]
     pub fn client_count(&self) -> u32 {
         self.segment().control().client_count.load(Ordering::Acquire)
     }
 
     /// The protocol version of the segment.
-    #[deprecated(since = "0.3.0", note = "use inspect::segment(name).protocol_version")]
+    #[deprecated(since = "0.2.0", note = "use inspect::segment(name).protocol_version")]
     pub fn protocol_version(&self) -> u32 {
         self.segment().control().protocol_version.load(Ordering::Relaxed)
     }
 
     /// Largest message payload.
-    #[deprecated(since = "0.3.0", note = "use Daemon::max_message_size or Client::max_message_size")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::max_message_size or Client::max_message_size")]
     pub fn max_message_size(&self) -> usize {
         self.segment().geometry().max_message_size as usize
     }
@@ -245,7 +245,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     #[deprecated(
-        since = "0.3.0",
+        since = "0.2.0",
         note = "use Client::send_with (wakes the daemon) or Client::try_send_with"
     )]
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
@@ -262,7 +262,7 @@ impl NrelayShmTransport {
     /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.3.0", note = "use Client::send_timeout or Daemon::broadcast_timeout")]
+    #[deprecated(since = "0.2.0", note = "use Client::send_timeout or Daemon::broadcast_timeout")]
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_timeout(priority, data, timeout),
@@ -278,7 +278,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_send_to (wakes the client)")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to (wakes the client)")]
     #[inline]
     pub fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
@@ -292,7 +292,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_send_to_with or Daemon::send_to_with")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to_with or Daemon::send_to_with")]
     #[inline]
     pub fn write_to_with<R>(
         &self,
@@ -315,7 +315,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left or died; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::send_to_timeout")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::send_to_timeout")]
     pub fn write_to_timeout(
         &self,
         client: ClientId,
@@ -337,7 +337,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_send_to")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to")]
     pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
         self.write_to(client, priority, data)?;
         if let Role::Daemon(d) = &self.role {
@@ -352,7 +352,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.3.0", note = "use try_recv_with on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use try_recv_with on Daemon or Client")]
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
@@ -369,7 +369,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.3.0", note = "use try_recv_batch on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use try_recv_batch on Daemon or Client")]
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
@@ -384,7 +384,7 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_recv_batch")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_recv_batch")]
     pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, f),
@@ -419,7 +419,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`], [`ShmError::Poisoned`],
     /// [`ShmError::Reentrant`]; [`ShmError::ClientOnly`] on the daemon. Errors of
     /// single messages come back through `f`'s own result.
-    #[deprecated(since = "0.3.0", note = "use Client::send_batch")]
+    #[deprecated(since = "0.2.0", note = "use Client::send_batch")]
     pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
@@ -432,7 +432,7 @@ impl NrelayShmTransport {
     /// # Errors
     /// [`ShmError::UnknownClient`], [`ShmError::Disconnected`],
     /// [`ShmError::Reentrant`]; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::send_batch_to")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::send_batch_to")]
     pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(d) => d.write_to_batch(client, f),
@@ -447,7 +447,7 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_recv_with")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_recv_with")]
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
             Role::Daemon(d) => d.read_from_with(f),
@@ -463,7 +463,7 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::try_recv")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_recv")]
     pub fn read_from(&self) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
         self.read_from_with(|c, p, b| (c, p, b.to_vec()))?
             .ok_or(ShmError::Empty)
@@ -476,7 +476,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.3.0", note = "use recv_timeout or recv on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use recv_timeout or recv on Daemon or Client")]
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
@@ -495,7 +495,7 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.3.0", note = "use Daemon::recv_timeout or Daemon::recv")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::recv_timeout or Daemon::recv")]
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
@@ -511,7 +511,7 @@ impl NrelayShmTransport {
     /// 50 ms while the daemon waits or polls; call it to force one now.
     /// Returns how many slots were reclaimed.
     #[deprecated(
-        since = "0.3.0",
+        since = "0.2.0",
         note = "the Daemon sweeps by itself while it waits, reads or blocks in a send"
     )]
     pub fn sweep(&self) -> u32 {
@@ -523,7 +523,7 @@ impl NrelayShmTransport {
 
     /// Client: how long ago the daemon last swept its clients. A hint that
     /// it is making progress; a daemon that is busy elsewhere is not dead.
-    #[deprecated(since = "0.3.0", note = "use Client::daemon_heartbeat_age")]
+    #[deprecated(since = "0.2.0", note = "use Client::daemon_heartbeat_age")]
     pub fn daemon_heartbeat_age(&self) -> Option<Duration> {
         match &self.role {
             Role::Daemon(_) => None,
@@ -532,7 +532,7 @@ impl NrelayShmTransport {
     }
 
     /// Counters of the rings and wake-ups, read from the segment.
-    #[deprecated(since = "0.3.0", note = "use stats on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use stats on Daemon or Client")]
     pub fn stats(&self) -> TransportStats {
         match &self.role {
             Role::Daemon(d) => d.stats(),
