@@ -344,7 +344,16 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
     if clients.left.contains(rid) {
         return Err(format!("client {rid} has left"));
     }
-    let (sender, receiver) = Client::connect(&shared.segment).map_err(|e| e.to_string())?.split();
+    // Speak the daemon's own protocol version, whatever it is: the remote
+    // client was given it by the import, which read it from this segment.
+    let version = inspect::segment(&shared.segment)
+        .map_err(|e| e.to_string())?
+        .protocol_version;
+    let (sender, receiver) = Client::builder(&shared.segment)
+        .protocol_version(version)
+        .connect()
+        .map_err(|e| e.to_string())?
+        .split();
     let keys = &shared.keys;
     let ack = stream::ack_publisher(&shared.session, keys.ack_up(rid))
         .wait()

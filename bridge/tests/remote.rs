@@ -46,9 +46,20 @@ fn export(name: &str) -> (Export, BridgeConfig) {
 /// A daemon on its own thread that echoes while `echo` is set, until
 /// `stop`.
 fn daemon(name: &str, echo: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Daemon> {
+    daemon_of_version(name, 1, echo, stop)
+}
+
+/// [`daemon`] speaking application protocol `version`.
+fn daemon_of_version(
+    name: &str,
+    version: u32,
+    echo: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Daemon> {
     let mut daemon = Daemon::builder(name)
         .size(1 << 20)
         .max_clients(4)
+        .protocol_version(version)
         .create()
         .expect("daemon");
     std::thread::spawn(move || {
@@ -213,4 +224,24 @@ fn an_export_without_a_daemon_refuses_a_remote_client() {
         Err(BridgeError::Refused(why)) => assert!(why.contains("not found"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// The export attaches its remote clients with the daemon's own protocol
+/// version (it used the default, 1, and a daemon of version 3 refused every
+/// attach while the client's messages went nowhere).
+#[test]
+fn a_daemon_of_another_protocol_version_is_served() {
+    let _w = watchdog();
+    let name = unique("version3");
+    let (echo, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let server = daemon_of_version(&name, 3, echo, stop.clone());
+    let (_export, config) = export(&name);
+    let mut client = RemoteClient::connect(&name, config).expect("connect through the export");
+    for seq in 0..64 {
+        let msg = record(Priority::High, seq);
+        client.send(Priority::High, &msg).expect("send");
+        assert_eq!(client.recv_timeout(STEP).expect("the echo").payload(), &msg[..]);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(server.join().expect("daemon thread"));
 }
