@@ -12,10 +12,11 @@ use crate::ring::RingError;
 use crate::segment::SegmentError;
 use crate::{Error as EndpointError, OpenError};
 
-/// Result alias used throughout the crate.
+/// Result of the 0.1.3 API.
 pub type ShmResult<T> = Result<T, ShmError>;
 
-/// Everything that can go wrong with a ring, a segment or a transport.
+/// Everything that can go wrong with a ring, a segment or a transport of the
+/// 0.1.3 API.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ShmError {

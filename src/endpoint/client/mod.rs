@@ -164,7 +164,7 @@ impl ClientBuilder {
     #[cfg(not(loom))]
     pub async fn connect_async(self) -> Result<Client, OpenError> {
         let done = Arc::new(std::sync::Mutex::new((None, None::<std::task::Waker>)));
-        let theirs = Arc::clone(&done);
+        let (theirs, name) = (Arc::clone(&done), self.settings.name.clone());
         let spawned = std::thread::Builder::new()
             .name("memlink-connect".into())
             .spawn(move || {
@@ -178,7 +178,7 @@ impl ClientBuilder {
         if let Err(e) = spawned {
             return Err(OpenError::Io {
                 op: "spawn a connecting thread",
-                name: String::new(),
+                name,
                 source: e,
             });
         }
