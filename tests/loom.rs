@@ -2,7 +2,7 @@
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
 //!
 //! The `shipped_*` models run the library's own code: under `--cfg loom` the
-//! ring (`buffer/ring.rs`), the event count (`wait.rs`) and the doorbell's
+//! ring (`ring/spsc.rs`), the event count (`wait.rs`) and the doorbell's
 //! bells (`doorbell.rs`) use loom's atomics
 //! (`src/sync.rs`), a ring's header words are loom objects, every payload
 //! access registers with a loom cell, and the futex is a loom mutex and

@@ -99,7 +99,7 @@ pub(crate) fn wait_for_room<'a>(
         };
         reader.notify();
         // Each look at the reader's position is paced by the ring (see
-        // `buffer::ring::RELOAD_PACE_CYCLES`).
+        // `ring::spsc::RELOAD_PACE_CYCLES`).
         let changed = || !matches!(lacking(), Ok(Some(l)) if std::ptr::eq(l.space, space));
         if !ready!(park.park(mapping, space, changed, spin, until, Some(tick))) {
             return Poll::Ready(Err(Fault::Timeout));
