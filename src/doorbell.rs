@@ -34,6 +34,7 @@ use crate::sync::{fence, AtomicU64, Ordering};
 use crate::priority::Priority;
 use crate::segment::layout::DOORBELL_WORDS;
 use crate::segment::Segment;
+use crate::wait::Mark;
 
 /// Empty looks in a row after which the daemon silences a ring's bit. A
 /// client in a busy exchange is looked at many times between two messages;
@@ -119,22 +120,15 @@ pub fn silence_bell(word: &AtomicU64, bit: u64) {
     fence(Ordering::SeqCst);
 }
 
-/// Marks slot `slot`'s client as (about to be) asleep on its wake word:
-/// before it registers as a waiter (see the module docs).
+/// Slot `slot`'s sleeper bit, which its client holds set while it is
+/// registered as a waiter on its wake word (see the module docs).
 #[inline]
-pub(crate) fn falling_asleep(seg: &Segment, slot: u32) {
+pub(crate) fn sleeper(seg: &Segment, slot: u32) -> Mark<'_> {
     let (w, bit) = position(slot);
-    let word = &seg.control().sleepers[w];
-    if word.load(Ordering::Relaxed) & bit == 0 {
-        word.fetch_or(bit, Ordering::SeqCst);
+    Mark {
+        word: &seg.control().sleepers[w],
+        bit,
     }
-}
-
-/// Slot `slot`'s client woke (its wait ended).
-#[inline]
-pub(crate) fn woke(seg: &Segment, slot: u32) {
-    let (w, bit) = position(slot);
-    seg.control().sleepers[w].fetch_and(!bit, Ordering::Relaxed);
 }
 
 /// The slots of `seg` whose client may sleep, lowest first: call after the

@@ -111,3 +111,36 @@ fn a_sleeping_client_is_marked_and_a_wake_of_every_client_reaches_it() {
     assert_eq!(bits(), 0, "a client that woke is no longer marked");
     drop(idle);
 }
+
+/// The same for a task parked in `recv_async`: its watcher holds the bit,
+/// and a broadcast (which wakes every client) reaches it.
+#[test]
+fn a_parked_task_is_marked_and_a_broadcast_reaches_it() {
+    use memlink_shm::segment::Segment;
+    use memlink_shm::{Client, Daemon, Priority};
+
+    let name = unique_name("sleepers-async");
+    let _guard = SegmentGuard(name.clone());
+    let children = Children::default();
+    let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
+    let mut daemon = Daemon::builder(&name).max_clients(4).create().unwrap();
+    let idle = Client::connect(&name).unwrap();
+    let mut sleeper = Client::builder(&name).spin(Duration::ZERO).connect().unwrap();
+    let slot = sleeper.id().slot();
+    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
+    let bits = || seg.control().sleepers[0].load(Ordering::SeqCst);
+    let waiting = std::thread::spawn(move || {
+        let got = futures::executor::block_on(sleeper.recv_async()).map(|m| m.into_payload());
+        (got, sleeper)
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    while bits() != 1 << slot && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert_eq!(bits(), 1 << slot, "only the parked task's client is marked");
+    daemon.broadcast(Priority::High, b"wake").unwrap();
+    let (got, _sleeper) = waiting.join().unwrap();
+    assert_eq!(got.unwrap(), b"wake");
+    assert_eq!(bits(), 0, "a task that woke is no longer marked");
+    drop(idle);
+}

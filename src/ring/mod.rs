@@ -3,7 +3,7 @@
 //! three of a channel read in priority order (`priority.rs`).
 //!
 //! The ring code runs in shared-memory segments, six rings per client, and
-//! on the heap for the 0.1.3 API's [`crate::ring::RingBuffer`]. Messages
+//! on the heap for the 0.1.3 API's [`crate::buffer::RingBuffer`]. Messages
 //! are stored compactly: a 64-byte message takes 72 bytes of ring, not a
 //! fixed slot. The segment hands out raw regions (`segment::RingRegion`);
 //! this layer builds the rings on them.

@@ -74,8 +74,9 @@ pub enum SegmentError {
         found: u32,
     },
 
-    /// The file exists but its creator has not finished it yet (it is empty,
-    /// or its header is not written): opening again shortly will succeed.
+    /// The file exists but its header is not written yet (its magic number
+    /// is 0): its creator has not finished it, and opening again shortly
+    /// will succeed.
     #[error("segment {name} is not initialised yet: its daemon is still starting")]
     Starting {
         /// Segment name.

@@ -50,9 +50,38 @@ use std::time::{Duration, Instant};
 #[cfg(not(loom))]
 use crate::platform::{futex_wait, futex_wake};
 use crate::segment::layout::EventWord;
-use crate::sync::{spin_loop, Ordering};
+use crate::sync::{spin_loop, AtomicU64, Ordering};
 #[cfg(loom)]
 use loom_futex::{futex_wait, futex_wake};
+
+/// A bit a waiter holds set in a word of shared memory for as long as it is
+/// registered on an event word (not while it spins), so that a notifier of
+/// many events can look at the registered waiters only (the daemon's
+/// sleeper bits, see `crate::doorbell`). It is set before the registration,
+/// so it is seen whenever the registration would be (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark<'a> {
+    /// The word holding the bit.
+    pub(crate) word: &'a AtomicU64,
+    /// The bit.
+    pub(crate) bit: u64,
+}
+
+impl Mark<'_> {
+    /// Sets the bit (a load alone if it is set already).
+    #[inline]
+    pub(crate) fn set(self) {
+        if self.word.load(Ordering::Relaxed) & self.bit == 0 {
+            self.word.fetch_or(self.bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Clears the bit.
+    #[inline]
+    pub(crate) fn clear(self) {
+        self.word.fetch_and(!self.bit, Ordering::Relaxed);
+    }
+}
 
 /// Default time a waiter spins before it sleeps in the kernel.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
@@ -131,13 +160,29 @@ impl EventWord {
     /// dying). Costs one wake-up per tick while waiting.
     pub fn wait_until_ticking(
         &self,
-        mut ready: impl FnMut() -> bool,
+        ready: impl FnMut() -> bool,
         spin: Duration,
         deadline: Option<Instant>,
         tick: Option<Duration>,
     ) -> bool {
+        self.wait_marked(ready, spin, deadline, tick, None)
+    }
+
+    /// [`EventWord::wait_until_ticking`], holding `mark` set while
+    /// registered.
+    pub(crate) fn wait_marked(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        spin: Duration,
+        deadline: Option<Instant>,
+        tick: Option<Duration>,
+        mark: Option<Mark<'_>>,
+    ) -> bool {
         if spin_until(&mut ready, spin, deadline) {
             return true;
+        }
+        if let Some(mark) = mark {
+            mark.set();
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let woke = loop {
@@ -156,6 +201,9 @@ impl EventWord {
             futex_wait(&self.seq, seen, timeout);
         };
         self.waiters.fetch_sub(1, Ordering::Relaxed);
+        if let Some(mark) = mark {
+            mark.clear();
+        }
         woke
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::Mark;
 use crate::segment::layout::EventWord;
 use crate::segment::SharedMemory;
 
@@ -21,10 +22,27 @@ pub(crate) trait Park {
     /// arranged for its task to be woken when `event` is notified or the
     /// tick is due. `event` lies in `mapping`; `ready` must observe state
     /// that notifiers publish before they notify `event`.
+    #[inline]
     fn park(
         &mut self,
         mapping: &Arc<SharedMemory>,
         event: &EventWord,
+        ready: impl FnMut() -> bool,
+        spin: Duration,
+        until: Option<Instant>,
+        tick: Option<Duration>,
+    ) -> Poll<bool> {
+        self.park_marked(mapping, event, None, ready, spin, until, tick)
+    }
+
+    /// [`Park::park`], holding `mark` (which lies in `mapping`) set for as
+    /// long as it is registered on `event`.
+    #[allow(clippy::too_many_arguments)]
+    fn park_marked(
+        &mut self,
+        mapping: &Arc<SharedMemory>,
+        event: &EventWord,
+        mark: Option<Mark<'_>>,
         ready: impl FnMut() -> bool,
         spin: Duration,
         until: Option<Instant>,
@@ -38,16 +56,17 @@ pub(crate) struct Block;
 
 impl Park for Block {
     #[inline]
-    fn park(
+    fn park_marked(
         &mut self,
         _mapping: &Arc<SharedMemory>,
         event: &EventWord,
+        mark: Option<Mark<'_>>,
         ready: impl FnMut() -> bool,
         spin: Duration,
         until: Option<Instant>,
         tick: Option<Duration>,
     ) -> Poll<bool> {
-        Poll::Ready(event.wait_until_ticking(ready, spin, until, tick))
+        Poll::Ready(event.wait_marked(ready, spin, until, tick, mark))
     }
 }
 
@@ -66,14 +85,15 @@ pub(crate) use task::{Parking, TaskPark};
 #[cfg(not(loom))]
 mod task {
     use std::mem::ManuallyDrop;
+    use std::ptr::NonNull;
     use std::sync::Arc;
     use std::task::{Context, Poll};
     use std::time::{Duration, Instant};
 
-    use super::Park;
+    use super::{Mark, Park};
     use crate::segment::layout::EventWord;
     use crate::segment::SharedMemory;
-    use crate::sync::Ordering;
+    use crate::sync::{AtomicU64, Ordering};
     use crate::wait::spin_until;
     use crate::wait::watcher::{watch, Watch, Watched, WordRef};
 
@@ -100,10 +120,50 @@ mod task {
         /// Spinning until then, in slices between which the task yields to
         /// the executor.
         Spinning(Instant),
-        /// Registered in `word`'s waiters; `watch` is the watcher's
-        /// promise to wake the task.
-        Parked { word: WordRef, watch: Option<Watch> },
+        /// Registered in `word`'s waiters, holding `mark` set; `watch` is
+        /// the watcher's promise to wake the task.
+        Parked {
+            word: WordRef,
+            mark: Option<MarkRef>,
+            watch: Option<Watch>,
+        },
     }
+
+    /// A [`Mark`] kept between polls: a bit of a word inside the mapping
+    /// that the [`WordRef`] beside it keeps alive.
+    #[derive(Debug)]
+    struct MarkRef {
+        word: NonNull<AtomicU64>,
+        bit: u64,
+    }
+
+    impl MarkRef {
+        /// `mark`, if its word lies inside `mapping`.
+        fn new(mapping: &Arc<SharedMemory>, mark: Mark<'_>) -> Option<MarkRef> {
+            let (start, len) = (mapping.base().as_ptr() as usize, mapping.len());
+            let at = mark.word as *const AtomicU64 as usize;
+            let inside = at >= start && at.checked_add(std::mem::size_of::<AtomicU64>())? <= start + len;
+            inside.then(|| MarkRef {
+                word: NonNull::from(mark.word),
+                bit: mark.bit,
+            })
+        }
+
+        fn get(&self) -> Mark<'_> {
+            Mark {
+                // SAFETY: checked in `new` to lie inside the mapping, which the
+                // `WordRef` of the same `Phase::Parked` keeps mapped; an atomic.
+                word: unsafe { self.word.as_ref() },
+                bit: self.bit,
+            }
+        }
+    }
+
+    // SAFETY: the pointer targets an atomic in a mapping kept alive beside it
+    // (see `MarkRef::get`); atomics may be used from any thread.
+    unsafe impl Send for MarkRef {}
+    // SAFETY: as for Send: only atomic access is made through it.
+    unsafe impl Sync for MarkRef {}
 
     impl Drop for Parking {
         #[inline]
@@ -119,15 +179,19 @@ mod task {
         /// Back to fresh: leaves the watcher and the word's waiters.
         #[inline(never)]
         fn reset(&mut self) {
-            if let Phase::Parked { word, watch } = std::mem::take(&mut *self.phase) {
+            if let Phase::Parked { word, mark, watch } = std::mem::take(&mut *self.phase) {
                 drop(watch);
                 word.get().waiters.fetch_sub(1, Ordering::Relaxed);
+                if let Some(mark) = mark {
+                    mark.get().clear();
+                }
             }
         }
 
-        /// Registers in `event`'s waiters (once per word); false if `event`
-        /// is not in `mapping` (it cannot be watched then).
-        fn register(&mut self, mapping: &Arc<SharedMemory>, event: &EventWord) -> bool {
+        /// Registers in `event`'s waiters (once per word), `mark` set first;
+        /// false if `event` or `mark` is not in `mapping` (it cannot be
+        /// watched then).
+        fn register(&mut self, mapping: &Arc<SharedMemory>, event: &EventWord, mark: Option<Mark<'_>>) -> bool {
             if matches!(&*self.phase, Phase::Parked { word, .. } if word.is(event)) {
                 return true;
             }
@@ -135,8 +199,22 @@ mod task {
             let Some(word) = WordRef::new(mapping, event) else {
                 return false;
             };
+            let mark = match mark {
+                None => None,
+                Some(m) => match MarkRef::new(mapping, m) {
+                    Some(m) => Some(m),
+                    None => return false,
+                },
+            };
+            if let Some(m) = &mark {
+                m.get().set();
+            }
             event.waiters.fetch_add(1, Ordering::SeqCst);
-            *self.phase = Phase::Parked { word, watch: None };
+            *self.phase = Phase::Parked {
+                word,
+                mark,
+                watch: None,
+            };
             true
         }
     }
@@ -151,10 +229,11 @@ mod task {
     }
 
     impl Park for TaskPark<'_, '_> {
-        fn park(
+        fn park_marked(
             &mut self,
             mapping: &Arc<SharedMemory>,
             event: &EventWord,
+            mark: Option<Mark<'_>>,
             mut ready: impl FnMut() -> bool,
             spin: Duration,
             until: Option<Instant>,
@@ -186,7 +265,7 @@ mod task {
             }
             // As a blocking waiter does (see the module docs of `crate::wait`):
             // register, note `seq`, fence, look once more.
-            if !self.parking.register(mapping, event) {
+            if !self.parking.register(mapping, event, mark) {
                 return self.yield_now();
             }
             let (seen, fenced) = event.seen();
@@ -197,7 +276,7 @@ mod task {
             let tick = crate::wait::barrier::slice(fenced, tick);
             let wake_at = tick.map_or(now + NO_TICK, |t| now + t);
             let wake_at = until.map_or(wake_at, |u| u.min(wake_at));
-            let Phase::Parked { word, watch: slot } = &mut *self.parking.phase else {
+            let Phase::Parked { word, watch: slot, .. } = &mut *self.parking.phase else {
                 return self.yield_now();
             };
             match watch(word, seen, self.cx.waker(), wake_at) {

@@ -134,18 +134,18 @@ impl ClientReceiver {
         };
         // Tick so that the daemon's death, which nobody signals, is seen within an interval.
         let (seg, event) = (conn.segment(), &conn.channel().client_wake);
-        // Before the park registers: a daemon waking every client looks at
-        // the sleepers only (see `crate::doorbell`).
-        doorbell::falling_asleep(seg, conn.id().slot);
-        let waited = ready!(park.park(
+        // Marked a sleeper while registered: a daemon waking every client
+        // looks at the sleepers only (see `crate::doorbell`).
+        let sleeper = Some(doorbell::sleeper(seg, conn.id().slot));
+        let waited = ready!(park.park_marked(
             seg.shared_memory(),
             event,
+            sleeper,
             ready,
             *spin,
             until,
             Some(DAEMON_CHECK_INTERVAL)
         ));
-        doorbell::woke(seg, conn.id().slot);
         if !waited {
             return Poll::Ready(Err(Fault::Timeout));
         }
