@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lifted;
 use crate::compat::{ShmError, ShmResult};
 use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Deadline, Outlet, Stats};
 use crate::priority::Priority;
@@ -68,7 +69,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .write(priority, len, fill)
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
@@ -78,7 +79,7 @@ impl ClientRole {
             .write_until(priority, data.len(), Deadline::after(timeout), |b| {
                 b.copy_from_slice(data)
             })
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     pub(super) fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
@@ -86,7 +87,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .with_producer(|p| f(&mut p.batch()))
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     #[inline(always)]
@@ -95,7 +96,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .read_with(f)
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     pub(super) fn read_batch_with(&self, max: usize, f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
@@ -103,7 +104,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .read_batch_with(max, f)
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     #[inline]
@@ -116,7 +117,7 @@ impl ClientRole {
             .try_borrow_mut()
             .map_err(reentrant)?
             .wait(deadline(timeout))
-            .map_err(|f| ShmError::from(crate::Error::from(f)))
+            .map_err(lifted)
     }
 
     pub(super) fn daemon_heartbeat_age(&self) -> Duration {

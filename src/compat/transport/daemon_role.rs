@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use super::lifted;
 use crate::compat::{ShmError, ShmResult};
 use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Deadline, Op, Outlet, Owner, Shard, Stats};
 use crate::priority::Priority;
@@ -60,7 +61,7 @@ impl DaemonRole {
                 endpoint::tidy_daemon(&mut rx, &mut tx);
             }
         }
-        f(&mut tx).map_err(|f| ShmError::from(crate::Error::from(f)))
+        f(&mut tx).map_err(lifted)
     }
 
     /// Runs a read on the receiving part; the sending part lets go of a
@@ -70,7 +71,7 @@ impl DaemonRole {
     fn receiving<R>(&self, f: impl FnOnce(&mut DaemonRx, &mut dyn FnMut(u32) -> bool) -> Op<R>) -> ShmResult<R> {
         let mut rx = self.rx.try_borrow_mut().map_err(reentrant)?;
         let mut release = |i| self.tx.try_borrow_mut().map(|mut t| t.detach(i)).is_ok();
-        f(&mut rx, &mut release).map_err(|f| ShmError::from(crate::Error::from(f)))
+        f(&mut rx, &mut release).map_err(lifted)
     }
 
     pub(super) fn write_with(&self, priority: Priority, len: usize, fill: impl FnMut(&mut [u8])) -> ShmResult<()> {

@@ -53,6 +53,12 @@ use crate::segment::Segment;
 use client_role::ClientRole;
 use daemon_role::DaemonRole;
 
+/// An engine refusal as the 0.1.3 layer reports it: through the endpoints'
+/// [`crate::Error`], as every other error of this layer.
+fn lifted(e: impl Into<crate::Error>) -> ShmError {
+    ShmError::from(e.into())
+}
+
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
     /// Publishes a message without waking the peer (see [`ShmTransport::signal`]).
