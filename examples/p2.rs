@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use memlink_shm::wait::DEFAULT_SPIN;
+use memlink_shm::testkit::DEFAULT_SPIN;
 use memlink_shm::{Client, ClientId, Daemon, Error, Priority};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 

@@ -111,8 +111,11 @@
 //! keeps a segment file cut short by a peer from killing this process with
 //! `SIGBUS`; `platform/fork.rs` makes a forked child let go of its parent's
 //! segments, so that it cannot keep a dead parent alive. `events.rs` emits
-//! lifecycle events through `tracing` (feature `tracing`). The `memlink`
-//! command-line tool is the workspace member `cli/`.
+//! lifecycle events through `tracing` (feature `tracing`). `testkit/`,
+//! hidden, is what the crate's own tests, examples, benches and fuzz target
+//! do to a segment that no program should (write into it as a hostile peer,
+//! cut its file): it sits over every layer, and nothing in `src/` uses it.
+//! The `memlink` command-line tool is the workspace member `cli/`.
 //!
 //! Errors belong to the layer that raises them: the segment's
 //! (`SegmentError`), the slot table's (a full table, counted while it was
@@ -136,34 +139,25 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-/// Declares the modules that hold the crate's internals: private, unless the
-/// `internals` feature (for this crate's own tests, examples, benchmarks and
-/// fuzz target; no stability promise) makes them public and hidden.
-macro_rules! internal_modules {
-    ($($name:ident),* $(,)?) => {$(
-        #[cfg(feature = "internals")]
-        #[doc(hidden)]
-        pub mod $name;
-        #[cfg(not(feature = "internals"))]
-        mod $name;
-    )*};
-}
-
 #[macro_use]
 mod events;
 
-internal_modules!(doorbell, platform, segment, wait);
-
 mod compat;
+mod doorbell;
 mod endpoint;
 pub mod inspect;
+mod platform;
 pub mod priority;
 mod ring;
+mod segment;
 mod slot;
 mod sync;
+#[doc(hidden)]
+pub mod testkit;
 // Typed messages build on the async API, which loom builds leave out.
 #[cfg(not(loom))]
 pub mod typed;
+mod wait;
 
 pub use compat::{buffer, pring, recovery, safety, transport};
 pub use compat::{ShmError, ShmResult};

@@ -1,7 +1,8 @@
 //! The atomics, fences and spin hint of the lock-free protocols (the ring,
-//! the event count): std's, or loom's under `--cfg loom`, so that the loom
-//! models in `tests/loom.rs` check the code that ships rather than a copy
-//! (the approach of crossbeam-utils).
+//! the event count, the doorbell): std's, or loom's under `--cfg loom`, so
+//! that the loom models (`tests/loom.rs`, and `loom_models` in `wait/` and
+//! `doorbell.rs`) check the code that ships rather than a copy (the
+//! approach of crossbeam-utils).
 
 #[cfg(loom)]
 pub(crate) use loom::hint::spin_loop;

@@ -55,18 +55,14 @@ fn a_client_silenced_for_quiet_is_heard_again_on_every_tier() {
 /// region): the daemon still finds the message, at its next sweep.
 #[test]
 fn a_bell_cleared_by_a_hostile_peer_delays_a_message_one_sweep_at_most() {
-    use memlink_shm::segment::{Segment, SegmentName};
+    use memlink_shm::testkit::Peer;
     let name = unique_name("bell-hostile");
     let _g = SegmentGuard(name.clone());
     let mut daemon = Daemon::create(&name).expect("create");
     let mut client = Client::connect(&name).expect("connect");
-    let peer = Segment::open(&SegmentName::parse(&name).unwrap()).expect("open");
+    let peer = Peer::open(&name).expect("open");
     client.send(Priority::High, b"hidden").expect("send");
-    for tier in &peer.control().doorbell {
-        for word in tier {
-            word.store(0, Ordering::Relaxed);
-        }
-    }
+    peer.clear_doorbells();
     let m = daemon.recv_timeout(STEP).expect("found at the next sweep");
     assert_eq!(m.payload(), b"hidden");
 }

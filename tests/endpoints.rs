@@ -437,12 +437,9 @@ fn a_takeover_loser_never_names_the_dead_daemon() {
     wait_ready(out);
     let dead_pid = memlink_shm::inspect::segment(&name).expect("inspect").daemon.pid;
     children.kill(dead);
-    let path = memlink_shm::segment::SegmentName::parse(&name).unwrap().path();
-    let file = memlink_shm::platform::open_segment_file(&path).expect("open the dead segment");
-    assert!(
-        memlink_shm::platform::try_lock_byte(&file, 0).expect("lock"),
-        "the dead daemon's lock is free"
-    );
+    let lock = memlink_shm::testkit::hold_daemon_lock(&name)
+        .expect("open the dead segment")
+        .expect("the dead daemon's lock is free");
     match Daemon::create(&name) {
         Err(memlink_shm::OpenError::AlreadyRunning { pid, .. }) => {
             assert_ne!(pid, dead_pid, "named the dead daemon");
@@ -450,7 +447,7 @@ fn a_takeover_loser_never_names_the_dead_daemon() {
         }
         other => panic!("{other:?}"),
     }
-    drop(file);
+    drop(lock);
     // With the lock free, the name is taken over.
     let _daemon = Daemon::create(&name).expect("take the name over");
 }

@@ -5,12 +5,10 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use memlink_shm::priority::Priority;
-use memlink_shm::segment::Segment;
-use memlink_shm::segment::SegmentName;
+use memlink_shm::testkit::{Peer, WakeWord};
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use support::{unique_name, watchdog, Children, SegmentGuard};
 
@@ -49,9 +47,8 @@ fn blocked_client_writer_is_woken_when_the_daemon_reads() {
         (r, client)
     });
     // Read only once the writer sleeps in the kernel, so the wake path is tested.
-    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
-    let space = &seg.channel(0).to_daemon_space.waiters;
-    while space.load(Ordering::Acquire) == 0 {
+    let peer = Peer::open(&name).unwrap();
+    while peer.waiters(WakeWord::ToDaemonSpace(0)) == 0 {
         std::thread::yield_now();
     }
     // The blocked writer woke the daemon before sleeping: a wait returns at once.

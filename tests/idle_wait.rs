@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use memlink_shm::priority::Priority;
-use memlink_shm::segment::Segment;
-use memlink_shm::segment::SegmentName;
+use memlink_shm::testkit::{Peer, WakeWord};
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 use support::{unique_name, watchdog, Children, SegmentGuard};
 
@@ -61,8 +59,8 @@ fn daemon_blocked_in_wait_uses_no_cpu() {
         assert_eq!(daemon.read().unwrap().1, b"wake up");
         (cpu, wall)
     });
-    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
-    while seg.control().daemon_wake.waiters.load(Ordering::Acquire) == 0 {
+    let peer = Peer::open(&name).unwrap();
+    while peer.waiters(WakeWord::Daemon) == 0 {
         std::thread::yield_now();
     }
     // Let the daemon sit idle for a while: this is the period being measured.

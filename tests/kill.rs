@@ -20,9 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memlink_shm::priority::Priority;
-use memlink_shm::segment::layout::SLOT_FREE;
-use memlink_shm::segment::Segment;
-use memlink_shm::segment::{SegmentName, SharedMemory};
+use memlink_shm::testkit::SharedPage;
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use rand::{Rng, SeedableRng};
 use support::checked::{decode, encode, shape, TierOrder};
@@ -46,20 +44,19 @@ fn rng() -> (rand::rngs::StdRng, u64) {
     (rand::rngs::StdRng::seed_from_u64(seed), seed)
 }
 
-/// One 64-bit word in its own small segment: where a victim records how many
-/// messages it has finished writing.
-struct Side(SharedMemory);
+/// One 64-bit word in a shared page of its own: where a victim records how
+/// many messages it has finished writing.
+struct Side(SharedPage);
 
 impl Side {
     fn create(name: &str) -> Side {
-        Side(SharedMemory::create(&SegmentName::parse(name).unwrap(), 4096, 0o600).unwrap())
+        Side(SharedPage::create(name).unwrap())
     }
     fn open(name: &str) -> Side {
-        Side(SharedMemory::open(&SegmentName::parse(name).unwrap()).unwrap())
+        Side(SharedPage::open(name).unwrap())
     }
     fn word(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is 4096 bytes, page-aligned and lives as long as `self`.
-        unsafe { &*self.0.base().as_ptr().cast::<AtomicU64>() }
+        self.0.word64(0)
     }
 }
 
@@ -129,7 +126,6 @@ fn kill_clients_at_random_points() {
         .create()
         .unwrap();
     let side = Side::create(&side_name);
-    let table = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
     let survivor = children.spawn("kill_clients_at_random_points", &[&name, &SURVIVOR.to_string()]);
 
     let mut survivor_rx = Received::default();
@@ -191,11 +187,7 @@ fn kill_clients_at_random_points() {
         // published, then frees its slot: keep serving until the only busy
         // slot is the survivor's.
         let recovered_before = it as u32;
-        let busy_slots = || {
-            (0..2)
-                .filter(|&i| table.channel(i).state.load(Ordering::Acquire) != SLOT_FREE)
-                .count()
-        };
+        let busy_slots = || memlink_shm::inspect::segment(&name).expect("inspect").clients.len();
         while daemon.stats().recovered_clients <= recovered_before {
             read_one(&daemon, &mut survivor_rx, &mut victim_rx, &mut survivor_id);
         }

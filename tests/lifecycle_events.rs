@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use memlink_shm::segment::layout::{Direction, RING_HEADER_SIZE};
-use memlink_shm::segment::{SegmentName, SharedMemory};
+use memlink_shm::testkit::{Direction, Peer};
 use memlink_shm::{Client, Daemon, Error, Priority};
 use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
 use tracing::field::{Field, Visit};
@@ -115,25 +114,15 @@ fn every_lifecycle_event_is_emitted_with_its_fields() {
         // A client whose ring to the daemon holds an impossible position.
         let mut bad = Client::connect(&name).expect("connect");
         bad.send(Priority::High, b"soon corrupt").expect("send");
-        let raw = SharedMemory::open(&SegmentName::parse(&name).unwrap()).expect("map");
-        let seg = memlink_shm::segment::Segment::open(&SegmentName::parse(&name).unwrap()).expect("open");
+        let peer = Peer::open(&name).expect("open");
         // The header word of the message just sent: a length no ring holds.
-        let record = seg
-            .geometry()
-            .ring_offset(bad.id().slot(), Direction::ToDaemon, Priority::High)
-            + RING_HEADER_SIZE;
-        // SAFETY: the record lies inside the mapping, which `raw` keeps
-        // mapped; a peer writing any value there is what is being tested.
-        unsafe {
-            raw.base()
-                .as_ptr()
-                .add(record)
-                .cast::<u64>()
-                .write_volatile(u64::MAX / 2)
-        };
+        let record = peer
+            .layout()
+            .records_offset(bad.id().slot(), Direction::ToDaemon, Priority::High);
+        peer.write_u64(record, u64::MAX / 2);
         let got = daemon.recv_timeout(Duration::from_secs(5));
         assert!(matches!(got, Err(Error::Corrupted(_))), "{got:?}");
-        drop((bad, raw, seg));
+        drop((bad, peer));
         drop(daemon);
 
         // A name left by a daemon that died, taken over.

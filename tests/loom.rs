@@ -1,13 +1,14 @@
 //! Loom models of the two lock-free protocols, run with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
 //!
-//! The `shipped_*` models run the library's own code: under `--cfg loom` the
-//! ring (`ring/spsc.rs`), the event count (`wait.rs`) and the doorbell's
-//! bells (`doorbell.rs`) use loom's atomics
-//! (`src/sync.rs`), a ring's header words are loom objects, every payload
-//! access registers with a loom cell, and the futex is a loom mutex and
-//! condvar. Loom explores their interleavings and checks payload accesses
-//! for data races.
+//! The `shipped_*` models run the library's own ring (`ring/spsc.rs`)
+//! through the public heap ring: under `--cfg loom` it uses loom's atomics
+//! (`src/sync.rs`), a ring's header words are loom objects, and every
+//! payload access registers with a loom cell. Loom explores their
+//! interleavings and checks payload accesses for data races. The shipped
+//! event count and doorbell, which are private, have their models beside
+//! them in the library (`src/wait/loom_models.rs`, `src/doorbell.rs`), run
+//! with `RUSTFLAGS="--cfg loom" cargo test --release --lib -- loom_models`.
 //!
 //! The other models mirror the algorithms step for step on a smaller scale,
 //! each with a broken variant that loom must catch: the negative controls
@@ -15,13 +16,8 @@
 #![cfg(loom)]
 
 mod shipped {
-    use std::time::Duration;
-
-    use loom::sync::atomic::{AtomicBool, Ordering::Relaxed};
-    use loom::sync::Arc;
     use loom::thread;
     use memlink_shm::buffer::{RingBuffer, RingError};
-    use memlink_shm::segment::layout::EventWord;
     use memlink_shm::Priority;
 
     /// Messages of 24 bytes in a 128-byte ring: three fit, the fourth waits
@@ -86,68 +82,6 @@ mod shipped {
     #[test]
     fn shipped_ring_batched_publish_consume() {
         ring_model(true);
-    }
-
-    /// The shipped event count: whatever the interleaving, a waiter that
-    /// registers as the notifier publishes is woken (a lost wake-up is a
-    /// deadlock, which loom reports).
-    #[test]
-    fn shipped_event_count_never_loses_a_wake_up() {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
-        builder.check(|| {
-            let event = Arc::new(EventWord::new());
-            let ready = Arc::new(AtomicBool::new(false));
-            let (e2, r2) = (Arc::clone(&event), Arc::clone(&ready));
-            let waiter = thread::spawn(move || e2.wait_until(|| r2.load(Relaxed), Duration::ZERO, None));
-            ready.store(true, Relaxed);
-            event.notify();
-            assert!(waiter.join().unwrap());
-        });
-    }
-
-    /// The shipped doorbell: a client publishes (here, one word stands for
-    /// its ring) and rings a bell that was already set, so it may skip the
-    /// read-modify-write; the daemon, having found the ring empty, silences
-    /// the bell and looks once more. Whatever the interleaving, the message
-    /// is not stranded: the daemon saw it, or the bell is set for its next
-    /// poll. Without the client's fence it can be (the negative control).
-    fn doorbell_model(fenced: bool) {
-        use loom::sync::atomic::AtomicU64;
-        use loom::sync::atomic::Ordering::{Acquire, Release};
-        use memlink_shm::doorbell::{ring_bell, ring_bell_after_fence, silence_bell};
-        loom::model(move || {
-            let bell = Arc::new(AtomicU64::new(1));
-            let ring = Arc::new(AtomicU64::new(0));
-            let client = {
-                let (bell, ring) = (Arc::clone(&bell), Arc::clone(&ring));
-                thread::spawn(move || {
-                    ring.store(1, Release);
-                    if fenced {
-                        ring_bell(&bell, 1);
-                    } else {
-                        ring_bell_after_fence(&bell, 1);
-                    }
-                })
-            };
-            let seen = ring.load(Acquire) != 0 || {
-                silence_bell(&bell, 1);
-                ring.load(Acquire) != 0
-            };
-            client.join().unwrap();
-            assert!(seen || bell.load(Relaxed) & 1 != 0, "a published message is stranded");
-        });
-    }
-
-    #[test]
-    fn shipped_doorbell_never_strands_a_message() {
-        doorbell_model(true);
-    }
-
-    #[test]
-    #[should_panic(expected = "stranded")]
-    fn doorbell_without_the_fence_is_caught() {
-        doorbell_model(false);
     }
 }
 

@@ -8,8 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use memlink_shm::priority::Priority;
-use memlink_shm::segment::Segment;
-use memlink_shm::segment::SegmentName;
+use memlink_shm::testkit::{segment_path, Peer, WakeWord};
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
 use support::checked::{decode, encode, shape, TierOrder};
 use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};
@@ -237,20 +236,16 @@ fn shutdown_wakes_a_sleeping_client() {
     assert_eq!(msg, b"ready");
     // Make sure the client is really asleep in the kernel before shutting down,
     // so the wake path is what is tested.
-    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
-    let waiters = &seg.channel(from.slot()).client_wake.waiters;
+    let peer = Peer::open(&name).unwrap();
+    let waiters = || peer.waiters(WakeWord::Client(from.slot()));
     let until = Instant::now() + STEP;
-    while waiters.load(std::sync::atomic::Ordering::Acquire) == 0 && Instant::now() < until {
+    while waiters() == 0 && Instant::now() < until {
         std::thread::yield_now();
     }
-    assert_eq!(
-        waiters.load(std::sync::atomic::Ordering::Acquire),
-        1,
-        "client never went to sleep"
-    );
+    assert_eq!(waiters(), 1, "client never went to sleep");
     daemon.shutdown();
     assert!(
-        !SegmentName::parse(&name).unwrap().exists(),
+        !segment_path(&name).unwrap().exists(),
         "shutdown removes the segment's name"
     );
     assert!(children.wait_success(child), "client process failed");
@@ -343,7 +338,7 @@ fn a_client_started_first_waits_for_its_daemon() {
             futures::executor::block_on(Client::builder(&name).wait(Duration::from_secs(60)).connect_async())
         })
     };
-    assert!(!SegmentName::parse(&name).unwrap().exists(), "no daemon yet");
+    assert!(!segment_path(&name).unwrap().exists(), "no daemon yet");
     let child = children.spawn("a_client_started_first_waits_for_its_daemon", &[&name]);
     talk(
         blocking.join().unwrap().expect("the blocking connect waited"),

@@ -8,7 +8,6 @@ mod support;
 
 use std::time::Duration;
 
-use memlink_shm::segment::SegmentName;
 use memlink_shm::{Client, Daemon, Priority};
 use support::{unique_name, SegmentGuard};
 
@@ -23,17 +22,12 @@ fn three_client_daemon(name: &str) -> Daemon {
         .expect("create")
 }
 
-/// The file behind a segment name.
-fn segment_path(name: &str) -> std::path::PathBuf {
-    SegmentName::parse(name).expect("name").path()
-}
-
 #[cfg(unix)]
 mod cut {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
-    use memlink_shm::segment::Segment;
+    use memlink_shm::testkit::{truncate_segment, Peer};
     use memlink_shm::{Corruption, Error};
     use support::{child_role, child_watchdog, watchdog, Children};
 
@@ -60,11 +54,7 @@ mod cut {
         client.send(Priority::High, b"before").expect("send");
         assert_eq!(daemon.recv_timeout(STEP).expect("recv").payload(), b"before");
 
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(segment_path(&name))
-            .expect("open the segment file");
-        file.set_len(0).expect("cut the segment file");
+        truncate_segment(&name, 0).expect("cut the segment file");
 
         let e = first_error(|| client.try_send(Priority::High, b"after"));
         assert!(is_truncated(&e), "client send: {e}");
@@ -87,11 +77,7 @@ mod cut {
         println!("ready");
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).expect("wait for go");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(segment_path(name))
-            .expect("open the segment file");
-        file.set_len(cut_at).expect("cut the segment file");
+        truncate_segment(name, cut_at).expect("cut the segment file");
         let e = first_error(|| {
             client.try_send(Priority::Low, &[7u8; 1000])?;
             client.try_recv().map(drop).or_else(|e| match e {
@@ -115,10 +101,8 @@ mod cut {
         let mut good = Client::connect(&name).expect("connect");
         assert_eq!(good.id().slot(), 0);
         // Cut where channel 1 starts: channel 0 (the good client's) stays whole.
-        let geometry = *Segment::open(&SegmentName::parse(&name).unwrap())
-            .expect("open")
-            .geometry();
-        let cut_at = geometry.channel_offset(1).to_string();
+        let layout = Peer::open(&name).expect("open").layout();
+        let cut_at = layout.channel_offset(1).to_string();
         let test = "cut::a_client_that_cuts_the_segment_gets_an_error_and_the_daemon_serves_the_rest";
         let (cutter, mut go, out) = children.spawn_talking(test, &[&name, &cut_at]);
         let mut lines = BufReader::new(out).lines().map_while(Result::ok);
@@ -257,11 +241,7 @@ mod cut {
             );
 
             // A cut segment is still the guard's: an error, and the old handler sees nothing.
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(segment_path(name))
-                .expect("open the segment file");
-            file.set_len(0).expect("cut");
+            truncate_segment(name, 0).expect("cut");
             let e = first_error(|| client.try_send(Priority::High, b"x"));
             assert!(is_truncated(&e), "client: {e}");
             let e = first_error(|| daemon.try_recv().map(drop));
@@ -342,7 +322,7 @@ fn a_mapped_segment_cannot_be_cut_short() {
     // writes); shrinking is what fails.
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .open(segment_path(&name))
+        .open(memlink_shm::testkit::segment_path(&name).expect("name"))
         .expect("open the segment file");
     let cut = file.set_len(4096);
     assert!(cut.is_err(), "Windows let a mapped segment file shrink");

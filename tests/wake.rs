@@ -1,28 +1,25 @@
 //! Cross-process wake-ups, with no timeout to hide a lost one: two processes
-//! ping-pong on a word in a shared segment, each sleeping in
-//! `platform::futex_wait(.., None)` until the other wakes it. A wake that does
-//! not reach the other process (say, a process-local primitive) hangs the
-//! test, and the watchdog turns the hang into a failure. On Windows no sleep
-//! on a semaphore lasts over 50 ms (a release can be taken by the wrong
-//! waiter, see `platform::futex_wait`): there a wake that never crosses would
-//! make every round last 50 ms, so the test also counts the rounds that took
-//! that long and fails if they are more than a tenth.
+//! ping-pong on a word in a shared page, each sleeping in `futex_wait(..,
+//! None)` until the other wakes it. A wake that does not reach the other
+//! process (say, a process-local primitive) hangs the test, and the watchdog
+//! turns the hang into a failure. On Windows no sleep on a semaphore lasts
+//! over 50 ms (a release can be taken by the wrong waiter, see the Windows
+//! `futex_wait` in `src/platform/windows.rs`): there a wake that never
+//! crosses would make every round last 50 ms, so the test also counts the
+//! rounds that took that long and fails if they are more than a tenth.
 
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use memlink_shm::platform::{futex_wait, futex_wake};
-use memlink_shm::segment::{SegmentName, SharedMemory};
+use memlink_shm::testkit::{futex_wait, futex_wake, Peer, SharedPage};
 use support::{child_role, unique_name, watchdog, Children, SegmentGuard};
 
 const ROUNDS: u32 = 2_000;
 
-fn word(shm: &SharedMemory) -> &AtomicU32 {
-    // SAFETY: the mapping is 4096 bytes, page-aligned and outlives the borrow;
-    // offset 256 is 4-aligned and in bounds.
-    unsafe { &*shm.base().as_ptr().add(256).cast::<AtomicU32>() }
+fn word(page: &SharedPage) -> &AtomicU32 {
+    page.word32(256)
 }
 
 /// Sleeps (in the kernel, no timeout) until the word reaches `target`.
@@ -39,8 +36,8 @@ fn sleep_until(w: &AtomicU32, target: u32) {
 #[test]
 fn wake_crosses_the_process_boundary() {
     if let Some(role) = child_role() {
-        let shm = SharedMemory::open(&SegmentName::parse(&role[0]).unwrap()).unwrap();
-        let w = word(&shm);
+        let page = SharedPage::open(&role[0]).unwrap();
+        let w = word(&page);
         for i in 0..ROUNDS {
             sleep_until(w, 2 * i + 1);
             w.store(2 * i + 2, Ordering::SeqCst);
@@ -52,9 +49,9 @@ fn wake_crosses_the_process_boundary() {
     let _guard = SegmentGuard(name.clone());
     let children = Children::default();
     let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
-    let shm = SharedMemory::create(&SegmentName::parse(&name).unwrap(), 4096, 0o600).unwrap();
+    let page = SharedPage::create(&name).unwrap();
     let child = children.spawn("wake_crosses_the_process_boundary", &[&name]);
-    let w = word(&shm);
+    let w = word(&page);
     let mut slow = 0;
     for i in 0..ROUNDS {
         let start = Instant::now();
@@ -76,7 +73,6 @@ fn wake_crosses_the_process_boundary() {
 #[test]
 #[allow(deprecated)]
 fn a_sleeping_client_is_marked_and_a_wake_of_every_client_reaches_it() {
-    use memlink_shm::segment::Segment;
     use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
     use memlink_shm::Priority;
 
@@ -88,8 +84,8 @@ fn a_sleeping_client_is_marked_and_a_wake_of_every_client_reaches_it() {
     let idle: Vec<_> = (0..2).map(|_| NrelayShmTransport::connect(&name, 1).unwrap()).collect();
     let sleeper = NrelayShmTransport::connect(&name, 1).unwrap();
     let slot = sleeper.client_id().unwrap().slot();
-    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
-    let bits = || seg.control().sleepers[0].load(Ordering::SeqCst);
+    let peer = Peer::open(&name).unwrap();
+    let bits = || peer.sleeper_bits();
     assert_eq!(bits(), 0, "nobody sleeps yet");
     let (id, waiting) = (
         sleeper.client_id().unwrap(),
@@ -116,7 +112,6 @@ fn a_sleeping_client_is_marked_and_a_wake_of_every_client_reaches_it() {
 /// and a broadcast (which wakes every client) reaches it.
 #[test]
 fn a_parked_task_is_marked_and_a_broadcast_reaches_it() {
-    use memlink_shm::segment::Segment;
     use memlink_shm::{Client, Daemon, Priority};
 
     let name = unique_name("sleepers-async");
@@ -127,8 +122,8 @@ fn a_parked_task_is_marked_and_a_broadcast_reaches_it() {
     let idle = Client::connect(&name).unwrap();
     let mut sleeper = Client::builder(&name).spin(Duration::ZERO).connect().unwrap();
     let slot = sleeper.id().slot();
-    let seg = Segment::open(&SegmentName::parse(&name).unwrap()).unwrap();
-    let bits = || seg.control().sleepers[0].load(Ordering::SeqCst);
+    let peer = Peer::open(&name).unwrap();
+    let bits = || peer.sleeper_bits();
     let waiting = std::thread::spawn(move || {
         let got = futures::executor::block_on(sleeper.recv_async()).map(|m| m.into_payload());
         (got, sleeper)

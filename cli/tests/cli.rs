@@ -226,17 +226,12 @@ fn inspect_a_poisoned_channel_and_a_dead_daemon() {
     let mut c = Client::connect(&name).unwrap();
     c.send(Priority::High, b"soon corrupt").unwrap();
     {
-        use memlink_shm::segment::layout::{Direction, RING_HEADER_SIZE};
-        use memlink_shm::segment::{Segment, SegmentName, SharedMemory};
-        let n = SegmentName::parse(&name).unwrap();
-        let (raw, seg) = (SharedMemory::open(&n).unwrap(), Segment::open(&n).unwrap());
-        let at = seg
-            .geometry()
-            .ring_offset(c.id().slot(), Direction::ToDaemon, Priority::High)
-            + RING_HEADER_SIZE;
-        // SAFETY: the record lies inside the mapping `raw` keeps mapped; a
-        // peer writing any value there is what is being tested.
-        unsafe { raw.base().as_ptr().add(at).cast::<u64>().write_volatile(u64::MAX / 2) };
+        use memlink_shm::testkit::{Direction, Peer};
+        let peer = Peer::open(&name).unwrap();
+        let at = peer
+            .layout()
+            .records_offset(c.id().slot(), Direction::ToDaemon, Priority::High);
+        peer.write_u64(at, u64::MAX / 2);
     }
     assert!(matches!(d.recv_timeout(STEP), Err(Error::Corrupted(_))));
     let info = json(&["inspect", &name, "--json"]);

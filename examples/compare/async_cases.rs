@@ -41,7 +41,7 @@ impl Waiting {
 
     fn spin(self) -> Duration {
         match self {
-            Waiting::AsyncSpin => memlink_shm::wait::DEFAULT_SPIN,
+            Waiting::AsyncSpin => memlink_shm::testkit::DEFAULT_SPIN,
             _ => Duration::ZERO,
         }
     }
@@ -134,7 +134,7 @@ pub fn tokio_unix_rtt(n: u64) -> Histogram<u64> {
 /// `recv_async` per message (the async form of the simple loop);
 /// messages per second.
 pub fn memlink_stream(n: u64) -> f64 {
-    let (name, mut d) = daemon("async-stream", memlink_shm::wait::DEFAULT_SPIN);
+    let (name, mut d) = daemon("async-stream", memlink_shm::testkit::DEFAULT_SPIN);
     let mut child = spawn_peer(&["async-source", &name, &n.to_string()], false);
     let elapsed = runtime().block_on(async {
         let from = d.recv_async().await.expect("the peer says hello").client();

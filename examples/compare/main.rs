@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use async_cases::Waiting;
 use hdrhistogram::Histogram;
 use memlink_shm::priority::Priority;
+use memlink_shm::testkit::DEFAULT_SPIN;
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
-use memlink_shm::wait::DEFAULT_SPIN;
 use memlink_shm::{Client, Daemon};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use memlink_shm::platform::{futex_wait, futex_wake};
-use memlink_shm::segment::{SegmentName, SharedMemory};
+use memlink_shm::testkit::{futex_wait, futex_wake, remove_segment, SharedPage};
 
 /// A histogram of nanoseconds, 1 ns to 100 s, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -33,43 +32,39 @@ pub fn pin_to_cpu(_cpu: usize) -> bool {
     false
 }
 
-/// One 64-bit word in its own shared segment, for the floor measurement.
+/// One 64-bit word in a shared page of its own, for the floor measurement.
 pub struct FloorLine {
-    shm: SharedMemory,
+    page: SharedPage,
 }
 
 impl FloorLine {
-    /// Creates the segment `name` (removing a stale one first).
+    /// Creates the page `name` (removing a stale one first).
     pub fn create(name: &str) -> FloorLine {
-        let n = SegmentName::parse(name).expect("floor segment name");
-        let _ = n.remove();
+        let _ = remove_segment(name);
         FloorLine {
-            shm: SharedMemory::create(&n, 4096, 0o600).expect("create floor segment"),
+            page: SharedPage::create(name).expect("create floor page"),
         }
     }
 
-    /// Maps the existing segment `name`.
+    /// Maps the existing page `name`.
     pub fn open(name: &str) -> FloorLine {
-        let n = SegmentName::parse(name).expect("floor segment name");
         FloorLine {
-            shm: SharedMemory::open(&n).expect("open floor segment"),
+            page: SharedPage::open(name).expect("open floor page"),
         }
     }
 
-    /// Removes the segment's name.
+    /// Removes the page's name.
     pub fn remove(&self) {
-        let _ = self.shm.name().remove();
+        let _ = self.page.remove();
     }
 
     fn word(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is 4096 bytes, page-aligned and lives as long as
-        // `self`; an AtomicU64 at offset 0 is aligned and in bounds.
-        unsafe { &*self.shm.base().as_ptr().cast::<AtomicU64>() }
+        self.page.word64(0)
     }
 
     fn word32(&self) -> &AtomicU32 {
-        // SAFETY: as in `word`; offset 128 is 4-aligned, in bounds, and on its own line.
-        unsafe { &*self.shm.base().as_ptr().add(128).cast::<AtomicU32>() }
+        // On its own line, away from `word`.
+        self.page.word32(128)
     }
 
     /// Initiator of the blocking floor: a bare futex wait/wake ping-pong,

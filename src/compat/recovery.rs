@@ -455,9 +455,9 @@ mod tests {
         let rm = RecoveryManager::new(&path);
         assert!(!rm.cleanup_orphaned_shm(&path).unwrap(), "its daemon lives");
         drop(live); // closes the file: the daemon's lock goes, the file stays
-        assert!(name.exists());
+        assert!(name.path().exists());
         assert!(rm.cleanup_orphaned_shm(&path).unwrap());
-        assert!(!name.exists());
+        assert!(!name.path().exists());
         assert!(!rm.cleanup_orphaned_shm(&path).unwrap(), "nothing left");
     }
 

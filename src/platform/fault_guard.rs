@@ -55,7 +55,7 @@ static TOTAL: AtomicU32 = AtomicU32::new(0);
 /// How many lost pages the guard has caught in this process, in all
 /// mappings: 0 while no segment was ever cut short under it.
 #[inline]
-pub fn faults_anywhere() -> u32 {
+pub(crate) fn faults_anywhere() -> u32 {
     TOTAL.load(Ordering::Relaxed)
 }
 
@@ -101,13 +101,13 @@ impl Entry {
 /// A mapping's registration with the guard; unregisters when dropped (drop
 /// it before unmapping).
 #[derive(Debug)]
-pub struct FaultGuard {
+pub(crate) struct FaultGuard {
     entry: Option<usize>,
 }
 
 impl FaultGuard {
     /// Guards the `len` bytes at `base` (page-aligned) until the guard drops.
-    pub fn new(base: *const u8, len: usize) -> FaultGuard {
+    pub(crate) fn new(base: *const u8, len: usize) -> FaultGuard {
         INSTALL.call_once(install);
         let entry = ENTRIES.iter().position(|e| {
             e.taken
@@ -125,19 +125,14 @@ impl FaultGuard {
     /// The fault counter of this mapping: how many pages of it were found
     /// gone (the file shrank) and replaced with private zero pages. Stays 0
     /// for an unguarded mapping.
-    pub fn faults(&self) -> &'static AtomicU32 {
+    pub(crate) fn faults(&self) -> &'static AtomicU32 {
         self.entry.map_or(&NO_FAULTS, |i| &ENTRIES[i].faults)
     }
 
     /// Offset of the lowest page of the mapping found gone, if any.
-    pub fn lowest_fault(&self) -> Option<usize> {
+    pub(crate) fn lowest_fault(&self) -> Option<usize> {
         let lowest = ENTRIES[self.entry?].lowest.load(Ordering::Relaxed);
         (lowest != usize::MAX).then_some(lowest)
-    }
-
-    /// Whether the mapping is guarded (the registry had room).
-    pub fn is_guarded(&self) -> bool {
-        self.entry.is_some()
     }
 }
 

@@ -70,7 +70,7 @@ static HANDLED_IN: AtomicU32 = AtomicU32::new(0);
 /// child. An endpoint records it when made; a different value means it is
 /// a forked child's copy. One load once the handlers are registered.
 #[inline]
-pub fn fork_generation() -> u32 {
+pub(crate) fn fork_generation() -> u32 {
     install();
     FORKS.load(Ordering::Relaxed)
 }
@@ -78,7 +78,7 @@ pub fn fork_generation() -> u32 {
 /// Whether this process is a forked child of the one where
 /// [`fork_generation`] returned `generation`.
 #[inline]
-pub fn forked_since(generation: u32) -> bool {
+pub(crate) fn forked_since(generation: u32) -> bool {
     FORKS.load(Ordering::Relaxed) != generation
 }
 
@@ -106,11 +106,11 @@ fn release() {
 /// keep it until the file is closed and unmapped.
 #[must_use]
 #[derive(Debug)]
-pub struct ForkHold(());
+pub(crate) struct ForkHold(());
 
 impl ForkHold {
     /// Waits until no fork and no other registration is under way.
-    pub fn acquire() -> ForkHold {
+    pub(crate) fn acquire() -> ForkHold {
         install();
         acquire();
         ForkHold(())
@@ -127,14 +127,14 @@ impl Drop for ForkHold {
 /// Make it while holding a [`ForkHold`]; drop it (with the file and the
 /// mapping after it) while holding one too.
 #[derive(Debug)]
-pub struct ForkRelease {
+pub(crate) struct ForkRelease {
     slot: Option<usize>,
 }
 
 impl ForkRelease {
     /// Registers `file` and the mapping of `len` bytes at `start` (`len` 0:
     /// no mapping). `_held` proves forks are held off.
-    pub fn new(_held: &ForkHold, file: &std::fs::File, start: *const u8, len: usize) -> ForkRelease {
+    pub(crate) fn new(_held: &ForkHold, file: &std::fs::File, start: *const u8, len: usize) -> ForkRelease {
         use std::os::fd::AsRawFd;
         let fd = file.as_raw_fd();
         let slot = ENTRIES.iter().position(|e| e.fd.load(Ordering::Relaxed) < 0);

@@ -12,14 +12,14 @@ use rustix::fs::FallocateFlags;
 use rustix::thread::futex;
 
 /// Directory backing POSIX shared-memory names (what `shm_open` uses).
-pub fn shm_dir() -> PathBuf {
+pub(crate) fn shm_dir() -> PathBuf {
     PathBuf::from("/dev/shm")
 }
 
 /// Longest bare segment name accepted.
 /// Reserves the pages now, so that a full tmpfs fails here with ENOSPC
 /// instead of raising SIGBUS on first touch.
-pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+pub(crate) fn reserve(file: &File, size: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(size),
@@ -30,7 +30,7 @@ pub fn reserve(file: &File, size: u64) -> io::Result<()> {
 /// When process `pid` started, in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`); `None` if there is no such process. Together with the
 /// pid it names a process uniquely: a reused pid has another start time.
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -38,13 +38,13 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// Monotonic time in nanoseconds, comparable between processes of one boot.
-pub fn monotonic_nanos() -> u64 {
+pub(crate) fn monotonic_nanos() -> u64 {
     super::unix::clock_nanos(libc::CLOCK_MONOTONIC)
 }
 
 /// A cheap monotonic clock (ns), a few milliseconds coarse: for throttling
 /// periodic checks on hot paths.
-pub fn coarse_monotonic_nanos() -> u64 {
+pub(crate) fn coarse_monotonic_nanos() -> u64 {
     super::unix::clock_nanos(libc::CLOCK_MONOTONIC_COARSE)
 }
 
@@ -54,7 +54,7 @@ pub fn coarse_monotonic_nanos() -> u64 {
 /// re-check their condition, so the reason does not matter. The futex is
 /// shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys it on the physical page,
 /// so a waker in another process that maps the same segment reaches it.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|d| futex::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(d.subsec_nanos()),
@@ -64,7 +64,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes up to `count` processes sleeping on `word`; returns how many woke.
-pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 

@@ -19,20 +19,20 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Directory holding the files of bare segment names.
-pub fn shm_dir() -> PathBuf {
+pub(crate) fn shm_dir() -> PathBuf {
     PathBuf::from("/tmp")
 }
 
 /// Sizes the file; macOS has no `fallocate`, and file-backed pages are
 /// allocated on first touch.
-pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+pub(crate) fn reserve(file: &File, size: u64) -> io::Result<()> {
     file.set_len(size)
 }
 
 /// When process `pid` started, in microseconds since the epoch; `None` if
 /// there is no such process. Together with the pid it names a process
 /// uniquely: a reused pid has another start time.
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     let pid = c_int::try_from(pid).ok()?;
     // SAFETY: all-zero is a valid proc_bsdinfo (plain integers and byte arrays).
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
@@ -58,13 +58,13 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// Monotonic time in nanoseconds, comparable between processes of one boot.
-pub fn monotonic_nanos() -> u64 {
+pub(crate) fn monotonic_nanos() -> u64 {
     super::unix::clock_nanos(libc::CLOCK_MONOTONIC)
 }
 
 /// A cheap monotonic clock (ns), possibly coarse: for throttling periodic
 /// checks on hot paths.
-pub fn coarse_monotonic_nanos() -> u64 {
+pub(crate) fn coarse_monotonic_nanos() -> u64 {
     super::unix::clock_nanos(libc::CLOCK_MONOTONIC_RAW_APPROX)
 }
 
@@ -121,7 +121,7 @@ fn lookup(name: &CStr) -> Option<*mut c_void> {
 /// Returns on a wake, a value change, a signal or the timeout; callers always
 /// re-check their condition. The wait is shared between processes: the
 /// kernel keys it on the physical page, not on this process's address.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let addr = word.as_ptr().cast::<c_void>();
     if let Some(f) = os_sync() {
         let (value, shared) = (u64::from(expected), libc::OS_SYNC_WAIT_ON_ADDRESS_SHARED);
@@ -152,7 +152,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 
 /// Wakes the processes sleeping on `word` (all of them: macOS wakes one or
 /// all); returns whether the call succeeded.
-pub fn futex_wake(word: &AtomicU32, _count: u32) -> usize {
+pub(crate) fn futex_wake(word: &AtomicU32, _count: u32) -> usize {
     let addr = word.as_ptr().cast::<c_void>();
     let r = match os_sync() {
         // SAFETY: `addr` points to a live, aligned 4-byte word.

@@ -14,22 +14,20 @@
 //! `unix.rs` holds what Linux and macOS share (files, OFD locks, link and
 //! rename); `linux.rs`, `macos.rs` and `windows.rs` the rest.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use unix::*;
+pub(crate) use unix::*;
 
 #[cfg(unix)]
 mod fault_guard;
 #[cfg(unix)]
-pub use fault_guard::{faults_anywhere, FaultGuard};
+pub(crate) use fault_guard::{faults_anywhere, FaultGuard};
 
 #[cfg(unix)]
 mod fork;
 #[cfg(unix)]
-pub use fork::{fork_generation, forked_since, ForkHold, ForkRelease};
+pub(crate) use fork::{fork_generation, forked_since, ForkHold, ForkRelease};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -46,7 +44,7 @@ mod windows;
 #[cfg(windows)]
 use windows as os;
 
-pub use os::*;
+pub(crate) use os::*;
 
 /// Cross-process memory barriers (`membarrier(2)`) exist on Linux only;
 /// elsewhere every notifier keeps its fence (see `crate::wait`).
@@ -87,7 +85,7 @@ pub(crate) fn disturbances() -> u32 {
 }
 
 /// Counts a fork or a lost page (async-signal-safe: one atomic add).
-#[cfg_attr(windows, allow(dead_code))]
+#[cfg(unix)]
 pub(crate) fn disturbed() {
     DISTURBANCES.fetch_add(1, std::sync::atomic::Ordering::Release);
 }
@@ -126,18 +124,13 @@ pub(crate) fn spin_until_cycles(since: u64, cycles: u64) {
     }
 }
 
-/// Name of the operating system this build targets (`"linux"`, ...).
-pub fn os_name() -> &'static str {
-    std::env::consts::OS
-}
-
 /// Ending of a segment file that was removed while still open somewhere and
 /// waits, under this hidden name, for its last handle to close (Windows only:
 /// elsewhere a removed file has no name at all).
-pub const REMOVED_SUFFIX: &str = ".memlink-removed";
+pub(crate) const REMOVED_SUFFIX: &str = ".memlink-removed";
 
 /// The file that backs a bare segment name.
-pub fn shm_path(name: &str) -> std::path::PathBuf {
+pub(crate) fn shm_path(name: &str) -> std::path::PathBuf {
     shm_dir().join(name)
 }
 
@@ -145,7 +138,7 @@ pub fn shm_path(name: &str) -> std::path::PathBuf {
 /// its copy (see `fork.rs`). For lock-holding files that are not
 /// segment mappings (PID files).
 #[derive(Debug)]
-pub struct LockFile {
+pub(crate) struct LockFile {
     _release: ForkRelease,
     file: std::fs::File,
     /// Set when dropping, declared last: forks wait until the file is closed.
@@ -154,7 +147,7 @@ pub struct LockFile {
 
 impl LockFile {
     /// Opens the file with `open`, holding forks off until it is registered.
-    pub fn open(open: impl FnOnce() -> std::io::Result<std::fs::File>) -> std::io::Result<LockFile> {
+    pub(crate) fn open(open: impl FnOnce() -> std::io::Result<std::fs::File>) -> std::io::Result<LockFile> {
         let held = ForkHold::acquire();
         let file = open()?;
         Ok(LockFile {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Creates the segment file exclusively with exactly `mode`, never following
 /// a symlink. Size it with `reserve`.
-pub fn create_segment_file(path: &Path, mode: u32) -> io::Result<File> {
+pub(crate) fn create_segment_file(path: &Path, mode: u32) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -24,7 +24,7 @@ pub fn create_segment_file(path: &Path, mode: u32) -> io::Result<File> {
 }
 
 /// Opens an existing segment file read-write without following symlinks.
-pub fn open_segment_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_segment_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -34,7 +34,7 @@ pub fn open_segment_file(path: &Path) -> io::Result<File> {
 
 /// Opens an existing segment file read-only, never following a symlink
 /// (for inspection, which must not be able to write).
-pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
+pub(crate) fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -43,7 +43,7 @@ pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
 
 /// Opens `path` read-write, creating it with mode 0600 if missing, never
 /// following a symlink (for PID files).
-pub fn open_or_create_private_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_or_create_private_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -55,23 +55,23 @@ pub fn open_or_create_private_file(path: &Path) -> io::Result<File> {
 }
 
 /// Whether `e` is the refusal to open a symbolic link (`ELOOP` under `O_NOFOLLOW`).
-pub fn is_symlink_refusal(e: &io::Error) -> bool {
+pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// Removes a segment file.
-pub fn remove_segment_file(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_segment_file(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
 /// Owner (uid) and size of an open segment file.
-pub fn file_owner_and_size(file: &File) -> io::Result<(u32, u64)> {
+pub(crate) fn file_owner_and_size(file: &File) -> io::Result<(u32, u64)> {
     let meta = file.metadata()?;
     Ok((meta.uid(), meta.len()))
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, without moving a file cursor.
-pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     file.read_exact_at(buf, offset)
 }
 
@@ -85,7 +85,7 @@ const UNLCK: libc::c_short = libc::F_UNLCK as libc::c_short;
 /// description (an OFD lock): the kernel drops it when the last descriptor of
 /// the description closes, which happens when the owning process dies.
 /// Returns `Ok(false)` if another description holds it.
-pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
+pub(crate) fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
     match ofd_lock(file, byte, libc::F_OFD_SETLK, WRLCK) {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
@@ -94,13 +94,13 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
 }
 
 /// Releases a lock taken with [`try_lock_byte`].
-pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
+pub(crate) fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
     ofd_lock(file, byte, libc::F_OFD_SETLK, UNLCK).map(|_| ())
 }
 
 /// Whether another open file description (another process, or another open
 /// in this one) holds a lock on byte `byte` of the file. Takes no lock.
-pub fn byte_locked_elsewhere(file: &File, byte: u64) -> io::Result<bool> {
+pub(crate) fn byte_locked_elsewhere(file: &File, byte: u64) -> io::Result<bool> {
     ofd_lock(file, byte, libc::F_OFD_GETLK, WRLCK).map(|l| l.l_type != UNLCK)
 }
 
@@ -124,30 +124,30 @@ fn ofd_lock(file: &File, byte: u64, cmd: libc::c_int, kind: libc::c_short) -> io
 }
 
 /// Gives the file at `from` the name `to` too, failing if `to` exists.
-pub fn link_file(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn link_file(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::hard_link(from, to)
 }
 
 /// Atomically replaces `to` with `from`.
-pub fn rename_file(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_file(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::rename(from, to)
 }
 
 /// Inode number of an open file and of a path (not following symlinks), to
 /// tell whether the path still names the file.
-pub fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
     let a = file.metadata()?;
     let b = std::fs::symlink_metadata(path)?;
     Ok(a.ino() == b.ino() && a.dev() == b.dev())
 }
 
 /// This process's id.
-pub fn current_pid() -> u32 {
+pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
 /// This process's effective user id.
-pub fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -170,11 +170,11 @@ pub(super) fn clock_nanos(clock: libc::clockid_t) -> u64 {
 /// the kernel keys shared waits on the physical page, so there is nothing to
 /// register.
 #[derive(Debug)]
-pub struct WakeScope;
+pub(crate) struct WakeScope;
 
 impl WakeScope {
     /// Nothing to do here (see the type's docs).
-    pub fn new(_base: *const u8, _len: usize, _file: &File) -> WakeScope {
+    pub(crate) fn new(_base: *const u8, _len: usize, _file: &File) -> WakeScope {
         WakeScope
     }
 }

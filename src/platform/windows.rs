@@ -51,7 +51,7 @@ use windows_sys::Win32::System::IO::OVERLAPPED;
 
 /// Directory holding the files of bare segment names: `%TEMP%\memlink`,
 /// which is the user's own, so its access control list keeps other users out.
-pub fn shm_dir() -> PathBuf {
+pub(crate) fn shm_dir() -> PathBuf {
     std::env::temp_dir().join("memlink")
 }
 
@@ -64,7 +64,7 @@ const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
 /// Creates the segment file exclusively (never through a symbolic link).
 /// `mode` has no Windows meaning and is ignored: access follows the
 /// directory's access control list. Size it with `reserve`.
-pub fn create_segment_file(path: &Path, _mode: u32) -> io::Result<File> {
+pub(crate) fn create_segment_file(path: &Path, _mode: u32) -> io::Result<File> {
     if path.parent() == Some(shm_dir().as_path()) {
         std::fs::create_dir_all(shm_dir())?;
     }
@@ -80,12 +80,12 @@ pub fn create_segment_file(path: &Path, _mode: u32) -> io::Result<File> {
 }
 
 /// Sizes a new segment file.
-pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+pub(crate) fn reserve(file: &File, size: u64) -> io::Result<()> {
     file.set_len(size)
 }
 
 /// Opens an existing segment file read-write, refusing a symbolic link.
-pub fn open_segment_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_segment_file(path: &Path) -> io::Result<File> {
     refuse_link(
         OpenOptions::new()
             .read(true)
@@ -98,7 +98,7 @@ pub fn open_segment_file(path: &Path) -> io::Result<File> {
 
 /// Opens an existing segment file read-only, refusing a symbolic link
 /// (for inspection, which must not be able to write).
-pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
+pub(crate) fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
     refuse_link(
         OpenOptions::new()
             .read(true)
@@ -110,7 +110,7 @@ pub fn open_segment_file_read_only(path: &Path) -> io::Result<File> {
 
 /// Opens `path` read-write, creating it if missing, refusing a symbolic
 /// link (for PID files).
-pub fn open_or_create_private_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_or_create_private_file(path: &Path) -> io::Result<File> {
     refuse_link(
         OpenOptions::new()
             .read(true)
@@ -133,7 +133,7 @@ fn refuse_link(file: File) -> io::Result<File> {
 }
 
 /// Whether `e` is the refusal to open a symbolic link.
-pub fn is_symlink_refusal(e: &io::Error) -> bool {
+pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(ERROR_CANT_RESOLVE_FILENAME as i32)
 }
 
@@ -143,7 +143,7 @@ pub fn is_symlink_refusal(e: &io::Error) -> bool {
 /// then the name stays taken. So the file first moves to a unique hidden
 /// name in the same directory and is deleted there; processes that still
 /// map it keep their mapping, and the name is free for a new segment.
-pub fn remove_segment_file(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_segment_file(path: &Path) -> io::Result<()> {
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
     let file = path
@@ -166,12 +166,12 @@ pub fn remove_segment_file(path: &Path) -> io::Result<()> {
 /// Owner and size of an open segment file. Windows has no numeric user id:
 /// every file counts as this user's ([`current_uid`]), and the directory's
 /// access control list is what keeps other users out.
-pub fn file_owner_and_size(file: &File) -> io::Result<(u32, u64)> {
+pub(crate) fn file_owner_and_size(file: &File) -> io::Result<(u32, u64)> {
     Ok((current_uid(), file.metadata()?.len()))
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`.
-pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match file.seek_read(buf, offset)? {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -216,7 +216,7 @@ fn lock_once(file: &File, byte: u64) -> io::Result<bool> {
 ///
 /// [`byte_locked_elsewhere`] probes by locking for an instant, so a refusal
 /// is retried a few times before it counts.
-pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
+pub(crate) fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
     for _ in 0..4 {
         if lock_once(file, byte)? {
             return Ok(true);
@@ -227,7 +227,7 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
 }
 
 /// Releases a lock taken with [`try_lock_byte`].
-pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
+pub(crate) fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
     let mut ov = lock_at(byte);
     // SAFETY: as in `lock_once`.
     let ok = unsafe { UnlockFileEx(file.as_raw_handle() as HANDLE, 0, 1, 0, &mut ov) };
@@ -242,7 +242,7 @@ pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
 /// holds a lock on byte `byte` of the file. Windows cannot ask without
 /// trying, so this takes the lock for an instant and gives it back; a lock
 /// this very handle holds also counts as held.
-pub fn byte_locked_elsewhere(file: &File, byte: u64) -> io::Result<bool> {
+pub(crate) fn byte_locked_elsewhere(file: &File, byte: u64) -> io::Result<bool> {
     if lock_once(file, byte)? {
         unlock_byte(file, byte)?;
         Ok(false)
@@ -257,7 +257,7 @@ fn wide(path: &Path) -> Vec<u16> {
 
 /// Moves the file at `from` to the name `to`, failing if `to` exists (the
 /// no-replace rename is Windows' atomic "publish if absent").
-pub fn link_file(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn link_file(from: &Path, to: &Path) -> io::Result<()> {
     let (from, to) = (wide(from), wide(to));
     // SAFETY: both are NUL-terminated UTF-16 strings that outlive the call.
     if unsafe { MoveFileExW(from.as_ptr(), to.as_ptr(), 0) } != 0 {
@@ -275,7 +275,7 @@ pub fn link_file(from: &Path, to: &Path) -> io::Result<()> {
 /// replacing. In between, the name is briefly free: an opener sees "not
 /// found", and a creator may take the name first, in which case this fails
 /// with `AlreadyExists`.
-pub fn rename_file(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_file(from: &Path, to: &Path) -> io::Result<()> {
     match remove_segment_file(to) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -298,7 +298,7 @@ fn file_id(file: &File) -> io::Result<(u32, u64)> {
 }
 
 /// Whether `path` (not following links) still names the open `file`.
-pub fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
     let other = OpenOptions::new()
         .access_mode(0)
         .share_mode(SHARE_ALL)
@@ -327,7 +327,7 @@ unsafe impl Send for OwnedHandle {}
 /// does not exist or has ended. A process is dead when `OpenProcess` fails
 /// or its handle is signalled; the exit code is never consulted (a process
 /// may exit with 259, `STILL_ACTIVE`).
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     // SAFETY: OpenProcess has no memory-safety preconditions; null means failure.
     let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE, 0, pid) };
     if h.is_null() {
@@ -353,7 +353,7 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 
 /// Monotonic time in nanoseconds, comparable between processes of one boot
 /// (the performance counter is system-wide).
-pub fn monotonic_nanos() -> u64 {
+pub(crate) fn monotonic_nanos() -> u64 {
     static FREQUENCY: OnceLock<u64> = OnceLock::new();
     let freq = *FREQUENCY.get_or_init(|| {
         let mut f = 0i64;
@@ -370,30 +370,30 @@ pub fn monotonic_nanos() -> u64 {
 
 /// A cheap monotonic clock (ns), coarse to the system tick: for throttling
 /// periodic checks on hot paths.
-pub fn coarse_monotonic_nanos() -> u64 {
+pub(crate) fn coarse_monotonic_nanos() -> u64 {
     // SAFETY: GetTickCount64 has no preconditions.
     unsafe { GetTickCount64() }.saturating_mul(1_000_000)
 }
 
 /// This process's id.
-pub fn current_pid() -> u32 {
+pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
 /// Windows has no fork: always 0 (see the Unix version).
 #[inline]
-pub fn fork_generation() -> u32 {
+pub(crate) fn fork_generation() -> u32 {
     0
 }
 
 /// Windows has no fork: never.
 #[inline]
-pub fn forked_since(_generation: u32) -> bool {
+pub(crate) fn forked_since(_generation: u32) -> bool {
     false
 }
 
 /// Windows has no numeric user id; 0 stands for "this user" throughout.
-pub fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     0
 }
 
@@ -417,13 +417,13 @@ fn regions() -> std::sync::MutexGuard<'static, Vec<Region>> {
 /// semaphores that other processes mapping the same file also find. Drop it
 /// before unmapping.
 #[derive(Debug)]
-pub struct WakeScope {
+pub(crate) struct WakeScope {
     base: usize,
 }
 
 impl WakeScope {
     /// Registers `len` bytes at `base`, a mapping of `file`.
-    pub fn new(base: *const u8, len: usize, file: &File) -> WakeScope {
+    pub(crate) fn new(base: *const u8, len: usize, file: &File) -> WakeScope {
         let base = base as usize;
         regions().push(Region {
             base,
@@ -454,57 +454,52 @@ impl Drop for WakeScope {
 /// `ERROR_USER_MAPPED_FILE`), so a mapping never loses pages: nothing to
 /// guard, and the count stays 0.
 #[derive(Debug)]
-pub struct FaultGuard;
+pub(crate) struct FaultGuard;
 
 static NO_FAULTS: AtomicU32 = AtomicU32::new(0);
 
 /// Always 0: a mapped file cannot shrink.
 #[inline]
-pub fn faults_anywhere() -> u32 {
+pub(crate) fn faults_anywhere() -> u32 {
     0
 }
 
 impl FaultGuard {
     /// Nothing to register (see the type's docs).
-    pub fn new(_base: *const u8, _len: usize) -> FaultGuard {
+    pub(crate) fn new(_base: *const u8, _len: usize) -> FaultGuard {
         FaultGuard
     }
 
     /// Always 0: a mapped file cannot shrink.
-    pub fn faults(&self) -> &'static AtomicU32 {
+    pub(crate) fn faults(&self) -> &'static AtomicU32 {
         &NO_FAULTS
     }
 
     /// Never: a mapped file cannot shrink.
-    pub fn lowest_fault(&self) -> Option<usize> {
+    pub(crate) fn lowest_fault(&self) -> Option<usize> {
         None
-    }
-
-    /// Every mapping is safe from shrinking.
-    pub fn is_guarded(&self) -> bool {
-        true
     }
 }
 
 /// Windows has no fork: nothing to hold off (see the Unix version).
 #[must_use]
 #[derive(Debug)]
-pub struct ForkHold(());
+pub(crate) struct ForkHold(());
 
 impl ForkHold {
     /// Nothing to wait for.
-    pub fn acquire() -> ForkHold {
+    pub(crate) fn acquire() -> ForkHold {
         ForkHold(())
     }
 }
 
 /// Windows has no fork: nothing to release in a child (see the Unix version).
 #[derive(Debug)]
-pub struct ForkRelease;
+pub(crate) struct ForkRelease;
 
 impl ForkRelease {
     /// Nothing to register.
-    pub fn new(_held: &ForkHold, _file: &File, _start: *const u8, _len: usize) -> ForkRelease {
+    pub(crate) fn new(_held: &ForkHold, _file: &File, _start: *const u8, _len: usize) -> ForkRelease {
         ForkRelease
     }
 }
@@ -564,7 +559,7 @@ fn millis(timeout: Option<Duration>) -> u32 {
 /// Returns on a wake, a value change or the timeout (and, with a semaphore,
 /// on a release left over from an earlier wake, or after 50 ms at most);
 /// callers always re-check their condition.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     if word.load(Ordering::SeqCst) != expected {
         return;
     }
@@ -598,7 +593,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 
 /// Wakes up to `count` processes sleeping on `word` (at most 64: a larger
 /// count from a corrupt segment must not store up a flood of wake-ups).
-pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     let addr = word.as_ptr() as usize;
     match channel_for(addr) {
         Channel::Semaphore(h) => {

@@ -53,8 +53,6 @@
 //! [`client_lock_byte`]`(i)`. The kernel drops a lock when its process dies, so
 //! "dead" is a fact, immune to pid reuse, and never a guess from a timeout.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::error::{SegmentError, SegmentResult};
@@ -62,63 +60,63 @@ use crate::priority::Priority;
 use crate::sync;
 
 /// First 8 bytes of every segment.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\x01");
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\x01");
 /// Version of this layout; bumped on any incompatible change to this file.
-pub const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Size of the control region at the start of the segment.
-pub const CONTROL_SIZE: usize = 4096;
+pub(crate) const CONTROL_SIZE: usize = 4096;
 /// Alignment and padding unit for anything with its own writer.
-pub const LINE: usize = 128;
+pub(crate) const LINE: usize = 128;
 /// Size of a [`ChannelHeader`].
-pub const CHANNEL_HEADER_SIZE: usize = 512;
+pub(crate) const CHANNEL_HEADER_SIZE: usize = 512;
 /// Size of a [`RingHeader`].
-pub const RING_HEADER_SIZE: usize = 256;
+pub(crate) const RING_HEADER_SIZE: usize = 256;
 /// Size of a record header word.
-pub const RECORD_HEADER_SIZE: usize = 8;
+pub(crate) const RECORD_HEADER_SIZE: usize = 8;
 /// Records start on multiples of this.
-pub const RECORD_ALIGN: usize = 8;
+pub(crate) const RECORD_ALIGN: usize = 8;
 /// Maximum message size unless configured otherwise.
-pub const DEFAULT_MAX_MESSAGE: usize = 4096;
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 4096;
 /// Largest configurable maximum message size (256 MiB).
-pub const MAX_MESSAGE_LIMIT: usize = 1 << 28;
+pub(crate) const MAX_MESSAGE_LIMIT: usize = 1 << 28;
 /// Client slots a segment gets by default, when the size allows.
-pub const DEFAULT_MAX_CLIENTS: u32 = 8;
+pub(crate) const DEFAULT_MAX_CLIENTS: u32 = 8;
 /// Largest number of client slots.
-pub const MAX_CLIENTS_LIMIT: u32 = 1024;
+pub(crate) const MAX_CLIENTS_LIMIT: u32 = 1024;
 
 /// Words of the doorbell bitmap: one bit per possible client slot.
-pub const DOORBELL_WORDS: usize = MAX_CLIENTS_LIMIT as usize / 64;
+pub(crate) const DOORBELL_WORDS: usize = MAX_CLIENTS_LIMIT as usize / 64;
 
 /// `ControlBlock::state` bit: the daemon has initialised the segment.
-pub const STATE_ALIVE: u32 = 1;
+pub(crate) const STATE_ALIVE: u32 = 1;
 /// `ControlBlock::state` bit: the daemon is shutting down; clients disconnect.
-pub const STATE_SHUTTING_DOWN: u32 = 2;
+pub(crate) const STATE_SHUTTING_DOWN: u32 = 2;
 
 /// `ChannelHeader::poison`: the channel is fine.
-pub const POISON_NONE: u32 = 0;
+pub(crate) const POISON_NONE: u32 = 0;
 /// `ChannelHeader::poison`: the daemon found the client's rings corrupt.
-pub const POISON_TO_DAEMON: u32 = 1;
+pub(crate) const POISON_TO_DAEMON: u32 = 1;
 /// `ChannelHeader::poison`: the client found the daemon's rings corrupt.
-pub const POISON_TO_CLIENT: u32 = 2;
+pub(crate) const POISON_TO_CLIENT: u32 = 2;
 
 /// Liveness: the daemon holds an exclusive OFD lock on this byte of the
 /// segment file for as long as it lives; the kernel releases it when the
 /// daemon dies. Others test it without taking it (`F_OFD_GETLK`).
-pub const DAEMON_LOCK_BYTE: u64 = 0;
+pub(crate) const DAEMON_LOCK_BYTE: u64 = 0;
 
 /// Liveness: the client in slot `slot` holds a lock on this byte.
-pub const fn client_lock_byte(slot: u32) -> u64 {
+pub(crate) const fn client_lock_byte(slot: u32) -> u64 {
     1 + slot as u64
 }
 
 /// `ChannelHeader::state`: slot unused; a client may claim it.
-pub const SLOT_FREE: u32 = 0;
+pub(crate) const SLOT_FREE: u32 = 0;
 /// `ChannelHeader::state`: a client claimed the slot and is resetting its rings.
-pub const SLOT_CLAIMED: u32 = 1;
+pub(crate) const SLOT_CLAIMED: u32 = 1;
 /// `ChannelHeader::state`: client connected; the daemon serves the slot.
-pub const SLOT_CONNECTED: u32 = 2;
+pub(crate) const SLOT_CONNECTED: u32 = 2;
 /// `ChannelHeader::state`: client left; the daemon drains its messages, then frees the slot.
-pub const SLOT_CLOSED: u32 = 3;
+pub(crate) const SLOT_CLOSED: u32 = 3;
 
 /// A futex-backed event: the unit of wait/wake (see `crate::wait`).
 ///
@@ -129,7 +127,7 @@ pub const SLOT_CLOSED: u32 = 3;
 /// - `wakeups`: how many wake syscalls notifiers issued (statistics only).
 #[repr(C, align(128))]
 #[derive(Debug)]
-pub struct EventWord {
+pub(crate) struct EventWord {
     /// Futex word; bumped before each wake.
     pub seq: sync::AtomicU32,
     /// Registered sleepers.
@@ -140,11 +138,11 @@ pub struct EventWord {
 }
 
 /// Under loom the protocols run on objects built in the model, not on
-/// mapped bytes.
-#[cfg(loom)]
+/// mapped bytes (the event count's model is in `wait/loom_models.rs`).
+#[cfg(all(loom, test))]
 impl EventWord {
     /// A fresh event: nobody waits, nothing was sent.
-    pub fn new() -> EventWord {
+    pub(crate) fn new() -> EventWord {
         EventWord {
             seq: sync::AtomicU32::new(0),
             waiters: sync::AtomicU32::new(0),
@@ -157,7 +155,7 @@ impl EventWord {
 /// The control region at offset 0 of every segment.
 #[repr(C)]
 #[derive(Debug)]
-pub struct ControlBlock {
+pub(crate) struct ControlBlock {
     // ---- line 0: identity. The creator writes every field, then `magic` last
     // (Release); openers load `magic` (Acquire) and read the rest once.
     /// [`MAGIC`] once the segment is initialised.
@@ -227,7 +225,7 @@ pub struct ControlBlock {
 /// Header of one client slot.
 #[repr(C)]
 #[derive(Debug)]
-pub struct ChannelHeader {
+pub(crate) struct ChannelHeader {
     // ---- line 0: slot state.
     /// `SLOT_*`; CAS FREE->CLAIMED and stores CLAIMED->CONNECTED->CLOSED by the
     /// client, CLOSED->FREE by the daemon.
@@ -259,7 +257,7 @@ pub struct ChannelHeader {
 /// own line, so the two never false-share.
 #[repr(C)]
 #[derive(Debug)]
-pub struct RingHeader {
+pub(crate) struct RingHeader {
     // ---- line 0: producer.
     /// Bytes published (records and wrap padding). Release-stored after each
     /// publish; read for occupancy figures only (the consumer follows headers).
@@ -285,7 +283,7 @@ pub struct RingHeader {
 #[cfg(loom)]
 impl RingHeader {
     /// An empty ring's header.
-    pub fn new() -> RingHeader {
+    pub(crate) fn new() -> RingHeader {
         let zero = || sync::AtomicU64::new(0);
         RingHeader {
             tail: zero(),
@@ -374,7 +372,7 @@ const TAG: u64 = 0x4D4C; // "ML"
 
 /// A decoded, validated record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
+pub(crate) enum Record {
     /// A message of `len` payload bytes.
     Message {
         /// Payload length.
@@ -391,19 +389,19 @@ pub enum Record {
 
 /// Bytes a message of `len` payload bytes occupies in a ring.
 #[inline]
-pub const fn record_size(len: usize) -> usize {
+pub(crate) const fn record_size(len: usize) -> usize {
     (RECORD_HEADER_SIZE + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
 }
 
 /// Header word of a message record.
 #[inline]
-pub const fn encode_message(len: usize, priority: Priority) -> u64 {
+pub(crate) const fn encode_message(len: usize, priority: Priority) -> u64 {
     (len as u64) | (KIND_MESSAGE << 32) | ((priority as u64) << 40) | (TAG << 48)
 }
 
 /// Header word of a wrap record skipping `skip` bytes.
 #[inline]
-pub const fn encode_wrap(skip: usize) -> u64 {
+pub(crate) const fn encode_wrap(skip: usize) -> u64 {
     (skip as u64) | (KIND_WRAP << 32) | (TAG << 48)
 }
 
@@ -463,7 +461,12 @@ impl std::fmt::Display for Corruption {
 /// length above `max_message`, a record running past the end of the area, a
 /// wrap that does not end exactly at the end of the area.
 #[inline]
-pub fn decode(word: u64, offset: usize, capacity: usize, max_message: usize) -> Result<Option<Record>, Corruption> {
+pub(crate) fn decode(
+    word: u64,
+    offset: usize,
+    capacity: usize,
+    max_message: usize,
+) -> Result<Option<Record>, Corruption> {
     if word == 0 {
         return Ok(None);
     }
@@ -538,17 +541,8 @@ pub enum Direction {
 /// then Low. That fixes the minimum size ([`Geometry::minimum_size`]).
 /// Opening a segment recomputes the geometry from the header's three numbers
 /// and rejects any other value found there.
-///
-/// ```
-/// use memlink_shm::segment::layout::{Geometry, DEFAULT_MAX_MESSAGE};
-/// // The old README's `create("/tmp/my_shm", 65536, 1)`: one client slot fits.
-/// let g = Geometry::compute(65536, Geometry::auto_clients(65536, DEFAULT_MAX_MESSAGE)?, DEFAULT_MAX_MESSAGE)?;
-/// assert_eq!(g.max_clients, 1);
-/// assert!(g.ring_capacity[0] >= 2 * (4096 + 8));
-/// # Ok::<(), memlink_shm::segment::SegmentError>(())
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// Bytes of the segment in use.
     pub total_size: usize,
     /// Number of channels.
@@ -574,7 +568,7 @@ const fn align_up(x: usize, to: usize) -> usize {
 /// tail. With that, a drained ring accepts any message wherever its tail
 /// stands: a record that does not fit before the end wastes less than one
 /// record on the wrap and fits after it.
-pub const fn min_ring_capacity(max_message: usize) -> usize {
+pub(crate) const fn min_ring_capacity(max_message: usize) -> usize {
     align_up(2 * record_size(max_message) + RECORD_HEADER_SIZE, LINE)
 }
 
@@ -590,7 +584,7 @@ fn check_max_message(max_message: usize) -> SegmentResult<()> {
 
 impl Geometry {
     /// Lays out a segment of `size` bytes with `max_clients` channels.
-    pub fn compute(size: usize, max_clients: u32, max_message: usize) -> SegmentResult<Geometry> {
+    pub(crate) fn compute(size: usize, max_clients: u32, max_message: usize) -> SegmentResult<Geometry> {
         if max_clients == 0 || max_clients > MAX_CLIENTS_LIMIT {
             return Err(SegmentError::InvalidConfig(format!(
                 "max_clients must be between 1 and {MAX_CLIENTS_LIMIT}, not {max_clients}"
@@ -641,7 +635,7 @@ impl Geometry {
 
     /// Smallest segment size that fits `max_clients` channels for messages of
     /// up to `max_message` bytes.
-    pub fn minimum_size(max_clients: u32, max_message: usize) -> usize {
+    pub(crate) fn minimum_size(max_clients: u32, max_message: usize) -> usize {
         // `try_compute` succeeds for every size above some threshold: search it.
         let (mut lo, mut hi) = (CONTROL_SIZE, CONTROL_SIZE * 2);
         while Self::try_compute(hi, max_clients, max_message).is_none() {
@@ -664,7 +658,7 @@ impl Geometry {
 
     /// Client slots for a segment of `size` bytes when none are configured:
     /// as many as fit, up to [`DEFAULT_MAX_CLIENTS`].
-    pub fn auto_clients(size: usize, max_message: usize) -> SegmentResult<u32> {
+    pub(crate) fn auto_clients(size: usize, max_message: usize) -> SegmentResult<u32> {
         // Before the search, which would report an impossible size instead.
         check_max_message(max_message)?;
         (1..=DEFAULT_MAX_CLIENTS)
@@ -677,12 +671,12 @@ impl Geometry {
     }
 
     /// Offset of channel `index`'s header.
-    pub fn channel_offset(&self, index: u32) -> usize {
+    pub(crate) fn channel_offset(&self, index: u32) -> usize {
         CONTROL_SIZE + index as usize * self.channel_stride
     }
 
     /// Offset of the [`RingHeader`] of one ring; its data follows it.
-    pub fn ring_offset(&self, channel: u32, direction: Direction, priority: Priority) -> usize {
+    pub(crate) fn ring_offset(&self, channel: u32, direction: Direction, priority: Priority) -> usize {
         let half: usize = self.ring_capacity.iter().map(|c| c + RING_HEADER_SIZE).sum();
         let before: usize = self.ring_capacity[..priority.index()]
             .iter()
@@ -793,7 +787,11 @@ mod tests {
 
     #[test]
     fn auto_clients_matches_old_readme_sizes() {
-        assert_eq!(Geometry::auto_clients(65536, 4096).unwrap(), 1);
+        // The old README's `create("/tmp/my_shm", 65536, 1)`: one client slot fits.
+        let clients = Geometry::auto_clients(65536, DEFAULT_MAX_MESSAGE).unwrap();
+        let g = Geometry::compute(65536, clients, DEFAULT_MAX_MESSAGE).unwrap();
+        assert_eq!(g.max_clients, 1);
+        assert!(g.ring_capacity[0] >= 2 * (4096 + 8));
         assert_eq!(Geometry::auto_clients(1 << 20, 4096).unwrap(), 8);
         assert!(Geometry::auto_clients(8192, 4096).is_err());
     }

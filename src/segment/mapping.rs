@@ -4,8 +4,6 @@
 //! follows a symlink; opening refuses symlinks and segments owned by another
 //! user.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,14 +13,14 @@ use std::sync::Mutex;
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::error::{SegmentError, SegmentResult};
 use super::layout::DAEMON_LOCK_BYTE;
 use super::name::SegmentName;
-use super::error::{SegmentError, SegmentResult};
 use crate::platform;
 
 /// A mapped segment. The mapping stays valid while this value lives.
 #[derive(Debug)]
-pub struct SharedMemory {
+pub(crate) struct SharedMemory {
     /// Declared before `map`, so they are dropped (unregistered) before the unmap.
     _wake_scope: platform::WakeScope,
     guard: platform::FaultGuard,
@@ -41,7 +39,7 @@ pub struct SharedMemory {
 
 impl SharedMemory {
     /// Creates a new zero-filled segment of `size` bytes with permissions `mode`.
-    pub fn create(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
+    pub(crate) fn create(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
         Self::create_at(name, &name.path(), size, mode)
     }
 
@@ -49,7 +47,7 @@ impl SharedMemory {
     /// visible atomically with [`SharedMemory::publish`]. Dropped unpublished,
     /// the hidden file is removed. A file planted at the hidden name does not
     /// stop it: it picks another.
-    pub fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
+    pub(crate) fn create_hidden(name: &SegmentName, size: usize, mode: u32) -> SegmentResult<SharedMemory> {
         let mut attempts = 0;
         loop {
             let tmp = name.temp_path();
@@ -127,7 +125,7 @@ impl SharedMemory {
 
     /// Makes a hidden segment visible under its name; fails with
     /// [`SegmentError::AlreadyExists`] if the name is taken.
-    pub fn publish(&self) -> SegmentResult<()> {
+    pub(crate) fn publish(&self) -> SegmentResult<()> {
         let mut hidden = self.hidden();
         let Some(tmp) = hidden.as_ref() else { return Ok(()) };
         platform::link_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
@@ -138,7 +136,7 @@ impl SharedMemory {
 
     /// Makes a hidden segment visible under its name, atomically replacing
     /// whatever file had that name.
-    pub fn publish_replacing(&self) -> SegmentResult<()> {
+    pub(crate) fn publish_replacing(&self) -> SegmentResult<()> {
         let mut hidden = self.hidden();
         let Some(tmp) = hidden.as_ref() else { return Ok(()) };
         platform::rename_file(tmp, &self.name.path()).map_err(|e| self.name.io_error("publish", e))?;
@@ -147,26 +145,26 @@ impl SharedMemory {
     }
 
     /// The open segment file (liveness locks are taken on it).
-    pub fn file(&self) -> &File {
+    pub(crate) fn file(&self) -> &File {
         &self.file
     }
 
     /// Removes the name if it still names this segment's file (never a
     /// successor's). Returns whether it did.
-    pub fn remove_if_current(&self) -> bool {
+    pub(crate) fn remove_if_current(&self) -> bool {
         let path = self.name.path();
         matches!(platform::same_file(&self.file, &path), Ok(true)) && platform::remove_segment_file(&path).is_ok()
     }
 
     /// Maps an existing segment, checking that this user owns it.
-    pub fn open(name: &SegmentName) -> SegmentResult<SharedMemory> {
+    pub(crate) fn open(name: &SegmentName) -> SegmentResult<SharedMemory> {
         Self::open_owned_by(name, platform::current_uid())
     }
 
     /// Maps an existing segment, checking that user `owner` owns it (a
     /// segment shared with a group through its mode belongs to the daemon's
     /// user, which its clients name here).
-    pub fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
+    pub(crate) fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
         let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
@@ -180,7 +178,7 @@ impl SharedMemory {
 
     /// Maps an existing segment of user `owner` read-only, from a file
     /// opened read-only: this process cannot write to it (for inspection).
-    pub fn open_read_only(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
+    pub(crate) fn open_read_only(name: &SegmentName, owner: u32) -> SegmentResult<SharedMemory> {
         let held = platform::ForkHold::acquire();
         let file = platform::open_segment_file_read_only(&name.path()).map_err(|e| name.io_error("open", e))?;
         let len = Self::mappable_len(name, &file, owner)?;
@@ -208,39 +206,34 @@ impl SharedMemory {
     }
 
     /// Start of the mapping (page-aligned, never null).
-    pub fn base(&self) -> NonNull<u8> {
+    pub(crate) fn base(&self) -> NonNull<u8> {
         NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
     }
 
     /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the mapping is empty (never true for a mapped segment).
-    pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
-    }
-
     /// The segment's name.
-    pub fn name(&self) -> &SegmentName {
+    pub(crate) fn name(&self) -> &SegmentName {
         &self.name
     }
 
     /// How many pages of the mapping were found gone because the file shrank
     /// (see `platform::FaultGuard`): 0 while the segment is whole.
-    pub fn faults(&self) -> &'static AtomicU32 {
+    pub(crate) fn faults(&self) -> &'static AtomicU32 {
         self.guard.faults()
     }
 
     /// Offset of the lowest page of the mapping found gone, if any.
-    pub fn lowest_fault(&self) -> Option<usize> {
+    pub(crate) fn lowest_fault(&self) -> Option<usize> {
         self.guard.lowest_fault()
     }
 
     /// The file's size now (another process may have changed it); 0 if it
     /// cannot be read.
-    pub fn file_len(&self) -> u64 {
+    pub(crate) fn file_len(&self) -> u64 {
         platform::file_owner_and_size(&self.file).map_or(0, |(_, len)| len)
     }
 }
@@ -304,12 +297,18 @@ mod tests {
         let (a, b) = (name.temp_path(), name.temp_path());
         assert_ne!(a, b, "two build names alike");
         let file = name.path().file_name().unwrap().to_string_lossy().into_owned();
-        let planted = name.path().with_file_name(format!(".{file}.{pid}.0{}", super::super::TEMP_SUFFIX));
+        let planted = name
+            .path()
+            .with_file_name(format!(".{file}.{pid}.0{}", super::super::TEMP_SUFFIX));
         std::fs::write(&planted, b"planted").unwrap();
         let built = SharedMemory::create_hidden(&name, 8192, 0o600).unwrap();
         built.publish().unwrap();
         assert_eq!(SharedMemory::open(&name).unwrap().len(), 8192);
-        assert_eq!(std::fs::read(&planted).unwrap(), b"planted", "the planted file is left alone");
+        assert_eq!(
+            std::fs::read(&planted).unwrap(),
+            b"planted",
+            "the planted file is left alone"
+        );
         drop(built);
         let _ = std::fs::remove_file(&planted);
         name.remove().unwrap();

@@ -11,17 +11,16 @@
 //!   real mapping, with typed access to the control block, channels and
 //!   rings, and the liveness locks.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
-
 mod error;
-pub mod layout;
+pub(crate) mod layout;
 mod mapping;
 mod name;
 mod validated;
 
-pub use error::SegmentError;
-pub use mapping::SharedMemory;
+pub(crate) use error::SegmentError;
 pub(crate) use mapping::check_owner;
-pub use name::{SegmentName, MAX_NAME_LEN, TEMP_SUFFIX};
+pub(crate) use mapping::SharedMemory;
+pub use name::MAX_NAME_LEN;
+pub(crate) use name::{SegmentName, TEMP_SUFFIX};
 pub(crate) use validated::{daemon_of, Channel, RingRegion};
-pub use validated::{owner, Owner, Segment};
+pub(crate) use validated::{owner, Owner, Segment};

@@ -2,8 +2,6 @@
 //! directory (`/dev/shm` on Linux); a name with `/` is a path to a
 //! file-backed mapping, as in the old examples (`/tmp/my_shm`).
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -12,7 +10,7 @@ use super::error::{SegmentError, SegmentResult};
 use crate::platform;
 
 /// Ending of the hidden files segments are built in before they are published.
-pub const TEMP_SUFFIX: &str = ".memlink-tmp";
+pub(crate) const TEMP_SUFFIX: &str = ".memlink-tmp";
 
 /// Longest segment name, in bytes: a bare name, or the last component of a
 /// path. It leaves room, within the 255 bytes a file name may have, for the
@@ -21,7 +19,7 @@ pub const MAX_NAME_LEN: usize = 200;
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SegmentName {
+pub(crate) enum SegmentName {
     /// A POSIX shared-memory name, stored without a leading slash.
     Posix(String),
     /// A file-backed mapping at this path.
@@ -31,14 +29,7 @@ pub enum SegmentName {
 impl SegmentName {
     /// Interprets `name`: containing `/` (or, on Windows, `\`) means a path,
     /// otherwise a bare name.
-    ///
-    /// ```
-    /// use memlink_shm::segment::SegmentName;
-    /// assert!(matches!(SegmentName::parse("bus").unwrap(), SegmentName::Posix(_)));
-    /// assert!(matches!(SegmentName::parse("/tmp/my_shm").unwrap(), SegmentName::Path(_)));
-    /// assert!(SegmentName::parse("").is_err());
-    /// ```
-    pub fn parse(name: &str) -> SegmentResult<SegmentName> {
+    pub(crate) fn parse(name: &str) -> SegmentResult<SegmentName> {
         let bad = |why: &str| SegmentError::InvalidName {
             name: name.to_owned(),
             reason: why.to_owned(),
@@ -71,7 +62,7 @@ impl SegmentName {
     }
 
     /// The file that backs the segment.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         match self {
             SegmentName::Posix(n) => platform::shm_path(n),
             SegmentName::Path(p) => p.clone(),
@@ -79,7 +70,7 @@ impl SegmentName {
     }
 
     /// Removes the segment's name; processes that mapped it keep their mapping.
-    pub fn remove(&self) -> SegmentResult<()> {
+    pub(crate) fn remove(&self) -> SegmentResult<()> {
         platform::remove_segment_file(&self.path()).map_err(|e| self.io_error("remove", e))
     }
 
@@ -93,11 +84,6 @@ impl SegmentName {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         path.with_file_name(format!(".{file}.{:016x}{TEMP_SUFFIX}", random_u64()))
-    }
-
-    /// Whether a segment of this name exists.
-    pub fn exists(&self) -> bool {
-        std::fs::symlink_metadata(self.path()).is_ok()
     }
 
     pub(crate) fn io_error(&self, op: &'static str, e: io::Error) -> SegmentError {
@@ -155,4 +141,19 @@ fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_a_slash_is_a_path_and_an_empty_one_is_refused() {
+        assert!(matches!(SegmentName::parse("bus").unwrap(), SegmentName::Posix(_)));
+        assert!(matches!(
+            SegmentName::parse("/tmp/my_shm").unwrap(),
+            SegmentName::Path(_)
+        ));
+        assert!(SegmentName::parse("").is_err());
+    }
 }

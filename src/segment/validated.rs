@@ -7,25 +7,23 @@
 //! the real size of the mapping. After that, all offsets come from the
 //! validated local [`Geometry`]; nothing is re-read from shared memory.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{SegmentError, SegmentResult};
+use crate::platform;
+use crate::priority::Priority;
 use crate::segment::layout::{
     client_lock_byte, ChannelHeader, ControlBlock, Direction, Geometry, RingHeader, CONTROL_SIZE, DAEMON_LOCK_BYTE,
     LAYOUT_VERSION, MAGIC, RING_HEADER_SIZE, STATE_ALIVE, STATE_SHUTTING_DOWN,
 };
 use crate::segment::{SegmentName, SharedMemory};
-use crate::platform;
-use crate::priority::Priority;
 
 /// A segment mapped into this process, with its geometry checked.
 #[derive(Debug, Clone)]
-pub struct Segment {
+pub(crate) struct Segment {
     shm: Arc<SharedMemory>,
     /// `shm.base()`, kept here: the start of the mapping, one load away.
     base: NonNull<u8>,
@@ -94,7 +92,12 @@ impl Segment {
     /// still names that file before replacing it. The others look again until
     /// the name shows the winner (for up to [`TAKEOVER_WAIT`]), so their
     /// [`SegmentError::AlreadyRunning`] names the winner, not the dead daemon.
-    pub fn create(name: &SegmentName, geometry: Geometry, protocol_version: u32, mode: u32) -> SegmentResult<Segment> {
+    pub(crate) fn create(
+        name: &SegmentName,
+        geometry: Geometry,
+        protocol_version: u32,
+        mode: u32,
+    ) -> SegmentResult<Segment> {
         let shm = Arc::new(SharedMemory::create_hidden(name, geometry.total_size, mode)?);
         // The hidden file arrives locked with the daemon's liveness byte.
         let seg = Segment::new(shm, geometry);
@@ -188,19 +191,19 @@ impl Segment {
     }
 
     /// Maps an existing segment of this user and validates its header.
-    pub fn open(name: &SegmentName) -> SegmentResult<Segment> {
+    pub(crate) fn open(name: &SegmentName) -> SegmentResult<Segment> {
         Self::open_owned_by(name, platform::current_uid())
     }
 
     /// Maps an existing segment owned by user `owner` and validates its header.
-    pub fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<Segment> {
+    pub(crate) fn open_owned_by(name: &SegmentName, owner: u32) -> SegmentResult<Segment> {
         Self::validated(Arc::new(SharedMemory::open_owned_by(name, owner)?), name)
     }
 
     /// Maps an existing segment of this user read-only and validates its
     /// header: for inspection only. Every write through the result would
     /// fault, so only read paths (loads of atomics) may be used on it.
-    pub fn open_read_only(name: &SegmentName) -> SegmentResult<Segment> {
+    pub(crate) fn open_read_only(name: &SegmentName) -> SegmentResult<Segment> {
         let shm = SharedMemory::open_read_only(name, platform::current_uid())?;
         Self::validated(Arc::new(shm), name)
     }
@@ -269,7 +272,7 @@ impl Segment {
     /// (a peer truncated it) and zero pages now stand in for what was cut.
     /// One load of a static word while no mapping of the process lost a page.
     #[inline]
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         platform::faults_anywhere() != 0 && self.faults.load(Ordering::Relaxed) != 0
     }
 
@@ -284,18 +287,18 @@ impl Segment {
     }
 
     /// The validated geometry.
-    pub fn geometry(&self) -> &Geometry {
+    pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
     }
 
     /// The segment's name.
-    pub fn name(&self) -> &SegmentName {
+    pub(crate) fn name(&self) -> &SegmentName {
         self.shm.name()
     }
 
     /// The control region.
     #[inline]
-    pub fn control(&self) -> &ControlBlock {
+    pub(crate) fn control(&self) -> &ControlBlock {
         // SAFETY: the mapping holds at least CONTROL_SIZE bytes (checked on open,
         // sized by geometry on create), is page-aligned and lives as long as self.
         unsafe { self.base.cast::<ControlBlock>().as_ref() }
@@ -306,7 +309,7 @@ impl Segment {
     /// # Panics
     /// If `index >= max_clients` (a bug in the caller, never input-driven).
     #[inline]
-    pub fn channel(&self, index: u32) -> &ChannelHeader {
+    pub(crate) fn channel(&self, index: u32) -> &ChannelHeader {
         assert!(index < self.geometry.max_clients, "channel index out of range");
         let off = self.geometry.channel_offset(index);
         // SAFETY: the validated geometry places channel `index` inside the mapping,
@@ -375,12 +378,12 @@ impl Segment {
 
     /// Whether the daemon process holds its liveness lock (is alive). A
     /// syscall; errors count as alive, so a failing check never reclaims.
-    pub fn daemon_alive(&self) -> bool {
+    pub(crate) fn daemon_alive(&self) -> bool {
         platform::byte_locked_elsewhere(self.shm.file(), DAEMON_LOCK_BYTE).unwrap_or(true)
     }
 
     /// Whether the client process of slot `index` holds its liveness lock.
-    pub fn client_alive(&self, index: u32) -> bool {
+    pub(crate) fn client_alive(&self, index: u32) -> bool {
         platform::byte_locked_elsewhere(self.shm.file(), client_lock_byte(index)).unwrap_or(true)
     }
 
@@ -390,7 +393,7 @@ impl Segment {
 
     /// Whether the daemon has started shutting down.
     #[inline]
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.control().state.load(Ordering::Acquire) & STATE_SHUTTING_DOWN != 0
     }
 }
@@ -414,7 +417,7 @@ pub(crate) struct RingRegion {
 
 /// Who owns the segment file at a name.
 #[derive(Debug)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// No file has the name.
     Missing,
     /// A live daemon holds the segment.
@@ -454,7 +457,7 @@ pub(crate) fn daemon_of(file: &std::fs::File) -> Option<(u32, u64)> {
 /// Finds out, without mapping or locking it, whether the segment at `name` is
 /// a memlink segment of this user and whether its daemon lives. Files that
 /// are not memlink segments are refused with [`SegmentError::AlreadyExists`].
-pub fn owner(name: &SegmentName) -> SegmentResult<Owner> {
+pub(crate) fn owner(name: &SegmentName) -> SegmentResult<Owner> {
     let file = match platform::open_segment_file(&name.path()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Missing),

@@ -85,8 +85,14 @@ mod tests {
         let light = LIGHT.load(Ordering::Relaxed);
         // Linux offers the barriers (here: CI and development machines);
         // elsewhere nothing is light.
-        assert_eq!(light, cfg!(target_os = "linux") && crate::platform::barriers_exist() && !cfg!(miri));
-        assert!(waiter_fence(), "a waiter that cannot fence the light notifiers must be told");
+        assert_eq!(
+            light,
+            cfg!(target_os = "linux") && crate::platform::barriers_exist() && !cfg!(miri)
+        );
+        assert!(
+            waiter_fence(),
+            "a waiter that cannot fence the light notifiers must be told"
+        );
     }
 
     #[test]

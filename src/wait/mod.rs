@@ -33,9 +33,9 @@
 //! that sleeps in the OS on `seq` for it (`watcher.rs`). To a notifier a
 //! parked task is one more registered waiter.
 
-#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
-
 mod barrier;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod park;
 #[cfg(not(loom))]
 mod watcher;
@@ -84,15 +84,15 @@ impl Mark<'_> {
 }
 
 /// Default time a waiter spins before it sleeps in the kernel.
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 impl EventWord {
     /// Wakes every registered waiter. Call it after publishing what they wait
     /// for. Costs a fence and one load when nobody sleeps; returns whether a
     /// wake syscall was made.
     #[inline]
-    pub fn notify(&self) -> bool {
-        // SYNC POINT: pairs with the fence in `wait_until` (see module docs;
+    pub(crate) fn notify(&self) -> bool {
+        // SYNC POINT: pairs with the fence in `wait_marked` (see module docs;
         // asymmetric where the kernel allows, see `barrier`).
         barrier::notifier_fence();
         self.notify_fenced()
@@ -102,7 +102,7 @@ impl EventWord {
     /// since it published (as ringing the doorbell does): one load when
     /// nobody sleeps.
     #[inline]
-    pub fn notify_fenced(&self) -> bool {
+    pub(crate) fn notify_fenced(&self) -> bool {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return false;
         }
@@ -112,7 +112,7 @@ impl EventWord {
 
     /// [`EventWord::notify`] for several events with one fence; returns how
     /// many needed a wake syscall.
-    pub fn notify_each<'a>(events: impl IntoIterator<Item = &'a EventWord>) -> usize {
+    pub(crate) fn notify_each<'a>(events: impl IntoIterator<Item = &'a EventWord>) -> usize {
         // SYNC POINT: as in `notify`, one fence covers every load below.
         barrier::notifier_fence();
         let mut woke = 0;
@@ -146,30 +146,21 @@ impl EventWord {
         (seen, fenced)
     }
 
+    /// [`EventWord::wait_marked`] with no tick and no mark, for the tests.
+    #[cfg(test)]
+    pub(crate) fn wait_until(&self, ready: impl FnMut() -> bool, spin: Duration, deadline: Option<Instant>) -> bool {
+        self.wait_marked(ready, spin, deadline, None, None)
+    }
+
     /// Blocks until `ready()` returns true (then returns true) or `deadline`
-    /// passes (then returns false). Spins for up to `spin` first.
+    /// passes (then returns false). Spins for up to `spin` first, then
+    /// registers as a waiter, holding `mark` set while registered, and
+    /// sleeps.
     ///
     /// `ready` must observe state that notifiers publish *before* calling
-    /// [`EventWord::notify`].
-    pub fn wait_until(&self, ready: impl FnMut() -> bool, spin: Duration, deadline: Option<Instant>) -> bool {
-        self.wait_until_ticking(ready, spin, deadline, None)
-    }
-
-    /// Like [`EventWord::wait_until`], but never sleeps longer than `tick` at a
-    /// time, so `ready` also sees events that no notifier announces (a peer
-    /// dying). Costs one wake-up per tick while waiting.
-    pub fn wait_until_ticking(
-        &self,
-        ready: impl FnMut() -> bool,
-        spin: Duration,
-        deadline: Option<Instant>,
-        tick: Option<Duration>,
-    ) -> bool {
-        self.wait_marked(ready, spin, deadline, tick, None)
-    }
-
-    /// [`EventWord::wait_until_ticking`], holding `mark` set while
-    /// registered.
+    /// [`EventWord::notify`]. With a `tick`, a sleep never lasts longer than
+    /// that, so `ready` also sees events that no notifier announces (a peer
+    /// dying); that costs one wake-up per tick while waiting.
     pub(crate) fn wait_marked(
         &self,
         mut ready: impl FnMut() -> bool,
@@ -211,7 +202,7 @@ impl EventWord {
 /// Polls `ready` with `spin_loop` hints for up to `budget` (and never past
 /// `deadline`). Returns true as soon as `ready` does.
 #[inline]
-pub fn spin_until(ready: &mut impl FnMut() -> bool, budget: Duration, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin_until(ready: &mut impl FnMut() -> bool, budget: Duration, deadline: Option<Instant>) -> bool {
     if ready() {
         return true;
     }

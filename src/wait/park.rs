@@ -50,7 +50,7 @@ pub(crate) trait Park {
     ) -> Poll<bool>;
 }
 
-/// Blocks the calling thread (see [`EventWord::wait_until_ticking`]).
+/// Blocks the calling thread (see [`EventWord::wait_marked`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Block;
 
@@ -364,7 +364,10 @@ mod tests {
         let mut parking = Parking::default();
         let woke = futures::executor::block_on(parked(&seg, &mut parking, || flag.load(Ordering::Acquire), None));
         assert!(woke);
-        assert!(notifier.join().unwrap(), "the parked task counts as a waiter: notify makes the syscall");
+        assert!(
+            notifier.join().unwrap(),
+            "the parked task counts as a waiter: notify makes the syscall"
+        );
         assert_eq!(seg.control().daemon_wake.waiters.load(Ordering::SeqCst), 0);
     }
 

@@ -48,7 +48,9 @@ unsafe impl Sync for WordRef {}
 
 impl std::fmt::Debug for WordRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WordRef").field("at", &self.word).finish_non_exhaustive()
+        f.debug_struct("WordRef")
+            .field("at", &self.word)
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,7 +192,9 @@ fn watchers() -> MutexGuard<'static, Watchers> {
         }
         let fresh = Box::into_raw(Box::new(ForkLocal {
             generation,
-            watchers: Mutex::new(Watchers { by_word: HashMap::new() }),
+            watchers: Mutex::new(Watchers {
+                by_word: HashMap::new(),
+            }),
         }));
         let swapped = MAP.compare_exchange(
             current,

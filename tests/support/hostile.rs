@@ -14,11 +14,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use memlink_shm::priority::Priority;
-use memlink_shm::segment::layout::{self, Direction, CHANNEL_HEADER_SIZE, RING_HEADER_SIZE};
-use memlink_shm::segment::Segment;
-use memlink_shm::segment::{SegmentName, SharedMemory};
+use memlink_shm::testkit::{self, Direction, Layout, Peer, CHANNEL_HEADER_SIZE};
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
 use memlink_shm::typed::{decode, Plain, Postcard, Typed};
+use memlink_shm::Daemon;
 use serde::{Deserialize, Serialize};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -71,17 +70,17 @@ impl Input<'_> {
 
 /// Offsets worth corrupting: every field of the control block and channel
 /// headers, both index lines of every ring, and the first record words.
-fn interesting_offsets(seg: &Segment) -> Vec<usize> {
-    let g = *seg.geometry();
+fn interesting_offsets(layout: Layout) -> Vec<usize> {
     let mut v: Vec<usize> = (0..384).step_by(4).collect();
-    for c in 0..g.max_clients {
-        let ch = g.channel_offset(c);
+    for c in 0..layout.max_clients() {
+        let ch = layout.channel_offset(c);
         v.extend((0..CHANNEL_HEADER_SIZE).step_by(4).map(|o| ch + o));
         for d in [Direction::ToDaemon, Direction::ToClient] {
             for p in Priority::ALL {
-                let r = g.ring_offset(c, d, p);
+                let r = layout.ring_offset(c, d, p);
                 v.extend([r, r + 8, r + 128, r + 136]);
-                v.extend((0..512).step_by(8).map(|o| r + RING_HEADER_SIZE + o));
+                let records = layout.records_offset(c, d, p);
+                v.extend((0..512).step_by(8).map(|o| records + o));
             }
         }
     }
@@ -94,8 +93,8 @@ fn nasty_value(input: &mut Input) -> u64 {
     match input.byte().unwrap_or(0) % 8 {
         0 => 0,
         1 => u64::MAX,
-        2 => layout::encode_message(raw as usize & 0xFFFF_FFFF, Priority::ALL[(raw >> 40) as usize % 3]),
-        3 => layout::encode_wrap(raw as usize & 0xFFFF),
+        2 => testkit::encode_message(raw as usize & 0xFFFF_FFFF, Priority::ALL[(raw >> 40) as usize % 3]),
+        3 => testkit::encode_wrap(raw as usize & 0xFFFF),
         4 => raw & 0xFFFF,
         5 => 1 << 62 | raw & 7,
         _ => raw,
@@ -139,7 +138,7 @@ pub fn run(data: &[u8]) -> Outcomes {
     let mut input = Input(data);
     let max_clients = 1 + u32::from(input.byte().unwrap_or(0) % 3);
     let max_message = [0usize, 1, 64, 1000, 4096][usize::from(input.byte().unwrap_or(0) % 5)];
-    let size = layout::Geometry::minimum_size(max_clients, max_message) + usize::from(input.byte().unwrap_or(0)) * 512;
+    let size = Daemon::segment_size(max_clients, max_message) + usize::from(input.byte().unwrap_or(0)) * 512;
     let Ok(daemon) = NrelayShmTransport::builder(&name)
         .size(size)
         .max_clients(max_clients)
@@ -149,10 +148,8 @@ pub fn run(data: &[u8]) -> Outcomes {
     else {
         return out;
     };
-    let seg_name = SegmentName::parse(&name).unwrap();
-    let raw = SharedMemory::open(&seg_name).unwrap();
-    let seg = Segment::open(&seg_name).unwrap();
-    let offsets = interesting_offsets(&seg);
+    let peer = Peer::open(&name).unwrap();
+    let offsets = interesting_offsets(peer.layout());
     let mut clients: Vec<NrelayShmTransport> = Vec::new();
     let payload = vec![0x5Au8; max_message + 16];
     let zero = Some(Duration::ZERO);
@@ -167,17 +164,12 @@ pub fn run(data: &[u8]) -> Outcomes {
                     let at = offsets[input.u32() as usize % offsets.len()];
                     (at & !3, nasty_value(&mut input).to_le_bytes().to_vec())
                 } else {
-                    let at = input.u32() as usize % raw.len();
+                    let at = input.u32() as usize % peer.mapped_len();
                     let n = 1 + usize::from(input.byte().unwrap_or(0) % 8);
                     (at, (0..n).map(|_| input.byte().unwrap_or(0xFF)).collect())
                 };
-                for (i, b) in bytes.iter().enumerate() {
-                    if off + i < raw.len() {
-                        // SAFETY: off + i is inside the mapping, which lives as long as `raw`;
-                        // a peer writing any byte at any time is exactly what is being tested.
-                        unsafe { raw.base().as_ptr().add(off + i).write_volatile(*b) };
-                    }
-                }
+                // What lands past the end of the mapping is left out.
+                peer.write_bytes(off, &bytes);
             }
             4 => {
                 if clients.len() < 4 {
@@ -254,9 +246,10 @@ pub fn run(data: &[u8]) -> Outcomes {
                 out.note(daemon.write_timeout(prio, &payload[..max_message.min(100)], zero));
             }
             13 => {
-                // A fresh open validates a possibly scribbled header.
-                let _ = Segment::open(&seg_name);
-                let _ = memlink_shm::segment::owner(&seg_name);
+                // A fresh open validates a possibly scribbled header, and
+                // so does a creator's look at who owns the name.
+                let _ = Peer::open(&name);
+                let _ = testkit::daemon_holds(&name);
             }
             14 => {
                 daemon.signal();
@@ -275,6 +268,7 @@ pub fn run(data: &[u8]) -> Outcomes {
     }
     drop(clients);
     drop(daemon);
-    let _ = seg_name.remove();
+    drop(peer);
+    let _ = testkit::remove_segment(&name);
     out
 }

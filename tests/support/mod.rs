@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use memlink_shm::segment::SegmentName;
+use memlink_shm::testkit::remove_segment;
 
 pub mod checked;
 pub mod hostile;
@@ -39,9 +39,7 @@ pub struct SegmentGuard(pub String);
 
 impl Drop for SegmentGuard {
     fn drop(&mut self) {
-        if let Ok(n) = SegmentName::parse(&self.0) {
-            let _ = n.remove();
-        }
+        let _ = remove_segment(&self.0);
     }
 }
 
