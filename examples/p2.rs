@@ -141,7 +141,7 @@ fn serve(d: &mut Daemon) -> Result<()> {
         let got = {
             // Split, so that an echo is written from the request ring straight
             // into the reply ring (zero-copy) while the request is read.
-            let (mut rx, mut tx) = d.split();
+            let (rx, tx) = d.split();
             let waiting = mode != Mode::Busy;
             let handle = |from: ClientId, p: Priority, b: &[u8]| -> std::result::Result<(), Error> {
                 if p == Priority::Critical {

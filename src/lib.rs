@@ -84,6 +84,19 @@
 //! ([`Error::Corrupted`] on this side, [`Error::Poisoned`] on its side); it
 //! never causes a panic or an access outside the mapping here.
 //!
+//! A peer can also rewrite a message while it is being read. The owned
+//! receives ([`Client::recv`], [`Daemon::recv`] and their `try_`,
+//! `_timeout` and async forms, the streams) and every typed receive copy
+//! the message out of the ring with atomic loads before anything looks at
+//! it: what they return, or lend to a closure, is this process's own
+//! memory, which no peer can change. The borrowed forms
+//! ([`Client::recv_with`], [`Daemon::recv_with`], `try_recv_with`,
+//! `recv_timeout_with`, `try_recv_batch`, `recv_with_async`) lend the
+//! closure a `&[u8]` into the ring itself, zero-copy; that is sound while
+//! the peer keeps the ring's protocol, which no process can check of
+//! another. Use them with peers you trust (your own programs), and the
+//! owned forms with any other.
+//!
 //! ## Typed messages and calls
 //!
 //! [`typed`]: a `#[repr(C)]` type (zerocopy) or any serde type (feature

@@ -444,7 +444,7 @@ fn the_futures_are_send() {
     send(&daemon.send_to_async(id, Priority::High, b"x"));
     send(&daemon.send_to_with_async(id, Priority::High, 1, |b| b[0] = 1));
     send(&daemon.broadcast_async(Priority::High, b"x"));
-    let (mut rx, mut tx) = daemon.split();
+    let (rx, tx) = daemon.split();
     send(&rx.recv_async());
     send(&tx.send_to_async(id, Priority::High, b"x"));
     let (mut ctx, mut crx) = client.split();

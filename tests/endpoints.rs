@@ -235,7 +235,7 @@ fn a_split_daemon_serves_from_two_threads() {
     let mut client = Client::connect(&name).expect("connect");
     const N: u32 = 2000;
     std::thread::scope(|s| {
-        let (mut rx, mut tx) = daemon.split();
+        let (rx, tx) = daemon.split();
         let (ids, requests) = std::sync::mpsc::channel();
         s.spawn(move || {
             for _ in 0..N {

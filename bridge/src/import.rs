@@ -322,7 +322,7 @@ impl Bridge {
     /// client's window is closed is held (and returned at the round's end).
     fn up(
         &self,
-        mut rx: DaemonReceiver<'_>,
+        rx: &mut DaemonReceiver,
         mut held: Option<ClientMessage>,
         locals: &Mutex<Locals>,
         round: &AtomicBool,
@@ -385,7 +385,7 @@ impl Bridge {
     #[allow(clippy::too_many_arguments)]
     fn down(
         &self,
-        mut tx: DaemonSender<'_>,
+        tx: &mut DaemonSender,
         feeds: &Feeds,
         pending: &mut Pending<u64>,
         locals: &Mutex<Locals>,

@@ -8,10 +8,12 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::heap_ends::own;
+pub use super::heap_ends::{RingConsumer, RingProducer, WriteBatch};
 use super::shm_error::{ShmError, ShmResult};
 pub use crate::priority::Priority;
-use crate::ring::{Backing, HeapRegion, RingMemory};
-pub use crate::ring::{Corruption, RingConsumer, RingCounters, RingError, RingProducer, WriteBatch};
+use crate::ring::{self, Backing, HeapRegion, RingMemory};
+pub use crate::ring::{Corruption, RingCounters, RingError};
 use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
 
 /// A ring on the heap, used from one thread (it is `Send`, not `Sync`).
@@ -35,8 +37,8 @@ use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
 /// ```
 #[derive(Debug)]
 pub struct RingBuffer {
-    producer: RefCell<RingProducer>,
-    consumer: RefCell<RingConsumer>,
+    producer: RefCell<ring::RingProducer>,
+    consumer: RefCell<ring::RingConsumer>,
 }
 
 impl RingBuffer {
@@ -108,7 +110,8 @@ impl RingBuffer {
     /// [`ShmError::Reentrant`] when called from inside one of this buffer's own
     /// closures.
     pub fn try_read_slot(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
-        self.read_with(|p, b| (p, b.to_vec()))
+        let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
+        c.read().map_err(ShmError::from)
     }
 
     /// Passes the oldest message to `f` in place, without copying.
@@ -119,7 +122,7 @@ impl RingBuffer {
     /// closures.
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut c = self.consumer.try_borrow_mut().map_err(|_| ShmError::Reentrant)?;
-        c.read_with(f).map_err(ShmError::from)
+        c.read_with(|p, b| f(p, own(b))).map_err(ShmError::from)
     }
 
     /// Whether no message is waiting.
@@ -161,12 +164,15 @@ impl RingBuffer {
     /// # Ok::<(), memlink_shm::transport::ShmError>(())
     /// ```
     pub fn split(self) -> (RingProducer, RingConsumer) {
-        (self.producer.into_inner(), self.consumer.into_inner())
+        (
+            RingProducer(self.producer.into_inner()),
+            RingConsumer(self.consumer.into_inner()),
+        )
     }
 }
 
 /// Allocates a zeroed ring on the heap and attaches both ends.
-pub(crate) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(RingProducer, RingConsumer)> {
+pub(super) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(ring::RingProducer, ring::RingConsumer)> {
     if max_message > layout::MAX_MESSAGE_LIMIT {
         return Err(ShmError::InvalidConfig(format!(
             "max_message_size must be at most {} bytes",
@@ -190,8 +196,8 @@ pub(crate) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(RingProd
     // SAFETY: the region is LINE-aligned, zeroed (an empty ring), RING_HEADER_SIZE +
     // capacity bytes long, and kept alive by `backing`; capacity >= min_ring_capacity.
     let mem = unsafe { RingMemory::new(base, capacity, max_message, backing) };
-    let producer = RingProducer::attach(mem.clone()).map_err(ShmError::from)?;
-    Ok((producer, RingConsumer::attach(mem).map_err(ShmError::from)?))
+    let producer = ring::RingProducer::attach(mem.clone()).map_err(ShmError::from)?;
+    Ok((producer, ring::RingConsumer::attach(mem).map_err(ShmError::from)?))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! nothing below it knows it exists. New code should use the endpoints.
 
 pub mod buffer;
+mod heap_ends;
 pub mod pring;
 pub mod recovery;
 pub mod safety;

@@ -5,10 +5,11 @@
 use std::cell::RefCell;
 
 use super::buffer::heap_ring;
+use super::heap_ends::own;
+pub use super::heap_ends::{PriorityBatch, PriorityConsumer, PriorityProducer};
 use super::shm_error::{ShmError, ShmResult};
 use crate::priority::Priority;
-use crate::ring::three;
-pub use crate::ring::{PriorityBatch, PriorityConsumer, PriorityProducer};
+use crate::ring::{self, three};
 use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE};
 
 /// A priority queue of messages on the heap, used from one thread.
@@ -31,8 +32,8 @@ use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE};
 /// ```
 #[derive(Debug)]
 pub struct PriorityRingBuffer {
-    producer: RefCell<PriorityProducer>,
-    consumer: RefCell<PriorityConsumer>,
+    producer: RefCell<ring::PriorityProducer>,
+    consumer: RefCell<ring::PriorityConsumer>,
 }
 
 impl PriorityRingBuffer {
@@ -69,8 +70,8 @@ impl PriorityRingBuffer {
             consumers.push(rx);
         }
         Ok(PriorityRingBuffer {
-            producer: RefCell::new(PriorityProducer::new(three(producers))),
-            consumer: RefCell::new(PriorityConsumer::new(three(consumers))),
+            producer: RefCell::new(ring::PriorityProducer::new(three(producers))),
+            consumer: RefCell::new(ring::PriorityConsumer::new(three(consumers))),
         })
     }
 
@@ -115,7 +116,11 @@ impl PriorityRingBuffer {
     /// [`ShmError::Reentrant`] when called from inside one of this buffer's own
     /// closures.
     pub fn try_read(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
-        self.read_with(|p, b| (p, b.to_vec()))
+        self.consumer
+            .try_borrow_mut()
+            .map_err(|_| ShmError::Reentrant)?
+            .read()
+            .map_err(ShmError::from)
     }
 
     /// Passes the most urgent message to `f` in place.
@@ -128,13 +133,16 @@ impl PriorityRingBuffer {
         self.consumer
             .try_borrow_mut()
             .map_err(|_| ShmError::Reentrant)?
-            .read_with(f)
+            .read_with(|p, b| f(p, own(b)))
             .map_err(ShmError::from)
     }
 
     /// Splits into the two ends, to be moved to two threads.
     pub fn split(self) -> (PriorityProducer, PriorityConsumer) {
-        (self.producer.into_inner(), self.consumer.into_inner())
+        (
+            PriorityProducer(self.producer.into_inner()),
+            PriorityConsumer(self.consumer.into_inner()),
+        )
     }
 }
 
@@ -173,7 +181,7 @@ mod tests {
     #[test]
     fn tiers_get_20_50_30_shares() {
         let (mut tx, _rx) = PriorityRingBuffer::with_capacity(1 << 20, 64).unwrap().split();
-        let caps: Vec<usize> = Priority::ALL.iter().map(|p| tx.tier_capacity(*p)).collect();
+        let caps: Vec<usize> = Priority::ALL.iter().map(|p| tx.0.tier_capacity(*p)).collect();
         let total: usize = caps.iter().sum();
         for (p, c) in Priority::ALL.iter().zip(&caps) {
             let pct = *c as f64 * 100.0 / total as f64;

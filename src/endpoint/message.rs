@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::RingBytes;
 use crate::slot::ClientId;
 
 /// Payloads up to this size are stored inline: receiving them does not
@@ -43,10 +44,34 @@ impl Message {
         m
     }
 
-    /// Builds a message of `bytes` in `slot` (see [`received`]).
+    /// Builds a message of the bytes lent by the ring in `slot` (see
+    /// [`received`]), copying them out with atomic loads: a `Message` never
+    /// points into memory a peer can write.
     #[inline]
-    pub(crate) fn build_in(slot: &mut Option<Message>, priority: Priority, bytes: &[u8]) {
-        slot.insert(Message::empty(priority)).set(bytes);
+    pub(crate) fn build_in(slot: &mut Option<Message>, priority: Priority, bytes: RingBytes<'_>) {
+        slot.insert(Message::empty(priority)).copy_from_ring(bytes);
+    }
+
+    /// A message of the bytes the ring lent, copied out (as `build_in`).
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn from_ring(priority: Priority, bytes: RingBytes<'_>) -> Message {
+        let mut m = Message::empty(priority);
+        m.copy_from_ring(bytes);
+        m
+    }
+
+    /// Sets the bytes of a message [`Message::empty`] made to a copy of
+    /// those the ring lent.
+    #[inline(always)]
+    fn copy_from_ring(&mut self, bytes: RingBytes<'_>) {
+        match &mut self.payload {
+            Payload::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
+                bytes.copy_to(inline);
+                *len = bytes.len() as u8;
+            }
+            payload => *payload = Payload::Heap(bytes.to_boxed()),
+        }
     }
 
     /// An empty message, to be filled in place by [`Message::set`].
@@ -113,6 +138,8 @@ pub struct ClientMessage {
 }
 
 impl ClientMessage {
+    /// A message from `client` of `bytes` (for the typed layer's calls).
+    #[cfg(not(loom))]
     #[inline]
     pub(crate) fn new(client: ClientId, priority: Priority, bytes: &[u8]) -> ClientMessage {
         ClientMessage {
@@ -121,15 +148,31 @@ impl ClientMessage {
         }
     }
 
-    /// Builds a message from `client` in `slot` (see [`received`]).
+    /// A message from `client` of the bytes the ring lent, copied out.
+    #[cfg(not(loom))]
     #[inline]
-    pub(crate) fn build_in(slot: &mut Option<ClientMessage>, client: ClientId, priority: Priority, bytes: &[u8]) {
+    pub(crate) fn from_ring(client: ClientId, priority: Priority, bytes: RingBytes<'_>) -> ClientMessage {
+        ClientMessage {
+            client,
+            message: Message::from_ring(priority, bytes),
+        }
+    }
+
+    /// Builds a message from `client` in `slot` (see [`received`]), copied
+    /// out of the ring as [`Message::build_in`] does.
+    #[inline]
+    pub(crate) fn build_in(
+        slot: &mut Option<ClientMessage>,
+        client: ClientId,
+        priority: Priority,
+        bytes: RingBytes<'_>,
+    ) {
         slot.insert(ClientMessage {
             client,
             message: Message::empty(priority),
         })
         .message
-        .set(bytes);
+        .copy_from_ring(bytes);
     }
 
     /// The client that sent it.
@@ -191,6 +234,32 @@ mod tests {
             assert_eq!(m.payload(), &bytes[..]);
             assert_eq!(matches!(m.payload, Payload::Inline { .. }), len <= INLINE);
             assert_eq!(m.into_payload(), bytes);
+        }
+    }
+
+    /// Eight-byte aligned storage standing for a record in a ring.
+    #[repr(align(8))]
+    struct Record([u8; 4104]);
+
+    #[test]
+    fn a_received_message_is_a_copy_the_peer_cannot_change() {
+        for len in [1, 7, 64, INLINE, INLINE + 1, 4096] {
+            let mut rec = Record([0; 4104]);
+            rec.0[..len].fill(0xA5);
+            let start = std::ptr::NonNull::from(&mut rec.0).cast::<u8>();
+            // SAFETY: `rec` is 8-aligned and holds `len` bytes padded to 8;
+            // it outlives `bytes`, and nothing writes it while `bytes` is used.
+            let bytes = unsafe { RingBytes::new(start, len) };
+            let mut m = None;
+            Message::build_in(&mut m, Priority::High, bytes);
+            let m = m.expect("built");
+            let mut slot = None;
+            ClientMessage::build_in(&mut slot, ClientId { slot: 3, generation: 1 }, Priority::Low, bytes);
+            // The "peer" rewrites the record after the receive.
+            rec.0.fill(0x5A);
+            assert!(m.payload().iter().all(|&b| b == 0xA5) && m.payload().len() == len);
+            let cm = slot.expect("built");
+            assert!(cm.payload().iter().all(|&b| b == 0xA5) && cm.payload().len() == len);
         }
     }
 }

@@ -19,6 +19,7 @@ mod client;
 mod daemon;
 mod error;
 mod fault;
+mod in_place;
 mod message;
 mod open_error;
 mod outlet;
@@ -42,11 +43,14 @@ pub use type_error::TypeError;
 pub use {client::ClientStream, daemon::DaemonStream};
 
 pub(crate) use channel::{deadline, Deadline};
+pub(crate) use client::open as open_client;
+pub(crate) use daemon::create_segment as create_daemon_segment;
 pub(crate) use daemon::{
     backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
     signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,
 };
 pub(crate) use fault::Op;
+pub(crate) use in_place::trusting_peer;
 pub(crate) use outlet::Outlet;
 pub(crate) use settings::{setters, Settings};
 
@@ -58,6 +62,8 @@ mod tests {
     fn endpoints_are_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<super::Daemon>();
+        check::<super::DaemonReceiver>();
+        check::<super::DaemonSender>();
         check::<super::Client>();
         check::<super::ClientSender>();
         check::<super::ClientReceiver>();

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use super::client::{ClientReceiver, ClientSender};
 use super::OpenError;
 use crate::segment::layout::{Geometry, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_MESSAGE, MAX_MESSAGE_LIMIT};
-use crate::segment::Segment;
 use crate::segment::SegmentName;
 use crate::wait::DEFAULT_SPIN;
 
@@ -126,8 +124,13 @@ impl Settings {
         }
     }
 
-    /// Checks the daemon's settings, lays the segment out and creates it.
-    pub(crate) fn create(&self) -> Result<Segment, OpenError> {
+    /// Checks the daemon's settings and lays the segment out: the name and
+    /// the geometry a daemon creates (plain validation, no I/O).
+    ///
+    /// # Errors
+    /// [`OpenError::InvalidName`], [`OpenError::InvalidConfig`],
+    /// [`OpenError::TooSmall`].
+    pub(crate) fn layout(&self) -> Result<(SegmentName, Geometry), OpenError> {
         let name = SegmentName::parse(&self.name)?;
         // A layout for empty messages exists; a daemon that wants one is a mistake.
         if self.max_message_size == 0 {
@@ -148,14 +151,6 @@ impl Settings {
             }
             None => DEFAULT_SEGMENT_SIZE,
         };
-        let geometry = Geometry::compute(size, clients, self.max_message_size)?;
-        let seg = Segment::create(&name, geometry, self.protocol_version, self.mode)?;
-        crate::wait::register_barriers();
-        Ok(seg)
-    }
-
-    /// Connects to the segment as a client.
-    pub(crate) fn connect(&self) -> Result<(ClientSender, ClientReceiver), OpenError> {
-        super::client::open(self)
+        Ok((name, Geometry::compute(size, clients, self.max_message_size)?))
     }
 }

@@ -8,14 +8,17 @@
 //! fixed slot. The segment hands out raw regions (`segment::RingRegion`);
 //! this layer builds the rings on them.
 
+mod bytes;
 mod error;
 mod priority;
 mod region;
 mod spsc;
 
+pub(crate) use bytes::RingBytes;
 pub use error::{Corruption, RingError};
-pub use priority::{PriorityBatch, PriorityConsumer, PriorityProducer};
-pub use spsc::{RingConsumer, RingCounters, RingProducer, WriteBatch};
+pub(crate) use priority::{PriorityBatch, PriorityConsumer, PriorityProducer};
+pub use spsc::RingCounters;
+pub(crate) use spsc::{RingConsumer, RingProducer, WriteBatch};
 
 pub(crate) use priority::three;
 pub(crate) use region::HeapRegion;

@@ -1,7 +1,7 @@
 //! Three rings, one per [`Priority`], read in priority order: the two
 //! ends of a channel's direction, and batches over its three tiers.
 
-use super::{RingConsumer, RingCounters, RingError, RingProducer};
+use super::{RingBytes, RingConsumer, RingCounters, RingError, RingProducer};
 use crate::priority::Priority;
 
 /// Turns the per-tier vector built in tier order into an array.
@@ -11,7 +11,7 @@ pub(crate) fn three<T>(v: Vec<T>) -> [T; 3] {
 
 /// Writing ends of the three tiers.
 #[derive(Debug)]
-pub struct PriorityProducer {
+pub(crate) struct PriorityProducer {
     tiers: [RingProducer; 3],
 }
 
@@ -26,7 +26,7 @@ impl PriorityProducer {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline(always)]
-    pub fn write_with<R>(
+    pub(crate) fn write_with<R>(
         &mut self,
         priority: Priority,
         len: usize,
@@ -41,13 +41,13 @@ impl PriorityProducer {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
+    pub(crate) fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.tiers[priority.index()].write(priority, data)
     }
 
     /// Starts a batch over the three tiers: what is written through it is
     /// published, one release store per tier, when it is committed or dropped.
-    pub fn batch(&mut self) -> PriorityBatch<'_> {
+    pub(crate) fn batch(&mut self) -> PriorityBatch<'_> {
         PriorityBatch {
             producer: self,
             pending: [None; 3],
@@ -59,7 +59,7 @@ impl PriorityProducer {
     /// # Errors
     /// [`RingError::TooLarge`] for a message that never fits,
     /// [`RingError::Corrupted`] if the consumer's position is impossible.
-    pub fn can_write(&mut self, priority: Priority, len: usize) -> Result<bool, RingError> {
+    pub(crate) fn can_write(&mut self, priority: Priority, len: usize) -> Result<bool, RingError> {
         self.tiers[priority.index()].can_write(len)
     }
 
@@ -67,7 +67,7 @@ impl PriorityProducer {
     ///
     /// # Errors
     /// [`RingError::Corrupted`] if a consumer's position is impossible.
-    pub fn occupancy(&mut self) -> Result<f32, RingError> {
+    pub(crate) fn occupancy(&mut self) -> Result<f32, RingError> {
         let mut max = 0f32;
         for t in &mut self.tiers {
             max = max.max(t.occupancy()?);
@@ -82,7 +82,7 @@ impl PriorityProducer {
     }
 
     /// Counters of each tier.
-    pub fn counters(&self) -> [RingCounters; 3] {
+    pub(crate) fn counters(&self) -> [RingCounters; 3] {
         [0, 1, 2].map(|i| self.tiers[i].memory().counters())
     }
 
@@ -96,7 +96,7 @@ impl PriorityProducer {
 /// Messages of any tier, published together (one release store per tier)
 /// on commit or drop.
 #[derive(Debug)]
-pub struct PriorityBatch<'a> {
+pub(crate) struct PriorityBatch<'a> {
     producer: &'a mut PriorityProducer,
     pending: [Option<(usize, u64)>; 3],
 }
@@ -108,7 +108,7 @@ impl PriorityBatch<'_> {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write_with<R>(
+    pub(crate) fn write_with<R>(
         &mut self,
         priority: Priority,
         len: usize,
@@ -124,12 +124,12 @@ impl PriorityBatch<'_> {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
+    pub(crate) fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
     }
 
     /// Publishes the batch.
-    pub fn commit(self) {}
+    pub(crate) fn commit(self) {}
 }
 
 impl Drop for PriorityBatch<'_> {
@@ -142,7 +142,7 @@ impl Drop for PriorityBatch<'_> {
 
 /// Reading ends of the three tiers.
 #[derive(Debug)]
-pub struct PriorityConsumer {
+pub(crate) struct PriorityConsumer {
     tiers: [RingConsumer; 3],
 }
 
@@ -153,7 +153,7 @@ impl PriorityConsumer {
 
     /// The ring of one tier.
     #[inline]
-    pub fn tier(&mut self, priority: Priority) -> &mut RingConsumer {
+    pub(crate) fn tier(&mut self, priority: Priority) -> &mut RingConsumer {
         &mut self.tiers[priority.index()]
     }
 
@@ -164,7 +164,10 @@ impl PriorityConsumer {
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
     #[inline]
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
+    pub(crate) fn read_with<R>(
+        &mut self,
+        f: impl FnOnce(Priority, RingBytes<'_>) -> R,
+    ) -> Result<Option<R>, RingError> {
         for ring in &mut self.tiers {
             // An empty tier costs `peek` one load.
             if let Some(m) = ring.peek()? {
@@ -182,7 +185,11 @@ impl PriorityConsumer {
     /// # Errors
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
-    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
+    pub(crate) fn read_batch_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Priority, RingBytes<'_>),
+    ) -> Result<usize, RingError> {
         let mut n = 0;
         for ring in &mut self.tiers {
             if n == max {
@@ -198,18 +205,18 @@ impl PriorityConsumer {
     /// # Errors
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
-    pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
+    pub(crate) fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
     /// Whether any tier has a message (or an error to report).
     #[inline]
-    pub fn has_message(&mut self) -> bool {
+    pub(crate) fn has_message(&mut self) -> bool {
         self.tiers.iter_mut().any(|r| r.has_message())
     }
 
     /// Counters of each tier.
-    pub fn counters(&self) -> [RingCounters; 3] {
+    pub(crate) fn counters(&self) -> [RingCounters; 3] {
         [0, 1, 2].map(|i| self.tiers[i].memory().counters())
     }
 }

@@ -17,17 +17,16 @@
 //!   producer validates every `head` it loads; anything out of range is
 //!   [`RingError::Corrupted`], and the handle stays failed from then on (it
 //!   delivers nothing more; a ring emptied since reads as empty).
-//! - An in-place read lends the reader a `&[u8]` over the record's payload.
-//!   Every index that locates it is validated, so no value a peer writes
-//!   moves it outside the data area; but a peer that breaks the protocol can
-//!   rewrite the payload while it is lent, which the language's memory
-//!   model calls a data race. Which reads must copy out with atomic loads
-//!   instead (owned receives and typed decodes at least) is not decided
-//!   yet: until then every receive reads through such a slice.
+//! - A read lends the reader the record's payload as a [`RingBytes`], not a
+//!   `&[u8]`: every index that locates it is validated, so no value a peer
+//!   writes moves it outside the data area, and the reader either copies it
+//!   out with atomic loads or, trusting the peer, borrows it in place (see
+//!   `bytes.rs` for why and who does which).
 
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use super::bytes::RingBytes;
 use super::error::{Corruption, RingError};
 use crate::platform;
 use crate::priority::Priority;
@@ -41,7 +40,8 @@ pub(crate) type Backing = Arc<dyn Send + Sync>;
 /// Location and shape of one ring.
 #[derive(Clone)]
 pub(crate) struct RingMemory {
-    #[cfg_attr(loom, allow(dead_code))]
+    /// The ring header (under loom, the model's copy stands in for it).
+    #[cfg(not(loom))]
     header: NonNull<RingHeader>,
     data: NonNull<u8>,
     capacity: usize,
@@ -118,6 +118,7 @@ impl RingMemory {
         debug_assert!(header.as_ptr() as usize % layout::LINE == 0);
         debug_assert!(capacity % RECORD_ALIGN == 0 && capacity >= layout::min_ring_capacity(max_message));
         RingMemory {
+            #[cfg(not(loom))]
             header: header.cast(),
             // SAFETY: the data area starts right after the header, inside the region (caller's contract).
             data: unsafe { header.add(layout::RING_HEADER_SIZE) },
@@ -240,7 +241,7 @@ fn check_position(pos: u64, low: u64, high: u64, what: Corruption) -> Result<u64
 }
 
 /// The writing end of a ring. One per ring, ever at a time.
-pub struct RingProducer {
+pub(crate) struct RingProducer {
     mem: RingMemory,
     /// Bytes published; only this handle advances it.
     tail: u64,
@@ -495,7 +496,7 @@ impl RingProducer {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write_with<R>(
+    pub(crate) fn write_with<R>(
         &mut self,
         priority: Priority,
         len: usize,
@@ -509,20 +510,7 @@ impl RingProducer {
 
     /// Starts a batch: messages written through it become visible together,
     /// with one release store, when it is committed or dropped.
-    ///
-    /// ```
-    /// use memlink_shm::buffer::{RingBuffer, Priority};
-    /// let (mut tx, mut rx) = RingBuffer::new(4)?.split();
-    /// let mut batch = tx.batch();
-    /// for i in 0..10u8 {
-    ///     batch.write(Priority::Low, &[i])?;
-    /// }
-    /// assert!(rx.read()?.is_none(), "nothing is visible before the commit");
-    /// batch.commit();
-    /// assert_eq!(rx.read()?.unwrap().1, [0]);
-    /// # Ok::<(), memlink_shm::transport::ShmError>(())
-    /// ```
-    pub fn batch(&mut self) -> WriteBatch<'_> {
+    pub(crate) fn batch(&mut self) -> WriteBatch<'_> {
         WriteBatch {
             producer: self,
             pending: None,
@@ -535,7 +523,7 @@ impl RingProducer {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
+    pub(crate) fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |buf| buf.copy_from_slice(data))
     }
 
@@ -577,7 +565,7 @@ impl RingProducer {
     /// # Errors
     /// [`RingError::TooLarge`] for a message that never fits,
     /// [`RingError::Corrupted`] if the consumer's position is impossible.
-    pub fn can_write(&mut self, len: usize) -> Result<bool, RingError> {
+    pub(crate) fn can_write(&mut self, len: usize) -> Result<bool, RingError> {
         if len > self.mem.max_message {
             return Err(self.too_large(len));
         }
@@ -589,18 +577,18 @@ impl RingProducer {
     ///
     /// # Errors
     /// [`RingError::Corrupted`] if the consumer's position is impossible.
-    pub fn occupancy(&mut self) -> Result<f32, RingError> {
+    pub(crate) fn occupancy(&mut self) -> Result<f32, RingError> {
         let _ = self.load_head(0).map_err(RingError::Corrupted)?;
         Ok((self.tail - self.head_cache) as f32 / self.mem.capacity as f32)
     }
 
     /// Data bytes of the ring.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.mem.capacity
     }
 
     /// Largest message payload.
-    pub fn max_message_size(&self) -> usize {
+    pub(crate) fn max_message_size(&self) -> usize {
         self.mem.max_message
     }
 
@@ -614,7 +602,7 @@ impl RingProducer {
 /// the messages completed before it are published, the one being written
 /// is not).
 #[derive(Debug)]
-pub struct WriteBatch<'a> {
+pub(crate) struct WriteBatch<'a> {
     producer: &'a mut RingProducer,
     pending: Option<(usize, u64)>,
 }
@@ -626,7 +614,7 @@ impl WriteBatch<'_> {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write_with<R>(
+    pub(crate) fn write_with<R>(
         &mut self,
         priority: Priority,
         len: usize,
@@ -641,12 +629,12 @@ impl WriteBatch<'_> {
     /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
     /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
     #[inline]
-    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
+    pub(crate) fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
         self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
     }
 
     /// Publishes the batch.
-    pub fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.producer.commit(&mut self.pending);
     }
 }
@@ -658,7 +646,7 @@ impl Drop for WriteBatch<'_> {
 }
 
 /// The reading end of a ring. One per ring, ever at a time.
-pub struct RingConsumer {
+pub(crate) struct RingConsumer {
     mem: RingMemory,
     /// Bytes consumed; only this handle advances it.
     head: u64,
@@ -750,20 +738,20 @@ impl RingConsumer {
     /// the read position). Lets the priority reader skip empty tiers without
     /// a full `peek`.
     #[inline]
-    pub fn may_have_message(&self) -> bool {
+    pub(crate) fn may_have_message(&self) -> bool {
         self.mem.word(self.offset).load(Ordering::Relaxed) != 0
     }
 
     /// Whether a message is waiting (cheap: one load when the ring is empty).
     #[inline]
-    pub fn has_message(&mut self) -> bool {
+    pub(crate) fn has_message(&mut self) -> bool {
         matches!(self.peek(), Ok(Some(_)) | Err(_))
     }
 
     /// Hands a peeked message to `f`, then consumes it, even if `f` panics:
     /// a message is delivered at most once.
     #[inline]
-    pub(crate) fn deliver<R>(&mut self, m: Peeked, f: impl FnOnce(Priority, &[u8]) -> R) -> R {
+    pub(crate) fn deliver<R>(&mut self, m: Peeked, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> R {
         struct ConsumeOnDrop<'a> {
             consumer: &'a mut RingConsumer,
             len: usize,
@@ -774,19 +762,7 @@ impl RingConsumer {
                 self.consumer.consume(layout::record_size(self.len), Some(self.len));
             }
         }
-        debug_assert!(m.offset + layout::record_size(m.len) <= self.mem.capacity);
-        let start = self.mem.data.as_ptr().wrapping_add(m.offset + RECORD_HEADER_SIZE);
-        // SAFETY: `peek` validated [offset+8, offset+8+len) to lie inside the data
-        // area, which stays mapped while `self.mem` lives. A producer that keeps
-        // the protocol does not write these bytes until `head` passes them,
-        // which happens only when the guard below drops, after `f` returns. A
-        // producer in another process that breaks it can still write them
-        // while `f` reads: then `f` sees bytes that change under it (no value
-        // of them makes this process read or write outside the slice), which
-        // the language counts as a data race. Trusting the peer this far is
-        // the in-place read's open question (see the module docs).
-        let payload = unsafe { std::slice::from_raw_parts(start, m.len) };
-        self.mem.touch(m.offset + RECORD_HEADER_SIZE, m.len, false);
+        let payload = self.payload(m.offset, m.len);
         let _guard = ConsumeOnDrop {
             consumer: self,
             len: m.len,
@@ -794,13 +770,30 @@ impl RingConsumer {
         f(m.priority, payload)
     }
 
-    /// Passes the next message to `f` without copying. `Ok(None)`: empty.
+    /// The payload of the validated record at `offset`, lent until the
+    /// record is consumed.
+    #[inline(always)]
+    fn payload<'a>(&self, offset: usize, len: usize) -> RingBytes<'a> {
+        debug_assert!(offset + layout::record_size(len) <= self.mem.capacity);
+        self.mem.touch(offset + RECORD_HEADER_SIZE, len, false);
+        // SAFETY: `peek`/`next_message` validated the record [offset,
+        // offset + record_size(len)) to lie inside the data area, 8-aligned
+        // and padded to 8 bytes; the area stays mapped while `self.mem`
+        // lives, and every caller consumes the record (and so lets the
+        // producer reuse it) only after the lent bytes' last use.
+        unsafe { RingBytes::new(self.mem.data.add(offset + RECORD_HEADER_SIZE), len) }
+    }
+
+    /// Lends the next message to `f`. `Ok(None)`: empty.
     ///
     /// # Errors
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
     #[inline]
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<Option<R>, RingError> {
+    pub(crate) fn read_with<R>(
+        &mut self,
+        f: impl FnOnce(Priority, RingBytes<'_>) -> R,
+    ) -> Result<Option<R>, RingError> {
         match self.peek()? {
             Some(m) => Ok(Some(self.deliver(m, f))),
             None => Ok(None),
@@ -812,7 +805,7 @@ impl RingConsumer {
     /// # Errors
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
-    pub fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
+    pub(crate) fn read(&mut self) -> Result<Option<(Priority, Vec<u8>)>, RingError> {
         self.read_with(|p, b| (p, b.to_vec()))
     }
 
@@ -854,7 +847,11 @@ impl RingConsumer {
     /// # Errors
     /// [`RingError::Corrupted`] when the ring holds a value no well-behaved
     /// producer writes; the ring stays failed.
-    pub fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, RingError> {
+    pub(crate) fn read_batch_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Priority, RingBytes<'_>),
+    ) -> Result<usize, RingError> {
         struct PublishOnDrop<'a>(&'a mut RingConsumer);
         impl Drop for PublishOnDrop<'_> {
             fn drop(&mut self) {
@@ -869,19 +866,14 @@ impl RingConsumer {
         }
         let guard = PublishOnDrop(self);
         let c = &mut *guard.0;
-        let data = c.mem.data.as_ptr();
         let mut n = 0;
         while n < max {
             let Some((len, priority)) = c.next_message(false)? else {
                 break;
             };
-            let start = data.wrapping_add(c.offset + RECORD_HEADER_SIZE);
-            // SAFETY: `next_message` validated [offset+8, offset+8+len) inside the data
-            // area; a producer that keeps the protocol reuses bytes only after
-            // `publish` (the guard's drop, after `f`). One that breaks it: as in
-            // `deliver`.
-            let payload = unsafe { std::slice::from_raw_parts(start, len) };
-            c.mem.touch(c.offset + RECORD_HEADER_SIZE, len, false);
+            // Advanced locally only: the producer gets the space back at
+            // `publish` (the guard's drop), after the last `f`.
+            let payload = c.payload(c.offset, len);
             c.advance(layout::record_size(len), Some(len));
             f(priority, payload);
             n += 1;
@@ -890,7 +882,7 @@ impl RingConsumer {
     }
 
     /// Data bytes of the ring.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.mem.capacity
     }
 
@@ -1025,6 +1017,7 @@ mod tests {
         let mut seen = Vec::new();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             c.read_batch_with(10, |_, b| {
+                let b = b.to_vec();
                 seen.push(b[0]);
                 if b[0] == 2 {
                     panic!("boom");

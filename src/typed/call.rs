@@ -228,7 +228,7 @@ impl Caller {
             let (pending, inbox, mut mine) = (&mut self.pending, &mut self.inbox, None);
             let route = |priority, record: &[u8]| route::<R>(pending, inbox, id, &mut mine, priority, record);
             let got = match deadline {
-                None => match self.client.try_recv_with(route) {
+                None => match self.client.receiver_mut().try_recv_copied(route) {
                     Err(Error::Empty) => {
                         deadline = Some(Instant::now() + timeout);
                         continue;
@@ -237,7 +237,8 @@ impl Caller {
                 },
                 Some(at) => self
                     .client
-                    .recv_timeout_with(Instant::saturating_duration_since(&at, Instant::now()), route),
+                    .receiver_mut()
+                    .recv_timeout_copied(Instant::saturating_duration_since(&at, Instant::now()), route),
             };
             match (got, mine) {
                 (Ok(()), Some(reply)) => break reply.map_err(Error::from),
@@ -288,7 +289,7 @@ impl Caller {
                 // Wait for room and, at the same time, take in what arrives (a
                 // reply is filed for its call): the daemon may be waiting for
                 // room in this client's ring before it reads more requests.
-                let mut arrive = pin!(rx.recv_with_async(|priority, record| {
+                let mut arrive = pin!(rx.recv_copied_async(|priority, record| {
                     route::<u8>(pending, inbox, 0, &mut None, priority, record)
                 }));
                 poll_fn(|cx| {
@@ -339,7 +340,8 @@ impl Caller {
             }
             let (pending, inbox, mut mine) = (&mut *forget.0, &mut self.inbox, None);
             self.client
-                .recv_with_async(|priority, record| route::<R>(pending, inbox, id, &mut mine, priority, record))
+                .receiver_mut()
+                .recv_copied_async(|priority, record| route::<R>(pending, inbox, id, &mut mine, priority, record))
                 .await?;
             if let Some(reply) = mine {
                 return reply.map_err(Error::from);
@@ -375,7 +377,8 @@ impl Caller {
             }
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             self.client
-                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))?;
+                .receiver_mut()
+                .try_recv_copied(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))?;
         }
     }
 
@@ -387,10 +390,11 @@ impl Caller {
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             let route = |priority, record: &[u8]| route::<u8>(pending, inbox, 0, &mut None, priority, record);
             match deadline {
-                None => self.client.recv_with(route)?,
+                None => self.client.receiver_mut().recv_copied(route)?,
                 Some(d) => self
                     .client
-                    .recv_timeout_with(d.saturating_duration_since(Instant::now()), route)?,
+                    .receiver_mut()
+                    .recv_timeout_copied(d.saturating_duration_since(Instant::now()), route)?,
             };
         }
     }
@@ -401,7 +405,8 @@ impl Caller {
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             match self
                 .client
-                .try_recv_with(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))
+                .receiver_mut()
+                .try_recv_copied(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))
             {
                 Ok(_) => {}
                 Err(Error::Empty) => return Ok(()),

@@ -43,13 +43,14 @@ mod private {
 
 /// Plain data: a `#[repr(C)]` type deriving zerocopy's `IntoBytes`,
 /// `FromBytes`, `KnownLayout` and `Immutable` travels as its own bytes,
-/// written in place into the ring and readable in place from it. Every bit
-/// pattern is a valid value of such a type, so no peer can send an invalid
-/// one; only the length is checked.
+/// written in place into the ring. Every bit pattern is a valid value of
+/// such a type, so no peer can send an invalid one; only the length is
+/// checked.
 ///
-/// Alignment: a record's body starts 8-byte aligned in the ring, so a type
-/// aligned to 8 bytes or less is borrowed where it lies
-/// ([`crate::Client::recv_typed_with`]); a more aligned one is copied out.
+/// A receive copies the record out of the ring first (a peer could change
+/// it while it is read); [`crate::Client::recv_typed_with`] then lends the
+/// value where it lies in that copy, if `T` is aligned to 8 bytes or less,
+/// and copies it once more otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
 
@@ -84,7 +85,8 @@ pub(super) fn wrong_length<T: Typed>(found: usize) -> TypeError {
 /// Any serde type, encoded with [postcard](https://docs.rs/postcard): varint
 /// integers, no field names, so a small struct takes a few bytes more than
 /// its data. Encoded straight into the ring (the value is sized first, then
-/// written in place; no intermediate buffer) and decoded from it. A body
+/// written in place; no intermediate buffer) and decoded from a copy of the
+/// record (see [`Plain`] for why). A body
 /// that is not a whole, valid encoding (a hostile peer's, say) is a
 /// [`TypeError::Decode`].
 #[cfg(feature = "serde")]

@@ -1,7 +1,8 @@
 //! Typed sends and receives on the endpoints and their halves: a typed
-//! record is written in place through `send_with` and read in place through
-//! `recv_with`, so a typed message costs one encode into the ring and one
-//! decode out of it, with no buffer between.
+//! record is written in place through `send_with`, so a send costs one
+//! encode into the ring; a receive copies the record out of the ring with
+//! atomic loads (`copied.rs`: to the stack up to 256 bytes) and decodes the
+//! copy, so no decoder ever reads memory a peer can change.
 
 use std::time::Duration;
 
@@ -16,8 +17,10 @@ use crate::endpoint::{
 use crate::endpoint::{Error, TypeError};
 use crate::priority::Priority;
 
-/// Passes the plain-data `T` in `record` to `f`: borrowed where it lies when
-/// aligned (a body is 8-byte aligned in the ring), else copied out first.
+/// Passes the plain-data `T` in `record` (a private copy of the ring's
+/// record) to `f`: borrowed where it lies in the copy when aligned (a body
+/// is at an 8-byte aligned offset of a 16-byte aligned copy), else copied
+/// again first.
 /// A record that is not a `T` leaves its error in `failed` (so that only
 /// `f`'s result travels back through the receive path, as in [`taken`]).
 #[inline(always)]
@@ -129,7 +132,7 @@ impl ClientReceiver {
     /// and [`Message::decode`] to receive several types).
     pub fn recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
         let mut slot = None;
-        self.recv_with(|_, record| slot = Some(decode::<T>(record)))?;
+        self.recv_copied(|_, record| slot = Some(decode::<T>(record)))?;
         taken(slot)
     }
 
@@ -139,7 +142,7 @@ impl ClientReceiver {
     /// As [`ClientReceiver::recv_timeout`] and [`ClientReceiver::recv_typed`].
     pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<T, Error> {
         let mut slot = None;
-        self.recv_timeout_with(timeout, |_, record| slot = Some(decode::<T>(record)))?;
+        self.recv_timeout_copied(timeout, |_, record| slot = Some(decode::<T>(record)))?;
         taken(slot)
     }
 
@@ -149,13 +152,14 @@ impl ClientReceiver {
     /// As [`ClientReceiver::try_recv`] and [`ClientReceiver::recv_typed`].
     pub fn try_recv_typed<T: Typed>(&mut self) -> Result<T, Error> {
         let mut slot = None;
-        self.try_recv_with(|_, record| slot = Some(decode::<T>(record)))?;
+        self.try_recv_copied(|_, record| slot = Some(decode::<T>(record)))?;
         taken(slot)
     }
 
-    /// Passes the next plain-data `T` to `f` where it lies in the ring
-    /// (zero-copy; copied out first only if `T` is aligned to more than 8
-    /// bytes), waiting for it.
+    /// Passes the next plain-data `T` to `f` as a reference, waiting for
+    /// it. The reference points into a private copy of the record (on the
+    /// stack for records up to 256 bytes), never into the ring, so the
+    /// daemon cannot change the value while `f` reads it.
     ///
     /// # Errors
     /// As [`ClientReceiver::recv_typed`].
@@ -164,7 +168,7 @@ impl ClientReceiver {
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
         let mut failed = None;
-        let r = self.recv_with(|_, record| with_plain(record, f, &mut failed))?;
+        let r = self.recv_copied(|_, record| with_plain(record, f, &mut failed))?;
         plain_result(r, failed)
     }
 
@@ -177,7 +181,7 @@ impl ClientReceiver {
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
         let mut failed = None;
-        let r = self.try_recv_with(|_, record| with_plain(record, f, &mut failed))?;
+        let r = self.try_recv_copied(|_, record| with_plain(record, f, &mut failed))?;
         plain_result(r, failed)
     }
 
@@ -188,13 +192,13 @@ impl ClientReceiver {
     /// As [`ClientReceiver::recv_typed`].
     pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<T, Error> {
         let mut slot = None;
-        self.recv_with_async(|_, record| slot = Some(decode::<T>(record)))
+        self.recv_copied_async(|_, record| slot = Some(decode::<T>(record)))
             .await?;
         taken(slot)
     }
 }
 
-impl DaemonSender<'_> {
+impl DaemonSender {
     /// Sends `value` to `client` as a typed message, waiting while its ring
     /// is full.
     ///
@@ -261,7 +265,7 @@ impl DaemonSender<'_> {
     }
 }
 
-impl DaemonReceiver<'_> {
+impl DaemonReceiver {
     /// Takes the next message and decodes it as a `T`: who sent it, and the
     /// value.
     ///
@@ -270,7 +274,7 @@ impl DaemonReceiver<'_> {
     /// not a `T` (consumed all the same).
     pub fn recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
         let mut slot = None;
-        let from = self.recv_with(|from, _, record| {
+        let from = self.recv_copied(|from, _, record| {
             slot = Some(decode::<T>(record));
             from
         })?;
@@ -283,7 +287,7 @@ impl DaemonReceiver<'_> {
     /// As [`DaemonReceiver::recv_timeout`] and [`DaemonReceiver::recv_typed`].
     pub fn recv_typed_timeout<T: Typed>(&mut self, timeout: Duration) -> Result<(ClientId, T), Error> {
         let mut slot = None;
-        let from = self.recv_timeout_with(timeout, |from, _, record| {
+        let from = self.recv_timeout_copied(timeout, |from, _, record| {
             slot = Some(decode::<T>(record));
             from
         })?;
@@ -296,15 +300,16 @@ impl DaemonReceiver<'_> {
     /// As [`DaemonReceiver::try_recv`] and [`DaemonReceiver::recv_typed`].
     pub fn try_recv_typed<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
         let mut slot = None;
-        let from = self.try_recv_with(|from, _, record| {
+        let from = self.try_recv_copied(|from, _, record| {
             slot = Some(decode::<T>(record));
             from
         })?;
         Ok((from, taken(slot)?))
     }
 
-    /// Passes the next plain-data `T` and its sender to `f` where it lies in
-    /// the ring (zero-copy, as [`ClientReceiver::recv_typed_with`]).
+    /// Passes the next plain-data `T` and its sender to `f` as a reference
+    /// into a private copy of the record, as
+    /// [`ClientReceiver::recv_typed_with`] does.
     ///
     /// # Errors
     /// As [`DaemonReceiver::recv_typed`].
@@ -313,7 +318,7 @@ impl DaemonReceiver<'_> {
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
         let mut failed = None;
-        let r = self.recv_with(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
+        let r = self.recv_copied(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
         plain_result(r, failed)
     }
 
@@ -326,7 +331,7 @@ impl DaemonReceiver<'_> {
         T: Typed<Encoding = Plain> + FromBytes + KnownLayout + Immutable,
     {
         let mut failed = None;
-        let r = self.try_recv_with(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
+        let r = self.try_recv_copied(|from, _, record| with_plain(record, |value| f(from, value), &mut failed))?;
         plain_result(r, failed)
     }
 
@@ -337,7 +342,7 @@ impl DaemonReceiver<'_> {
     pub async fn recv_typed_async<T: Typed>(&mut self) -> Result<(ClientId, T), Error> {
         let mut slot = None;
         let from = self
-            .recv_with_async(|from, _, record| {
+            .recv_copied_async(|from, _, record| {
                 slot = Some(decode::<T>(record));
                 from
             })
@@ -386,7 +391,7 @@ impl Client {
             /// As [`ClientReceiver::try_recv_typed`].
             pub fn try_recv_typed<T: Typed>(&mut self) -> Result<T, Error>;
 
-            /// Passes the next plain-data `T` to `f` in place
+            /// Passes the next plain-data `T` to `f` by reference
             /// ([`ClientReceiver::recv_typed_with`]).
             ///
             /// # Errors

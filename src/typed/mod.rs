@@ -2,7 +2,7 @@
 //!
 //! A type travels as a typed message once it implements [`Typed`]: a name
 //! both sides agree on and an [`Encoding`], either [`Plain`] (a `#[repr(C)]`
-//! type deriving zerocopy's traits, written and read in place) or
+//! type deriving zerocopy's traits, written in place, read from a copy) or
 //! `Postcard` (any serde type, feature `serde`). Each record starts with a
 //! 16-byte header: a 64-bit tag made from the name and the encoding's shape
 //! (for plain data, the size and alignment), then the record's kind and call
@@ -15,7 +15,7 @@
 //!   [`Client::recv_typed`](crate::Client::recv_typed),
 //!   [`Daemon::send_typed_to`](crate::Daemon::send_typed_to) /
 //!   [`Daemon::recv_typed`](crate::Daemon::recv_typed), their `try_` and
-//!   `_async` forms (and `_timeout` for receives), in place with
+//!   `_async` forms (and `_timeout` for receives), by reference with
 //!   `recv_typed_with`, and the same on the split halves;
 //!   [`Message::decode`](crate::Message::decode) for a message already
 //!   received (to dispatch on its type with [`Message::is`](crate::Message::is)).
@@ -54,6 +54,7 @@
 //! ```
 
 mod call;
+mod copied;
 mod encoding;
 mod endpoints;
 pub(crate) mod envelope;

@@ -51,14 +51,14 @@ impl<R: Typed> Responder<R> {
     /// As [`Daemon::send_to`] ([`Error::UnknownClient`] when the caller left
     /// or died), and [`Error::Type`] if the value cannot be encoded.
     pub fn send(self, daemon: &mut Daemon, response: &R) -> Result<(), Error> {
-        self.send_with(&mut daemon.sender(), response)
+        self.send_with(daemon.sender(), response)
     }
 
     /// [`Responder::send`] through a daemon's sending half.
     ///
     /// # Errors
     /// As [`Responder::send`].
-    pub fn send_with(self, sender: &mut DaemonSender<'_>, response: &R) -> Result<(), Error> {
+    pub fn send_with(self, sender: &mut DaemonSender, response: &R) -> Result<(), Error> {
         let len = record_len(response)?;
         let kind = Kind::Reply(self.id);
         Ok(sender.send_to_with(self.client, self.priority, len, |out| write_record(out, response, kind))??)
@@ -123,7 +123,9 @@ impl Daemon {
     pub fn recv_call<Q: Request>(&mut self) -> Result<Incoming<Q>, Error> {
         loop {
             let mut got = None;
-            let foreign = self.recv_with(|from, priority, record| take::<Q>(&mut got, from, priority, record))?;
+            let foreign = self
+                .receiver()
+                .recv_copied(|from, priority, record| take::<Q>(&mut got, from, priority, record))?;
             if let Some(got) = got {
                 return got;
             }
@@ -140,7 +142,7 @@ impl Daemon {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut got = None;
-            let foreign = self.recv_timeout_with(left, |from, priority, record| {
+            let foreign = self.receiver().recv_timeout_copied(left, |from, priority, record| {
                 take::<Q>(&mut got, from, priority, record)
             })?;
             if let Some(got) = got {
@@ -158,7 +160,8 @@ impl Daemon {
         loop {
             let mut got = None;
             let foreign = self
-                .recv_with_async(|from, priority, record| take::<Q>(&mut got, from, priority, record))
+                .receiver()
+                .recv_copied_async(|from, priority, record| take::<Q>(&mut got, from, priority, record))
                 .await?;
             if let Some(got) = got {
                 return got;

@@ -53,7 +53,7 @@ impl TransportBuilder {
     /// # Errors
     /// As [`crate::DaemonBuilder::create`], as a [`crate::ShmError`].
     pub fn create(self) -> ShmResult<NrelayShmTransport> {
-        let seg = self.settings.create()?;
+        let seg = crate::endpoint::create_daemon_segment(&self.settings)?;
         Ok(NrelayShmTransport {
             role: Role::Daemon(DaemonRole::new(seg, self.settings.spin)),
         })
@@ -65,7 +65,7 @@ impl TransportBuilder {
     /// As [`crate::ClientBuilder::connect`], as a [`crate::ShmError`].
     pub fn connect(self) -> ShmResult<NrelayShmTransport> {
         Ok(NrelayShmTransport {
-            role: Role::Client(ClientRole::new(self.settings.connect()?)),
+            role: Role::Client(ClientRole::new(crate::endpoint::open_client(&self.settings)?)),
         })
     }
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::lifted;
+use crate::compat::pring::PriorityBatch;
 use crate::compat::{ShmError, ShmResult};
+use crate::endpoint::trusting_peer;
 use crate::endpoint::{deadline, ClientReceiver, ClientSender, Connection, Deadline, Outlet, Stats};
 use crate::priority::Priority;
-use crate::ring::PriorityBatch;
+use crate::ring::RingBytes;
 use crate::segment::Segment;
 use crate::slot::ClientId;
 
@@ -86,12 +88,12 @@ impl ClientRole {
         self.tx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .with_producer(|p| f(&mut p.batch()))
+            .with_producer(|p| f(&mut PriorityBatch(p.batch())))
             .map_err(lifted)
     }
 
     #[inline(always)]
-    pub(super) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub(super) fn read_with<R>(&self, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> ShmResult<Option<R>> {
         self.rx
             .try_borrow_mut()
             .map_err(reentrant)?
@@ -99,11 +101,11 @@ impl ClientRole {
             .map_err(lifted)
     }
 
-    pub(super) fn read_batch_with(&self, max: usize, f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
+    pub(super) fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         self.rx
             .try_borrow_mut()
             .map_err(reentrant)?
-            .read_batch_with(max, f)
+            .read_batch_with(max, |p, b| f(p, trusting_peer(b)))
             .map_err(lifted)
     }
 

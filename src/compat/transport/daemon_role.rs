@@ -6,10 +6,12 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use super::lifted;
+use crate::compat::pring::PriorityBatch;
 use crate::compat::{ShmError, ShmResult};
+use crate::endpoint::trusting_peer;
 use crate::endpoint::{self, deadline, DaemonRx, DaemonTx, Deadline, Op, Outlet, Owner, Shard, Stats};
 use crate::priority::Priority;
-use crate::ring::PriorityBatch;
+use crate::ring::RingBytes;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId};
 
@@ -113,11 +115,14 @@ impl DaemonRole {
         client: ClientId,
         f: impl FnOnce(&mut PriorityBatch<'_>) -> R,
     ) -> ShmResult<R> {
-        self.sending(|tx| tx.write_to_batch(client, f))
+        self.sending(|tx| tx.with_producer_to(client, |p| f(&mut PriorityBatch(p.batch()))))
     }
 
     #[inline(always)]
-    pub(super) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
+    pub(super) fn read_from_with<R>(
+        &self,
+        f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R,
+    ) -> ShmResult<Option<R>> {
         self.receiving(|rx, release| rx.read_from_with(&mut |i| release(i), f))
     }
 
@@ -126,7 +131,10 @@ impl DaemonRole {
         max: usize,
         f: impl FnMut(ClientId, Priority, &[u8]),
     ) -> ShmResult<usize> {
-        self.receiving(|rx, release| rx.read_from_batch_with(&mut |i| release(i), max, f))
+        let mut f = f;
+        self.receiving(|rx, release| {
+            rx.read_from_batch_with(&mut |i| release(i), max, |c, p, b| f(c, p, trusting_peer(b)))
+        })
     }
 
     pub(super) fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {

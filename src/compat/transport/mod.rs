@@ -41,14 +41,14 @@ mod daemon_role;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::compat::pring::PriorityBatch;
 pub use crate::compat::{ShmError, ShmResult};
 pub use crate::endpoint::{ClientId, Stats as TransportStats};
 pub use crate::priority::Priority;
-pub use crate::ring::PriorityBatch;
 #[allow(deprecated)]
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
-use crate::endpoint::deadline;
+use crate::endpoint::{deadline, trusting_peer};
 use crate::segment::Segment;
 use client_role::ClientRole;
 use daemon_role::DaemonRole;
@@ -354,6 +354,10 @@ impl NrelayShmTransport {
 
     /// Passes the next message to `f` without copying. `Ok(None)`: none waiting.
     ///
+    /// The bytes are lent where they lie in the ring, memory the peer can
+    /// write: this trusts the peer, as [`crate::Client::try_recv_with`]
+    /// says. `read` and `recv_from` copy the message out first.
+    ///
     /// # Errors
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
@@ -362,8 +366,25 @@ impl NrelayShmTransport {
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
-            Role::Client(c) => c.read_with(f),
+            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, trusting_peer(b))),
+            Role::Client(c) => c.read_with(|p, b| f(p, trusting_peer(b))),
+        }
+    }
+
+    /// The next message, copied out of the ring with atomic loads (the
+    /// owned reads never look at ring memory in place).
+    fn read_copied(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_with(|_, p, b| (p, b.to_vec())),
+            Role::Client(c) => c.read_with(|p, b| (p, b.to_vec())),
+        }
+    }
+
+    /// Daemon: the next message and its sender, copied out.
+    fn read_from_copied(&self) -> ShmResult<Option<(ClientId, Priority, Vec<u8>)>> {
+        match &self.role {
+            Role::Daemon(d) => d.read_from_with(|c, p, b| (c, p, b.to_vec())),
+            Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
 
@@ -456,7 +477,7 @@ impl NrelayShmTransport {
     #[deprecated(since = "0.2.0", note = "use Daemon::try_recv_with")]
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(f),
+            Role::Daemon(d) => d.read_from_with(|c, p, b| f(c, p, trusting_peer(b))),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
@@ -471,8 +492,7 @@ impl NrelayShmTransport {
     /// [`ShmError::DaemonOnly`] on a client.
     #[deprecated(since = "0.2.0", note = "use Daemon::try_recv")]
     pub fn read_from(&self) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
-        self.read_from_with(|c, p, b| (c, p, b.to_vec()))?
-            .ok_or(ShmError::Empty)
+        self.read_from_copied()?.ok_or(ShmError::Empty)
     }
 
     /// `wait` then `read`.
@@ -486,7 +506,7 @@ impl NrelayShmTransport {
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
-            if let Some(m) = self.read_with(|p, b| (p, b.to_vec()))? {
+            if let Some(m) = self.read_copied()? {
                 return Ok(m);
             }
             self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
@@ -505,7 +525,7 @@ impl NrelayShmTransport {
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
         let until = deadline(timeout);
         loop {
-            if let Some(m) = self.read_from_with(|c, p, b| (c, p, b.to_vec()))? {
+            if let Some(m) = self.read_from_copied()? {
                 return Ok(m);
             }
             self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
@@ -559,7 +579,7 @@ impl ShmTransport for NrelayShmTransport {
     }
 
     fn read(&self) -> ShmResult<(Priority, Vec<u8>)> {
-        self.read_with(|p, b| (p, b.to_vec()))?.ok_or(ShmError::Empty)
+        self.read_copied()?.ok_or(ShmError::Empty)
     }
 
     #[inline]

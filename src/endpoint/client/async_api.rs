@@ -10,11 +10,13 @@ use futures_core::Stream;
 
 use super::{Client, ClientReceiver, ClientSender};
 use crate::endpoint::channel::Deadline;
+use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::Message;
 use crate::endpoint::outlet::Outlet;
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::RingBytes;
 use crate::wait::Parking;
 
 impl ClientSender {
@@ -60,17 +62,26 @@ impl ClientReceiver {
     /// 50 ms of the daemon's death or shutdown, once every message it sent
     /// has been received.
     pub async fn recv_async(&mut self) -> Result<Message, Error> {
+        // Built where it is returned from (see `message::received`).
         let mut got = None;
-        self.recv_with_async(|p, b| Message::build_in(&mut got, p, b)).await?;
+        self.take_async(|p, b| Message::build_in(&mut got, p, b)).await?;
         got.ok_or(Error::Empty) // filled: the receive returned `Ok`
     }
 
     /// Waits without blocking the thread for the next message and passes it
-    /// to `f` in place (zero-copy); `f` runs inside the poll that completes.
+    /// to `f` in place (zero-copy, trusting the daemon as
+    /// [`ClientReceiver::try_recv_with`] says); `f` runs inside the poll that
+    /// completes.
     ///
     /// # Errors
     /// As [`ClientReceiver::recv_async`].
     pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.take_async(|p, b| f(p, trusting_peer(b))).await
+    }
+
+    /// [`ClientReceiver::recv_with_async`] with the payload as the ring lends
+    /// it (for the owned and typed receives, which copy it out).
+    pub(crate) async fn take_async<R>(&mut self, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> Result<R, Error> {
         let (mut f, mut until) = (Some(f), Deadline::NEVER);
         as_task(|park| self.poll_recv(park, &mut until, &mut f)).await
     }
@@ -114,7 +125,7 @@ impl Stream for ClientStream<'_> {
         let ClientStream { rx, parking } = self.get_mut();
         next_item(cx, parking, |park| {
             let mut until = Deadline::NEVER;
-            rx.poll_recv(park, &mut until, &mut Some(Message::new))
+            rx.poll_recv(park, &mut until, &mut Some(Message::from_ring))
         })
     }
 }

@@ -133,7 +133,7 @@ impl ClientBuilder {
         let until = self.wait.map(|t| super::channel::deadline(Some(t)));
         let mut pause = RETRY_PAUSE.0;
         loop {
-            match self.settings.connect() {
+            match open(&self.settings) {
                 Ok((tx, rx)) => {
                     return Ok(Client {
                         tx,

@@ -9,10 +9,11 @@ use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
 use crate::doorbell;
 use crate::endpoint::channel::{Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
+use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::{received, Message};
 use crate::endpoint::Error;
 use crate::priority::Priority;
-use crate::ring::PriorityConsumer;
+use crate::ring::{PriorityConsumer, RingBytes};
 use crate::slot::ClientId;
 use crate::wait::{blocked, Block, Park};
 
@@ -65,7 +66,7 @@ impl ClientReceiver {
 
     /// Passes the next message to `f` in place. `Ok(None)`: none waiting.
     #[inline(always)]
-    pub(crate) fn read_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Op<Option<R>> {
+    pub(crate) fn read_with<R>(&mut self, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> Op<Option<R>> {
         self.conn.poisoned()?;
         let consumed = Cell::new(false);
         let got = {
@@ -94,7 +95,7 @@ impl ClientReceiver {
     }
 
     /// Reads up to `max` messages, waking a blocked daemon writer once at the end.
-    pub(crate) fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Op<usize> {
+    pub(crate) fn read_batch_with(&mut self, max: usize, mut f: impl FnMut(Priority, RingBytes<'_>)) -> Op<usize> {
         self.conn.poisoned()?;
         let consumed = Cell::new(false);
         let result = {
@@ -159,7 +160,7 @@ impl ClientReceiver {
 
     /// Takes the next message, waiting through `park` until `until`; `f`
     /// is taken when it runs.
-    pub(crate) fn poll_recv<R, F: FnOnce(Priority, &[u8]) -> R>(
+    pub(crate) fn poll_recv<R, F: FnOnce(Priority, RingBytes<'_>) -> R>(
         &mut self,
         park: &mut impl Park,
         until: &mut Deadline,
@@ -208,15 +209,27 @@ impl ClientReceiver {
     /// [`Error::Empty`] when none is; otherwise as [`ClientReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        received(|got| self.try_recv_with(|p, b| Message::build_in(got, p, b)))
+        received(|got| self.try_take(|p, b| Message::build_in(got, p, b)))
     }
 
     /// Passes the next waiting message to `f` in place, without copying.
+    ///
+    /// In place means in memory the daemon's process can write: sound while
+    /// the daemon keeps the ring's protocol, which this process cannot
+    /// check. With a daemon you do not trust, use [`ClientReceiver::try_recv`]
+    /// (or a typed receive), which copies the message out first.
     ///
     /// # Errors
     /// As [`ClientReceiver::try_recv`].
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.try_take(|p, b| f(p, trusting_peer(b)))
+    }
+
+    /// [`ClientReceiver::try_recv_with`] with the payload as the ring lends
+    /// it (for the owned and typed receives, which copy it out).
+    #[inline(always)]
+    pub(crate) fn try_take<R>(&mut self, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> Result<R, Error> {
         match self.read_with(f) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Error::Empty),
@@ -224,12 +237,13 @@ impl ClientReceiver {
         }
     }
 
-    /// Waits for the next message and passes it to `f` in place.
+    /// Waits for the next message and passes it to `f` in place (trusting
+    /// the daemon, as [`ClientReceiver::try_recv_with`] says).
     ///
     /// # Errors
     /// As [`ClientReceiver::recv`].
     pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(Deadline::NEVER, f)
+        self.recv_until(Deadline::NEVER, |p, b| f(p, trusting_peer(b)))
     }
 
     /// Like [`ClientReceiver::recv_with`], waiting at most `timeout`.
@@ -241,13 +255,18 @@ impl ClientReceiver {
         timeout: Duration,
         f: impl FnOnce(Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(Deadline::after(Some(timeout)), f)
+        self.recv_until(Deadline::after(Some(timeout)), |p, b| f(p, trusting_peer(b)))
     }
 
-    /// A message already waiting takes the short way: one read, none of the
-    /// waiting machinery.
+    /// Takes the next message, waiting until `until`, with the payload as
+    /// the ring lends it. A message already waiting takes the short way: one
+    /// read, none of the waiting machinery.
     #[inline]
-    fn recv_until<R>(&mut self, until: Deadline, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error> {
+    pub(crate) fn recv_until<R>(
+        &mut self,
+        until: Deadline,
+        f: impl FnOnce(Priority, RingBytes<'_>) -> R,
+    ) -> Result<R, Error> {
         let mut f = Some(f);
         match self.read_with(|p, b| f.take().map(|f| f(p, b))) {
             Ok(Some(Some(r))) => {
@@ -261,7 +280,7 @@ impl ClientReceiver {
 
     /// [`ClientReceiver::recv_until`] once the first read found nothing.
     #[inline(never)]
-    fn recv_when_there<R, F: FnOnce(Priority, &[u8]) -> R>(
+    fn recv_when_there<R, F: FnOnce(Priority, RingBytes<'_>) -> R>(
         &mut self,
         mut until: Deadline,
         mut f: Option<F>,
@@ -269,14 +288,15 @@ impl ClientReceiver {
         blocked(self.poll_recv(&mut Block, &mut until, &mut f))
     }
 
-    /// Passes up to `max` waiting messages to `f` in place, in the order
+    /// Passes up to `max` waiting messages to `f` in place (trusting the
+    /// daemon, as [`ClientReceiver::try_recv_with`] says), in the order
     /// `recv` would return them, and hands their space back once. Returns how
     /// many (at least one).
     ///
     /// # Errors
     /// [`Error::Empty`] when none is waiting; otherwise as [`ClientReceiver::recv`].
-    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error> {
-        match self.read_batch_with(max, f) {
+    pub fn try_recv_batch(&mut self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> Result<usize, Error> {
+        match self.read_batch_with(max, |p, b| f(p, trusting_peer(b))) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),
             Err(e) => Err(e.into_error()),

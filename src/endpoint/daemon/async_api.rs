@@ -12,15 +12,17 @@ use super::table::signal_all;
 use super::{Daemon, DaemonReceiver, DaemonSender};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
+use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::ClientMessage;
 use crate::endpoint::outlet::Outlet;
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::RingBytes;
 use crate::slot::ClientId;
 use crate::wait::Parking;
 
-impl DaemonReceiver<'_> {
+impl DaemonReceiver {
     /// Takes the next message from any client, waiting without blocking the
     /// thread (same order as [`DaemonReceiver::recv`]).
     ///
@@ -30,25 +32,36 @@ impl DaemonReceiver<'_> {
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub async fn recv_async(&mut self) -> Result<ClientMessage, Error> {
+        // Built where it is returned from (see `message::received`).
         let mut got = None;
-        self.recv_with_async(|c, p, b| ClientMessage::build_in(&mut got, c, p, b))
+        self.take_async(|c, p, b| ClientMessage::build_in(&mut got, c, p, b))
             .await?;
         got.ok_or(Error::Empty) // filled: the receive returned `Ok`
     }
 
     /// Waits without blocking the thread for the next message and passes it,
-    /// with its sender, to `f` in place; `f` runs inside the poll that
+    /// with its sender, to `f` in place (trusting the client, as
+    /// [`DaemonReceiver::try_recv_with`] says); `f` runs inside the poll that
     /// completes.
     ///
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
+        self.take_async(|c, p, b| f(c, p, trusting_peer(b))).await
+    }
+
+    /// [`DaemonReceiver::recv_with_async`] with the payload as the ring lends
+    /// it (for the owned and typed receives, which copy it out).
+    pub(crate) async fn take_async<R>(
+        &mut self,
+        f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R,
+    ) -> Result<R, Error> {
         let (mut f, mut until) = (Some(f), Deadline::NEVER);
         as_task(|park| self.poll_recv(park, &mut until, &mut f)).await
     }
 }
 
-impl DaemonSender<'_> {
+impl DaemonSender {
     /// Sends a copy of `data` to one client, waiting without blocking the
     /// thread while its ring is full, and wakes it.
     ///
@@ -172,7 +185,7 @@ impl Stream for DaemonStream<'_> {
             let mut until = Deadline::NEVER;
             daemon
                 .receiver()
-                .poll_recv(park, &mut until, &mut Some(ClientMessage::new))
+                .poll_recv(park, &mut until, &mut Some(ClientMessage::from_ring))
         })
     }
 }

@@ -2,6 +2,7 @@
 
 #[cfg(not(loom))]
 mod async_api;
+mod handoff;
 mod receiver;
 mod receiving;
 mod sender;
@@ -67,10 +68,8 @@ pub(crate) use table::{backpressure, set_backpressure, signal_all, signal_client
 /// ```
 #[derive(Debug)]
 pub struct Daemon {
-    rx: DaemonRx,
-    tx: DaemonTx,
-    /// Shared by the shards of one daemon: the last one dropped shuts down.
-    owner: Arc<Owner>,
+    rx: DaemonReceiver,
+    tx: DaemonSender,
     name: String,
 }
 
@@ -108,15 +107,19 @@ impl DaemonBuilder {
     /// [`OpenError::TooSmall`], and the OS's refusals as
     /// [`OpenError::PermissionDenied`] or [`OpenError::Io`].
     pub fn create(self) -> Result<Daemon, OpenError> {
-        let seg = self.settings.create()?;
+        let seg = create_segment(&self.settings)?;
         let (rx, tx, owner) = parts(seg, self.settings.spin);
-        Ok(Daemon {
-            rx,
-            tx,
-            owner: Arc::new(owner),
-            name: self.settings.name,
-        })
+        Ok(Daemon::assemble(rx, tx, Arc::new(owner), self.settings.name))
     }
+}
+
+/// Creates the segment `settings` describe, and readies this process to
+/// serve it (the memory barriers a daemon's wake-ups rely on).
+pub(crate) fn create_segment(settings: &Settings) -> Result<Segment, OpenError> {
+    let (name, geometry) = settings.layout()?;
+    let seg = Segment::create(&name, geometry, settings.protocol_version, settings.mode)?;
+    crate::wait::register_barriers();
+    Ok(seg)
 }
 
 /// Lets the receiving part free the slots of departed clients it has
@@ -135,14 +138,36 @@ pub(crate) fn tidy(rx: &mut DaemonRx, tx: &mut DaemonTx) {
 /// The receiving and sending parts over a created segment, and its owner.
 pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
     let forks = crate::platform::fork_generation();
+    let (rx, tx) = shard_parts(&seg, spin, Shard::ALL, forks);
+    (rx, tx, Owner::new(seg, forks))
+}
+
+/// The receiving and sending parts of one shard, sharing their handoff.
+fn shard_parts(seg: &Segment, spin: Duration, shard: Shard, forks: u32) -> (DaemonRx, DaemonTx) {
+    let handoff = Arc::new(handoff::Handoff::new(seg.geometry().max_clients as usize));
     (
-        DaemonRx::new(seg.clone(), spin, Shard::ALL, forks),
-        DaemonTx::new(seg.clone(), spin, Shard::ALL, forks),
-        Owner::new(seg, forks),
+        DaemonRx::new(seg.clone(), spin, shard, forks),
+        DaemonTx::new(seg.clone(), spin, shard, forks, handoff),
     )
 }
 
 impl Daemon {
+    /// The daemon of one shard's parts; `owner` is shared by all shards
+    /// and halves (the last one dropped shuts the segment down).
+    fn assemble(rx: DaemonRx, tx: DaemonTx, owner: Arc<Owner>, name: String) -> Daemon {
+        let handoff = tx.handoff().clone();
+        Daemon {
+            rx: DaemonReceiver {
+                rx,
+                handoff,
+                joined: false,
+                _owner: owner.clone(),
+            },
+            tx: DaemonSender { tx, owner },
+            name,
+        }
+    }
+
     /// Creates the segment `name` with the default settings: 1 MiB, up to 8
     /// clients, 4 KiB messages, protocol version 1.
     ///
@@ -195,18 +220,18 @@ impl Daemon {
 
     /// The largest message the segment carries.
     pub fn max_message_size(&self) -> usize {
-        self.tx.segment().geometry().max_message_size as usize
+        self.tx.tx.segment().geometry().max_message_size as usize
     }
 
     /// Client slots of the segment.
     pub fn max_clients(&self) -> u32 {
-        self.tx.segment().geometry().max_clients
+        self.tx.tx.segment().geometry().max_clients
     }
 
     /// The connected clients (of this shard, on a shard: see [`Daemon::shard`]).
     pub fn clients(&self) -> Vec<ClientId> {
-        let shard = self.tx.shard();
-        let mut clients = slot::connected(self.tx.segment());
+        let shard = self.tx.tx.shard();
+        let mut clients = slot::connected(self.tx.tx.segment());
         clients.retain(|id| shard.owns(id.slot));
         clients
     }
@@ -253,57 +278,90 @@ impl Daemon {
     /// ```
     pub fn shard(self, n: usize) -> Vec<Daemon> {
         let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-        let (seg, spin, mine) = (self.tx.segment().clone(), self.rx.spin(), self.rx.shard());
-        let forks = self.rx.fork_generation();
+        let (seg, spin, mine) = (self.tx.tx.segment().clone(), self.rx.rx.spin(), self.rx.rx.shard());
+        let forks = self.rx.rx.fork_generation();
         mine.divide(n)
-            .map(|shard| Daemon {
-                rx: DaemonRx::new(seg.clone(), spin, shard, forks),
-                tx: DaemonTx::new(seg.clone(), spin, shard, forks),
-                owner: self.owner.clone(),
-                name: self.name.clone(),
+            .map(|shard| {
+                let (rx, tx) = shard_parts(&seg, spin, shard, forks);
+                Daemon::assemble(rx, tx, self.tx.owner.clone(), self.name.clone())
             })
             .collect()
     }
 
-    /// The receiving half for one call of the daemon's own (it may free slots).
+    /// Whether the two halves are this daemon's own pair (`split` lends
+    /// them out, and they could be swapped with another daemon's).
     #[inline(always)]
-    pub(crate) fn receiver(&mut self) -> DaemonReceiver<'_> {
-        DaemonReceiver {
-            rx: &mut self.rx,
-            tx: Some(&mut self.tx),
-        }
+    fn halves_are_a_pair(&self) -> bool {
+        Arc::ptr_eq(&self.rx.handoff, self.tx.tx.handoff())
+    }
+
+    /// The receiving half for one call of the daemon's own: it holds both
+    /// halves, so the sending half is idle and a drained slot is freed at once.
+    #[inline(always)]
+    pub(crate) fn receiver(&mut self) -> &mut DaemonReceiver {
+        self.rx.joined = self.halves_are_a_pair();
+        &mut self.rx
     }
 
     /// The sending half for one call of the daemon's own, after freeing the
     /// slots of departed clients if the sending part saw the table move at
     /// its last send (so a daemon that only sends frees them too).
     #[inline(always)]
-    pub(crate) fn sender(&mut self) -> DaemonSender<'_> {
-        if self.tx.table_moved() {
-            tidy(&mut self.rx, &mut self.tx);
+    pub(crate) fn sender(&mut self) -> &mut DaemonSender {
+        if self.tx.tx.table_moved() && self.halves_are_a_pair() {
+            tidy(&mut self.rx.rx, &mut self.tx.tx);
         }
-        DaemonSender { tx: &mut self.tx }
+        &mut self.tx
     }
 
-    /// Splits the daemon into a receiving and a sending half that borrow it:
-    /// to answer a request in place while reading it (see
-    /// [`DaemonReceiver`]), or to receive and send on two threads of a
-    /// [`std::thread::scope`].
-    pub fn split(&mut self) -> (DaemonReceiver<'_>, DaemonSender<'_>) {
-        (
-            DaemonReceiver {
-                rx: &mut self.rx,
-                tx: None,
-            },
-            DaemonSender { tx: &mut self.tx },
-        )
+    /// Lends the daemon's receiving and sending halves: to answer a request
+    /// in place while reading it (see [`DaemonReceiver`]), or to receive and
+    /// send on two threads of a [`std::thread::scope`]. While lent, they
+    /// free a departed client's slot as split halves do (see
+    /// [`DaemonReceiver`]).
+    pub fn split(&mut self) -> (&mut DaemonReceiver, &mut DaemonSender) {
+        self.rx.joined = false;
+        (&mut self.rx, &mut self.tx)
+    }
+
+    /// Splits the daemon into its receiving and sending halves, owned: each
+    /// is `'static` and `Send`, so they can move to two threads or tasks (a
+    /// reply path that outlives the function that created the daemon). The
+    /// segment stays up until both halves are dropped, then shuts down as
+    /// dropping the daemon would. On a shard, the halves serve that shard's
+    /// clients.
+    ///
+    /// ```
+    /// use memlink_shm::{Client, Daemon, Priority};
+    /// use std::time::Duration;
+    /// # let name = format!("memlink-doc-into-split-{}", std::process::id());
+    /// let (mut rx, mut tx) = Daemon::create(&name)?.into_split();
+    /// // The receiving half on a thread of its own, handing requests over.
+    /// let (requests, inbox) = std::sync::mpsc::channel();
+    /// let reader = std::thread::spawn(move || -> Result<(), memlink_shm::Error> {
+    ///     let msg = rx.recv_timeout(Duration::from_secs(5))?;
+    ///     requests.send(msg).expect("the sender thread is there");
+    ///     Ok(())
+    /// });
+    /// let mut client = Client::connect(&name)?;
+    /// client.send(Priority::High, b"ping")?;
+    /// let msg = inbox.recv_timeout(Duration::from_secs(5))?;
+    /// tx.send_to(msg.client(), Priority::High, b"pong")?;
+    /// assert_eq!(client.recv_timeout(Duration::from_secs(5))?.payload(), b"pong");
+    /// reader.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_split(self) -> (DaemonReceiver, DaemonSender) {
+        let Daemon { mut rx, tx, .. } = self;
+        rx.joined = false;
+        (rx, tx)
     }
 
     /// Changes how long blocking calls spin before they sleep in the kernel
     /// (set first with [`DaemonBuilder::spin`]).
     pub fn set_spin(&mut self, spin: Duration) {
-        self.rx.set_spin(spin);
-        self.tx.set_spin(spin);
+        self.rx.rx.set_spin(spin);
+        self.tx.tx.set_spin(spin);
     }
 
     delegate! {
@@ -368,6 +426,7 @@ impl Daemon {
             ///
             /// # Errors
             /// As [`DaemonSender::try_send_to`].
+            #[inline(always)]
             pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
 
             /// Sends one client a message written in place ([`DaemonSender::send_to_with`]).
@@ -412,26 +471,26 @@ impl Daemon {
     /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the
     /// highest hint a client published, whichever is higher.
     pub fn backpressure(&self) -> f32 {
-        backpressure(self.tx.segment(), self.tx.shard())
+        backpressure(self.tx.tx.segment(), self.tx.tx.shard())
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
     /// [`crate::Client::backpressure`].
     pub fn set_backpressure(&mut self, level: f32) {
-        set_backpressure(self.tx.segment(), level);
+        set_backpressure(self.tx.tx.segment(), level);
     }
 
     /// Counters of the rings and of wake-ups: summed over the clients
     /// connected now and every client that left (or died) since the daemon
     /// started.
     pub fn stats(&self) -> Stats {
-        self.rx.stats()
+        self.rx.rx.stats()
     }
 
     /// Shuts the segment down, as dropping does (dropping the last shard,
     /// for a shared-out daemon): clients are told and woken, and the name is
     /// removed. On a shard this shuts down every shard.
     pub fn shutdown(self) {
-        self.owner.shutdown();
+        self.tx.owner.shutdown();
     }
 }

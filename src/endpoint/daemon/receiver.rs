@@ -1,24 +1,30 @@
 //! Receiving on the daemon: every client's rings to it, read Critical
 //! before High before Low, round-robin among clients within a tier.
 
+use std::sync::Arc;
 use std::task::{ready, Poll};
 use std::time::Duration;
 
-use super::{DaemonRx, DaemonTx};
+use super::handoff::Handoff;
+use super::{DaemonRx, Owner};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
+use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::{received, ClientMessage};
 use crate::endpoint::Error;
 use crate::priority::Priority;
+use crate::ring::RingBytes;
 use crate::slot::ClientId;
 use crate::wait::{blocked, Block, Park};
 
-/// The receiving half of a [`crate::Daemon`], from [`crate::Daemon::split`]
-/// (the daemon's own receiving calls are this type's).
+/// The receiving half of a [`crate::Daemon`]: lent by
+/// [`crate::Daemon::split`], or owned (`'static`, `Send`) after
+/// [`crate::Daemon::into_split`]. The daemon's own receiving calls are this
+/// type's.
 ///
-/// It borrows the daemon. While the daemon is split, the slots of clients
-/// that left are drained but not freed (the sending half may still hold
-/// them); the daemon's next call after the halves are dropped frees them.
+/// Split, the halves free a departed client's slot together: this half
+/// drains it and asks, the sending half lets go of it at its next call (or
+/// when it is dropped), and this half frees it at its next call after that.
 ///
 /// ```
 /// use memlink_shm::{Client, Daemon, Priority};
@@ -30,7 +36,7 @@ use crate::wait::{blocked, Block, Park};
 ///
 /// // Answer in place: the request is read from the client's ring and the
 /// // reply written into the ring back, with no copy in between.
-/// let (mut rx, mut tx) = daemon.split();
+/// let (rx, tx) = daemon.split();
 /// rx.recv_timeout_with(Duration::from_secs(5), |from, priority, request| {
 ///     tx.send_to_with(from, priority, request.len(), |reply| {
 ///         reply.copy_from_slice(request);
@@ -41,14 +47,19 @@ use crate::wait::{blocked, Block, Park};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
-pub struct DaemonReceiver<'a> {
-    pub(super) rx: &'a mut DaemonRx,
-    /// The sending part, when the daemon is not split: it lets go of a
-    /// departed client's slot so that this part can free it.
-    pub(super) tx: Option<&'a mut DaemonTx>,
+pub struct DaemonReceiver {
+    pub(super) rx: DaemonRx,
+    /// Shared with the sending half: how a departed client's slot is let go.
+    pub(super) handoff: Arc<Handoff>,
+    /// Set by the daemon for its own calls, which hold both halves (the
+    /// sending half is then idle): a drained slot is freed at once, and the
+    /// sending half lets go of it before its next write.
+    pub(super) joined: bool,
+    /// Keeps the segment up until both halves are dropped.
+    pub(super) _owner: Arc<Owner>,
 }
 
-impl DaemonReceiver<'_> {
+impl DaemonReceiver {
     /// Takes the next message, waiting for one (see the type's docs for the
     /// order).
     ///
@@ -77,17 +88,32 @@ impl DaemonReceiver<'_> {
     /// [`Error::Empty`] when none is; otherwise as [`DaemonReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        received(|got| self.try_recv_with(|c, p, b| ClientMessage::build_in(got, c, p, b)))
+        received(|got| self.try_take(|c, p, b| ClientMessage::build_in(got, c, p, b)))
     }
 
-    /// Passes the next waiting message, with its sender, to `f` in place.
+    /// Passes the next waiting message, with its sender, to `f` in place,
+    /// without copying.
+    ///
+    /// In place means in memory the client's process can write: sound while
+    /// the client keeps the ring's protocol, which this process cannot
+    /// check. With clients you do not trust, use [`DaemonReceiver::try_recv`]
+    /// (or a typed receive), which copies the message out first.
     ///
     /// # Errors
     /// As [`DaemonReceiver::try_recv`].
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        let DaemonReceiver { rx, tx } = self;
-        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        self.try_take(|c, p, b| f(c, p, trusting_peer(b)))
+    }
+
+    /// [`DaemonReceiver::try_recv_with`] with the payload as the ring lends
+    /// it (for the owned and typed receives, which copy it out).
+    #[inline(always)]
+    pub(crate) fn try_take<R>(&mut self, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Result<R, Error> {
+        let DaemonReceiver {
+            rx, handoff, joined, ..
+        } = self;
+        let mut release = |i| handoff.release(i, *joined);
         match rx.read_from_with(&mut release, f) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Error::Empty),
@@ -95,12 +121,13 @@ impl DaemonReceiver<'_> {
         }
     }
 
-    /// Waits for the next message and passes it to `f` in place.
+    /// Waits for the next message and passes it to `f` in place (trusting
+    /// the client, as [`DaemonReceiver::try_recv_with`] says).
     ///
     /// # Errors
     /// As [`DaemonReceiver::recv`].
     pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.recv_until(Deadline::NEVER, f)
+        self.recv_until(Deadline::NEVER, |c, p, b| f(c, p, trusting_peer(b)))
     }
 
     /// Like [`DaemonReceiver::recv_with`], waiting at most `timeout`.
@@ -112,15 +139,22 @@ impl DaemonReceiver<'_> {
         timeout: Duration,
         f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.recv_until(Deadline::after(Some(timeout)), f)
+        self.recv_until(Deadline::after(Some(timeout)), |c, p, b| f(c, p, trusting_peer(b)))
     }
 
-    /// A message already waiting takes the short way: one read, none of the
-    /// waiting machinery.
+    /// Takes the next message, waiting until `until`, with the payload as
+    /// the ring lends it. A message already waiting takes the short way: one
+    /// read, none of the waiting machinery.
     #[inline]
-    fn recv_until<R>(&mut self, until: Deadline, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        let DaemonReceiver { rx, tx } = self;
-        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+    pub(crate) fn recv_until<R>(
+        &mut self,
+        until: Deadline,
+        f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R,
+    ) -> Result<R, Error> {
+        let DaemonReceiver {
+            rx, handoff, joined, ..
+        } = self;
+        let mut release = |i| handoff.release(i, *joined);
         let mut f = Some(f);
         match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
             Ok(Some(Some(r))) => {
@@ -134,7 +168,7 @@ impl DaemonReceiver<'_> {
 
     /// [`DaemonReceiver::recv_until`] once the first read found nothing.
     #[inline(never)]
-    fn recv_when_there<R, F: FnOnce(ClientId, Priority, &[u8]) -> R>(
+    fn recv_when_there<R, F: FnOnce(ClientId, Priority, RingBytes<'_>) -> R>(
         &mut self,
         mut until: Deadline,
         mut f: Option<F>,
@@ -144,14 +178,16 @@ impl DaemonReceiver<'_> {
 
     /// Takes the next message, waiting through `park` until `until`; `f`
     /// is taken when it runs.
-    pub(crate) fn poll_recv<R, F: FnOnce(ClientId, Priority, &[u8]) -> R>(
+    pub(crate) fn poll_recv<R, F: FnOnce(ClientId, Priority, RingBytes<'_>) -> R>(
         &mut self,
         park: &mut impl Park,
         until: &mut Deadline,
         f: &mut Option<F>,
     ) -> Poll<Result<R, Error>> {
-        let DaemonReceiver { rx, tx } = self;
-        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
+        let DaemonReceiver {
+            rx, handoff, joined, ..
+        } = self;
+        let mut release = |i| handoff.release(i, *joined);
         loop {
             // `f` runs only when a message is there, so an empty read hands it back.
             match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
@@ -169,16 +205,19 @@ impl DaemonReceiver<'_> {
         }
     }
 
-    /// Passes up to `max` waiting messages to `f` in place, in the order
+    /// Passes up to `max` waiting messages to `f` in place (trusting the
+    /// clients, as [`DaemonReceiver::try_recv_with`] says), in the order
     /// `recv` would return them; a blocked client writer is woken once per
     /// client, at the end. Returns how many (at least one).
     ///
     /// # Errors
     /// [`Error::Empty`] when none is waiting; otherwise as [`DaemonReceiver::recv`].
-    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
-        let DaemonReceiver { rx, tx } = self;
-        let mut release = |i| tx.as_deref_mut().map(|t| t.detach(i)).is_some();
-        match rx.read_from_batch_with(&mut release, max, f) {
+    pub fn try_recv_batch(&mut self, max: usize, mut f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
+        let DaemonReceiver {
+            rx, handoff, joined, ..
+        } = self;
+        let mut release = |i| handoff.release(i, *joined);
+        match rx.read_from_batch_with(&mut release, max, |c, p, b| f(c, p, trusting_peer(b))) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),
             Err(e) => Err(e.into_error()),

@@ -11,7 +11,7 @@ use crate::endpoint::channel::{self, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::Stats;
 use crate::priority::Priority;
-use crate::ring::PriorityConsumer;
+use crate::ring::{PriorityConsumer, RingBytes};
 use crate::segment::layout::{Direction, EventWord};
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
@@ -206,7 +206,7 @@ impl Inbound {
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
-    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Op<Option<R>> {
+    fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Op<Option<R>> {
         // A ring that seemed to hold something may hold only a wrap record,
         // which `peek` consumes: look again (each retry consumed one).
         for _ in 0..SELECT_ATTEMPTS {
@@ -255,7 +255,7 @@ impl Inbound {
         seg: &Segment,
         max: usize,
         touched: &mut Vec<u32>,
-        f: &mut impl FnMut(ClientId, Priority, &[u8]),
+        f: &mut impl FnMut(ClientId, Priority, RingBytes<'_>),
     ) -> Op<usize> {
         for _ in 0..SELECT_ATTEMPTS {
             let Some((index, p)) = self.select(seg) else {
@@ -422,7 +422,7 @@ impl DaemonRx {
     pub(crate) fn read_from_with<R>(
         &mut self,
         release: &mut impl FnMut(u32) -> bool,
-        f: impl FnOnce(ClientId, Priority, &[u8]) -> R,
+        f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R,
     ) -> Op<Option<R>> {
         self.health.check(&self.seg, self.inb.shard)?;
         self.refresh(release);
@@ -441,7 +441,7 @@ impl DaemonRx {
         &mut self,
         release: &mut impl FnMut(u32) -> bool,
         max: usize,
-        mut f: impl FnMut(ClientId, Priority, &[u8]),
+        mut f: impl FnMut(ClientId, Priority, RingBytes<'_>),
     ) -> Op<usize> {
         self.health.check(&self.seg, self.inb.shard)?;
         self.refresh(release);

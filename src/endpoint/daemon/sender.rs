@@ -1,9 +1,10 @@
 //! Sending on the daemon: to one client, or to every client, all or none.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::table::{signal_all, signal_client};
-use super::DaemonTx;
+use super::{DaemonTx, Owner};
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
@@ -12,15 +13,22 @@ use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
 
-/// The sending half of a [`crate::Daemon`], from [`crate::Daemon::split`]
-/// (the daemon's own sending calls are this type's). See
-/// [`crate::DaemonReceiver`] for an example.
+/// The sending half of a [`crate::Daemon`]: lent by
+/// [`crate::Daemon::split`], or owned (`'static`, `Send`) after
+/// [`crate::Daemon::into_split`]. The daemon's own sending calls are
+/// this type's. See [`crate::DaemonReceiver`] for an example.
+///
+/// Each call first lets go of the slots of departed clients the receiving
+/// half asked for (one load when there are none), so a split daemon frees
+/// such a slot at this half's next call, or when this half is dropped.
 #[derive(Debug)]
-pub struct DaemonSender<'a> {
-    pub(super) tx: &'a mut DaemonTx,
+pub struct DaemonSender {
+    pub(super) tx: DaemonTx,
+    /// Keeps the segment up until both halves are dropped.
+    pub(super) owner: Arc<Owner>,
 }
 
-impl DaemonSender<'_> {
+impl DaemonSender {
     /// Sends a copy of `data` to one client, waiting while its ring is full,
     /// and wakes it.
     ///

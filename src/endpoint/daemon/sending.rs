@@ -1,16 +1,18 @@
 //! The daemon's sending part: the writing ends of every client's rings, to
 //! one client or, all or none, to every client.
 
+use std::sync::Arc;
 use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
+use super::handoff::Handoff;
 use super::table::{self, attach, moved_epoch, unknown_client, Attached, Health, Shard, SWEEP_INTERVAL};
 use crate::endpoint::channel::{self, wait_for_room, Deadline, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
 use crate::priority::Priority;
+use crate::ring::PriorityProducer;
 use crate::ring::RingError;
-use crate::ring::{PriorityBatch, PriorityProducer};
 use crate::segment::layout::Direction;
 use crate::segment::Segment;
 use crate::slot::{self, ClientId, Poison};
@@ -18,6 +20,8 @@ use crate::wait::{blocked, Block, Park};
 
 /// What the daemon writes to.
 struct Outbound {
+    /// Requests of the receiving half to let go of departed clients' slots.
+    handoff: Arc<Handoff>,
     epoch: Option<u32>,
     slots: Vec<Option<Attached<PriorityProducer>>>,
     /// Connected slots with attached rings.
@@ -29,13 +33,39 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// Rebuilds the view of the slots if the epoch moved: one load when not.
+    /// Lets go of the slots the receiving half asked for, then rebuilds the
+    /// view of the slots if the epoch moved: one load each when not.
+    ///
+    /// In that order: a slot the daemon's own receive freed at once (see
+    /// `handoff.rs`) may have a new client by now, whose rings the rebuild
+    /// attaches; letting go after it would drop the new client's.
     #[inline]
     fn refresh(&mut self, seg: &Segment) {
+        if self.handoff.has_requests() {
+            self.answer_requests();
+        }
         if let Some(epoch) = moved_epoch(self.epoch, seg) {
             self.rebuild(seg, epoch);
             self.moved = true;
         }
+    }
+
+    /// Lets go of the slots the receiving half asked for (see `handoff.rs`).
+    #[cold]
+    #[inline(never)]
+    fn answer_requests(&mut self) {
+        let Outbound {
+            handoff,
+            slots,
+            targets,
+            ..
+        } = self;
+        handoff.answer(|i| {
+            if let Some(held) = slots.get_mut(i as usize) {
+                *held = None;
+            }
+            targets.retain(|&t| t != i);
+        });
     }
 
     #[cold]
@@ -107,6 +137,16 @@ pub(crate) struct DaemonTx {
     out: Outbound,
 }
 
+impl Drop for DaemonTx {
+    /// Lets go of every client's rings, then tells a split receiving half
+    /// that it may free slots without asking.
+    fn drop(&mut self) {
+        self.out.slots.clear();
+        self.out.targets.clear();
+        self.out.handoff.sender_dropped();
+    }
+}
+
 impl std::fmt::Debug for DaemonTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DaemonTx")
@@ -116,10 +156,17 @@ impl std::fmt::Debug for DaemonTx {
 }
 
 impl DaemonTx {
-    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard, fork_generation: u32) -> DaemonTx {
+    pub(crate) fn new(
+        seg: Segment,
+        spin: Duration,
+        shard: Shard,
+        fork_generation: u32,
+        handoff: Arc<Handoff>,
+    ) -> DaemonTx {
         let n = seg.geometry().max_clients as usize;
         DaemonTx {
             out: Outbound {
+                handoff,
                 epoch: None,
                 slots: (0..n).map(|_| None).collect(),
                 targets: Vec::with_capacity(n),
@@ -148,6 +195,12 @@ impl DaemonTx {
     /// Lets go of slot `index` (its client left; the receiving part frees it).
     pub(crate) fn detach(&mut self, index: u32) {
         self.out.detach(index);
+    }
+
+    /// The record through which a split receiving half asks this part to
+    /// let go of slots.
+    pub(crate) fn handoff(&self) -> &Arc<Handoff> {
+        &self.out.handoff
     }
 
     /// Whether the client table moved at the last send: then the receiving
@@ -300,11 +353,6 @@ impl DaemonTx {
             out.refresh(seg);
             Ok(find(out, seg)?.map(|i| table::lacking(seg, i)))
         })
-    }
-
-    /// Writes several messages to one client, published together.
-    pub(crate) fn write_to_batch<R>(&mut self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> Op<R> {
-        self.with_producer_to(client, |p| f(&mut p.batch()))
     }
 
     /// Lends the writing ends of the rings to one client.
