@@ -152,6 +152,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+/// `Debug` for a public error type: its message, as `Display` writes it
+/// (like `std::io::Error`'s, which carries its message), so that `?` in
+/// `main`, which prints `Error: {err:?}`, prints the advice and the numbers
+/// rather than a bare variant.
+macro_rules! debug_is_the_message {
+    ($($t:ty),* $(,)?) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+
 #[macro_use]
 mod events;
 

@@ -17,7 +17,7 @@ pub type ShmResult<T> = Result<T, ShmError>;
 
 /// Everything that can go wrong with a ring, a segment or a transport of the
 /// 0.1.3 API.
-#[derive(Debug, Error)]
+#[derive(Error)]
 #[non_exhaustive]
 pub enum ShmError {
     /// The ring has no room for this message right now; retry after the reader
@@ -194,6 +194,8 @@ pub enum ShmError {
         source: io::Error,
     },
 }
+
+debug_is_the_message!(ShmError);
 
 impl ShmError {
     /// True for errors that go away by retrying later (full ring, empty ring, timeout).

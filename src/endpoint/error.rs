@@ -25,7 +25,7 @@ use crate::slot::ClientId;
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, ThisError)]
+#[derive(ThisError)]
 #[non_exhaustive]
 pub enum Error {
     /// The ring to the peer has no room for this message now (`try_send`).
@@ -97,6 +97,8 @@ pub enum Error {
         source: io::Error,
     },
 }
+
+debug_is_the_message!(Error);
 
 impl Error {
     /// Whether retrying later may succeed: [`Error::Full`], [`Error::Empty`]

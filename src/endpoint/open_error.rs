@@ -11,7 +11,7 @@ use crate::slot::ClaimError;
 /// Why [`crate::Daemon::create`] or [`crate::Client::connect`] (or their
 /// builders) failed. Nothing is left behind by a failed create: no segment,
 /// no hidden build file.
-#[derive(Debug, Error)]
+#[derive(Error)]
 #[non_exhaustive]
 pub enum OpenError {
     /// The name cannot name a segment.
@@ -154,6 +154,8 @@ pub enum OpenError {
         source: io::Error,
     },
 }
+
+debug_is_the_message!(OpenError);
 
 impl OpenError {
     /// True where retrying later will likely succeed: the daemon is starting

@@ -7,7 +7,7 @@ use thiserror::Error as ThisError;
 ///
 /// A peer's bytes are untrusted: every way they can fail to be a `T` is one
 /// of these, never a panic.
-#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[derive(Clone, PartialEq, Eq, ThisError)]
 #[non_exhaustive]
 pub enum TypeError {
     /// The message was not sent as a typed message (it is shorter than the
@@ -80,3 +80,5 @@ pub enum TypeError {
         served_tag: u64,
     },
 }
+
+debug_is_the_message!(TypeError);

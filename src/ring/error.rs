@@ -6,7 +6,7 @@ pub use crate::segment::layout::Corruption;
 
 /// Why a ring operation failed. Small and `Copy`: it is returned on the
 /// message path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[derive(Clone, Copy, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RingError {
     /// No room for this message now; retry once the reader has caught up.
@@ -24,3 +24,5 @@ pub enum RingError {
     #[error("the ring is corrupted ({0}): its peer is faulty or hostile")]
     Corrupted(Corruption),
 }
+
+debug_is_the_message!(RingError);
