@@ -31,6 +31,23 @@ fn main_prints_the_advice_of_an_open_error() {
         }
         other => panic!("expected NotFound, got {other:?}"),
     }
+    // A name with a slash is a file path, and the message says so; a bare
+    // name carries no prefix of the crate's.
+    let dir = std::env::temp_dir().join(unique_name("no-such-dir"));
+    let path = dir.join("bus").to_string_lossy().into_owned();
+    match Client::connect(&path) {
+        Err(e @ OpenError::NotFound { .. }) => {
+            let printed = printed_by_main(&e);
+            assert!(
+                printed.contains(&path) && printed.contains("taken as a file path"),
+                "{printed}"
+            );
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let bare = unique_name("bare");
+    let printed = printed_by_main(&Client::connect(&bare).expect_err("no daemon"));
+    assert!(printed.contains(&format!("segment {bare} not found")), "{printed}");
     let name = unique_name("too-small");
     let _g = SegmentGuard(name.clone());
     match Daemon::builder(&name).size(16 << 20).max_message_size(1 << 20).create() {

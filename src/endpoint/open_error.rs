@@ -5,7 +5,7 @@ use std::io;
 use thiserror::Error;
 
 use crate::ring::RingError;
-use crate::segment::SegmentError;
+use crate::segment::{path_note, SegmentError};
 use crate::slot::ClaimError;
 
 /// Why [`crate::Daemon::create`] or [`crate::Client::connect`] (or their
@@ -40,7 +40,10 @@ pub enum OpenError {
     },
 
     /// No segment of that name exists.
-    #[error("segment {name} not found: start the daemon first, or check the name")]
+    #[error(
+        "segment {name}{} not found: start the daemon first, or check the name",
+        path_note(name)
+    )]
     NotFound {
         /// Segment name.
         name: String,

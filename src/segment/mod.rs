@@ -21,6 +21,6 @@ pub(crate) use error::SegmentError;
 pub(crate) use mapping::check_owner;
 pub(crate) use mapping::SharedMemory;
 pub use name::MAX_NAME_LEN;
-pub(crate) use name::{SegmentName, TEMP_SUFFIX};
+pub(crate) use name::{path_note, SegmentName, TEMP_SUFFIX};
 pub(crate) use validated::{daemon_of, Channel, RingRegion};
 pub(crate) use validated::{owner, Owner, Segment};

@@ -41,7 +41,7 @@ impl SegmentName {
             return Err(bad("contains a NUL byte"));
         }
         let too_long = || bad(&format!("is longer than {MAX_NAME_LEN} bytes"));
-        if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
+        if is_path(name) {
             let path = PathBuf::from(name);
             let file = path.file_name().map_or(0, |f| f.len());
             if file == 0 {
@@ -117,12 +117,30 @@ impl SegmentName {
     }
 }
 
+/// As the caller gave it (no prefix of this crate's): a shared-memory name,
+/// or a path.
 impl fmt::Display for SegmentName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SegmentName::Posix(n) => write!(f, "shm:{n}"),
+            SegmentName::Posix(n) => write!(f, "{n}"),
             SegmentName::Path(p) => write!(f, "{}", p.display()),
         }
+    }
+}
+
+/// Whether `name` names a file path: it has a `/` (or, on Windows, `\\`).
+fn is_path(name: &str) -> bool {
+    name.contains('/') || (cfg!(windows) && name.contains('\\'))
+}
+
+/// What a message about `name` adds when the name was taken as a file path
+/// (the rule of [`SegmentName::parse`]), so that `/bus`, meant as a
+/// shared-memory name, is not a mystery; nothing for a shared-memory name.
+pub(crate) fn path_note(name: &str) -> &'static str {
+    if is_path(name) {
+        " (taken as a file path, because it has a path separator)"
+    } else {
+        ""
     }
 }
 
@@ -155,5 +173,13 @@ mod tests {
             SegmentName::Path(_)
         ));
         assert!(SegmentName::parse("").is_err());
+    }
+
+    #[test]
+    fn messages_name_a_segment_as_given_and_say_when_it_is_a_path() {
+        assert_eq!(SegmentName::parse("bus").unwrap().to_string(), "bus");
+        assert_eq!(SegmentName::parse("/tmp/my_shm").unwrap().to_string(), "/tmp/my_shm");
+        assert_eq!(path_note("bus"), "");
+        assert!(path_note("/bus").contains("file path"));
     }
 }

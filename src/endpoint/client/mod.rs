@@ -210,6 +210,11 @@ impl Client {
     /// Connects to the daemon of `name` with the default settings
     /// (protocol version 1).
     ///
+    /// Names follow one rule, on both sides: a name without a path
+    /// separator (`bus`) is a shared-memory name (`/dev/shm/bus` on Linux);
+    /// a name with one (`/tmp/bus`, also `/bus`) is a file path. An error
+    /// about a name taken as a path says so.
+    ///
     /// # Errors
     /// See [`ClientBuilder::connect`].
     pub fn connect(name: &str) -> Result<Client, OpenError> {

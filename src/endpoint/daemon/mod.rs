@@ -171,6 +171,10 @@ impl Daemon {
     /// Creates the segment `name` with the default settings: 1 MiB, up to 8
     /// clients, 4 KiB messages, protocol version 1.
     ///
+    /// A name without a path separator (`bus`) is a shared-memory name
+    /// (`/dev/shm/bus` on Linux); one with a separator (`/tmp/bus`, also
+    /// `/bus`) is a file path. Clients connect with the same string.
+    ///
     /// # Errors
     /// See [`DaemonBuilder::create`].
     pub fn create(name: &str) -> Result<Daemon, OpenError> {
