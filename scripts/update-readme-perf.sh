@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the comparison harness, p2 and the iceoryx2 side-by-side (peers/) once
-# each and writes their output into README.md between the perf markers. Run
+# each and writes their output into docs/performance.md between the perf markers. Run
 # it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ when=$(date -u +%Y-%m-%d)
 machine="$(nproc) vCPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
 COMPARE="$compare" P2="$p2" PEERS="$peers" WHEN="$when" MACHINE="$machine" python3 - <<'PY'
 import os, re
-readme = open("README.md").read()
+readme = open("docs/performance.md").read()
 block = f"""<!-- perf:begin -->
 Measured {os.environ['WHEN']} on {os.environ['MACHINE']}, by
 `scripts/update-readme-perf.sh` (which runs the three commands below and pastes
@@ -37,7 +37,7 @@ their output here).
 ```
 <!-- perf:end -->"""
 new, n = re.subn(r"<!-- perf:begin -->.*?<!-- perf:end -->", lambda _: block, readme, flags=re.S)
-assert n == 1, "README.md needs exactly one perf:begin/perf:end block"
-open("README.md", "w").write(new)
+assert n == 1, "docs/performance.md needs exactly one perf:begin/perf:end block"
+open("docs/performance.md", "w").write(new)
 PY
-echo "README.md performance section updated"
+echo "docs/performance.md performance section updated"

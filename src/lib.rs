@@ -202,3 +202,8 @@ pub use segment::MAX_NAME_LEN;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+// So are those of the reference pages the README links to.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/failure-model.md")]
+pub struct FailureModelDoctests;
