@@ -25,7 +25,6 @@
 //! record.
 
 use std::marker::PhantomData;
-#[cfg(any(not(loom), test))]
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
@@ -91,7 +90,6 @@ impl<'a> RingBytes<'a> {
     /// # Panics
     /// If `dst` is shorter than the payload (a caller's bug, never input).
     #[inline]
-    #[cfg(any(not(loom), test))]
     pub(crate) fn copy_to_uninit<'b>(&self, dst: &'b mut [MaybeUninit<u8>]) -> &'b [u8] {
         let dst = &mut dst[..self.len];
         // SAFETY: `dst` is `len` writable bytes (`MaybeUninit<u8>` has the
@@ -146,11 +144,15 @@ impl<'a> RingBytes<'a> {
         self.to_vec().into_boxed_slice()
     }
 
-    /// The payload copied into a vector of exactly its length.
+    /// The payload copied into a vector of exactly its length (written
+    /// once: the copy, not zeroes first).
     #[inline]
     pub(crate) fn to_vec(self) -> Vec<u8> {
-        let mut out = vec![0; self.len];
-        self.copy_to(&mut out);
+        let mut out = Vec::with_capacity(self.len);
+        self.copy_to_uninit(out.spare_capacity_mut());
+        // SAFETY: `copy_to_uninit` initialised the first `len` bytes of the
+        // spare capacity, which holds at least `len`.
+        unsafe { out.set_len(self.len) };
         out
     }
 
