@@ -14,7 +14,7 @@ use memlink_shm::buffer::{RingBuffer, RingConsumer, RingProducer};
 use memlink_shm::pring::{PriorityConsumer, PriorityProducer, PriorityRingBuffer};
 use memlink_shm::priority::Priority;
 use memlink_shm::transport::{NrelayShmTransport, ShmTransport};
-use memlink_shm::typed::{Caller, Incoming, Plain, Request, Typed};
+use memlink_shm::typed::{self, Caller, Incoming, Plain, Request, Typed};
 use memlink_shm::{Client, Daemon};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -59,11 +59,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "typed_round_trip",
-        "round_trip with a 64 B plain-data value each way (try_send_typed, try_recv_typed: decoded copies)",
+        "round_trip with a 64 B plain-data value each way (try_send &value, try_recv + Message::decode: decoded copies)",
     ),
     (
         "typed_in_place",
-        "round_trip with a 64 B plain-data value each way, read in place (try_recv_typed_with: no copy)",
+        "round_trip with a 64 B plain-data value each way, decoded in place (try_recv_with + typed::decode: trusts the peer)",
     ),
     (
         "call_round_trip",
@@ -160,7 +160,7 @@ fn repeat(n: u64, mut step: impl FnMut() -> usize) -> usize {
 fn send_recv(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     repeat(n, || {
         client.try_send(Priority::High, &MSG).expect("send");
-        daemon.try_recv_with(|_, _, b| b.len()).expect("recv")
+        daemon.receiver().try_recv_with(|_, _, b| b.len()).expect("recv")
     })
 }
 
@@ -185,7 +185,7 @@ fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     let id = client.id();
     repeat(n, || {
         daemon.try_send_to(id, Priority::High, &MSG).expect("send_to");
-        client.try_recv_with(|_, b| b.len()).expect("recv")
+        client.receiver().try_recv_with(|_, b| b.len()).expect("recv")
     })
 }
 
@@ -194,7 +194,7 @@ fn reply_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     let id = client.id();
     repeat(n, || {
         daemon.send_to(id, Priority::High, &MSG).expect("send_to");
-        client.recv_with(|_, b| b.len()).expect("recv")
+        client.receiver().recv_with(|_, b| b.len()).expect("recv")
     })
 }
 
@@ -202,9 +202,9 @@ fn reply_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
 fn round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     repeat(n, || {
         client.try_send(Priority::High, &MSG).expect("send");
-        let from = daemon.try_recv_with(|from, _, _| from).expect("recv");
+        let from = daemon.receiver().try_recv_with(|from, _, _| from).expect("recv");
         daemon.try_send_to(from, Priority::High, &MSG).expect("send_to");
-        client.try_recv_with(|_, b| b.len()).expect("recv")
+        client.receiver().try_recv_with(|_, b| b.len()).expect("recv")
     })
 }
 
@@ -226,10 +226,18 @@ impl Request for Value64 {
 fn typed_round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     let v = Value64(MSG);
     repeat(n, || {
-        client.try_send_typed(Priority::High, &v).expect("send");
-        let (from, got) = daemon.try_recv_typed::<Value64>().expect("recv");
-        daemon.try_send_typed_to(from, Priority::High, &got).expect("send_to");
-        usize::from(client.try_recv_typed::<Value64>().expect("recv").0[0])
+        client.try_send(Priority::High, &v).expect("send");
+        let msg = daemon.try_recv().expect("recv");
+        let got: Value64 = msg.decode().expect("a Value64");
+        daemon.try_send_to(msg.client(), Priority::High, &got).expect("send_to");
+        usize::from(
+            client
+                .try_recv()
+                .expect("recv")
+                .decode::<Value64>()
+                .expect("a Value64")
+                .0[0],
+        )
     })
 }
 
@@ -237,12 +245,19 @@ fn typed_round_trip(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
 fn typed_in_place(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     let v = Value64(MSG);
     repeat(n, || {
-        client.try_send_typed(Priority::High, &v).expect("send");
-        let from = daemon.try_recv_typed_with(|from, _: &Value64| from).expect("recv");
-        daemon.try_send_typed_to(from, Priority::High, &v).expect("send_to");
+        client.try_send(Priority::High, &v).expect("send");
+        let (from, got) = daemon
+            .receiver()
+            .try_recv_with(|from, _, b| (from, typed::decode::<Value64>(b)))
+            .expect("recv");
+        daemon
+            .try_send_to(from, Priority::High, &got.expect("a Value64"))
+            .expect("send_to");
         client
-            .try_recv_typed_with(|got: &Value64| usize::from(got.0[0]))
+            .receiver()
+            .try_recv_with(|_, b| typed::decode::<Value64>(b).map(|got| usize::from(got.0[0])))
             .expect("recv")
+            .expect("a Value64")
     })
 }
 
@@ -283,11 +298,15 @@ fn async_send_recv_owned(daemon: &mut Daemon, client: &mut Client, n: u64) -> us
 fn batch_64(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
     repeat(n, || {
         client
+            .sender()
             .send_batch(|b| (0..64).try_for_each(|_| b.try_send(Priority::High, &MSG)))
             .expect("batch")
             .expect("room for 64");
         let mut bytes = 0;
-        daemon.try_recv_batch(64, |_, _, b| bytes += b.len()).expect("recv");
+        daemon
+            .receiver()
+            .try_recv_batch(64, |_, _, b| bytes += b.len())
+            .expect("recv");
         bytes
     })
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use memlink_shm::testkit::DEFAULT_SPIN;
-use memlink_shm::{Client, ClientId, Daemon, Error, Priority};
+use memlink_shm::{Client, ClientId, Daemon, Error, Fill, Priority};
 use support::{histogram, ns, pin_to_cpu, rate, secs, FloorLine};
 
 const SIZES: [usize; 4] = [0, 64, 1024, 4096];
@@ -304,9 +304,9 @@ fn ping_pong(c: &mut Client, mode: Mode, size: usize, warmup: u64, n: u64) -> Re
         };
         let echoed = match mode {
             Mode::Busy => {
-                c.try_send_with(Priority::High, size, fill)?;
+                c.try_send(Priority::High, Fill::new(size, fill))?;
                 loop {
-                    match c.try_recv_with(|_, b| seq_of(b)) {
+                    match c.receiver().try_recv_with(|_, b| seq_of(b)) {
                         Ok(seq) => break seq,
                         Err(Error::Empty) => spin_loop(),
                         Err(e) => return Err(e.into()),
@@ -314,8 +314,8 @@ fn ping_pong(c: &mut Client, mode: Mode, size: usize, warmup: u64, n: u64) -> Re
                 }
             }
             Mode::Wait(_) => {
-                c.send_with(Priority::High, size, fill)?;
-                c.recv_with(|_, b| seq_of(b))?
+                c.send(Priority::High, Fill::new(size, fill))?;
+                c.receiver().recv_with(|_, b| seq_of(b))?
             }
         };
         if size >= 8 {

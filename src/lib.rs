@@ -26,14 +26,29 @@
 //!
 //! ## Sending and receiving
 //!
-//! The calls follow std's and crossbeam's channels:
+//! Each waiting mode is one method, whatever the message carries: a send
+//! takes a [`Payload`], which is bytes (`&[u8]`, `&[u8; N]`, `&Vec<u8>`,
+//! `&str`), a typed value (`&T` for any [`typed::Typed`] `T`, encoded
+//! straight into the ring) or a [`Fill`] (a length and a closure that
+//! writes the message in place); a receive returns an owned [`Message`]
+//! ([`ClientMessage`] on the daemon), which [`Message::decode`]s a typed
+//! value.
 //!
-//! | | blocks | never blocks | bounded wait | in place (zero-copy) |
+//! | | blocks | never blocks | bounded wait | async |
 //! |---|---|---|---|---|
-//! | client -> daemon | [`Client::send`] | [`Client::try_send`] | [`Client::send_timeout`] | [`Client::send_with`], [`Client::send_batch`] |
-//! | daemon -> one client | [`Daemon::send_to`] | [`Daemon::try_send_to`] | [`Daemon::send_to_timeout`] | [`Daemon::send_to_with`], [`Daemon::send_batch_to`] |
-//! | daemon -> every client | [`Daemon::broadcast`] | [`Daemon::try_broadcast`] | [`Daemon::broadcast_timeout`] | |
-//! | receive | `recv` | `try_recv` | `recv_timeout` | `recv_with`, `try_recv_with`, `try_recv_batch` |
+//! | client -> daemon | [`Client::send`] | [`Client::try_send`] | [`Client::send_timeout`] | [`Client::send_async`] |
+//! | daemon -> one client | [`Daemon::send_to`] | [`Daemon::try_send_to`] | [`Daemon::send_to_timeout`] | [`Daemon::send_to_async`] |
+//! | daemon -> every client | [`Daemon::broadcast`] | [`DaemonSender::try_broadcast`] | [`DaemonSender::broadcast_timeout`] | [`DaemonSender::broadcast_async`] |
+//! | receive | `recv` | `try_recv` | `recv_timeout` | `recv_async`, `stream` |
+//! | receive in place (trusting the peer) | `recv_with` | `try_recv_with`, `try_recv_batch` | `recv_timeout_with` | `recv_with_async` |
+//!
+//! Where the methods are: the halves ([`ClientSender`], [`ClientReceiver`],
+//! [`DaemonSender`], [`DaemonReceiver`]) have every call of their
+//! direction, and the whole endpoints ([`Daemon`], [`Client`]) have the
+//! common ones: the owned receives and the sends above, and their
+//! halves through `sender()` and `receiver()` (`client.sender().send_batch(..)`,
+//! `daemon.receiver().try_recv_with(..)`) or `split`. A batch ([`Batch`],
+//! from `send_batch`) publishes many messages with one wake-up.
 //!
 //! - "Not now" is [`Error::Full`] (a send) or [`Error::Empty`] (a receive),
 //!   and [`Error::Timeout`] for a bounded wait; [`Error::is_transient`] says
@@ -55,8 +70,8 @@
 //! Every waiting call has an async form, for any executor:
 //! [`Client::send_async`], [`Client::recv_async`], [`Client::stream`],
 //! [`Daemon::recv_async`], [`Daemon::send_to_async`],
-//! [`Daemon::broadcast_async`], [`Daemon::stream`] (and `_with_async` forms
-//! that work in place). The futures are `Send` and cancellation-safe: a
+//! [`DaemonSender::broadcast_async`], [`Daemon::stream`] (and
+//! `recv_with_async` on the receiving halves, in place). The futures are `Send` and cancellation-safe: a
 //! dropped future took or sent a whole message, or none. A parked task's
 //! waker is held by a watcher thread asleep on the same futex word a blocked
 //! thread would sleep on, so an idle task costs no CPU, and sync and async
@@ -86,12 +101,14 @@
 //!
 //! A peer can also rewrite a message while it is being read. The owned
 //! receives ([`Client::recv`], [`Daemon::recv`] and their `try_`,
-//! `_timeout` and async forms, the streams) and every typed receive copy
-//! the message out of the ring with atomic loads before anything looks at
-//! it: what they return, or lend to a closure, is this process's own
-//! memory, which no peer can change. The borrowed forms
-//! ([`Client::recv_with`], [`Daemon::recv_with`], `try_recv_with`,
-//! `recv_timeout_with`, `try_recv_batch`, `recv_with_async`) lend the
+//! `_timeout` and async forms, the streams) and the calls of
+//! [`typed::Caller`] copy the message out of the ring with atomic loads
+//! before anything looks at it: what they return, and what
+//! [`Message::decode`] decodes, is this process's own memory, which no
+//! peer can change. The borrowed forms of the receiving halves
+//! ([`ClientReceiver::recv_with`], [`DaemonReceiver::recv_with`],
+//! `try_recv_with`, `recv_timeout_with`, `try_recv_batch`,
+//! `recv_with_async`) lend the
 //! closure a `&[u8]` into the ring itself, zero-copy; that is sound while
 //! the peer keeps the ring's protocol, which no process can check of
 //! another. Use them with peers you trust (your own programs), and the
@@ -190,7 +207,7 @@ pub use compat::{buffer, pring, recovery, safety, transport};
 pub use compat::{ShmError, ShmResult};
 pub use endpoint::{
     Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
-    DaemonReceiver, DaemonSender, Error, Message, OpenError, Stats, TypeError,
+    DaemonReceiver, DaemonSender, Error, Fill, Message, OpenError, Payload, Stats, TypeError,
 };
 #[cfg(not(loom))]
 pub use endpoint::{ClientStream, DaemonStream};

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use memlink_shm::{Client, Daemon, Error, Priority};
+use memlink_shm::{Client, Daemon, Error, Fill, Priority};
 use support::{checksum, child_role, child_watchdog, unique_name, wait_ready, watchdog, Children, SegmentGuard};
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -407,11 +407,12 @@ fn other_executors_and_sync_peers() {
         futures::executor::block_on(async {
             for _ in 0..N {
                 let (from, p, v) = daemon
+                    .receiver()
                     .recv_with_async(|c, p, b| (c, p, u32::from_le_bytes(b.try_into().unwrap())))
                     .await
                     .unwrap();
                 daemon
-                    .send_to_with_async(from, p, 4, |b| b.copy_from_slice(&(v + 1).to_le_bytes()))
+                    .send_to_async(from, p, Fill::new(4, |b| b.copy_from_slice(&(v + 1).to_le_bytes())))
                     .await
                     .unwrap();
             }
@@ -436,14 +437,15 @@ fn the_futures_are_send() {
     let mut client = Client::connect(&name).expect("connect");
     let id = client.id();
     send(&client.send_async(Priority::High, b"x"));
-    send(&client.send_with_async(Priority::High, 1, |b| b[0] = 1));
+    send(&client.send_async(Priority::High, Fill::new(1, |b| b[0] = 1)));
+    send(&client.send_async(Priority::High, &7u32));
     send(&client.recv_async());
-    send(&client.recv_with_async(|_, b| b.len()));
+    send(&client.receiver().recv_with_async(|_, b| b.len()));
     send(&daemon.recv_async());
-    send(&daemon.recv_with_async(|_, _, b| b.len()));
+    send(&daemon.receiver().recv_with_async(|_, _, b| b.len()));
     send(&daemon.send_to_async(id, Priority::High, b"x"));
-    send(&daemon.send_to_with_async(id, Priority::High, 1, |b| b[0] = 1));
-    send(&daemon.broadcast_async(Priority::High, b"x"));
+    send(&daemon.send_to_async(id, Priority::High, Fill::new(1, |b| b[0] = 1)));
+    send(&daemon.sender().broadcast_async(Priority::High, b"x"));
     let (rx, tx) = daemon.split();
     send(&rx.recv_async());
     send(&tx.send_to_async(id, Priority::High, b"x"));

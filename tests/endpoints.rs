@@ -164,7 +164,10 @@ fn broadcast_skips_a_dead_client_with_a_full_ring() {
     let reader_id = daemon.recv_timeout(STEP).expect("hello").client();
     assert_ne!(stalled_id, reader_id);
     fill_low(&mut daemon, stalled_id);
-    assert!(matches!(daemon.try_broadcast(Priority::Low, b"bye"), Err(Error::Full)));
+    assert!(matches!(
+        daemon.sender().try_broadcast(Priority::Low, b"bye"),
+        Err(Error::Full)
+    ));
     children.kill(stalled);
     daemon.broadcast(Priority::Low, b"bye").expect("broadcast");
     assert!(children.wait_success(reader), "the reading client failed");

@@ -189,12 +189,15 @@ fn backpressure_crosses_the_bridge_both_ways() {
     let mut daemon = server.join().unwrap();
     let mut pushed = 0u64;
     loop {
-        match daemon.try_broadcast(Priority::Low, &[2; 64]) {
+        match daemon.sender().try_broadcast(Priority::Low, &[2; 64]) {
             Ok(()) => pushed += 1,
             Err(Error::Full) => {
                 // Give the bridge time to drain the ring into its window; if
                 // it took more, go on.
-                match daemon.broadcast_timeout(Priority::Low, &[2; 64], Duration::from_secs(2)) {
+                match daemon
+                    .sender()
+                    .broadcast_timeout(Priority::Low, &[2; 64], Duration::from_secs(2))
+                {
                     Ok(()) => pushed += 1,
                     Err(Error::Timeout | Error::Full) => break,
                     Err(e) => panic!("{e}"),

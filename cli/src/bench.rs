@@ -87,7 +87,7 @@ fn measure(d: &mut Daemon, scale: u64) -> Result<(Vec<u64>, Vec<u64>, f64), meml
     let t0 = Instant::now();
     let mut got = 0;
     while got < n {
-        match d.try_recv_batch(256, |_, _, _| {}) {
+        match d.receiver().try_recv_batch(256, |_, _, _| {}) {
             Ok(k) => got += k as u64,
             Err(memlink_shm::Error::Empty) => {
                 d.recv_timeout(STEP)?;

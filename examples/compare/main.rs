@@ -602,7 +602,7 @@ fn daemon_round_trip(d: &mut Daemon, to: memlink_shm::ClientId) -> u64 {
     let t0 = Instant::now();
     d.send_to(to, Priority::High, &[7u8; PAYLOAD]).expect("send_to");
     loop {
-        match d.try_recv_with(|_, _, b| b.len()) {
+        match d.receiver().try_recv_with(|_, _, b| b.len()) {
             Ok(_) => break,
             Err(memlink_shm::Error::Empty) => std::hint::spin_loop(),
             Err(e) => panic!("round trip: {e}"),
@@ -931,7 +931,7 @@ fn peer(args: &[String]) {
             let mut open = 2;
             while open > 0 {
                 for c in &mut echo {
-                    match c.try_recv_with(|p, b| {
+                    match c.receiver().try_recv_with(|p, b| {
                         buf[..b.len()].copy_from_slice(b);
                         (p, b.len())
                     }) {

@@ -75,12 +75,12 @@ pub fn measure(n: u64) -> Measured {
         time(&mut m.bytes, &mut caller, &|caller| {
             let client = caller.client();
             client.send(Priority::High, &v.0).expect("send");
-            client.recv_with(|_, b| b.len()).expect("echo");
+            client.receiver().recv_with(|_, b| b.len()).expect("echo");
         });
         time(&mut m.typed, &mut caller, &|caller| {
             let client = caller.client();
-            client.send_typed(Priority::High, &v).expect("send");
-            client.recv_typed_with(|got: &Value64| got.0[0]).expect("echo");
+            client.send(Priority::High, &v).expect("send");
+            client.recv().expect("echo").decode::<Value64>().expect("a Value64");
         });
         time(&mut m.call, &mut caller, &|caller| {
             caller.call(Priority::High, &v, step).expect("call");

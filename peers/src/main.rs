@@ -221,7 +221,7 @@ fn memlink_round_trip(daemon: &mut Daemon, client: ClientId) -> u64 {
         .send_to(client, Priority::High, &[7u8; PAYLOAD])
         .expect("send_to");
     loop {
-        match daemon.try_recv_with(|_, _, b| b.len()) {
+        match daemon.receiver().try_recv_with(|_, _, b| b.len()) {
             Ok(_) => break,
             Err(Error::Empty) => std::hint::spin_loop(),
             Err(e) => panic!("memlink round trip: {e}"),
@@ -325,7 +325,7 @@ fn peer(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             let mut buf = [0u8; PAYLOAD];
             loop {
                 // memlink until told to serve iceoryx2 ...
-                match client.try_recv_with(|p, b| {
+                match client.receiver().try_recv_with(|p, b| {
                     buf[..b.len()].copy_from_slice(b);
                     (p, b.len())
                 }) {
@@ -352,7 +352,7 @@ fn peer(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             client.send(Priority::High, b"hello")?;
             let mut sum = 0u64;
             for _ in 0..n {
-                sum += client.recv_with(|_, b| u64::from(b[0]))?;
+                sum += client.receiver().recv_with(|_, b| u64::from(b[0]))?;
             }
             std::hint::black_box(sum);
             client.send(Priority::High, &n.to_le_bytes())?;

@@ -61,8 +61,8 @@ pub fn memlink(tag: &str, n: u64) -> Result<Histogram<u64>, Box<dyn std::error::
     // here the daemon side sends and receives.
     let h = time(n, |i| {
         let r = record(i);
-        daemon.send_typed_to(client, Priority::High, &r).expect("send");
-        let (_, back) = daemon.recv_typed_timeout::<Record>(STEP).expect("echo");
+        daemon.send_to(client, Priority::High, &r).expect("send");
+        let back: Record = daemon.recv_timeout(STEP).expect("echo").decode().expect("a Record");
         assert_eq!(back.id, r.id);
     });
     daemon.send_to(client, Priority::Critical, b"quit")?;
@@ -149,7 +149,7 @@ pub fn peer(a: &[&str]) -> Option<Result<(), Box<dyn std::error::Error>>> {
                     return Ok(());
                 }
                 let r: Record = m.decode()?;
-                c.send_typed(Priority::High, &r)?;
+                c.send(Priority::High, &r)?;
             }
         })(),
         ["ipc-channel-echo", server] => (|| {

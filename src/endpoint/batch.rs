@@ -1,12 +1,14 @@
 //! Many messages published together, with one wake-up.
 
+use crate::endpoint::payload::sealed::Written;
+use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::{PriorityBatch, PriorityProducer};
 
 /// Messages written through a batch become visible to the reader together
 /// (one release store per tier) when the closure given to
-/// [`crate::Client::send_batch`] or [`crate::Daemon::send_batch_to`] returns,
+/// [`crate::ClientSender::send_batch`] or [`crate::DaemonSender::send_batch_to`] returns,
 /// and the reader is woken once. A batch never blocks: a message that does
 /// not fit is [`Error::Full`], and those written before it are still sent.
 #[derive(Debug)]
@@ -25,34 +27,19 @@ impl Batch<'_> {
         })
     }
 
-    /// Adds a copy of `data` as one message of `priority`.
+    /// Adds `payload` (bytes, a typed value or a [`Fill`](crate::Fill)) as
+    /// one message of `priority`.
     ///
     /// # Errors
     /// [`Error::Full`] when it does not fit now, [`Error::MessageTooLarge`]
-    /// when it never will, [`Error::Corrupted`] if the peer broke the ring.
+    /// when it never will, [`Error::Corrupted`] if the peer broke the ring,
+    /// [`Error::Type`] when a typed value cannot be encoded.
     #[inline]
-    pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.try_send_with(priority, data.len(), |b| b.copy_from_slice(data))
-    }
-
-    /// Adds a `len`-byte message of `priority`, written in place by `fill`.
-    ///
-    /// # Errors
-    /// As [`Batch::try_send`]; `fill` is not called then.
-    #[inline]
-    pub fn try_send_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        match self.inner.write_with(priority, len, fill) {
-            Ok(r) => {
-                self.written += 1;
-                Ok(r)
-            }
-            Err(e) => Err(e.into()),
-        }
+    pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        self.inner.write_with(priority, len, writer(payload))?.into_result()?;
+        self.written += 1;
+        Ok(())
     }
 
     /// How many messages this batch holds so far.

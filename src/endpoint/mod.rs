@@ -23,6 +23,7 @@ mod in_place;
 mod message;
 mod open_error;
 mod outlet;
+mod payload;
 mod settings;
 mod stats;
 #[cfg(not(loom))]
@@ -37,6 +38,8 @@ pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
 pub use error::Error;
 pub use message::{ClientMessage, Message};
 pub use open_error::OpenError;
+pub(crate) use payload::sealed::Encode;
+pub use payload::{Fill, Payload};
 pub use stats::Stats;
 pub use type_error::TypeError;
 #[cfg(not(loom))]

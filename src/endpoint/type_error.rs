@@ -14,7 +14,7 @@ pub enum TypeError {
     /// 16-byte typed header, or its header is not one).
     #[error(
         "a message of {len} bytes is not a typed message: the peer sent raw bytes \
-         (send() rather than send_typed()); receive it with recv()"
+         (send(priority, bytes) rather than send(priority, &value)); read its payload()"
     )]
     NotTyped {
         /// Length of the message.

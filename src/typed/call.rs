@@ -11,7 +11,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::envelope::{self, Kind, MAX_CALL_ID};
-use super::{record_len, write_record, Request, Typed};
+use super::payload::Record;
+use super::{Request, Typed};
 use crate::endpoint::{Client, Message};
 use crate::endpoint::{Error, TypeError};
 use crate::priority::Priority;
@@ -193,14 +194,13 @@ impl Caller {
     /// encoded.
     pub fn start<Q: Request>(&mut self, priority: Priority, request: &Q) -> Result<Pending<Q::Response>, Error> {
         let id = self.next_id();
-        let len = record_len(request)?;
+        let call = || Record {
+            value: request,
+            kind: Kind::Call(id),
+        };
         loop {
-            let (tx, _) = self.client.halves_mut();
-            match tx.send_with_timeout(priority, len, DRAIN_EVERY, |out| {
-                write_record(out, request, Kind::Call(id))
-            }) {
-                Ok(written) => {
-                    written?;
+            match self.client.sender().send_timeout(priority, call(), DRAIN_EVERY) {
+                Ok(()) => {
                     self.pending.insert(id, None);
                     return Ok(Pending {
                         id,
@@ -228,7 +228,7 @@ impl Caller {
             let (pending, inbox, mut mine) = (&mut self.pending, &mut self.inbox, None);
             let route = |priority, record: &[u8]| route::<R>(pending, inbox, id, &mut mine, priority, record);
             let got = match deadline {
-                None => match self.client.receiver_mut().try_recv_copied(route) {
+                None => match self.client.receiver().try_recv_copied(route) {
                     Err(Error::Empty) => {
                         deadline = Some(Instant::now() + timeout);
                         continue;
@@ -237,7 +237,7 @@ impl Caller {
                 },
                 Some(at) => self
                     .client
-                    .receiver_mut()
+                    .receiver()
                     .recv_timeout_copied(Instant::saturating_duration_since(&at, Instant::now()), route),
             };
             match (got, mine) {
@@ -279,13 +279,15 @@ impl Caller {
         request: &Q,
     ) -> Result<Pending<Q::Response>, Error> {
         let id = self.next_id();
-        let len = record_len(request)?;
         loop {
             let sent = {
                 let (tx, rx) = self.client.halves_mut();
                 let (pending, inbox) = (&mut self.pending, &mut self.inbox);
-                let mut send =
-                    pin!(tx.send_with_async(priority, len, |out| write_record(out, request, Kind::Call(id))));
+                let call = Record {
+                    value: request,
+                    kind: Kind::Call(id),
+                };
+                let mut send = pin!(tx.send_async(priority, call));
                 // Wait for room and, at the same time, take in what arrives (a
                 // reply is filed for its call): the daemon may be waiting for
                 // room in this client's ring before it reads more requests.
@@ -305,8 +307,7 @@ impl Caller {
                 .await
             };
             match sent {
-                Some(Ok(written)) => {
-                    written?;
+                Some(Ok(())) => {
                     self.pending.insert(id, None);
                     return Ok(Pending {
                         id,
@@ -340,7 +341,7 @@ impl Caller {
             }
             let (pending, inbox, mut mine) = (&mut *forget.0, &mut self.inbox, None);
             self.client
-                .receiver_mut()
+                .receiver()
                 .recv_copied_async(|priority, record| route::<R>(pending, inbox, id, &mut mine, priority, record))
                 .await?;
             if let Some(reply) = mine {
@@ -377,7 +378,7 @@ impl Caller {
             }
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             self.client
-                .receiver_mut()
+                .receiver()
                 .try_recv_copied(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))?;
         }
     }
@@ -390,10 +391,10 @@ impl Caller {
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             let route = |priority, record: &[u8]| route::<u8>(pending, inbox, 0, &mut None, priority, record);
             match deadline {
-                None => self.client.receiver_mut().recv_copied(route)?,
+                None => self.client.receiver().recv_copied(route)?,
                 Some(d) => self
                     .client
-                    .receiver_mut()
+                    .receiver()
                     .recv_timeout_copied(d.saturating_duration_since(Instant::now()), route)?,
             };
         }
@@ -405,7 +406,7 @@ impl Caller {
             let (pending, inbox) = (&mut self.pending, &mut self.inbox);
             match self
                 .client
-                .receiver_mut()
+                .receiver()
                 .try_recv_copied(|priority, record| route::<u8>(pending, inbox, 0, &mut None, priority, record))
             {
                 Ok(_) => {}

@@ -79,12 +79,6 @@ impl DaemonReceiver {
         self.recv_until(Deadline::after(Some(timeout)), |c, p, b| copied(b, |r| f(c, p, r)))
     }
 
-    /// `try_recv_with` on a copy of the record.
-    #[inline]
-    pub(crate) fn try_recv_copied<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error> {
-        self.try_take(|c, p, b| copied(b, |r| f(c, p, r)))
-    }
-
     /// `recv_with_async` on a copy of the record.
     pub(crate) async fn recv_copied_async<R>(
         &mut self,

@@ -48,9 +48,8 @@ mod private {
 /// checked.
 ///
 /// A receive copies the record out of the ring first (a peer could change
-/// it while it is read); [`crate::Client::recv_typed_with`] then lends the
-/// value where it lies in that copy, if `T` is aligned to 8 bytes or less,
-/// and copies it once more otherwise.
+/// it while it is read); [`crate::Message::decode`] then reads the value
+/// from that copy.
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
 

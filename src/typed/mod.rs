@@ -11,14 +11,13 @@
 //! first message as [`TypeError::WrongType`], never misread. The body
 //! follows at an 8-byte aligned offset.
 //!
-//! - [`Client::send_typed`](crate::Client::send_typed) /
-//!   [`Client::recv_typed`](crate::Client::recv_typed),
-//!   [`Daemon::send_typed_to`](crate::Daemon::send_typed_to) /
-//!   [`Daemon::recv_typed`](crate::Daemon::recv_typed), their `try_` and
-//!   `_async` forms (and `_timeout` for receives), by reference with
-//!   `recv_typed_with`, and the same on the split halves;
-//!   [`Message::decode`](crate::Message::decode) for a message already
-//!   received (to dispatch on its type with [`Message::is`](crate::Message::is)).
+//! - A typed value is a [`Payload`](crate::Payload): every send takes
+//!   `&value` as it takes bytes (`client.send(priority, &value)`,
+//!   `daemon.send_to(..)`, `broadcast`, batches, every waiting mode), and
+//!   every receive returns a message that
+//!   [`Message::decode`](crate::Message::decode)s it (dispatch on the type
+//!   with [`Message::is`](crate::Message::is)); [`decode`] reads one from
+//!   bytes taken in place with `recv_with`.
 //! - Request/response: a [`Request`] names its response type. A client
 //!   wraps itself in a [`Caller`] for [`Caller::call`] (many calls may be
 //!   outstanding: [`Caller::start`] / [`Caller::finish`]); the daemon answers
@@ -47,17 +46,18 @@
 //! # let name = format!("memlink-doc-typed-{}", std::process::id());
 //! let mut daemon = Daemon::create(&name)?;
 //! let mut client = Client::connect(&name)?;
-//! client.send_typed(Priority::High, &Reading { sensor: 7, flags: 0, value: 21.5 })?;
-//! let (from, reading) = daemon.recv_typed::<Reading>()?;
-//! assert_eq!((from, reading.value), (client.id(), 21.5));
+//! client.send(Priority::High, &Reading { sensor: 7, flags: 0, value: 21.5 })?;
+//! let msg = daemon.recv()?;
+//! let reading: Reading = msg.decode()?;
+//! assert_eq!((msg.client(), reading.value), (client.id(), 21.5));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod call;
 mod copied;
 mod encoding;
-mod endpoints;
 pub(crate) mod envelope;
+mod payload;
 mod serve;
 
 pub use call::{Caller, Pending};

@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::envelope::{self, Kind};
-use super::{record_len, write_record, Encoding, Request, Typed};
+use super::payload::Record;
+use super::{Encoding, Request, Typed};
 use crate::endpoint::Error;
 use crate::endpoint::{ClientId, ClientMessage, Daemon, DaemonSender};
 use crate::priority::Priority;
@@ -59,9 +60,11 @@ impl<R: Typed> Responder<R> {
     /// # Errors
     /// As [`Responder::send`].
     pub fn send_with(self, sender: &mut DaemonSender, response: &R) -> Result<(), Error> {
-        let len = record_len(response)?;
-        let kind = Kind::Reply(self.id);
-        Ok(sender.send_to_with(self.client, self.priority, len, |out| write_record(out, response, kind))??)
+        let reply = Record {
+            value: response,
+            kind: Kind::Reply(self.id),
+        };
+        sender.send_to(self.client, self.priority, reply)
     }
 
     /// [`Responder::send`] without blocking the thread.
@@ -69,11 +72,11 @@ impl<R: Typed> Responder<R> {
     /// # Errors
     /// As [`Responder::send`].
     pub async fn send_async(self, daemon: &mut Daemon, response: &R) -> Result<(), Error> {
-        let len = record_len(response)?;
-        let kind = Kind::Reply(self.id);
-        Ok(daemon
-            .send_to_with_async(self.client, self.priority, len, |out| write_record(out, response, kind))
-            .await??)
+        let reply = Record {
+            value: response,
+            kind: Kind::Reply(self.id),
+        };
+        daemon.send_to_async(self.client, self.priority, reply).await
     }
 }
 

@@ -355,7 +355,7 @@ impl NrelayShmTransport {
     /// Passes the next message to `f` without copying. `Ok(None)`: none waiting.
     ///
     /// The bytes are lent where they lie in the ring, memory the peer can
-    /// write: this trusts the peer, as [`crate::Client::try_recv_with`]
+    /// write: this trusts the peer, as [`crate::ClientReceiver::try_recv_with`]
     /// says. `read` and `recv_from` copy the message out first.
     ///
     /// # Errors

@@ -13,6 +13,8 @@ use crate::endpoint::channel::Deadline;
 use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::Message;
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::payload::sealed::Written;
+use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
 use crate::priority::Priority;
@@ -20,33 +22,24 @@ use crate::ring::RingBytes;
 use crate::wait::Parking;
 
 impl ClientSender {
-    /// Sends a copy of `data`, waiting without blocking the thread while the
-    /// ring to the daemon is full, and wakes the daemon if it sleeps.
+    /// Sends `payload`, waiting without blocking the thread while the ring
+    /// to the daemon is full, and wakes the daemon if it sleeps. A
+    /// [`Fill`](crate::Fill)'s closure runs once, when there is room, inside
+    /// the poll that completes.
     ///
     /// Cancellation-safe: a dropped future either sent the whole message
     /// (the poll that completed it) or sent nothing.
     ///
     /// # Errors
     /// As [`ClientSender::send`].
-    pub async fn send_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_with_async(priority, data.len(), |b| b.copy_from_slice(data))
-            .await
-    }
-
-    /// Sends a `len`-byte message written in place by `fill` (zero-copy),
-    /// waiting without blocking the thread while the ring is full. `fill`
-    /// runs once, when there is room, inside the poll that completes.
-    ///
-    /// # Errors
-    /// As [`ClientSender::send`].
-    pub async fn send_with_async<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        let (mut fill, mut until) = (Some(fill), Deadline::NEVER);
-        as_task(|park| self.poll_publish(park, priority, len, &mut until, &mut fill)).await
+    pub async fn send_async(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        let (mut fill, mut until) = (Some(writer(payload)), Deadline::NEVER);
+        Ok(
+            as_task(|park| self.poll_publish(park, priority, len, &mut until, &mut fill))
+                .await?
+                .into_result()?,
+        )
     }
 }
 
@@ -133,19 +126,12 @@ impl Stream for ClientStream<'_> {
 impl Client {
     delegate! {
         to self.tx {
-            /// Sends a copy of `data` without blocking the thread
+            /// Sends `payload` without blocking the thread
             /// ([`ClientSender::send_async`]).
             ///
             /// # Errors
             /// As [`ClientSender::send`].
-            pub async fn send_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
-
-            /// Sends a message written in place without blocking the thread
-            /// ([`ClientSender::send_with_async`]).
-            ///
-            /// # Errors
-            /// As [`ClientSender::send`].
-            pub async fn send_with_async<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
+            pub async fn send_async(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
         }
         to self.rx {
             /// Takes the next message without blocking the thread
@@ -154,13 +140,6 @@ impl Client {
             /// # Errors
             /// As [`ClientReceiver::recv_async`].
             pub async fn recv_async(&mut self) -> Result<Message, Error>;
-
-            /// Passes the next message to `f` in place, without blocking the
-            /// thread ([`ClientReceiver::recv_with_async`]).
-            ///
-            /// # Errors
-            /// As [`ClientReceiver::recv_async`].
-            pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
 
             /// The messages from the daemon as a [`Stream`] ([`ClientReceiver::stream`]).
             pub fn stream(&mut self) -> ClientStream<'_>;

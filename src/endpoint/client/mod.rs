@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use delegate::delegate;
 
-use super::batch::Batch;
 use super::message::Message;
+use super::payload::Payload;
 use super::settings::{setters, Settings};
 use super::stats::Stats;
 use crate::endpoint::{Error, OpenError};
@@ -35,8 +35,15 @@ pub use sender::ClientSender;
 /// [`ClientSender`] and a [`ClientReceiver`] for two threads. Dropping it
 /// leaves the segment (the daemon still reads what was sent before).
 ///
+/// Its methods: the sends ([`Client::send`], `try_send`, `send_timeout`,
+/// `send_async`, each taking bytes, a typed value or a [`Fill`](crate::Fill))
+/// and the owned receives (`recv`, `try_recv`, `recv_timeout`,
+/// `recv_async`, `stream`) here; everything else of a direction (batches,
+/// in-place receives) on its half, through [`Client::sender`] and
+/// [`Client::receiver`].
+///
 /// ```
-/// use memlink_shm::{Client, Daemon, Priority};
+/// use memlink_shm::{Client, Daemon, Fill, Priority};
 /// use std::time::Duration;
 /// # let name = format!("memlink-doc-client-{}", std::process::id());
 ///
@@ -46,7 +53,7 @@ pub use sender::ClientSender;
 /// // Blocking, non-blocking and zero-copy sends; each wakes a sleeping daemon.
 /// client.send(Priority::Low, b"log line")?;
 /// client.try_send(Priority::Critical, b"halt")?;
-/// client.send_with(Priority::High, 8, |buf| buf.copy_from_slice(&42u64.to_le_bytes()))?;
+/// client.send(Priority::High, Fill::new(8, |buf| buf.copy_from_slice(&42u64.to_le_bytes())))?;
 ///
 /// // The daemon reads Critical first, then High, then Low.
 /// let first = daemon.recv_timeout(Duration::from_secs(5))?;
@@ -55,7 +62,7 @@ pub use sender::ClientSender;
 ///
 /// assert_eq!(client.recv_timeout(Duration::from_secs(5))?.payload(), b"halted");
 /// // Zero-copy receive: the closure sees the bytes in the ring.
-/// assert!(client.try_recv_with(|_, bytes| bytes.len()).unwrap_err().is_transient());
+/// assert!(client.receiver().try_recv_with(|_, bytes| bytes.len()).unwrap_err().is_transient());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -264,15 +271,35 @@ impl Client {
         self.tx.is_connected()
     }
 
-    /// The sending half, for the layers above (typed messages).
-    #[cfg(not(loom))]
-    pub(crate) fn sender_mut(&mut self) -> &mut ClientSender {
+    /// The sending half, for the sends the client does not repeat
+    /// ([`ClientSender`] has them all: batches, and the same calls as here).
+    ///
+    /// ```
+    /// use memlink_shm::{Client, Daemon, Priority};
+    /// # let name = format!("memlink-doc-client-batch-{}", std::process::id());
+    /// let mut daemon = Daemon::create(&name)?;
+    /// let mut client = Client::connect(&name)?;
+    /// client.sender().send_batch(|batch| {
+    ///     for i in 0..100u32 {
+    ///         batch.try_send(Priority::High, &i.to_le_bytes())?;
+    ///     }
+    ///     Ok::<(), memlink_shm::Error>(())
+    /// })??;
+    /// let mut sum = 0;
+    /// let n = daemon
+    ///     .receiver()
+    ///     .try_recv_batch(1000, |_, _, b| sum += u32::from_le_bytes(b.try_into().unwrap()))?;
+    /// assert_eq!((n, sum), (100, 4950));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sender(&mut self) -> &mut ClientSender {
         &mut self.tx
     }
 
-    /// The receiving half, for the layers above (typed messages).
-    #[cfg(not(loom))]
-    pub(crate) fn receiver_mut(&mut self) -> &mut ClientReceiver {
+    /// The receiving half, for the receives the client does not repeat
+    /// ([`ClientReceiver`] has them all: in place, batches, and the same
+    /// calls as here).
+    pub fn receiver(&mut self) -> &mut ClientReceiver {
         &mut self.rx
     }
 
@@ -284,65 +311,25 @@ impl Client {
 
     delegate! {
         to self.tx {
-            /// Sends a copy of `data`, waiting while the ring to the daemon is
-            /// full ([`ClientSender::send`]).
+            /// Sends `payload` (bytes, a typed value or a
+            /// [`Fill`](crate::Fill)), waiting while the ring to the daemon
+            /// is full ([`ClientSender::send`]).
             ///
             /// # Errors
             /// As [`ClientSender::send`].
-            pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+            pub fn send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
 
             /// [`ClientSender::send_timeout`].
             ///
             /// # Errors
             /// As [`ClientSender::send_timeout`].
-            pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
+            pub fn send_timeout(&mut self, priority: Priority, payload: impl Payload, timeout: Duration) -> Result<(), Error>;
 
-            /// Sends a copy of `data` if it fits now ([`ClientSender::try_send`]).
+            /// Sends `payload` if it fits now ([`ClientSender::try_send`]).
             ///
             /// # Errors
             /// As [`ClientSender::try_send`].
-            pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
-
-            /// Sends a message written in place ([`ClientSender::send_with`]).
-            ///
-            /// # Errors
-            /// As [`ClientSender::send_with`].
-            pub fn send_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// [`ClientSender::send_with_timeout`].
-            ///
-            /// # Errors
-            /// As [`ClientSender::send_with_timeout`].
-            pub fn send_with_timeout<R>(&mut self, priority: Priority, len: usize, timeout: Duration, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// [`ClientSender::try_send_with`].
-            ///
-            /// # Errors
-            /// As [`ClientSender::try_send_with`].
-            pub fn try_send_with<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// Sends a batch with one wake-up ([`ClientSender::send_batch`]).
-            ///
-            /// ```
-            /// use memlink_shm::{Client, Daemon, Priority};
-            /// # let name = format!("memlink-doc-client-batch-{}", std::process::id());
-            /// let mut daemon = Daemon::create(&name)?;
-            /// let mut client = Client::connect(&name)?;
-            /// client.send_batch(|batch| {
-            ///     for i in 0..100u32 {
-            ///         batch.try_send(Priority::High, &i.to_le_bytes())?;
-            ///     }
-            ///     Ok::<(), memlink_shm::Error>(())
-            /// })??;
-            /// let mut sum = 0;
-            /// let n = daemon.try_recv_batch(1000, |_, _, b| sum += u32::from_le_bytes(b.try_into().unwrap()))?;
-            /// assert_eq!((n, sum), (100, 4950));
-            /// # Ok::<(), Box<dyn std::error::Error>>(())
-            /// ```
-            ///
-            /// # Errors
-            /// As [`ClientSender::send_batch`].
-            pub fn send_batch<R>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error>;
+            pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
 
             /// Congestion from 0.0 to 1.0 ([`ClientSender::backpressure`]).
             pub fn backpressure(&self) -> f32;
@@ -365,30 +352,6 @@ impl Client {
             /// # Errors
             /// As [`ClientReceiver::try_recv`].
             pub fn try_recv(&mut self) -> Result<Message, Error>;
-
-            /// Reads the next waiting message in place ([`ClientReceiver::try_recv_with`]).
-            ///
-            /// # Errors
-            /// As [`ClientReceiver::try_recv_with`].
-            pub fn try_recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`ClientReceiver::recv_with`].
-            ///
-            /// # Errors
-            /// As [`ClientReceiver::recv_with`].
-            pub fn recv_with<R>(&mut self, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`ClientReceiver::recv_timeout_with`].
-            ///
-            /// # Errors
-            /// As [`ClientReceiver::recv_timeout_with`].
-            pub fn recv_timeout_with<R>(&mut self, timeout: Duration, f: impl FnOnce(Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`ClientReceiver::try_recv_batch`].
-            ///
-            /// # Errors
-            /// As [`ClientReceiver::try_recv_batch`].
-            pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(Priority, &[u8])) -> Result<usize, Error>;
         }
     }
 

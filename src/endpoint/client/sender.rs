@@ -9,6 +9,8 @@ use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{wait_for_room, Deadline, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::payload::sealed::Written;
+use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::PriorityProducer;
@@ -121,77 +123,42 @@ impl ClientSender {
 
     // ---- the API.
 
-    /// Sends a copy of `data`, waiting while the ring to the daemon is full,
-    /// and wakes the daemon if it sleeps.
+    /// Sends `payload` (bytes, a typed value or a [`Fill`](crate::Fill)), waiting while
+    /// the ring to the daemon is full, and wakes the daemon if it sleeps.
     ///
     /// # Errors
     /// [`Error::Disconnected`] when the daemon is gone (also while waiting),
-    /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`].
+    /// [`Error::MessageTooLarge`], [`Error::Poisoned`] / [`Error::Corrupted`],
+    /// [`Error::Type`] when a typed value cannot be encoded.
     #[inline]
-    pub fn send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.publish_until(priority, data.len(), Deadline::NEVER, |b| b.copy_from_slice(data))
+    pub fn send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        Ok(self
+            .publish_until(priority, len, Deadline::NEVER, writer(payload))?
+            .into_result()?)
     }
 
     /// Like [`ClientSender::send`], waiting at most `timeout` for room.
     ///
     /// # Errors
-    /// As [`ClientSender::send`], and [`Error::Timeout`].
-    pub fn send_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.publish_until(priority, data.len(), Deadline::after(Some(timeout)), |b| {
-            b.copy_from_slice(data)
-        })
+    /// As [`ClientSender::send`], and [`Error::Timeout`] (a [`Fill`](crate::Fill)'s
+    /// closure is not called then).
+    pub fn send_timeout(&mut self, priority: Priority, payload: impl Payload, timeout: Duration) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        Ok(self
+            .publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))?
+            .into_result()?)
     }
 
-    /// Sends a copy of `data` if it fits now.
+    /// Sends `payload` if it fits now.
     ///
     /// # Errors
-    /// [`Error::Full`] when it does not fit now; otherwise as [`ClientSender::send`].
-    #[inline]
-    pub fn try_send(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.try_send_with(priority, data.len(), |b| b.copy_from_slice(data))
-    }
-
-    /// Sends a `len`-byte message written in place by `fill` (zero-copy),
-    /// waiting while the ring is full. `fill` runs once, when there is room.
-    ///
-    /// # Errors
-    /// As [`ClientSender::send`].
-    #[inline]
-    pub fn send_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.publish_until(priority, len, Deadline::NEVER, fill)
-    }
-
-    /// Like [`ClientSender::send_with`], waiting at most `timeout` for room.
-    ///
-    /// # Errors
-    /// As [`ClientSender::send_timeout`]; `fill` is not called then.
-    pub fn send_with_timeout<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        timeout: Duration,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.publish_until(priority, len, Deadline::after(Some(timeout)), fill)
-    }
-
-    /// Like [`ClientSender::send_with`], but only if it fits now.
-    ///
-    /// # Errors
-    /// As [`ClientSender::try_send`]; `fill` is not called then.
+    /// [`Error::Full`] when it does not fit now (a [`Fill`](crate::Fill)'s closure is not
+    /// called then); otherwise as [`ClientSender::send`].
     #[inline(always)]
-    pub fn try_send_with<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.publish(priority, len, fill)
+    pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        Ok(self.publish(priority, len, writer(payload))?.into_result()?)
     }
 
     /// Sends every message `f` adds to the batch, published together with

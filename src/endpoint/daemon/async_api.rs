@@ -15,6 +15,8 @@ use crate::endpoint::fault::Fault;
 use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::ClientMessage;
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::payload::sealed::Written;
+use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
 use crate::priority::Priority;
@@ -62,8 +64,8 @@ impl DaemonReceiver {
 }
 
 impl DaemonSender {
-    /// Sends a copy of `data` to one client, waiting without blocking the
-    /// thread while its ring is full, and wakes it.
+    /// Sends `payload` to one client, waiting without blocking the thread
+    /// while its ring is full, and wakes it.
     ///
     /// Cancellation-safe: a dropped future either sent the whole message or
     /// sent nothing.
@@ -71,41 +73,33 @@ impl DaemonSender {
     /// # Errors
     /// As [`DaemonSender::send_to`]: a client that dies while the ring is
     /// full ends the wait with [`Error::UnknownClient`] within about 50 ms.
-    pub async fn send_to_async(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.send_to_with_async(client, priority, data.len(), |b| b.copy_from_slice(data))
-            .await
-    }
-
-    /// Sends one client a `len`-byte message written in place by `fill`,
-    /// waiting without blocking the thread while its ring is full.
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_to_async`].
-    pub async fn send_to_with_async<R>(
+    pub async fn send_to_async(
         &mut self,
         client: ClientId,
         priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        let (mut fill, mut until) = (Some(fill), Deadline::NEVER);
-        as_task(|park| {
+        payload: impl Payload,
+    ) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        let (mut fill, mut until) = (Some(writer(payload)), Deadline::NEVER);
+        Ok(as_task(|park| {
             self.tx
                 .to(client)
                 .poll_publish(park, priority, len, &mut until, &mut fill)
         })
-        .await
+        .await?
+        .into_result()?)
     }
 
-    /// Sends a copy of `data` to every connected client, or to none,
-    /// waiting without blocking the thread while any of their rings is full
-    /// (as [`DaemonSender::broadcast`]).
+    /// Sends `payload` to every connected client, or to none, waiting
+    /// without blocking the thread while any of their rings is full (as
+    /// [`DaemonSender::broadcast`]).
     ///
     /// # Errors
     /// As [`DaemonSender::broadcast`].
-    pub async fn broadcast_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+    pub async fn broadcast_async(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let data = payload.bytes()?;
         let mut until = Deadline::NEVER;
-        as_task(|park| self.tx.poll_write_all(park, priority, data, &mut until))
+        as_task(|park| self.tx.poll_write_all(park, priority, &data, &mut until))
             .await
             .map_err(Fault::into_error)?;
         signal_all(self.tx.segment(), self.tx.shard());
@@ -122,35 +116,14 @@ impl Daemon {
             /// # Errors
             /// As [`DaemonReceiver::recv`].
             pub async fn recv_async(&mut self) -> Result<ClientMessage, Error>;
-
-            /// Passes the next message to `f` in place without blocking the
-            /// thread ([`DaemonReceiver::recv_with_async`]).
-            ///
-            /// # Errors
-            /// As [`DaemonReceiver::recv`].
-            pub async fn recv_with_async<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
         }
         to self.sender() {
-            /// Sends one client a copy of `data` without blocking the thread
+            /// Sends `payload` to one client without blocking the thread
             /// ([`DaemonSender::send_to_async`]).
             ///
             /// # Errors
             /// As [`DaemonSender::send_to_async`].
-            pub async fn send_to_async(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
-
-            /// Sends one client a message written in place without blocking
-            /// the thread ([`DaemonSender::send_to_with_async`]).
-            ///
-            /// # Errors
-            /// As [`DaemonSender::send_to_async`].
-            pub async fn send_to_with_async<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// Sends every client a copy of `data`, or none, without blocking
-            /// the thread ([`DaemonSender::broadcast_async`]).
-            ///
-            /// # Errors
-            /// As [`DaemonSender::broadcast`].
-            pub async fn broadcast_async(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+            pub async fn send_to_async(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error>;
         }
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use delegate::delegate;
 
-use super::batch::Batch;
 use super::message::ClientMessage;
+use super::payload::Payload;
 use super::settings::{setters, Settings};
 use super::stats::Stats;
 use crate::endpoint::{Error, OpenError};
@@ -41,6 +41,15 @@ pub(crate) use table::{backpressure, set_backpressure, signal_all, signal_client
 /// ([`Daemon::broadcast`]). Clients that die are detected through a lock
 /// the kernel releases (within 50 ms while the daemon waits), and their slots
 /// are reclaimed after what they sent has been read.
+///
+/// Its methods: the owned receives ([`Daemon::recv`], `try_recv`,
+/// `recv_timeout`, `recv_async`, `stream`), the sends to one client
+/// ([`Daemon::send_to`], `try_send_to`, `send_to_timeout`, `send_to_async`,
+/// each taking bytes, a typed value or a [`Fill`](crate::Fill)) and
+/// [`Daemon::broadcast`], calls ([`Daemon::serve`], [`Daemon::recv_call`])
+/// and the daemon's own queries, here; everything else of a direction
+/// (in-place receives, batches, the other broadcasts) on its half, through
+/// [`Daemon::receiver`] and [`Daemon::sender`], or [`Daemon::split`].
 ///
 /// A `Daemon` is `Send`. Dropping it shuts the segment down: clients' calls
 /// then fail with [`Error::Disconnected`] once they have read what was sent,
@@ -299,19 +308,23 @@ impl Daemon {
         Arc::ptr_eq(&self.rx.handoff, self.tx.tx.handoff())
     }
 
-    /// The receiving half for one call of the daemon's own: it holds both
-    /// halves, so the sending half is idle and a drained slot is freed at once.
+    /// The receiving half, for the receives the daemon does not repeat
+    /// ([`DaemonReceiver`] has them all: in place, batches, bounded and async
+    /// waits): `daemon.receiver().try_recv_with(..)`. While it is lent the
+    /// sending half is idle, so a drained slot is freed at once.
     #[inline(always)]
-    pub(crate) fn receiver(&mut self) -> &mut DaemonReceiver {
+    pub fn receiver(&mut self) -> &mut DaemonReceiver {
         self.rx.joined = self.halves_are_a_pair();
         &mut self.rx
     }
 
-    /// The sending half for one call of the daemon's own, after freeing the
-    /// slots of departed clients if the sending part saw the table move at
-    /// its last send (so a daemon that only sends frees them too).
+    /// The sending half, for the sends the daemon does not repeat
+    /// ([`DaemonSender`] has them all: batches, bounded, non-blocking and
+    /// async broadcasts): `daemon.sender().try_broadcast(..)`. First frees
+    /// the slots of departed clients if the sending half saw the table move
+    /// at its last send (so a daemon that only sends frees them too).
     #[inline(always)]
-    pub(crate) fn sender(&mut self) -> &mut DaemonSender {
+    pub fn sender(&mut self) -> &mut DaemonSender {
         if self.tx.tx.table_moved() && self.halves_are_a_pair() {
             tidy(&mut self.rx.rx, &mut self.tx.tx);
         }
@@ -387,88 +400,34 @@ impl Daemon {
             /// # Errors
             /// As [`DaemonReceiver::try_recv`].
             pub fn try_recv(&mut self) -> Result<ClientMessage, Error>;
-
-            /// Reads the next waiting message in place ([`DaemonReceiver::try_recv_with`]).
-            ///
-            /// # Errors
-            /// As [`DaemonReceiver::try_recv_with`].
-            pub fn try_recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`DaemonReceiver::recv_with`].
-            ///
-            /// # Errors
-            /// As [`DaemonReceiver::recv_with`].
-            pub fn recv_with<R>(&mut self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`DaemonReceiver::recv_timeout_with`].
-            ///
-            /// # Errors
-            /// As [`DaemonReceiver::recv_timeout_with`].
-            pub fn recv_timeout_with<R>(&mut self, timeout: Duration, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> Result<R, Error>;
-
-            /// [`DaemonReceiver::try_recv_batch`].
-            ///
-            /// # Errors
-            /// As [`DaemonReceiver::try_recv_batch`].
-            pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error>;
         }
         to self.sender() {
-            /// Sends a copy of `data` to one client, waiting while its ring is full
+            /// Sends `payload` to one client, waiting while its ring is full
             /// ([`DaemonSender::send_to`]).
             ///
             /// # Errors
             /// As [`DaemonSender::send_to`].
-            pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
+            pub fn send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error>;
 
             /// [`DaemonSender::send_to_timeout`].
             ///
             /// # Errors
             /// As [`DaemonSender::send_to_timeout`].
-            pub fn send_to_timeout(&mut self, client: ClientId, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
+            pub fn send_to_timeout(&mut self, client: ClientId, priority: Priority, payload: impl Payload, timeout: Duration) -> Result<(), Error>;
 
-            /// Sends a copy of `data` to one client if it fits now ([`DaemonSender::try_send_to`]).
+            /// Sends `payload` to one client if it fits now ([`DaemonSender::try_send_to`]).
             ///
             /// # Errors
             /// As [`DaemonSender::try_send_to`].
             #[inline(always)]
-            pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error>;
+            pub fn try_send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error>;
 
-            /// Sends one client a message written in place ([`DaemonSender::send_to_with`]).
-            ///
-            /// # Errors
-            /// As [`DaemonSender::send_to_with`].
-            pub fn send_to_with<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// [`DaemonSender::try_send_to_with`].
-            ///
-            /// # Errors
-            /// As [`DaemonSender::try_send_to_with`].
-            pub fn try_send_to_with<R>(&mut self, client: ClientId, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error>;
-
-            /// Sends one client a batch with one wake-up ([`DaemonSender::send_batch_to`]).
-            ///
-            /// # Errors
-            /// As [`DaemonSender::send_batch_to`].
-            pub fn send_batch_to<R>(&mut self, client: ClientId, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, Error>;
-
-            /// Sends a copy of `data` to every connected client, or to none
+            /// Sends `payload` to every connected client, or to none
             /// ([`DaemonSender::broadcast`]).
             ///
             /// # Errors
             /// As [`DaemonSender::broadcast`].
-            pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
-
-            /// [`DaemonSender::broadcast_timeout`].
-            ///
-            /// # Errors
-            /// As [`DaemonSender::broadcast_timeout`].
-            pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error>;
-
-            /// [`DaemonSender::try_broadcast`].
-            ///
-            /// # Errors
-            /// As [`DaemonSender::try_broadcast`].
-            pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error>;
+            pub fn broadcast(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
         }
     }
 

@@ -27,7 +27,7 @@ use crate::wait::{blocked, Block, Park};
 /// when it is dropped), and this half frees it at its next call after that.
 ///
 /// ```
-/// use memlink_shm::{Client, Daemon, Priority};
+/// use memlink_shm::{Client, Daemon, Fill, Priority};
 /// use std::time::Duration;
 /// # let name = format!("memlink-doc-daemon-split-{}", std::process::id());
 /// let mut daemon = Daemon::create(&name)?;
@@ -38,10 +38,11 @@ use crate::wait::{blocked, Block, Park};
 /// // reply written into the ring back, with no copy in between.
 /// let (rx, tx) = daemon.split();
 /// rx.recv_timeout_with(Duration::from_secs(5), |from, priority, request| {
-///     tx.send_to_with(from, priority, request.len(), |reply| {
+///     let upper = Fill::new(request.len(), |reply| {
 ///         reply.copy_from_slice(request);
 ///         reply.make_ascii_uppercase();
-///     })
+///     });
+///     tx.send_to(from, priority, upper)
 /// })??;
 /// assert_eq!(client.recv_timeout(Duration::from_secs(5))?.payload(), b"HELLO");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -9,6 +9,8 @@ use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::outlet::Outlet;
+use crate::endpoint::payload::sealed::Written;
+use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::slot::ClientId;
@@ -29,18 +31,22 @@ pub struct DaemonSender {
 }
 
 impl DaemonSender {
-    /// Sends a copy of `data` to one client, waiting while its ring is full,
-    /// and wakes it.
+    /// Sends `payload` (bytes, a typed value or a [`Fill`](crate::Fill)) to
+    /// one client, waiting while its ring is full, and wakes it.
     ///
     /// # Errors
     /// [`Error::UnknownClient`] when the client left or died (also while
     /// waiting: a dead client is noticed within 50 ms),
-    /// [`Error::MessageTooLarge`], [`Error::Corrupted`].
+    /// [`Error::MessageTooLarge`], [`Error::Corrupted`], [`Error::Type`]
+    /// when a typed value cannot be encoded.
     #[inline]
-    pub fn send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.tx
+    pub fn send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        Ok(self
+            .tx
             .to(client)
-            .publish_until(priority, data.len(), Deadline::NEVER, |b| b.copy_from_slice(data))
+            .publish_until(priority, len, Deadline::NEVER, writer(payload))?
+            .into_result()?)
     }
 
     /// Like [`DaemonSender::send_to`], waiting at most `timeout` for room.
@@ -51,54 +57,29 @@ impl DaemonSender {
         &mut self,
         client: ClientId,
         priority: Priority,
-        data: &[u8],
+        payload: impl Payload,
         timeout: Duration,
     ) -> Result<(), Error> {
-        self.tx
+        let len = payload.encoded_len()?;
+        Ok(self
+            .tx
             .to(client)
-            .publish_until(priority, data.len(), Deadline::after(Some(timeout)), |b| {
-                b.copy_from_slice(data)
-            })
+            .publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))?
+            .into_result()?)
     }
 
-    /// Sends a copy of `data` to one client if it fits now.
+    /// Sends `payload` to one client if it fits now.
     ///
     /// # Errors
     /// [`Error::Full`] when it does not fit now; otherwise as [`DaemonSender::send_to`].
-    #[inline]
-    pub fn try_send_to(&mut self, client: ClientId, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.try_send_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
-    }
-
-    /// Sends one client a `len`-byte message written in place by `fill`
-    /// (zero-copy), waiting while its ring is full.
-    ///
-    /// # Errors
-    /// As [`DaemonSender::send_to`].
-    #[inline]
-    pub fn send_to_with<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.tx.to(client).publish_until(priority, len, Deadline::NEVER, fill)
-    }
-
-    /// Like [`DaemonSender::send_to_with`], but only if it fits now.
-    ///
-    /// # Errors
-    /// As [`DaemonSender::try_send_to`]; `fill` is not called then.
-    #[inline]
-    pub fn try_send_to_with<R>(
-        &mut self,
-        client: ClientId,
-        priority: Priority,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
-        self.tx.to(client).publish(priority, len, fill)
+    #[inline(always)]
+    pub fn try_send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let len = payload.encoded_len()?;
+        Ok(self
+            .tx
+            .to(client)
+            .publish(priority, len, writer(payload))?
+            .into_result()?)
     }
 
     /// Sends every message `f` adds to the batch to one client, published
@@ -116,34 +97,42 @@ impl DaemonSender {
         Ok(r)
     }
 
-    /// Sends a copy of `data` to every connected client, or to none, waiting
-    /// while any of their rings is full; clients that leave or die meanwhile
-    /// are skipped, not waited for. Wakes them all.
+    /// Sends `payload` to every connected client, or to none, waiting while
+    /// any of their rings is full; clients that leave or die meanwhile are
+    /// skipped, not waited for. Wakes them all. A typed value or a
+    /// [`Fill`](crate::Fill) is encoded once, then copied to each client.
     ///
     /// # Errors
     /// [`Error::MessageTooLarge`], [`Error::Corrupted`] (that client is
-    /// poisoned and dropped from the broadcast; retry for the others).
-    pub fn broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
-        self.broadcast_until(priority, data, Deadline::NEVER)
+    /// poisoned and dropped from the broadcast; retry for the others),
+    /// [`Error::Type`].
+    pub fn broadcast(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        self.broadcast_until(priority, &payload.bytes()?, Deadline::NEVER)
     }
 
     /// Like [`DaemonSender::broadcast`], waiting at most `timeout` for room.
     ///
     /// # Errors
     /// As [`DaemonSender::broadcast`], and [`Error::Timeout`] (nothing was sent).
-    pub fn broadcast_timeout(&mut self, priority: Priority, data: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.broadcast_until(priority, data, Deadline::after(Some(timeout)))
+    pub fn broadcast_timeout(
+        &mut self,
+        priority: Priority,
+        payload: impl Payload,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.broadcast_until(priority, &payload.bytes()?, Deadline::after(Some(timeout)))
     }
 
-    /// Sends a copy of `data` to every connected client if it fits in all
-    /// their rings now, else to none.
+    /// Sends `payload` to every connected client if it fits in all their
+    /// rings now, else to none.
     ///
     /// # Errors
     /// [`Error::Full`] when some client's ring lacks room; otherwise as
     /// [`DaemonSender::broadcast`].
-    pub fn try_broadcast(&mut self, priority: Priority, data: &[u8]) -> Result<(), Error> {
+    pub fn try_broadcast(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
+        let data = payload.bytes()?;
         self.tx
-            .write_with(priority, data.len(), |b| b.copy_from_slice(data))
+            .write_with(priority, data.len(), |b| b.copy_from_slice(&data))
             .map_err(Fault::into_error)?;
         signal_all(self.tx.segment(), self.tx.shard());
         Ok(())
