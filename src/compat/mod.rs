@@ -7,6 +7,12 @@
 //! had (re-exported from the crate root), and is written over the
 //! endpoints ([`crate::Daemon`], [`crate::Client`]) and the engine's rings:
 //! nothing below it knows it exists. New code should use the endpoints.
+//!
+//! The goal is a layer a downstream crate could have written, over the
+//! public API only. The workspace member `compat-check/` proves it file by
+//! file, by compiling the files it lists as a crate of its own (so far
+//! `safety.rs`; the transport, recovery and the heap rings still reach the
+//! engine).
 
 pub mod buffer;
 mod heap_ends;
