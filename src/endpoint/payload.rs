@@ -34,7 +34,9 @@ impl<P: sealed::Encode> Payload for P {}
 
 /// A message of a given length, written in place by a closure when there is
 /// room: the closure gets the message's bytes in the ring (zero-copy) and
-/// runs once, or not at all if the send fails first.
+/// runs once, or not at all if the send fails first. A broadcast runs it
+/// once into a buffer, before it waits for room, and copies that to every
+/// client.
 ///
 /// What the closure writes is what the peer reads: write the whole slice
 /// (its bytes start out as whatever the ring held), and do not read it back
