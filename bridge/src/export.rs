@@ -164,6 +164,20 @@ impl Export {
         })
     }
 
+    /// The segment this export serves, as its daemon made it: `None` while
+    /// no daemon runs on it (the export serves it once one starts).
+    pub fn shape(&self) -> Option<Shape> {
+        match inspect::segment(&self.shared.segment) {
+            Ok(info) if info.daemon.alive && !info.daemon.shutting_down => Some(Shape::of(&info)),
+            _ => None,
+        }
+    }
+
+    /// The segment's name.
+    pub fn segment(&self) -> &str {
+        &self.shared.segment
+    }
+
     /// How many remote clients are attached now.
     pub fn client_count(&self) -> usize {
         self.shared.lock().live.len()

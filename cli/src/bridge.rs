@@ -75,8 +75,19 @@ pub fn run(side: Side) -> Result<(), Failure> {
     let fail = |e| Failure::io("memlink bridge", e);
     match side {
         Side::Export { name, net } => {
+            let listen = net.listen.join(", ");
             let export = Export::start(&name, net.config()).map_err(fail)?;
-            ready(&format!("exporting {name}"));
+            let on = if listen.is_empty() {
+                String::new()
+            } else {
+                format!(" on {listen}")
+            };
+            match export.shape() {
+                Some(shape) => ready(&format!("exporting {name}{on}: {shape}")),
+                None => ready(&format!(
+                    "exporting {name}{on}: no daemon runs on it yet (served once one starts)"
+                )),
+            }
             export.run_forever()
         }
         Side::Import { name, local, net } => {

@@ -81,7 +81,11 @@ macro_rules! child_role {
 }
 
 /// A `memlink bridge` process, killed when dropped.
-struct Bridge(Child);
+struct Bridge {
+    child: Child,
+    /// Its start line.
+    said: String,
+}
 
 impl Bridge {
     /// Starts `memlink bridge ARGS` (under `prefix`, such as `ip netns exec
@@ -104,25 +108,25 @@ impl Bridge {
             .spawn()
             .expect("start memlink bridge");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let said = lines.next().and_then(Result::ok).unwrap_or_default();
         assert!(
-            first.starts_with("memlink bridge: "),
-            "memlink bridge {args:?} said {first:?}"
+            said.starts_with("memlink bridge: "),
+            "memlink bridge {args:?} said {said:?}"
         );
         std::thread::spawn(move || lines.for_each(drop));
-        Bridge(child)
+        Bridge { child, said }
     }
 
     fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -252,6 +256,18 @@ fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
     child_role!();
     let _w = watchdog();
     let setup = Setup::loopback("a_client_of_the_imported_segment_talks_to_the_daemon_both_ways");
+    // The export says what it serves: the daemon below has version 1 and 8
+    // slots in 8 MiB.
+    let said = &setup.export.as_ref().unwrap().said;
+    for part in [
+        setup.name.as_str(),
+        "protocol version 1",
+        "8 client slots",
+        "messages up to ",
+        "a segment of 8388608 bytes",
+    ] {
+        assert!(said.contains(part), "the export's start line {said:?} lacks {part:?}");
+    }
     let client = setup.client();
     let id = setup.joined();
     const N: u64 = 100_000;
