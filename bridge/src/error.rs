@@ -2,6 +2,8 @@
 
 use memlink_shm::OpenError;
 
+use crate::refusal::Refusal;
+
 /// Why a bridge or a remote client could not start or go on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -25,7 +27,7 @@ pub enum BridgeError {
     NoExport(String),
     /// The export answered, but could not attach this client to its daemon.
     #[error("the export refused the client: {0}")]
-    Refused(String),
+    Refused(Refusal),
 }
 
 impl BridgeError {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use memlink_bridge::{BridgeConfig, Export, Import};
+use memlink_bridge::{BridgeConfig, ClientCounts, Export, Import};
 
 use crate::failure::Failure;
 
@@ -53,18 +53,22 @@ pub struct Net {
     /// lease; a crashed peer is seen at once).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     lease: u64,
+    /// Print a status line (each client's messages taken, delivered and
+    /// refused) every SECS seconds when it changed; 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    status: u64,
 }
 
 impl Net {
-    fn config(self) -> BridgeConfig {
+    fn config(&self) -> BridgeConfig {
         let mut config = BridgeConfig::default().lease(Duration::from_millis(self.lease));
-        for endpoint in self.listen {
+        for endpoint in &self.listen {
             config = config.listen(endpoint);
         }
-        for endpoint in self.connect {
+        for endpoint in &self.connect {
             config = config.connect(endpoint);
         }
-        if let Some(file) = self.config {
+        if let Some(file) = &self.config {
             config = config.file(file);
         }
         config
@@ -88,13 +92,32 @@ pub fn run(side: Side) -> Result<(), Failure> {
                     "exporting {name}{on}: no daemon runs on it yet (served once one starts)"
                 )),
             }
-            export.run_forever()
+            serve(net.status, || export.counts())
         }
         Side::Import { name, local, net } => {
             let local = local.unwrap_or_else(|| name.clone());
             let import = Import::start(&name, &local, net.config()).map_err(fail)?;
             ready(&format!("importing {name} as {local}"));
-            import.run_forever()
+            serve(net.status, || import.counts())
+        }
+    }
+}
+
+/// Serves until the process ends, printing the status line every
+/// `every` seconds when it changed.
+fn serve(every: u64, counts: impl Fn() -> Vec<ClientCounts>) -> ! {
+    let mut last = Vec::new();
+    loop {
+        if every == 0 {
+            std::thread::park();
+            continue;
+        }
+        std::thread::sleep(Duration::from_secs(every));
+        let now = counts();
+        if now != last {
+            let clients: Vec<String> = now.iter().map(ToString::to_string).collect();
+            ready(&format!("status: {} clients; {}", now.len(), clients.join("; ")));
+            last = now;
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use memlink_bridge::{BridgeConfig, RemoteClient};
-use memlink_shm::{Client, Daemon, Error, Priority};
+use memlink_shm::{Client, Daemon, Error, OpenError, Priority};
 use support::*;
 
 /// The lease the bridges run with here (a silent peer is gone after it).
@@ -31,16 +31,20 @@ const SILENCE_BOUND: Duration = Duration::from_secs(10);
 // Processes
 // ---------------------------------------------------------------------------
 
-/// `daemon NAME`: echoes every message to its sender on the same tier,
-/// answers `who` with the sender's id and `bcast` with a broadcast, and
-/// prints `joined ID` / `left ID` as clients come and go.
+/// `daemon NAME [VERSION CLIENTS MAX_MESSAGE]`: echoes every message to
+/// its sender on the same tier, answers `who` with the sender's id and
+/// `bcast` with a broadcast, and prints `joined ID` / `left ID` as clients
+/// come and go. By default protocol version 1, 8 clients, 8 MiB.
 fn run_role(r: &[String]) {
     assert_eq!(r[0], "daemon");
-    let mut daemon = Daemon::builder(&r[1])
-        .max_clients(8)
-        .size(8 << 20)
-        .create()
-        .expect("create");
+    let mut builder = Daemon::builder(&r[1]).max_clients(8).size(8 << 20);
+    if let [version, clients, max_message] = &r[2..] {
+        builder = Daemon::builder(&r[1])
+            .protocol_version(version.parse().unwrap())
+            .max_clients(clients.parse().unwrap())
+            .max_message_size(max_message.parse().unwrap());
+    }
+    let mut daemon = builder.create().expect("create");
     let stop = stop_when_stdin_closes();
     println!("ready");
     let mut known = Vec::new();
@@ -85,6 +89,9 @@ struct Bridge {
     child: Child,
     /// Its start line.
     said: String,
+    /// The lines it logs (on stderr, echoed to the test's stderr too) and
+    /// its status lines (on stdout).
+    log: mpsc::Receiver<String>,
 }
 
 impl Bridge {
@@ -105,16 +112,44 @@ impl Bridge {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start memlink bridge");
+        let (tx, log) = mpsc::channel();
+        let out = tx.clone();
+        let errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        std::thread::spawn(move || {
+            for line in errors.map_while(Result::ok) {
+                eprintln!("[bridge] {line}");
+                let _ = tx.send(line);
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let said = lines.next().and_then(Result::ok).unwrap_or_default();
         assert!(
             said.starts_with("memlink bridge: "),
             "memlink bridge {args:?} said {said:?}"
         );
-        std::thread::spawn(move || lines.for_each(drop));
-        Bridge { child, said }
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = out.send(line);
+            }
+        });
+        Bridge { child, said, log }
+    }
+
+    /// Waits (up to [`STEP`]) for a logged line that contains every one of
+    /// `parts`; the line.
+    fn logged(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("memlink bridge never logged a line with {parts:?}: {e}"),
+            }
+        }
     }
 
     fn kill(mut self) {
@@ -150,9 +185,18 @@ struct Setup {
 
 impl Setup {
     fn new(test: &str, listen: &str, connect: &str, prefix: &[&str]) -> Setup {
+        Setup::with_daemon(test, listen, connect, prefix, &[])
+    }
+
+    /// [`Setup::new`] with the daemon role's `VERSION CLIENTS MAX_MESSAGE`.
+    fn with_daemon(test: &str, listen: &str, connect: &str, prefix: &[&str], shape: &[&str]) -> Setup {
         let name = unique("bridged");
         let local = unique("imported");
-        let (daemon, events) = Role::watched(test, &["daemon", &name], &[]);
+        let args: Vec<&str> = ["daemon", name.as_str()]
+            .into_iter()
+            .chain(shape.iter().copied())
+            .collect();
+        let (daemon, events) = Role::watched(test, &args, &[]);
         let lease = LEASE.as_millis().to_string();
         let export = Bridge::start(&["export", &name, "--listen", listen, "--lease", &lease], &[]);
         let mut setup = Setup {
@@ -172,15 +216,49 @@ impl Setup {
 
     /// A daemon again (after the last was killed), on the same name.
     fn restart_daemon(&mut self, test: &str) {
-        let (daemon, events) = Role::watched(test, &["daemon", &self.name], &[]);
+        self.restart_daemon_with(test, &[]);
+    }
+
+    /// [`Setup::restart_daemon`] with the daemon role's `VERSION CLIENTS
+    /// MAX_MESSAGE`.
+    fn restart_daemon_with(&mut self, test: &str, shape: &[&str]) {
+        let args: Vec<&str> = ["daemon", self.name.as_str()]
+            .into_iter()
+            .chain(shape.iter().copied())
+            .collect();
+        let (daemon, events) = Role::watched(test, &args, &[]);
         self.daemon = Some(daemon);
         self.events = events;
     }
 
+    /// Waits until the import has made its local segment (a daemon of it
+    /// runs).
+    fn imported(&self) {
+        let deadline = Instant::now() + STEP;
+        while !memlink_shm::inspect::segment(&self.local).is_ok_and(|i| i.daemon.alive) {
+            assert!(Instant::now() < deadline, "the import never made {}", self.local);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn export(&self) -> &Bridge {
+        self.export.as_ref().expect("the export runs")
+    }
+
+    fn import(&self) -> &Bridge {
+        self.import.as_ref().expect("the import runs")
+    }
+
     /// [`Setup::new`] with both bridges on a free port of 127.0.0.1.
     fn loopback(test: &str) -> Setup {
+        Setup::loopback_with(test, &[])
+    }
+
+    /// [`Setup::loopback`] with the daemon role's `VERSION CLIENTS
+    /// MAX_MESSAGE`.
+    fn loopback_with(test: &str, shape: &[&str]) -> Setup {
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-        Setup::new(test, &endpoint, &endpoint, &[])
+        Setup::with_daemon(test, &endpoint, &endpoint, &[], shape)
     }
 
     fn start_import(&mut self) {
@@ -457,6 +535,169 @@ fn a_partition_is_a_departure_and_a_disconnect_and_heals() {
     client.send(Priority::Low, b"after").unwrap();
     let echo = client.recv_timeout(STEP).unwrap();
     assert_eq!(echo.payload(), b"after");
+}
+
+// ---------------------------------------------------------------------------
+// Refusals: accepted means delivered or refused
+// ---------------------------------------------------------------------------
+//
+// Each test makes the import's segment while one daemon runs, then changes
+// the daemon under it (killed, or replaced by one of another shape) while
+// the import has no client, so the import's segment is stale; a client of
+// it is then refused at the export, and must see it.
+
+/// Connects a client of protocol `version` to the imported segment, sends
+/// `payload` and waits for the answer: the import refuses it, so its
+/// receive says `Disconnected`, and so does a send after it.
+fn refused_client(setup: &Setup, version: u32, payload: &[u8]) {
+    let deadline = Instant::now() + STEP;
+    let mut client = loop {
+        match Client::builder(&setup.local).protocol_version(version).connect() {
+            Ok(client) => break client,
+            Err(e) => assert!(Instant::now() < deadline, "no client of the imported segment: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Taken by the import (then refused at the export), or refused at once.
+    let sent = client.send(Priority::High, payload);
+    assert!(matches!(sent, Ok(()) | Err(Error::Disconnected)), "{sent:?}");
+    let got = client.recv_timeout(STEP);
+    assert!(matches!(got, Err(Error::Disconnected)), "a refused client got {got:?}");
+    let again = client.send(Priority::High, b"again");
+    assert!(
+        matches!(again, Err(Error::Disconnected)),
+        "a send after the refusal: {again:?}"
+    );
+}
+
+/// Waits until connecting (as `version`) to the imported segment gives
+/// what `ok` accepts; what it gave.
+fn reconnect_until(
+    setup: &Setup,
+    version: u32,
+    ok: impl Fn(&Result<Client, OpenError>) -> bool,
+) -> Result<Client, OpenError> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = Client::builder(&setup.local).protocol_version(version).connect();
+        if ok(&got) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connecting to the imported segment kept giving {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_daemon_of_another_protocol_version_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_daemon_of_another_protocol_version_refuses_the_import_s_client";
+    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    setup.restart_daemon_with(TEST, &["3", "8", "4096"]);
+    refused_client(&setup, 1, b"hello");
+    setup
+        .export()
+        .logged(&["refused to attach client", "protocol version 3, the client 1"]);
+    setup.import().logged(&[
+        "the export refused client",
+        "protocol version 3, the client 1",
+        "Ending",
+    ]);
+    // Made again with version 3: a client of version 1 is told so here.
+    let got = reconnect_until(&setup, 1, |r| matches!(r, Err(OpenError::ProtocolMismatch { .. })));
+    assert!(
+        matches!(got, Err(OpenError::ProtocolMismatch { expected: 1, found: 3 })),
+        "{got:?}"
+    );
+    let mut client = reconnect_until(&setup, 3, Result::is_ok).unwrap();
+    client.send(Priority::High, b"v3").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"v3");
+}
+
+#[test]
+fn a_full_client_table_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    let setup = Setup::loopback_with("a_full_client_table_refuses_the_import_s_client", &["1", "1", "4096"]);
+    // The daemon's one slot, taken on its own host.
+    let _direct = Client::connect(&setup.name).expect("the daemon's one slot");
+    setup.joined();
+    setup.imported();
+    refused_client(&setup, 1, b"hello");
+    let line = setup.export().logged(&[
+        "refused to attach client",
+        "all 1 client slots",
+        "1 by connected clients",
+    ]);
+    println!("export: {line}");
+    let line = setup
+        .import()
+        .logged(&["the export refused client", "all 1 client slots", "Ending"]);
+    println!("import: {line}");
+    // Nothing was attached: no other client joined the daemon.
+    assert!(setup.events.try_recv().is_err(), "a refused client reached the daemon");
+}
+
+#[test]
+fn a_daemon_gone_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_daemon_gone_refuses_the_import_s_client";
+    let mut setup = Setup::loopback(TEST);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    refused_client(&setup, 1, b"hello");
+    setup
+        .export()
+        .logged(&["refused to attach client", "no daemon runs on segment", &setup.name]);
+    setup
+        .import()
+        .logged(&["the export refused client", "no daemon runs on segment", "Ending"]);
+    // The imported segment is gone while no daemon runs, and back with one.
+    let got = reconnect_until(&setup, 1, |r| matches!(r, Err(OpenError::NotFound { .. })));
+    assert!(got.is_err());
+    setup.restart_daemon(TEST);
+    let mut client = setup.client();
+    client.send(Priority::Low, b"back").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"back");
+}
+
+#[test]
+fn a_message_over_the_daemon_s_limit_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_message_over_the_daemon_s_limit_refuses_the_import_s_client";
+    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    setup.restart_daemon_with(TEST, &["1", "8", "1024"]);
+    refused_client(&setup, 1, &[7; 2000]);
+    let line = setup.export().logged(&[
+        "refused client",
+        "a message of 2000 bytes exceeds the daemon's maximum of 1024 bytes",
+        "0 of its messages delivered, 1 refused",
+    ]);
+    println!("export: {line}");
+    let line = setup.import().logged(&[
+        "the export refused client",
+        "2000 bytes",
+        "1 taken here, 0 delivered, 1 refused by the export",
+        "Ending",
+    ]);
+    println!("import: {line}");
+    // Made again with the daemon's limit: the client is told at once.
+    let mut client = reconnect_until(&setup, 1, |r| r.as_ref().is_ok_and(|c| c.max_message_size() == 1024)).unwrap();
+    let got = client.send(Priority::High, &[7; 2000]);
+    assert!(
+        matches!(got, Err(Error::MessageTooLarge { len: 2000, max: 1024 })),
+        "{got:?}"
+    );
 }
 
 /// A network namespace joined to this one by a veth pair; removed on drop.
