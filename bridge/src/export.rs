@@ -88,7 +88,22 @@ struct Clients {
 #[derive(Debug)]
 struct Left {
     counts: Arc<Counters>,
-    refused: bool,
+    why: Why,
+    /// Its side was told it is no longer attached.
+    told: bool,
+}
+
+/// Why a client is detached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Why {
+    /// It left cleanly (everything it sent is delivered), or the export or
+    /// the daemon stops.
+    Left,
+    /// Its token vanished for longer than [`GRACE`] (its link was lost):
+    /// its side may not have noticed.
+    Lost,
+    /// The daemon cannot take it or its messages.
+    Refused(Refusal),
 }
 
 /// An attached remote client, as the callbacks reach it.
@@ -227,7 +242,7 @@ impl Drop for Export {
     fn drop(&mut self) {
         let rids: Vec<String> = self.shared.lock().live.keys().cloned().collect();
         for rid in rids {
-            self.shared.detach(&rid, None);
+            self.shared.detach(&rid, Why::Left);
         }
         let _ = self.shared.session.close().wait();
         let _ = &self.runtime;
@@ -251,17 +266,18 @@ impl Shared {
         };
     }
 
-    /// Ends client `rid` (refused, if `refusal` says why): it is not
-    /// attached again, its sending half goes now and its reading thread
-    /// within a read timeout. Logs it, with its counts.
-    fn detach(&self, rid: &str, refusal: Option<Refusal>) {
+    /// Ends client `rid`: it is not attached again, its sending half goes
+    /// now and its reading thread within a read timeout. Logs it, with its
+    /// counts, and tells its side if it was refused.
+    fn detach(&self, rid: &str, why: Why) {
         let attached = {
             let mut clients = self.lock();
             let attached = clients.live.remove(rid);
             if let Some(attached) = &attached {
                 let left = Left {
                     counts: attached.counts.clone(),
-                    refused: refusal.is_some(),
+                    why: why.clone(),
+                    told: matches!(why, Why::Refused(_)),
                 };
                 clients.left.insert(rid.to_owned(), left);
             }
@@ -273,14 +289,22 @@ impl Shared {
         attached.stop.store(true, Ordering::Relaxed);
         let mut up = lock(&attached.up);
         up.sender = None;
-        let Some(refusal) = refusal else {
-            drop(up);
-            eprintln!(
-                "memlink bridge export: client {} of {} left",
-                attached.counts.of(rid),
-                self.segment
-            );
-            return;
+        let refusal = match why {
+            Why::Refused(refusal) => refusal,
+            Why::Left | Why::Lost => {
+                drop(up);
+                let how = if why == Why::Lost {
+                    format!("was lost (its token vanished for longer than {GRACE:?})")
+                } else {
+                    "left".to_owned()
+                };
+                eprintln!(
+                    "memlink bridge export: client {} of {} {how}",
+                    attached.counts.of(rid),
+                    self.segment
+                );
+                return;
+            }
         };
         // What still waits will never be delivered.
         attached.counts.refused(up.pending.clear());
@@ -290,6 +314,12 @@ impl Shared {
             "memlink bridge export: refused client {rid} of {}: {refusal} ({} of its messages delivered, {} refused)",
             self.segment, counts.delivered, counts.refused
         );
+        self.tell(rid, refusal, &counts);
+    }
+
+    /// Tells client `rid`'s side that the export no longer delivers its
+    /// messages, and why.
+    fn tell(&self, rid: &str, refusal: Refusal, counts: &ClientCounts) {
         let notice = Notice {
             refusal,
             delivered: counts.delivered,
@@ -303,14 +333,33 @@ impl Shared {
     }
 
     /// Counts a message for client `rid` that is not attached: refused if
-    /// the export refused it (a peer that sends without attaching, or after
-    /// it left, is ignored).
+    /// the export refused it or lost it (whose side, which may not have
+    /// noticed the loss, is told once). A peer that sends without
+    /// attaching, or after it left, is ignored.
     fn unattached(&self, rid: &str, messages: u64) {
-        if let Some(left) = self.lock().left.get(rid) {
-            if left.refused {
-                left.counts.took(messages);
-                left.counts.refused(messages);
+        let lost = {
+            let mut clients = self.lock();
+            let Some(left) = clients.left.get_mut(rid) else {
+                return;
+            };
+            if left.why == Why::Left {
+                return;
             }
+            left.counts.took(messages);
+            left.counts.refused(messages);
+            let tell = left.why == Why::Lost && !left.told;
+            left.told = true;
+            tell.then(|| left.counts.of(rid))
+        };
+        if let Some(counts) = lost {
+            let refusal = Refusal::LinkLost {
+                grace_ms: GRACE.as_millis() as u64,
+            };
+            eprintln!(
+                "memlink bridge export: refused client {rid} of {}: {refusal}",
+                self.segment
+            );
+            self.tell(rid, refusal, &counts);
         }
     }
 }
@@ -371,8 +420,8 @@ fn on_up(shared: &Arc<Shared>, sample: &Sample) {
     up.retrying |= retry;
     drop(up);
     match flushed {
-        Flushed::Done => shared.detach(rid, None), // it left, and everything it sent is in
-        Flushed::Refused(refusal) => shared.detach(rid, Some(refusal)),
+        Flushed::Done => shared.detach(rid, Why::Left), // it left, and everything it sent is in
+        Flushed::Refused(refusal) => shared.detach(rid, Why::Refused(refusal)),
         Flushed::Waiting if retry => retry_later(shared, rid, attached),
         Flushed::Waiting | Flushed::Empty => {}
     }
@@ -440,8 +489,8 @@ fn retry_later(shared: &Arc<Shared>, rid: &str, attached: Attached) {
                 up.retrying = false;
                 drop(up);
                 match flushed {
-                    Flushed::Done => shared2.detach(&rid, None),
-                    Flushed::Refused(refusal) => shared2.detach(&rid, Some(refusal)),
+                    Flushed::Done => shared2.detach(&rid, Why::Left),
+                    Flushed::Refused(refusal) => shared2.detach(&rid, Why::Refused(refusal)),
                     Flushed::Waiting | Flushed::Empty => {}
                 }
                 return;
@@ -469,7 +518,7 @@ fn on_token(shared: &Arc<Shared>, sample: &Sample) {
         let (shared, rid) = (shared.clone(), rid.to_owned());
         shared.clone().runtime.spawn(async move {
             tokio::time::sleep(GRACE).await;
-            shared.detach(&rid, None);
+            shared.detach(&rid, Why::Lost);
         });
     }
 }
@@ -527,7 +576,7 @@ fn attach(shared: &Arc<Shared>, rid: &str, version: Option<u32>) -> Result<Attac
             if read(receiver, &publishers, &acked, &stop) {
                 stream::end(&publishers);
             }
-            thread_shared.detach(&thread_rid, None);
+            thread_shared.detach(&thread_rid, Why::Left);
         });
     if let Err(e) = spawned {
         clients.live.remove(rid);

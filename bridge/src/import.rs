@@ -78,6 +78,10 @@ struct Feeds {
     queue: Queue<u64>,
     /// Live exports of the segment.
     exports: Arc<AtomicUsize>,
+    /// How many times an export's token vanished: each time, the export
+    /// lost this session's clients' tokens too (the same link), and lets
+    /// them go after its grace, even if the link came back at once.
+    losses: Arc<AtomicU64>,
     /// The export's refusals of clients it had attached, by number.
     refusals: flume::Receiver<(u64, Notice)>,
     _refused: Subscriber<()>,
@@ -117,7 +121,8 @@ impl Import {
             .wait()
             .map_err(BridgeError::zenoh)?;
         let exports = Arc::new(AtomicUsize::new(0));
-        let e = exports.clone();
+        let losses = Arc::new(AtomicU64::new(0));
+        let (e, l) = (exports.clone(), losses.clone());
         let export_tokens = session
             .liveliness()
             .declare_subscriber(keys.exports())
@@ -127,6 +132,7 @@ impl Import {
                     e.fetch_add(1, Ordering::AcqRel);
                 }
                 SampleKind::Delete => {
+                    l.fetch_add(1, Ordering::AcqRel);
                     let _ = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
                 }
             })
@@ -166,6 +172,7 @@ impl Import {
         let feeds = Feeds {
             queue,
             exports,
+            losses,
             refusals,
             _refused: refused,
             _downs: downs,
@@ -370,6 +377,7 @@ impl Bridge {
         let over = Over::default();
         let mut held = None;
         let mut exports_seen = false;
+        let losses = feeds.losses.load(Ordering::Acquire);
         while !over.is_set() && !self.stopped() {
             self.scan(&daemon, &locals);
             if lock(&locals).ended.is_some() {
@@ -380,7 +388,7 @@ impl Bridge {
             let (rx, tx) = daemon.split();
             held = std::thread::scope(|s| {
                 let up = s.spawn(|| self.up(rx, held, &locals, &round, &over));
-                self.down(tx, feeds, pending, &locals, &over, round_end, &mut exports_seen);
+                self.down(tx, feeds, pending, &locals, &over, round_end, &mut exports_seen, losses);
                 round.store(true, Ordering::Relaxed);
                 up.join().unwrap_or(None)
             });
@@ -480,10 +488,18 @@ impl Bridge {
         over: &Over,
         round_end: Instant,
         exports_seen: &mut bool,
+        losses: u64,
     ) {
         loop {
             let exports = feeds.exports.load(Ordering::Acquire);
-            if exports == 0 && *exports_seen {
+            let lost = feeds.losses.load(Ordering::Acquire) != losses;
+            if (lost || exports == 0 && *exports_seen) && !over.is_set() {
+                eprintln!(
+                    "memlink bridge import: the export's token vanished (it stopped, its link was lost, \
+                     or it was silent for a lease), and with it this import's clients there: ending {}; \
+                     it is made again once an export answers",
+                    self.local
+                );
                 over.set(); // the export went
             }
             *exports_seen |= exports > 0;
@@ -522,7 +538,12 @@ impl Bridge {
                         if guard.by_n.contains_key(&n) {
                             let end = guard.ends.entry(n).or_default();
                             end.set(tier);
-                            if end.all() {
+                            if end.all() && !over.is_set() {
+                                eprintln!(
+                                    "memlink bridge import: the remote daemon went: ending {}; it is made \
+                                     again once a daemon runs",
+                                    self.local
+                                );
                                 over.set(); // the remote daemon went
                             }
                         }

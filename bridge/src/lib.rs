@@ -60,3 +60,17 @@ pub use import::Import;
 pub use refusal::Refusal;
 pub use remote::RemoteClient;
 pub use wire::Shape;
+
+/// Writes Zenoh's own log to stderr, filtered by the `RUST_LOG` variable
+/// (`RUST_LOG=zenoh=debug`; nothing when it is unset): why a link closed, why
+/// a TLS handshake failed. For programs that install no `tracing`
+/// subscriber of their own; `memlink bridge` calls it.
+pub fn zenoh_log_from_env() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

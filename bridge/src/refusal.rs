@@ -69,6 +69,17 @@ pub enum Refusal {
         /// The daemon's largest message.
         max: u64,
     },
+    /// The export lost the link to the client (its liveliness token
+    /// vanished for longer than the grace) and let it go, while the
+    /// client's side went on sending.
+    #[error(
+        "the export lost the link to this client for longer than {grace_ms} ms and let it go: \
+         its messages since are refused; connect again"
+    )]
+    LinkLost {
+        /// The export's grace, in milliseconds.
+        grace_ms: u64,
+    },
     /// The daemon's segment cannot be used for another reason (permissions,
     /// a damaged or foreign file), as the export's host describes it.
     #[error("the daemon's segment cannot be used: {reason}")]
@@ -142,6 +153,10 @@ impl Refusal {
                 out.push(5);
                 text(&mut out, reason);
             }
+            Refusal::LinkLost { grace_ms } => {
+                out.push(6);
+                out.extend_from_slice(&grace_ms.to_le_bytes());
+            }
         }
         out
     }
@@ -166,6 +181,7 @@ impl Refusal {
                 max: r.u64()?,
             },
             5 => Refusal::Unusable { reason: r.text()? },
+            6 => Refusal::LinkLost { grace_ms: r.u64()? },
             _ => return None,
         };
         r.0.is_empty().then_some(refusal)
@@ -260,6 +276,7 @@ mod tests {
             Refusal::Unusable {
                 reason: "permission denied".into(),
             },
+            Refusal::LinkLost { grace_ms: 500 },
         ];
         for refusal in all {
             let bytes = refusal.encode();

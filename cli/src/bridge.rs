@@ -46,9 +46,21 @@ pub struct Net {
     #[arg(long, value_name = "ENDPOINT")]
     connect: Vec<String>,
     /// A Zenoh configuration file (JSON5) for everything else: routers,
-    /// TLS, scouting. The endpoints above apply on top of it.
+    /// access control, scouting. The endpoints and TLS files here apply on
+    /// top of it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Mutual TLS: trust only peers whose certificate this CA (PEM) signed.
+    /// Every endpoint must then be tls/HOST:PORT.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS: this side's certificate (PEM), signed by --tls-ca; shown
+    /// to peers, and required of them. Needed to listen.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: the private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// How long a silent peer counts as alive, in milliseconds (Zenoh's
     /// lease; a crashed peer is seen at once).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
@@ -71,12 +83,19 @@ impl Net {
         if let Some(file) = &self.config {
             config = config.file(file);
         }
+        if let Some(ca) = &self.tls_ca {
+            config = config.tls_ca(ca);
+        }
+        if let (Some(certificate), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config = config.tls_identity(certificate, key);
+        }
         config
     }
 }
 
 pub fn run(side: Side) -> Result<(), Failure> {
     let fail = |e| Failure::io("memlink bridge", e);
+    memlink_bridge::zenoh_log_from_env();
     match side {
         Side::Export { name, net } => {
             let listen = net.listen.join(", ");

@@ -110,6 +110,7 @@ impl Bridge {
         let mut child = command
             .arg("bridge")
             .args(args)
+            .env("RUST_LOG", std::env::var("MEMLINK_TEST_ZENOH_LOG").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -535,6 +536,149 @@ fn a_partition_is_a_departure_and_a_disconnect_and_heals() {
     client.send(Priority::Low, b"after").unwrap();
     let echo = client.recv_timeout(STEP).unwrap();
     assert_eq!(echo.payload(), b"after");
+}
+
+// ---------------------------------------------------------------------------
+// Mutual TLS
+// ---------------------------------------------------------------------------
+
+/// Certificates made for one test (in a scratch directory, removed after
+/// it): a CA and the export's and the import's certificates it signed
+/// (for 127.0.0.1), and another CA with a certificate of its own.
+struct Pki {
+    dir: Scratch,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let pki = Pki {
+            dir: Scratch::new("tls"),
+        };
+        for ca in ["ca", "rogue-ca"] {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            std::fs::write(pki.file(&format!("{ca}.pem")), cert.pem()).unwrap();
+            let issuer = Issuer::new(params, key);
+            let signed: &[&str] = if ca == "ca" { &["export", "import"] } else { &["rogue"] };
+            for name in signed {
+                let key = KeyPair::generate().unwrap();
+                let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                    .unwrap()
+                    .signed_by(&key, &issuer)
+                    .unwrap();
+                std::fs::write(pki.file(&format!("{name}.pem")), cert.pem()).unwrap();
+                std::fs::write(pki.file(&format!("{name}.key")), key.serialize_pem()).unwrap();
+            }
+        }
+        pki
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.at(name)
+    }
+
+    /// The TLS flags of a bridge trusting `ca`, with the certificate and
+    /// key of `identity` if any.
+    fn flags(&self, ca: &str, identity: Option<&str>) -> Vec<String> {
+        let mut flags = vec!["--tls-ca".to_owned(), self.file(&format!("{ca}.pem"))];
+        if let Some(name) = identity {
+            flags.extend([
+                "--tls-cert".to_owned(),
+                self.file(&format!("{name}.pem")),
+                "--tls-key".to_owned(),
+                self.file(&format!("{name}.key")),
+            ]);
+        }
+        flags
+    }
+}
+
+/// An import with the CA's certificate is served; one without a
+/// certificate, and one whose certificate another CA signed, are refused
+/// at the TLS handshake: they never make their segment, and nothing of
+/// theirs is attached at the daemon.
+#[test]
+fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
+    child_role!();
+    let _w = watchdog();
+    let pki = Pki::new();
+    let name = unique("tls");
+    let (_daemon, events) = Role::watched(
+        "mutual_tls_admits_the_right_certificate_and_refuses_the_others",
+        &["daemon", &name],
+        &[],
+    );
+    let endpoint = format!("tls/127.0.0.1:{}", free_port());
+    let lease = LEASE.as_millis().to_string();
+    let bridge = |side: &str, segment: &str, flags: Vec<String>| {
+        let (how, local) = match side {
+            "export" => ("--listen", None),
+            _ => ("--connect", Some(segment)),
+        };
+        let mut args = vec![side, name.as_str(), how, endpoint.as_str(), "--lease", lease.as_str()];
+        if let Some(local) = local {
+            args.extend(["--as", local]);
+        }
+        args.extend(flags.iter().map(String::as_str));
+        Bridge::start(&args, &[])
+    };
+    let export = bridge("export", &name, pki.flags("ca", Some("export")));
+    // The refused ones first, so they have tried for longer than the good
+    // one took.
+    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
+    let _removed = [
+        Removed(name.clone()),
+        Removed(no_cert.clone()),
+        Removed(rogue.clone()),
+        Removed(good.clone()),
+    ];
+    let _no_cert = bridge("import", &no_cert, pki.flags("ca", None));
+    let _rogue = bridge("import", &rogue, pki.flags("rogue-ca", Some("rogue")));
+    let _good = bridge("import", &good, pki.flags("ca", Some("import")));
+
+    let deadline = Instant::now() + STEP;
+    let mut client = loop {
+        if let Ok(mut client) = Client::connect(&good) {
+            if client.send(Priority::High, b"who").is_ok() && client.recv_timeout(Duration::from_secs(2)).is_ok() {
+                break client;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import with the CA's certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    client.send(Priority::Low, b"over tls").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"over tls");
+    let joined = events.recv_timeout(STEP).expect("the good import's client joined");
+    assert!(joined.starts_with("joined "), "{joined}");
+
+    // A RemoteClient without a certificate finds no export in its 10 s
+    // (the handshake fails, again and again), while the refused imports
+    // keep trying.
+    let config = BridgeConfig::default().connect(&endpoint).tls_ca(pki.file("ca.pem"));
+    let got = RemoteClient::connect(&name, config);
+    assert!(matches!(got, Err(memlink_bridge::BridgeError::NoExport(_))), "{got:?}");
+
+    for refused in [&no_cert, &rogue] {
+        let got = memlink_shm::inspect::segment(refused);
+        assert!(
+            matches!(got, Err(OpenError::NotFound { .. })),
+            "the import {refused} was served: {got:?}"
+        );
+    }
+    // (Zenoh's TLS link may drop and come back under load, zenoh#2557:
+    // the good client's departure is not a client reaching the daemon.)
+    let joined: Vec<String> = events.try_iter().filter(|e| e.starts_with("joined")).collect();
+    assert!(joined.is_empty(), "another client reached the daemon: {joined:?}");
+    let attached = std::iter::from_fn(|| export.log.try_recv().ok())
+        .filter(|line| line.contains("attached client"))
+        .count();
+    assert_eq!(attached, 1, "the export attached another client than the good import's");
 }
 
 // ---------------------------------------------------------------------------
