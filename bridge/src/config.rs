@@ -1,6 +1,6 @@
-//! How a bridge or a remote client reaches its peers: Zenoh endpoints, an
-//! optional Zenoh configuration file, and the lease that bounds how long a
-//! silent peer counts as alive.
+//! How a bridge or a remote client reaches its peers: Zenoh endpoints,
+//! mutual TLS, an optional Zenoh configuration file, and the lease that
+//! bounds how long a silent peer counts as alive.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,10 +11,29 @@ use crate::error::BridgeError;
 
 /// Where and how to meet the other side over Zenoh.
 ///
-/// By default a peer with the given endpoints and nothing else: no
-/// multicast scouting, no router. A [`BridgeConfig::file`] supplies
-/// everything else Zenoh can do (routers, TLS, access control); the
-/// endpoints and lease given here are applied on top of it.
+/// By default a peer with the given endpoints and nothing else: it listens
+/// only where [`BridgeConfig::listen`] says (Zenoh's own default, a TCP
+/// port on every interface, is turned off), no multicast or gossip
+/// scouting, no router. [`BridgeConfig::tls_ca`] and
+/// [`BridgeConfig::tls_identity`] turn on mutual TLS for `tls/` endpoints.
+/// A [`BridgeConfig::file`] supplies everything else Zenoh can do (routers,
+/// access control); the endpoints, TLS files and lease given here are
+/// applied on top of it (a file's own listeners and scouting are its own).
+///
+/// Mutual TLS, on both sides (each peer's certificate signed by the CA):
+///
+/// ```
+/// use memlink_bridge::BridgeConfig;
+/// let export = BridgeConfig::default()
+///     .listen("tls/0.0.0.0:7447")
+///     .tls_ca("ca.pem")
+///     .tls_identity("export.pem", "export.key");
+/// let import = BridgeConfig::default()
+///     .connect("tls/10.0.0.1:7447")
+///     .tls_ca("ca.pem")
+///     .tls_identity("import.pem", "import.key");
+/// # let _ = (export, import);
+/// ```
 ///
 /// ```
 /// use memlink_bridge::BridgeConfig;
@@ -30,6 +49,8 @@ pub struct BridgeConfig {
     connect: Vec<String>,
     file: Option<PathBuf>,
     lease: Option<Duration>,
+    tls_ca: Option<PathBuf>,
+    tls_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Zenoh's own default lease.
@@ -56,6 +77,23 @@ impl BridgeConfig {
         self
     }
 
+    /// Trusts the peers whose certificates this CA (a PEM file) signed, and
+    /// only them, on `tls/` endpoints: every endpoint must then be a `tls/`
+    /// one.
+    pub fn tls_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(ca.into());
+        self
+    }
+
+    /// This side's certificate and private key (PEM files), signed by the
+    /// [`BridgeConfig::tls_ca`]: shown to the peers, and required of them
+    /// (mutual TLS). A side that listens needs one; a side that connects
+    /// without one is refused by a listener that has one.
+    pub fn tls_identity(mut self, certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_identity = Some((certificate.into(), key.into()));
+        self
+    }
+
     /// How long a peer may stay silent before it counts as gone (its
     /// clients depart, its daemon disconnects): Zenoh's link lease, 10 s by
     /// default. A peer that crashes is seen at once (its socket closes); the
@@ -79,6 +117,10 @@ impl BridgeConfig {
             None => {
                 let mut c = Config::default();
                 set(&mut c, "scouting/multicast/enabled", "false")?;
+                set(&mut c, "scouting/gossip/enabled", "false")?;
+                // Zenoh's peer listens on a TCP port of every interface by
+                // default: a way in that bypasses TLS. Only --listen.
+                set(&mut c, "listen/endpoints", "[]")?;
                 c
             }
         };
@@ -86,6 +128,7 @@ impl BridgeConfig {
         if !self.listen.is_empty() {
             set(&mut config, "listen/endpoints", &json_list(&self.listen))?;
         }
+        self.set_tls(&mut config)?;
         if !self.connect.is_empty() {
             set(&mut config, "connect/endpoints", &json_list(&self.connect))?;
             // Open at once and retry in the background, also after a lost
@@ -106,6 +149,44 @@ impl BridgeConfig {
     }
 }
 
+impl BridgeConfig {
+    fn set_tls(&self, config: &mut Config) -> Result<(), BridgeError> {
+        if self.tls_ca.is_none() && self.tls_identity.is_none() {
+            return Ok(());
+        }
+        if let Some(endpoint) = self.listen.iter().chain(&self.connect).find(|e| !e.starts_with("tls/")) {
+            return Err(BridgeError::NotTls {
+                endpoint: endpoint.clone(),
+            });
+        }
+        let Some(ca) = &self.tls_ca else {
+            return Err(BridgeError::TlsWithoutCa);
+        };
+        let key = "transport/link/tls";
+        set(config, &format!("{key}/root_ca_certificate"), &json_path(ca))?;
+        set(config, &format!("{key}/verify_name_on_connect"), "true")?;
+        match &self.tls_identity {
+            Some((certificate, private_key)) => {
+                set(config, &format!("{key}/enable_mtls"), "true")?;
+                for side in ["listen", "connect"] {
+                    set(config, &format!("{key}/{side}_certificate"), &json_path(certificate))?;
+                    set(config, &format!("{key}/{side}_private_key"), &json_path(private_key))?;
+                }
+            }
+            None => set(config, &format!("{key}/enable_mtls"), "false")?,
+        }
+        Ok(())
+    }
+}
+
+fn json_path(path: &std::path::Path) -> String {
+    json_string(&path.to_string_lossy())
+}
+
+fn json_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 fn set(config: &mut Config, key: &str, value: &str) -> Result<(), BridgeError> {
     config
         .insert_json5(key, value)
@@ -113,10 +194,7 @@ fn set(config: &mut Config, key: &str, value: &str) -> Result<(), BridgeError> {
 }
 
 fn json_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
+    let quoted: Vec<String> = items.iter().map(|s| json_string(s)).collect();
     format!("[{}]", quoted.join(","))
 }
 
@@ -135,6 +213,29 @@ mod tests {
         let json = format!("{config}");
         assert!(json.contains("tcp/127.0.0.1:7447"), "{json}");
         assert!(json.contains("1500"), "{json}");
+    }
+
+    #[test]
+    fn tls_files_reach_the_zenoh_configuration_and_plain_endpoints_are_refused() {
+        let tls = BridgeConfig::default()
+            .listen("tls/127.0.0.1:0")
+            .tls_ca("/certs/ca.pem")
+            .tls_identity("/certs/me.pem", "/certs/me.key");
+        let json = format!("{}", tls.clone().to_zenoh().expect("valid configuration"));
+        for part in ["/certs/ca.pem", "/certs/me.pem", "/certs/me.key"] {
+            assert!(json.contains(part), "{part} missing from {json}");
+        }
+        let plain = tls.connect("tcp/127.0.0.1:7447").to_zenoh().unwrap_err();
+        assert!(
+            matches!(&plain, BridgeError::NotTls { endpoint } if endpoint == "tcp/127.0.0.1:7447"),
+            "{plain}"
+        );
+        let no_ca = BridgeConfig::default()
+            .connect("tls/127.0.0.1:7447")
+            .tls_identity("a", "b")
+            .to_zenoh()
+            .unwrap_err();
+        assert!(matches!(no_ca, BridgeError::TlsWithoutCa), "{no_ca}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use memlink_shm::OpenError;
 
+use crate::refusal::Refusal;
+
 /// Why a bridge or a remote client could not start or go on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -17,6 +19,16 @@ pub enum BridgeError {
         /// What was wrong with it.
         reason: String,
     },
+    /// TLS files were given, but an endpoint is not a `tls/` one (it would
+    /// carry the segment in the clear).
+    #[error("TLS files are given, but endpoint {endpoint} is not a tls/ endpoint: write tls/HOST:PORT")]
+    NotTls {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// A TLS certificate was given without the CA that signs the peers'.
+    #[error("a TLS certificate is given without a CA: give the CA that signs the peers' certificates (--tls-ca)")]
+    TlsWithoutCa,
     /// The local segment could not be created or connected to.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -25,7 +37,7 @@ pub enum BridgeError {
     NoExport(String),
     /// The export answered, but could not attach this client to its daemon.
     #[error("the export refused the client: {0}")]
-    Refused(String),
+    Refused(Refusal),
 }
 
 impl BridgeError {

@@ -1,12 +1,19 @@
 //! The export side, on the daemon's host: each remote client becomes a local
 //! [`Client`] of the daemon, with its own slot and [`memlink_shm::ClientId`].
 //!
-//! A remote client appears at the first of its liveliness token, its attach
-//! query or its first message, and leaves when the `DELETE`s that end its
-//! three tiers have arrived (it left cleanly: every message it sent is
-//! delivered first) or [`GRACE`] after its token vanished (its session
-//! died or went silent for a lease). A name that left is never attached
-//! again, so a late message cannot bring it back.
+//! A remote client is attached by its attach query (which names the
+//! protocol version it speaks; the daemon checks it), before it sends
+//! anything, and leaves when the `DELETE`s that end its three tiers have
+//! arrived (it left cleanly: every message it sent is delivered first) or
+//! [`GRACE`] after its token vanished (its session died or went silent for
+//! a lease). A name that left is never attached again, so a late message
+//! cannot bring it back.
+//!
+//! Accepted means delivered or refused: an attach the daemon refuses is
+//! answered with the [`Refusal`]; a message the daemon cannot take (too
+//! large for it, or the daemon went) refuses the client after it was
+//! attached, with a notice on its `refused` key. Either way the export logs
+//! it, and counts each client's messages taken, delivered and refused.
 //!
 //! Messages to the daemon go into the client's ring straight from Zenoh's
 //! callback (those that find the ring full wait in the client's `Up` and
@@ -14,7 +21,7 @@
 //! thread per client that blocks on the ring, as a local client would. No
 //! task hop in either direction: on a round trip, each hop is a wake-up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,8 +34,11 @@ use zenoh::sample::{Sample, SampleKind};
 use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
+use crate::counts::{ClientCounts, Counters};
 use crate::error::BridgeError;
+use crate::frames;
 use crate::keys::Keys;
+use crate::refusal::{Notice, Refusal};
 use crate::stream::{self, Burst, Ends, Pending};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
@@ -70,7 +80,30 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Clients {
     live: HashMap<String, Attached>,
-    left: HashSet<String>,
+    /// Clients that left or were refused, with their final counts (a late
+    /// message of a refused client counts as refused).
+    left: HashMap<String, Left>,
+}
+
+#[derive(Debug)]
+struct Left {
+    counts: Arc<Counters>,
+    why: Why,
+    /// Its side was told it is no longer attached.
+    told: bool,
+}
+
+/// Why a client is detached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Why {
+    /// It left cleanly (everything it sent is delivered), or the export or
+    /// the daemon stops.
+    Left,
+    /// Its token vanished for longer than [`GRACE`] (its link was lost):
+    /// its side may not have noticed.
+    Lost,
+    /// The daemon cannot take it or its messages.
+    Refused(Refusal),
 }
 
 /// An attached remote client, as the callbacks reach it.
@@ -81,6 +114,7 @@ struct Attached {
     acked: Arc<Acked>,
     /// Tells the client's reading thread to end.
     stop: Arc<AtomicBool>,
+    counts: Arc<Counters>,
 }
 
 /// The client's way to the daemon.
@@ -164,6 +198,33 @@ impl Export {
         })
     }
 
+    /// The segment this export serves, as its daemon made it: `None` while
+    /// no daemon runs on it (the export serves it once one starts).
+    pub fn shape(&self) -> Option<Shape> {
+        match inspect::segment(&self.shared.segment) {
+            Ok(info) if info.daemon.alive && !info.daemon.shutting_down => Some(Shape::of(&info)),
+            _ => None,
+        }
+    }
+
+    /// The segment's name.
+    pub fn segment(&self) -> &str {
+        &self.shared.segment
+    }
+
+    /// What became of each attached client's messages so far.
+    pub fn counts(&self) -> Vec<ClientCounts> {
+        let mut out: Vec<ClientCounts> = self
+            .shared
+            .lock()
+            .live
+            .iter()
+            .map(|(rid, attached)| attached.counts.of(rid))
+            .collect();
+        out.sort_by(|a, b| a.client.cmp(&b.client));
+        out
+    }
+
     /// How many remote clients are attached now.
     pub fn client_count(&self) -> usize {
         self.shared.lock().live.len()
@@ -181,7 +242,7 @@ impl Drop for Export {
     fn drop(&mut self) {
         let rids: Vec<String> = self.shared.lock().live.keys().cloned().collect();
         for rid in rids {
-            self.shared.detach(&rid);
+            self.shared.detach(&rid, Why::Left);
         }
         let _ = self.shared.session.close().wait();
         let _ = &self.runtime;
@@ -206,16 +267,99 @@ impl Shared {
     }
 
     /// Ends client `rid`: it is not attached again, its sending half goes
-    /// now and its reading thread within a read timeout.
-    fn detach(&self, rid: &str) {
+    /// now and its reading thread within a read timeout. Logs it, with its
+    /// counts, and tells its side if it was refused.
+    fn detach(&self, rid: &str, why: Why) {
         let attached = {
             let mut clients = self.lock();
-            clients.left.insert(rid.to_owned());
-            clients.live.remove(rid)
+            let attached = clients.live.remove(rid);
+            if let Some(attached) = &attached {
+                let left = Left {
+                    counts: attached.counts.clone(),
+                    why: why.clone(),
+                    told: matches!(why, Why::Refused(_)),
+                };
+                clients.left.insert(rid.to_owned(), left);
+            }
+            attached
         };
-        if let Some(attached) = attached {
-            attached.stop.store(true, Ordering::Relaxed);
-            lock(&attached.up).sender = None;
+        let Some(attached) = attached else {
+            return;
+        };
+        attached.stop.store(true, Ordering::Relaxed);
+        let mut up = lock(&attached.up);
+        up.sender = None;
+        let refusal = match why {
+            Why::Refused(refusal) => refusal,
+            Why::Left | Why::Lost => {
+                drop(up);
+                let how = if why == Why::Lost {
+                    format!("was lost (its token vanished for longer than {GRACE:?})")
+                } else {
+                    "left".to_owned()
+                };
+                eprintln!(
+                    "memlink bridge export: client {} of {} {how}",
+                    attached.counts.of(rid),
+                    self.segment
+                );
+                return;
+            }
+        };
+        // What still waits will never be delivered.
+        attached.counts.refused(up.pending.clear());
+        drop(up);
+        let counts = attached.counts.of(rid);
+        eprintln!(
+            "memlink bridge export: refused client {rid} of {}: {refusal} ({} of its messages delivered, {} refused)",
+            self.segment, counts.delivered, counts.refused
+        );
+        self.tell(rid, refusal, &counts);
+    }
+
+    /// Tells client `rid`'s side that the export no longer delivers its
+    /// messages, and why.
+    fn tell(&self, rid: &str, refusal: Refusal, counts: &ClientCounts) {
+        let notice = Notice {
+            refusal,
+            delivered: counts.delivered,
+            refused: counts.refused,
+        };
+        let _ = self
+            .session
+            .put(self.keys.refused(rid), notice.encode())
+            .priority(zenoh::qos::Priority::RealTime)
+            .wait();
+    }
+
+    /// Counts a message for client `rid` that is not attached: refused if
+    /// the export refused it or lost it (whose side, which may not have
+    /// noticed the loss, is told once). A peer that sends without
+    /// attaching, or after it left, is ignored.
+    fn unattached(&self, rid: &str, messages: u64) {
+        let lost = {
+            let mut clients = self.lock();
+            let Some(left) = clients.left.get_mut(rid) else {
+                return;
+            };
+            if left.why == Why::Left {
+                return;
+            }
+            left.counts.took(messages);
+            left.counts.refused(messages);
+            let tell = left.why == Why::Lost && !left.told;
+            left.told = true;
+            tell.then(|| left.counts.of(rid))
+        };
+        if let Some(counts) = lost {
+            let refusal = Refusal::LinkLost {
+                grace_ms: GRACE.as_millis() as u64,
+            };
+            eprintln!(
+                "memlink bridge export: refused client {rid} of {}: {refusal}",
+                self.segment
+            );
+            self.tell(rid, refusal, &counts);
         }
     }
 }
@@ -224,17 +368,30 @@ fn lock(up: &Mutex<Up>) -> MutexGuard<'_, Up> {
     up.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Attaches the client of an attach query, whose payload is the protocol
+/// version it speaks (4 bytes, little-endian; none: the daemon's), and
+/// answers with the segment's shape or the refusal.
 fn answer_attach(shared: &Arc<Shared>, query: &Query) {
-    let reply = match shared.keys.parse(query.key_expr().as_str()) {
-        Some(("attach", rid, None)) => attach(shared, rid).and_then(|_| {
-            let info = inspect::segment(&shared.segment).map_err(|e| e.to_string())?;
-            Ok(Shape::of(&info))
-        }),
-        _ => Err("not an attach key".to_owned()),
+    let Some(("attach", rid, None)) = shared.keys.parse(query.key_expr().as_str()) else {
+        return; // not an attach key: a peer's mistake
     };
+    let version = query
+        .payload()
+        .and_then(|p| <[u8; 4]>::try_from(&p.to_bytes()[..]).ok())
+        .map(u32::from_le_bytes);
+    let reply = attach(shared, rid, version).and_then(|_| {
+        let info = inspect::segment(&shared.segment).map_err(|e| Refusal::of_open(&shared.segment, &e))?;
+        Ok(Shape::of(&info))
+    });
     let _ = match reply {
         Ok(shape) => query.reply(query.key_expr().clone(), shape.encode()).wait(),
-        Err(why) => query.reply_err(why).wait(),
+        Err(refusal) => {
+            eprintln!(
+                "memlink bridge export: refused to attach client {rid} to {}: {refusal}",
+                shared.segment
+            );
+            query.reply_err(refusal.encode()).wait()
+        }
     };
 }
 
@@ -242,28 +399,49 @@ fn on_up(shared: &Arc<Shared>, sample: &Sample) {
     let Some(("up", rid, Some(tier))) = shared.keys.parse(sample.key_expr().as_str()) else {
         return;
     };
-    let Ok(attached) = attach(shared, rid) else {
+    let attached = shared.lock().live.get(rid).cloned();
+    let Some(attached) = attached else {
+        if sample.kind() == SampleKind::Put {
+            shared.unattached(rid, frames::count(&sample.payload().to_bytes(), 0));
+        }
         return;
     };
     let mut up = lock(&attached.up);
     match sample.kind() {
-        SampleKind::Put => up.pending.push((), tier, sample.payload().clone()),
+        SampleKind::Put => {
+            let sample = sample.payload().clone();
+            attached.counts.took(frames::count(&sample.to_bytes(), 0));
+            up.pending.push((), tier, sample);
+        }
         SampleKind::Delete => up.ends.set(tier),
     }
-    let done = flush(&mut up);
-    let retry = !done && !up.pending.is_empty() && !up.retrying && up.sender.is_some();
+    let flushed = flush(&mut up, &attached.counts, &shared.segment);
+    let retry = flushed == Flushed::Waiting && !up.retrying && up.sender.is_some();
     up.retrying |= retry;
     drop(up);
-    if done {
-        shared.detach(rid); // it left, and everything it sent is in
-    } else if retry {
-        retry_later(shared, rid, attached);
+    match flushed {
+        Flushed::Done => shared.detach(rid, Why::Left), // it left, and everything it sent is in
+        Flushed::Refused(refusal) => shared.detach(rid, Why::Refused(refusal)),
+        Flushed::Waiting if retry => retry_later(shared, rid, attached),
+        Flushed::Waiting | Flushed::Empty => {}
     }
 }
 
-/// Moves what waits into the client's ring; whether the client has left
-/// and everything it sent is delivered.
-fn flush(up: &mut Up) -> bool {
+/// What a flush of a client's messages came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Flushed {
+    /// Nothing waits (the client goes on).
+    Empty,
+    /// Messages wait for room in the ring.
+    Waiting,
+    /// The client left and everything it sent is delivered.
+    Done,
+    /// The daemon cannot take the client's messages.
+    Refused(Refusal),
+}
+
+/// Moves what waits into the client's ring, counting what was delivered.
+fn flush(up: &mut Up, counts: &Counters, segment: &str) -> Flushed {
     let Up {
         sender,
         pending,
@@ -271,20 +449,31 @@ fn flush(up: &mut Up) -> bool {
         ..
     } = up;
     let Some(sender) = sender else {
-        return false;
+        return Flushed::Empty;
     };
-    let _ = pending.flush(|(), tier, bytes| {
+    let flushed = pending.flush(|(), tier, bytes| {
         let sent = sender.try_send(tier, bytes);
-        if !matches!(sent, Err(Error::Full)) {
+        if sent.is_ok() {
             consumed.take(bytes.len());
+            counts.delivered(1);
         }
-        match sent {
-            // A peer's oversized message is dropped, not fatal.
-            Err(Error::MessageTooLarge { .. }) => Ok(()),
-            other => other,
-        }
+        sent
     });
-    up.ends.all() && up.pending.is_empty()
+    match flushed {
+        Err(Error::MessageTooLarge { len, max }) => Flushed::Refused(Refusal::TooLarge {
+            len: len as u64,
+            max: max as u64,
+        }),
+        Err(Error::Disconnected) => Flushed::Refused(Refusal::DaemonGone {
+            segment: segment.to_owned(),
+        }),
+        Err(other) => Flushed::Refused(Refusal::Unusable {
+            reason: other.to_string(),
+        }),
+        Ok(()) if !up.pending.is_empty() => Flushed::Waiting,
+        Ok(()) if up.ends.all() => Flushed::Done,
+        Ok(()) => Flushed::Empty,
+    }
 }
 
 /// Tries again every millisecond until what waits has gone (the caller set
@@ -295,12 +484,14 @@ fn retry_later(shared: &Arc<Shared>, rid: &str, attached: Attached) {
         loop {
             tokio::time::sleep(stream::RETRY).await;
             let mut up = lock(&attached.up);
-            let done = flush(&mut up);
-            if done || up.pending.is_empty() || up.sender.is_none() {
+            let flushed = flush(&mut up, &attached.counts, &shared2.segment);
+            if flushed != Flushed::Waiting || up.sender.is_none() {
                 up.retrying = false;
                 drop(up);
-                if done {
-                    shared2.detach(&rid);
+                match flushed {
+                    Flushed::Done => shared2.detach(&rid, Why::Left),
+                    Flushed::Refused(refusal) => shared2.detach(&rid, Why::Refused(refusal)),
+                    Flushed::Waiting | Flushed::Empty => {}
                 }
                 return;
             }
@@ -320,45 +511,46 @@ fn on_token(shared: &Arc<Shared>, sample: &Sample) {
     let Some(("client", rid, None)) = shared.keys.parse(sample.key_expr().as_str()) else {
         return;
     };
-    match sample.kind() {
-        SampleKind::Put => {
-            let _ = attach(shared, rid);
-        }
-        SampleKind::Delete => {
-            // Its last messages may still be on their way behind the token.
-            let (shared, rid) = (shared.clone(), rid.to_owned());
-            shared.clone().runtime.spawn(async move {
-                tokio::time::sleep(GRACE).await;
-                shared.detach(&rid);
-            });
-        }
+    // A token's arrival attaches nothing (the attach query does, with the
+    // client's protocol version).
+    if sample.kind() == SampleKind::Delete {
+        // Its last messages may still be on their way behind the token.
+        let (shared, rid) = (shared.clone(), rid.to_owned());
+        shared.clone().runtime.spawn(async move {
+            tokio::time::sleep(GRACE).await;
+            shared.detach(&rid, Why::Lost);
+        });
     }
 }
 
-/// Client `rid`, connected to the daemon first if it is new.
-fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
+/// Client `rid`, connected to the daemon first if it is new, speaking
+/// protocol `version` (the daemon's if `None`): the daemon refuses a
+/// client of another version.
+fn attach(shared: &Arc<Shared>, rid: &str, version: Option<u32>) -> Result<Attached, Refusal> {
     let mut clients = shared.lock();
     if let Some(attached) = clients.live.get(rid) {
-        return Ok(attached.clone());
+        return Ok(attached.clone()); // a repeated query
     }
-    if clients.left.contains(rid) {
-        return Err(format!("client {rid} has left"));
+    let unusable = |e: &dyn std::fmt::Display| Refusal::Unusable { reason: e.to_string() };
+    if clients.left.contains_key(rid) {
+        return Err(unusable(&format_args!("client {rid} has left; connect anew")));
     }
-    // Speak the daemon's own protocol version, whatever it is: the remote
-    // client was given it by the import, which read it from this segment.
-    let version = inspect::segment(&shared.segment)
-        .map_err(|e| e.to_string())?
-        .protocol_version;
-    let (sender, receiver) = Client::builder(&shared.segment)
+    let refusal = |e: memlink_shm::OpenError| Refusal::of_open(&shared.segment, &e);
+    let version = match version {
+        Some(version) => version,
+        None => inspect::segment(&shared.segment).map_err(refusal)?.protocol_version,
+    };
+    let client = Client::builder(&shared.segment)
         .protocol_version(version)
         .connect()
-        .map_err(|e| e.to_string())?
-        .split();
+        .map_err(refusal)?;
+    let id = client.id();
+    let (sender, receiver) = client.split();
     let keys = &shared.keys;
     let ack = stream::ack_publisher(&shared.session, keys.ack_up(rid))
         .wait()
-        .map_err(|e| e.to_string())?;
-    let publishers = stream::publishers(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| e.to_string())?;
+        .map_err(|e| unusable(&e))?;
+    let publishers = stream::publishers(&shared.session, |tier| keys.down(rid, tier)).map_err(|e| unusable(&e))?;
     let attached = Attached {
         up: Arc::new(Mutex::new(Up {
             sender: Some(sender),
@@ -369,6 +561,7 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
         })),
         acked: Arc::default(),
         stop: Arc::default(),
+        counts: Arc::default(),
     };
     clients.live.insert(rid.to_owned(), attached.clone());
     let (thread_shared, thread_rid, acked, stop) = (
@@ -383,12 +576,16 @@ fn attach(shared: &Arc<Shared>, rid: &str) -> Result<Attached, String> {
             if read(receiver, &publishers, &acked, &stop) {
                 stream::end(&publishers);
             }
-            thread_shared.detach(&thread_rid);
+            thread_shared.detach(&thread_rid, Why::Left);
         });
-    if spawned.is_err() {
+    if let Err(e) = spawned {
         clients.live.remove(rid);
-        return Err("cannot start a thread for the client".to_owned());
+        return Err(unusable(&format_args!("cannot start a thread for the client: {e}")));
     }
+    eprintln!(
+        "memlink bridge export: attached client {rid} to {} as its client {id}",
+        shared.segment
+    );
     Ok(attached)
 }
 

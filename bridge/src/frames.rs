@@ -52,6 +52,16 @@ pub(crate) fn next(sample: &[u8], offset: usize) -> Option<(&[u8], usize)> {
     Some((body, offset + 4 + len))
 }
 
+/// How many whole messages a sample holds from `offset` on.
+pub(crate) fn count(sample: &[u8], mut offset: usize) -> u64 {
+    let mut n = 0;
+    while let Some((_, after)) = next(sample, offset) {
+        n += 1;
+        offset = after;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +95,8 @@ mod tests {
             assert!(got.len() <= 3 && bytes.len() - cut > 0);
         }
         assert!(all(&[0xff, 0xff, 0xff, 0xff, 1]).is_empty());
+        assert_eq!(count(&bytes, 0), 3);
+        assert_eq!(count(&bytes, 5), 2);
     }
 
     #[test]

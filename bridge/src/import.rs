@@ -7,8 +7,18 @@
 //! export vanishes (crash, lease expired) or the remote daemon goes, so its
 //! clients see [`memlink_shm::Error::Disconnected`] as they would with a
 //! local daemon. It is created again once both are back.
+//!
+//! Each local client is attached at the export (which connects it to the
+//! daemon with the local segment's protocol version) before any of its
+//! messages goes. When the export refuses one (at the attach, or later for
+//! a message the daemon cannot take), the import logs the [`Refusal`] and
+//! ends the local segment: the refusals mean the daemon is not the one the
+//! segment was made for (another protocol version or message limit, or
+//! none) or has no room, and the local daemon has no way to disconnect one
+//! client alone. Its clients see `Disconnected`; the segment is made again
+//! with the daemon's shape once the daemon runs.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -21,8 +31,10 @@ use zenoh::sample::SampleKind;
 use zenoh::{Session, Wait};
 
 use crate::config::BridgeConfig;
+use crate::counts::{ClientCounts, Counters};
 use crate::error::BridgeError;
 use crate::keys::{self, Keys};
+use crate::refusal::{Notice, Refusal};
 use crate::stream::{self, Burst, Ends, Outbound, Pending, Queue};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
@@ -41,6 +53,9 @@ const SLICE: Duration = Duration::from_millis(10);
 const INFO_TIMEOUT: Duration = Duration::from_secs(1);
 const INFO_RETRY: Duration = Duration::from_millis(200);
 
+/// How long to wait for the export to answer an attach.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running import of a remote segment; stops (and shuts its local
 /// segment down) when dropped.
 ///
@@ -53,6 +68,7 @@ const INFO_RETRY: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct Import {
     stop: Arc<AtomicBool>,
+    counts: CountsOf,
     thread: Option<JoinHandle<()>>,
     session: Session,
 }
@@ -62,6 +78,13 @@ struct Feeds {
     queue: Queue<u64>,
     /// Live exports of the segment.
     exports: Arc<AtomicUsize>,
+    /// How many times an export's token vanished: each time, the export
+    /// lost this session's clients' tokens too (the same link), and lets
+    /// them go after its grace, even if the link came back at once.
+    losses: Arc<AtomicU64>,
+    /// The export's refusals of clients it had attached, by number.
+    refusals: flume::Receiver<(u64, Notice)>,
+    _refused: Subscriber<()>,
     _downs: Subscriber<()>,
     _export_tokens: Subscriber<()>,
     _acks: Subscriber<()>,
@@ -98,7 +121,8 @@ impl Import {
             .wait()
             .map_err(BridgeError::zenoh)?;
         let exports = Arc::new(AtomicUsize::new(0));
-        let e = exports.clone();
+        let losses = Arc::new(AtomicU64::new(0));
+        let (e, l) = (exports.clone(), losses.clone());
         let export_tokens = session
             .liveliness()
             .declare_subscriber(keys.exports())
@@ -108,6 +132,7 @@ impl Import {
                     e.fetch_add(1, Ordering::AcqRel);
                 }
                 SampleKind::Delete => {
+                    l.fetch_add(1, Ordering::AcqRel);
                     let _ = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
                 }
             })
@@ -130,9 +155,26 @@ impl Import {
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
+        let (refusals_tx, refusals) = flume::unbounded();
+        let k = keys.clone();
+        let refused = session
+            .declare_subscriber(keys.refused_of(&zid))
+            .callback(move |sample| {
+                let Some(("refused", rid, None)) = k.parse(sample.key_expr().as_str()) else {
+                    return;
+                };
+                if let (Some(n), Some(notice)) = (number(rid), Notice::decode(&sample.payload().to_bytes())) {
+                    let _ = refusals_tx.send((n, notice));
+                }
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
         let feeds = Feeds {
             queue,
             exports,
+            losses,
+            refusals,
+            _refused: refused,
             _downs: downs,
             _export_tokens: export_tokens,
             _acks: ack_sub,
@@ -146,16 +188,25 @@ impl Import {
             stop: stop.clone(),
             next: AtomicU64::new(0),
             acks,
+            counts: CountsOf::default(),
         };
+        let counts = bridge.counts.clone();
         let thread = std::thread::Builder::new()
             .name("memlink-import".into())
             .spawn(move || bridge.run(feeds))
             .map_err(|e| BridgeError::Zenoh(format!("starting the import thread: {e}")))?;
         Ok(Import {
             stop,
+            counts,
             thread: Some(thread),
             session,
         })
+    }
+
+    /// What became of each local client's messages so far (the clients
+    /// bridged now).
+    pub fn counts(&self) -> Vec<ClientCounts> {
+        lock(&self.counts).iter().map(|(rid, c)| c.of(rid)).collect()
     }
 
     /// Serves until the process ends.
@@ -193,9 +244,12 @@ struct Bridge {
     /// The acknowledgements of each local client's stream, by number (the
     /// callback that takes them in writes here).
     acks: Acks,
+    /// The counts of each bridged client, by name (for [`Import::counts`]).
+    counts: CountsOf,
 }
 
 type Acks = Arc<Mutex<HashMap<u64, Arc<Acked>>>>;
+type CountsOf = Arc<Mutex<std::collections::BTreeMap<String, Arc<Counters>>>>;
 
 /// The bridged local clients of one local segment.
 #[derive(Default)]
@@ -204,6 +258,27 @@ struct Locals {
     by_n: HashMap<u64, ClientId>,
     /// Which tiers of the daemon's stream to each client have ended.
     ends: HashMap<u64, Ends>,
+    /// The protocol version of the local segment (its clients speak it).
+    version: u32,
+    /// Why the segment ends, once it must: no more clients are attached.
+    ended: Option<Ended>,
+    /// Messages of clients that could not be attached, taken and dropped.
+    unattached: u64,
+}
+
+/// Why a local segment ends early.
+enum Ended {
+    /// The export refused client `n` (local `client`).
+    Refused {
+        n: u64,
+        client: ClientId,
+        notice: Notice,
+        taken: u64,
+    },
+    /// The export did not answer the attach of client `n`.
+    NoAnswer { n: u64, client: ClientId },
+    /// Zenoh refused to declare a client's keys.
+    Zenoh(String),
 }
 
 /// A local client, as the export knows it.
@@ -221,6 +296,7 @@ struct Local {
     consumed: Consumed,
     /// Seen gone at the last scan: passed on at the next.
     leaving: bool,
+    counts: Arc<Counters>,
 }
 
 /// Set once the local segment is to end (the export or the remote daemon
@@ -256,7 +332,10 @@ impl Bridge {
                 .size(shape.size)
                 .create();
             match daemon {
-                Ok(daemon) => self.serve(daemon, &feeds, &mut pending),
+                Ok(daemon) => {
+                    eprintln!("memlink bridge import: serving {} locally: {shape}", self.local);
+                    self.serve(daemon, shape, &feeds, &mut pending);
+                }
                 Err(e) => {
                     eprintln!("memlink bridge import: cannot create {}: {e}", self.local);
                     std::thread::sleep(Duration::from_secs(1));
@@ -290,28 +369,39 @@ impl Bridge {
     /// The daemon is split in rounds: one thread blocks on its clients'
     /// rings and publishes, this one takes the export's messages to them
     /// from the queue; between rounds, the client list is compared.
-    fn serve(&self, mut daemon: Daemon, feeds: &Feeds, pending: &mut Pending<u64>) {
-        let locals = Mutex::new(Locals::default());
+    fn serve(&self, mut daemon: Daemon, shape: Shape, feeds: &Feeds, pending: &mut Pending<u64>) {
+        let locals = Mutex::new(Locals {
+            version: shape.protocol_version,
+            ..Locals::default()
+        });
         let over = Over::default();
         let mut held = None;
         let mut exports_seen = false;
+        let losses = feeds.losses.load(Ordering::Acquire);
         while !over.is_set() && !self.stopped() {
             self.scan(&daemon, &locals);
+            if lock(&locals).ended.is_some() {
+                break;
+            }
             let round_end = Instant::now() + ROUND;
             let round = AtomicBool::new(false);
             let (rx, tx) = daemon.split();
             held = std::thread::scope(|s| {
                 let up = s.spawn(|| self.up(rx, held, &locals, &round, &over));
-                self.down(tx, feeds, pending, &locals, &over, round_end, &mut exports_seen);
+                self.down(tx, feeds, pending, &locals, &over, round_end, &mut exports_seen, losses);
                 round.store(true, Ordering::Relaxed);
                 up.join().unwrap_or(None)
             });
         }
         let locals = locals.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ended) = &locals.ended {
+            self.log_end(ended, locals.unattached);
+        }
         for local in locals.by_client.into_values() {
             stream::end(&local.publishers);
         }
         lock(&self.acks).clear();
+        lock(&self.counts).clear();
         while feeds.queue.try_next().is_some() {}
         *pending = Pending::default();
         daemon.shutdown();
@@ -351,13 +441,19 @@ impl Bridge {
                         held = Some(message);
                         break;
                     }
+                    local.counts.took(1);
                     local.credit.spend(message.payload().len());
                     local
                         .burst
                         .push(message.priority(), message.payload(), &local.publishers);
                     touched.push(message.client());
+                } else {
+                    guard.unattached += 1; // its client was refused: the segment ends
                 }
                 next = rx.try_recv().ok();
+            }
+            if guard.ended.is_some() {
+                over.set();
             }
             touched.sort_unstable_by_key(|id| (id.slot(), id.generation()));
             touched.dedup();
@@ -392,10 +488,18 @@ impl Bridge {
         over: &Over,
         round_end: Instant,
         exports_seen: &mut bool,
+        losses: u64,
     ) {
         loop {
             let exports = feeds.exports.load(Ordering::Acquire);
-            if exports == 0 && *exports_seen {
+            let lost = feeds.losses.load(Ordering::Acquire) != losses;
+            if (lost || exports == 0 && *exports_seen) && !over.is_set() {
+                eprintln!(
+                    "memlink bridge import: the export's token vanished (it stopped, its link was lost, \
+                     or it was silent for a lease), and with it this import's clients there: ending {}; \
+                     it is made again once an export answers",
+                    self.local
+                );
                 over.set(); // the export went
             }
             *exports_seen |= exports > 0;
@@ -408,6 +512,22 @@ impl Bridge {
             } else {
                 stream::RETRY
             };
+            while let Ok((n, notice)) = feeds.refusals.try_recv() {
+                let mut guard = lock(locals);
+                if let Some(&client) = guard.by_n.get(&n) {
+                    let taken = guard.by_client.get(&client).map_or(0, |l| l.counts.taken());
+                    guard.ended.get_or_insert(Ended::Refused {
+                        n,
+                        client,
+                        notice,
+                        taken,
+                    });
+                    over.set();
+                }
+            }
+            if over.is_set() {
+                return;
+            }
             let mut item = feeds.queue.next_timeout(wait);
             while let Some(next) = item.take() {
                 match next {
@@ -418,7 +538,12 @@ impl Bridge {
                         if guard.by_n.contains_key(&n) {
                             let end = guard.ends.entry(n).or_default();
                             end.set(tier);
-                            if end.all() {
+                            if end.all() && !over.is_set() {
+                                eprintln!(
+                                    "memlink bridge import: the remote daemon went: ending {}; it is made \
+                                     again once a daemon runs",
+                                    self.local
+                                );
                                 over.set(); // the remote daemon went
                             }
                         }
@@ -448,31 +573,119 @@ impl Bridge {
     }
 
     /// The bridged state of local client `client`, announced to the export
-    /// (a liveliness token, three publishers, its acknowledgements) if it is
-    /// new.
+    /// (a liveliness token, three publishers, its acknowledgements) and
+    /// attached there if it is new. `None` once the segment must end (this
+    /// client or another was refused: see [`Locals::ended`]).
     fn local_for<'l>(&self, locals: &'l mut Locals, client: ClientId) -> Option<&'l mut Local> {
-        if let Entry::Vacant(entry) = locals.by_client.entry(client) {
+        if !locals.by_client.contains_key(&client) {
+            if locals.ended.is_some() {
+                return None;
+            }
             let n = self.next.fetch_add(1, Ordering::Relaxed);
-            let rid = keys::rid(&self.zid, n);
-            let keys = &self.keys;
-            let acked = Arc::new(Acked::default());
-            lock(&self.acks).insert(n, acked.clone());
-            let ack = stream::ack_publisher(&self.session, keys.ack_down(&rid)).wait().ok()?;
-            let publishers = stream::publishers(&self.session, |tier| keys.up(&rid, tier)).ok()?;
-            let token = self.session.liveliness().declare_token(keys.client(&rid)).wait().ok()?;
-            locals.by_n.insert(n, client);
-            entry.insert(Local {
-                n,
-                _token: token,
-                publishers,
-                acked,
-                credit: Credit::default(),
-                burst: Burst::default(),
-                consumed: Consumed::new(ack),
-                leaving: false,
-            });
+            match self.announce(n, client, locals.version) {
+                Ok(local) => {
+                    locals.by_n.insert(n, client);
+                    locals.by_client.insert(client, local);
+                }
+                Err(ended) => {
+                    locals.ended = Some(ended);
+                    return None;
+                }
+            }
         }
         locals.by_client.get_mut(&client)
+    }
+
+    /// Announces local client `client` as number `n` and has the export
+    /// attach it, speaking protocol `version`.
+    fn announce(&self, n: u64, client: ClientId, version: u32) -> Result<Local, Ended> {
+        let rid = keys::rid(&self.zid, n);
+        let keys = &self.keys;
+        let zenoh = |e: zenoh::Error| Ended::Zenoh(e.to_string());
+        let acked = Arc::new(Acked::default());
+        lock(&self.acks).insert(n, acked.clone());
+        let ack = stream::ack_publisher(&self.session, keys.ack_down(&rid))
+            .wait()
+            .map_err(zenoh)?;
+        let publishers = stream::publishers(&self.session, |tier| keys.up(&rid, tier)).map_err(zenoh)?;
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(keys.client(&rid))
+            .wait()
+            .map_err(zenoh)?;
+        let replies = self
+            .session
+            .get(keys.attach(&rid))
+            .payload(version.to_le_bytes().to_vec())
+            .timeout(ATTACH_TIMEOUT)
+            .wait()
+            .map_err(zenoh)?;
+        let reply = replies.recv().map_err(|_| Ended::NoAnswer { n, client })?;
+        if let Err(why) = reply.result() {
+            let refusal = Refusal::decode(&why.payload().to_bytes()).unwrap_or_else(|| Refusal::Unusable {
+                reason: "the export's answer is malformed (another version of memlink-bridge?)".into(),
+            });
+            let notice = Notice {
+                refusal,
+                delivered: 0,
+                refused: 0,
+            };
+            return Err(Ended::Refused {
+                n,
+                client,
+                notice,
+                taken: 0,
+            });
+        }
+        let counts = Arc::new(Counters::default());
+        lock(&self.counts).insert(rid.clone(), counts.clone());
+        eprintln!(
+            "memlink bridge import: client {client} of {} attached as {rid}",
+            self.local
+        );
+        Ok(Local {
+            n,
+            _token: token,
+            publishers,
+            acked,
+            credit: Credit::default(),
+            burst: Burst::default(),
+            consumed: Consumed::new(ack),
+            leaving: false,
+            counts,
+        })
+    }
+
+    /// Says why the local segment ends before its export or daemon went.
+    fn log_end(&self, ended: &Ended, unattached: u64) {
+        let local = &self.local;
+        let what = match ended {
+            Ended::Refused {
+                n,
+                client,
+                notice,
+                taken,
+            } => format!(
+                "the export refused client {client} of {local} (bridged as {}): {}; its messages: \
+                 {taken} taken here, {} delivered, {} refused by the export; and {unattached} \
+                 taken here from clients not attached, refused here",
+                keys::rid(&self.zid, *n),
+                notice.refusal,
+                notice.delivered,
+                notice.refused,
+            ),
+            Ended::NoAnswer { n, client } => format!(
+                "the export did not answer the attach of client {client} of {local} (bridged as {}) \
+                 within {ATTACH_TIMEOUT:?}",
+                keys::rid(&self.zid, *n)
+            ),
+            Ended::Zenoh(e) => format!("zenoh refused to declare a client's keys: {e}"),
+        };
+        eprintln!(
+            "memlink bridge import: {what}. Ending {local}: its clients see Disconnected; it is made \
+             again with the daemon's shape once the daemon runs"
+        );
     }
 
     /// Announces clients that connected, and passes on those that left
@@ -494,6 +707,13 @@ impl Bridge {
                 guard.by_n.remove(&local.n);
                 guard.ends.remove(&local.n);
                 lock(&self.acks).remove(&local.n);
+                let rid = keys::rid(&self.zid, local.n);
+                lock(&self.counts).remove(&rid);
+                eprintln!(
+                    "memlink bridge import: client {id} of {} left ({})",
+                    self.local,
+                    local.counts.of(&rid)
+                );
                 // The DELETEs come after the client's last messages; the
                 // token goes with `local`.
                 stream::end(&local.publishers);

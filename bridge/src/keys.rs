@@ -11,6 +11,7 @@
 //! | `down/<zid>/<n>/<tier>` | messages of the daemon to that client |
 //! | `ackup/<zid>/<n>` | how many `up` messages the export has delivered |
 //! | `ackdown/<zid>/<n>` | how many `down` messages the client side has |
+//! | `refused/<zid>/<n>` | the export stopped delivering that client's messages, and why |
 //!
 //! A remote client is named by the Zenoh id of the session that speaks for
 //! it and a number that session never reuses. A `DELETE` on an `up` or
@@ -98,6 +99,14 @@ impl Keys {
         format!("{}/ackdown/*/*", self.prefix)
     }
 
+    pub(crate) fn refused(&self, rid: &str) -> String {
+        format!("{}/refused/{rid}", self.prefix)
+    }
+
+    pub(crate) fn refused_of(&self, zid: &str) -> String {
+        format!("{}/refused/{zid}/*", self.prefix)
+    }
+
     /// The client of a `client/`, `attach/`, `up/` or `down/` key, and the
     /// tier for the last two. `None` for a key of another shape (a
     /// misbehaving peer's: ignored, never trusted).
@@ -108,7 +117,7 @@ impl Keys {
         let (zid, n) = (parts.next()?, parts.next()?);
         let rid = &rest[..zid.len() + 1 + n.len()];
         let tier = match (kind, parts.next()) {
-            ("client" | "attach" | "ackup" | "ackdown", None) => None,
+            ("client" | "attach" | "ackup" | "ackdown" | "refused", None) => None,
             ("up" | "down", Some(t)) => Some(Priority::from_index(t.parse().ok()?)?),
             _ => return None,
         };
@@ -159,6 +168,7 @@ mod tests {
         assert_eq!(keys.parse(&keys.attach(&rid)), Some(("attach", "abc/7", None)));
         assert_eq!(keys.parse(&keys.ack_up(&rid)), Some(("ackup", "abc/7", None)));
         assert_eq!(keys.parse(&keys.ack_down(&rid)), Some(("ackdown", "abc/7", None)));
+        assert_eq!(keys.parse(&keys.refused(&rid)), Some(("refused", "abc/7", None)));
         let up = keys.up(&rid, Priority::Low);
         assert_eq!(keys.parse(&up), Some(("up", "abc/7", Some(Priority::Low))));
         let down = keys.down(&rid, Priority::Critical);

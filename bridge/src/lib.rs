@@ -27,6 +27,12 @@
 //!   the bridge holds at most a window per stream, and Zenoh's callbacks
 //!   never block (which would stop its keep-alives too).
 //! - **Bursts.** What waits in a ring travels as one Zenoh sample per tier.
+//! - **Accepted means delivered or refused.** A client is attached at the
+//!   export (with the protocol version it speaks) before its messages go;
+//!   an attach the daemon refuses, or a message it cannot take, is a
+//!   [`Refusal`] that both sides log and the client's side is told of (an
+//!   import ends its local segment, a [`RemoteClient`] is disconnected).
+//!   Each side counts every client's messages ([`ClientCounts`]).
 //!
 //! See the README's section "Beyond one machine" for the commands and the
 //! measured cost.
@@ -34,19 +40,37 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod counts;
 mod error;
 pub mod export;
 mod frames;
 mod import;
 mod keys;
+mod refusal;
 mod remote;
 mod stream;
 mod window;
 mod wire;
 
 pub use config::BridgeConfig;
+pub use counts::ClientCounts;
 pub use error::BridgeError;
 pub use export::Export;
 pub use import::Import;
+pub use refusal::Refusal;
 pub use remote::RemoteClient;
 pub use wire::Shape;
+
+/// Writes Zenoh's own log to stderr, filtered by the `RUST_LOG` variable
+/// (`RUST_LOG=zenoh=debug`; nothing when it is unset): why a link closed, why
+/// a TLS handshake failed. For programs that install no `tracing`
+/// subscriber of their own; `memlink bridge` calls it.
+pub fn zenoh_log_from_env() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

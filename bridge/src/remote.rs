@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use memlink_shm::{Error, Message, Priority};
@@ -18,6 +18,7 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::frames;
 use crate::keys::{self, Keys};
+use crate::refusal::{Notice, Refusal};
 use crate::stream::{self, Ends};
 use crate::window::{Acked, Consumed, Credit};
 use crate::wire::Shape;
@@ -62,6 +63,8 @@ pub struct RemoteClient {
     credit: Credit,
     /// Set when the export or the daemon went (seen by the callbacks).
     gone: Arc<AtomicBool>,
+    /// Why the export stopped delivering this client's messages, if it did.
+    refusal: Arc<Mutex<Option<Refusal>>>,
     events: flume::Receiver<Event>,
     /// Messages of a sample not yet handed out.
     inbox: VecDeque<Message>,
@@ -72,6 +75,7 @@ pub struct RemoteClient {
     _downs: Subscriber<()>,
     _exports: Subscriber<()>,
     _acks: Subscriber<()>,
+    _refused: Subscriber<()>,
     token: Option<LivelinessToken>,
     session: Session,
 }
@@ -103,6 +107,7 @@ impl RemoteClient {
         let acked = Arc::new(Acked::default());
         let gone = Arc::new(AtomicBool::new(false));
         let (down, k, a, g) = (tx.clone(), keys.clone(), acked.clone(), gone.clone());
+        let refused_tx = tx.clone();
         let downs = session
             .declare_subscriber(keys.downs_of_client(&rid))
             .callback(move |sample| {
@@ -142,6 +147,20 @@ impl RemoteClient {
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
+        let refusal = Arc::new(Mutex::new(None));
+        let (r, a, g) = (refusal.clone(), acked.clone(), gone.clone());
+        let refused = session
+            .declare_subscriber(keys.refused(&rid))
+            .callback(move |sample| {
+                if let Some(notice) = Notice::decode(&sample.payload().to_bytes()) {
+                    *r.lock().unwrap_or_else(PoisonError::into_inner) = Some(notice.refusal);
+                    g.store(true, Ordering::Release);
+                    a.release();
+                    let _ = refused_tx.try_send(Event::ExportGone);
+                }
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
         let a = acked.clone();
         let acks = session
             .declare_subscriber(keys.ack_up(&rid))
@@ -164,6 +183,7 @@ impl RemoteClient {
             acked,
             credit: Credit::default(),
             gone,
+            refusal,
             events,
             inbox: VecDeque::new(),
             consumed: Consumed::new(ack),
@@ -173,6 +193,7 @@ impl RemoteClient {
             _downs: downs,
             _exports: exports,
             _acks: acks,
+            _refused: refused,
             token: Some(token),
             session,
         })
@@ -192,6 +213,13 @@ impl RemoteClient {
     /// has heard.
     pub fn is_connected(&self) -> bool {
         !self.disconnected && !self.gone.load(Ordering::Acquire)
+    }
+
+    /// Why the export stopped delivering this client's messages, once it
+    /// did (then every call returns [`Error::Disconnected`]): a message too
+    /// large for the daemon, or a daemon that went.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Sends `data` on tier `priority`, waiting while the daemon's side has
@@ -408,14 +436,19 @@ fn attach(session: &Session, keys: &Keys, rid: &str, segment: &str) -> Result<Sh
             .map_err(BridgeError::zenoh)?;
         if let Ok(reply) = replies.recv() {
             return match reply.result() {
-                Ok(sample) => Shape::decode(&sample.payload().to_bytes())
-                    .ok_or_else(|| BridgeError::Refused("the export's answer is malformed".into())),
-                Err(why) => Err(BridgeError::Refused(
-                    String::from_utf8_lossy(&why.payload().to_bytes()).into_owned(),
-                )),
+                Ok(sample) => Shape::decode(&sample.payload().to_bytes()).ok_or_else(malformed),
+                Err(why) => {
+                    Err(Refusal::decode(&why.payload().to_bytes()).map_or_else(malformed, BridgeError::Refused))
+                }
             };
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(BridgeError::NoExport(segment.to_owned()))
+}
+
+fn malformed() -> BridgeError {
+    BridgeError::Refused(Refusal::Unusable {
+        reason: "the export's answer is malformed (another version of memlink-bridge?)".into(),
+    })
 }

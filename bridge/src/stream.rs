@@ -103,6 +103,17 @@ impl<K> Pending<K> {
         self.items.is_empty()
     }
 
+    /// Drops what waits; how many messages that was.
+    pub(crate) fn clear(&mut self) -> u64 {
+        let n = self
+            .items
+            .iter()
+            .map(|(_, _, sample, offset)| frames::count(&sample.to_bytes(), *offset))
+            .sum();
+        self.items.clear();
+        n
+    }
+
     /// Sends the waiting messages, oldest first, with `send` (which must
     /// not block). A key whose ring is full ([`Error::Full`]) keeps its
     /// messages, in order, for later, and the others go on: a reader that

@@ -68,6 +68,18 @@ impl Shape {
     }
 }
 
+/// What a bridge's start line says it serves: `protocol version 3, 8 client
+/// slots, messages up to 65536 bytes, a segment of 1048576 bytes`.
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "protocol version {}, {} client slots, messages up to {} bytes, a segment of {} bytes",
+            self.protocol_version, self.max_clients, self.max_message_size, self.size
+        )
+    }
+}
+
 /// The Zenoh priority a tier travels at: Critical at `InteractiveHigh`,
 /// High at `Data` (Zenoh's default), Low at `DataLow`. `RealTime` and
 /// `Control` stay free for the application's own traffic and Zenoh's. Zenoh

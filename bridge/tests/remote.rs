@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use memlink_bridge::{BridgeConfig, BridgeError, Export, RemoteClient};
+use memlink_bridge::{BridgeConfig, BridgeError, Export, Refusal, RemoteClient};
 use memlink_shm::{Daemon, Error, Priority};
 
 const STEP: Duration = Duration::from_secs(30);
@@ -224,9 +224,36 @@ fn an_export_without_a_daemon_refuses_a_remote_client() {
     let name = unique("refused");
     let (_export, config) = export(&name);
     match RemoteClient::connect(&name, config) {
-        Err(BridgeError::Refused(why)) => assert!(why.contains("not found"), "{why}"),
+        Err(BridgeError::Refused(Refusal::DaemonGone { segment })) => assert_eq!(segment, name),
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// A daemon whose slots are all taken refuses the remote client, and the
+/// refusal says how many there are.
+#[test]
+fn a_full_daemon_refuses_a_remote_client_with_its_numbers() {
+    let _w = watchdog();
+    let name = unique("full");
+    let _daemon = Daemon::builder(&name).max_clients(1).create().expect("daemon");
+    let _local = memlink_shm::Client::connect(&name).expect("the one slot");
+    let (export, config) = export(&name);
+    match RemoteClient::connect(&name, config) {
+        Err(BridgeError::Refused(refusal)) => {
+            assert_eq!(
+                refusal,
+                Refusal::TableFull {
+                    max_clients: 1,
+                    live: 1,
+                    draining: 0
+                }
+            );
+            let text = refusal.to_string();
+            assert!(text.contains("all 1 client slots"), "{text}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(export.client_count(), 0, "nothing is attached");
 }
 
 /// The export attaches its remote clients with the daemon's own protocol

@@ -1,10 +1,12 @@
 //! `memlink bridge` between real processes on one machine: a daemon, an
 //! export and an import (two Zenoh peers on explicit endpoints, no
 //! multicast), and clients of the imported segment. The failure tests
-//! SIGKILL the importing bridge and the daemon; the partition test puts the
-//! import in a network namespace joined by a veth pair that it cuts and
-//! restores (root only; it says so and passes elsewhere, unless
-//! `MEMLINK_REQUIRE_NETNS=1`).
+//! SIGKILL the importing bridge and the daemon; the refusal tests change
+//! the daemon under an import; the mutual-TLS test makes its certificates;
+//! the bad-link test puts the import in a network namespace joined by a
+//! veth pair that `tc netem` makes lossy, late and out of order, then cuts
+//! for 30 s and restores (root and netem only: elsewhere it says SKIPPED on
+//! stderr, and under `MEMLINK_REQUIRE_NETNS=1` it fails instead).
 
 #![cfg(feature = "bridge")]
 
@@ -17,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use memlink_bridge::{BridgeConfig, RemoteClient};
-use memlink_shm::{Client, Daemon, Error, Priority};
+use memlink_shm::{Client, ClientReceiver, ClientSender, Daemon, Error, OpenError, Priority};
 use support::*;
 
 /// The lease the bridges run with here (a silent peer is gone after it).
@@ -31,16 +33,20 @@ const SILENCE_BOUND: Duration = Duration::from_secs(10);
 // Processes
 // ---------------------------------------------------------------------------
 
-/// `daemon NAME`: echoes every message to its sender on the same tier,
-/// answers `who` with the sender's id and `bcast` with a broadcast, and
-/// prints `joined ID` / `left ID` as clients come and go.
+/// `daemon NAME [VERSION CLIENTS MAX_MESSAGE]`: echoes every message to
+/// its sender on the same tier, answers `who` with the sender's id and
+/// `bcast` with a broadcast, and prints `joined ID` / `left ID` as clients
+/// come and go. By default protocol version 1, 8 clients, 8 MiB.
 fn run_role(r: &[String]) {
     assert_eq!(r[0], "daemon");
-    let mut daemon = Daemon::builder(&r[1])
-        .max_clients(8)
-        .size(8 << 20)
-        .create()
-        .expect("create");
+    let mut builder = Daemon::builder(&r[1]).max_clients(8).size(8 << 20);
+    if let [version, clients, max_message] = &r[2..] {
+        builder = Daemon::builder(&r[1])
+            .protocol_version(version.parse().unwrap())
+            .max_clients(clients.parse().unwrap())
+            .max_message_size(max_message.parse().unwrap());
+    }
+    let mut daemon = builder.create().expect("create");
     let stop = stop_when_stdin_closes();
     println!("ready");
     let mut known = Vec::new();
@@ -81,7 +87,14 @@ macro_rules! child_role {
 }
 
 /// A `memlink bridge` process, killed when dropped.
-struct Bridge(Child);
+struct Bridge {
+    child: Child,
+    /// Its start line.
+    said: String,
+    /// The lines it logs (on stderr, echoed to the test's stderr too) and
+    /// its status lines (on stdout).
+    log: mpsc::Receiver<String>,
+}
 
 impl Bridge {
     /// Starts `memlink bridge ARGS` (under `prefix`, such as `ip netns exec
@@ -99,30 +112,59 @@ impl Bridge {
         let mut child = command
             .arg("bridge")
             .args(args)
+            .env("RUST_LOG", std::env::var("MEMLINK_TEST_ZENOH_LOG").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start memlink bridge");
+        let (tx, log) = mpsc::channel();
+        let out = tx.clone();
+        let errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        std::thread::spawn(move || {
+            for line in errors.map_while(Result::ok) {
+                eprintln!("[bridge] {line}");
+                let _ = tx.send(line);
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let said = lines.next().and_then(Result::ok).unwrap_or_default();
         assert!(
-            first.starts_with("memlink bridge: "),
-            "memlink bridge {args:?} said {first:?}"
+            said.starts_with("memlink bridge: "),
+            "memlink bridge {args:?} said {said:?}"
         );
-        std::thread::spawn(move || lines.for_each(drop));
-        Bridge(child)
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = out.send(line);
+            }
+        });
+        Bridge { child, said, log }
+    }
+
+    /// Waits (up to [`STEP`]) for a logged line that contains every one of
+    /// `parts`; the line.
+    fn logged(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("memlink bridge never logged a line with {parts:?}: {e}"),
+            }
+        }
     }
 
     fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -141,16 +183,24 @@ struct Setup {
     local: String,
     connect: String,
     prefix: Vec<String>,
+    lease: Duration,
     _removed: [Removed; 2],
 }
 
 impl Setup {
-    fn new(test: &str, listen: &str, connect: &str, prefix: &[&str]) -> Setup {
+    /// The daemon (the role's `VERSION CLIENTS MAX_MESSAGE`, or its
+    /// defaults), its export on `listen`, and an import connecting to
+    /// `connect` (under `prefix`), both with `lease`.
+    fn with_daemon(test: &str, listen: &str, connect: &str, prefix: &[&str], shape: &[&str], lease: Duration) -> Setup {
         let name = unique("bridged");
         let local = unique("imported");
-        let (daemon, events) = Role::watched(test, &["daemon", &name], &[]);
-        let lease = LEASE.as_millis().to_string();
-        let export = Bridge::start(&["export", &name, "--listen", listen, "--lease", &lease], &[]);
+        let args: Vec<&str> = ["daemon", name.as_str()]
+            .into_iter()
+            .chain(shape.iter().copied())
+            .collect();
+        let (daemon, events) = Role::watched(test, &args, &[]);
+        let lease_ms = lease.as_millis().to_string();
+        let export = Bridge::start(&["export", &name, "--listen", listen, "--lease", &lease_ms], &[]);
         let mut setup = Setup {
             daemon: Some(daemon),
             events,
@@ -160,6 +210,7 @@ impl Setup {
             local: local.clone(),
             connect: connect.to_owned(),
             prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            lease,
             _removed: [Removed(name), Removed(local)],
         };
         setup.start_import();
@@ -168,19 +219,53 @@ impl Setup {
 
     /// A daemon again (after the last was killed), on the same name.
     fn restart_daemon(&mut self, test: &str) {
-        let (daemon, events) = Role::watched(test, &["daemon", &self.name], &[]);
+        self.restart_daemon_with(test, &[]);
+    }
+
+    /// [`Setup::restart_daemon`] with the daemon role's `VERSION CLIENTS
+    /// MAX_MESSAGE`.
+    fn restart_daemon_with(&mut self, test: &str, shape: &[&str]) {
+        let args: Vec<&str> = ["daemon", self.name.as_str()]
+            .into_iter()
+            .chain(shape.iter().copied())
+            .collect();
+        let (daemon, events) = Role::watched(test, &args, &[]);
         self.daemon = Some(daemon);
         self.events = events;
     }
 
-    /// [`Setup::new`] with both bridges on a free port of 127.0.0.1.
+    /// Waits until the import has made its local segment (a daemon of it
+    /// runs).
+    fn imported(&self) {
+        let deadline = Instant::now() + STEP;
+        while !memlink_shm::inspect::segment(&self.local).is_ok_and(|i| i.daemon.alive) {
+            assert!(Instant::now() < deadline, "the import never made {}", self.local);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn export(&self) -> &Bridge {
+        self.export.as_ref().expect("the export runs")
+    }
+
+    fn import(&self) -> &Bridge {
+        self.import.as_ref().expect("the import runs")
+    }
+
+    /// [`Setup::with_daemon`] with both bridges on a free port of 127.0.0.1.
     fn loopback(test: &str) -> Setup {
+        Setup::loopback_with(test, &[])
+    }
+
+    /// [`Setup::loopback`] with the daemon role's `VERSION CLIENTS
+    /// MAX_MESSAGE`.
+    fn loopback_with(test: &str, shape: &[&str]) -> Setup {
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-        Setup::new(test, &endpoint, &endpoint, &[])
+        Setup::with_daemon(test, &endpoint, &endpoint, &[], shape, LEASE)
     }
 
     fn start_import(&mut self) {
-        let lease = LEASE.as_millis().to_string();
+        let lease = self.lease.as_millis().to_string();
         let prefix: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
         let args = [
             "import",
@@ -252,13 +337,39 @@ fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
     child_role!();
     let _w = watchdog();
     let setup = Setup::loopback("a_client_of_the_imported_segment_talks_to_the_daemon_both_ways");
+    // The export says what it serves: the daemon below has version 1 and 8
+    // slots in 8 MiB.
+    let said = &setup.export.as_ref().unwrap().said;
+    for part in [
+        setup.name.as_str(),
+        "protocol version 1",
+        "8 client slots",
+        "messages up to ",
+        "a segment of 8388608 bytes",
+    ] {
+        assert!(said.contains(part), "the export's start line {said:?} lacks {part:?}");
+    }
     let client = setup.client();
     let id = setup.joined();
-    const N: u64 = 100_000;
+    let (tx, rx, took) = exchange(client, 100_000, Duration::ZERO);
+    println!("100,000 checked messages each way in {took:?}");
+
+    // Leaving the imported segment is a departure at the daemon.
+    drop((tx, rx));
+    let took = departure(&setup, &id, CRASH_BOUND);
+    println!("a client of the import that left was a departure after {took:?}");
+}
+
+/// Sends `n` checked messages in all three tiers from `client` to the
+/// echoing daemon, and checks every echo: whole, in order within its tier,
+/// none lost, none duplicated (nothing more comes within `quiet` after the
+/// last). The client's halves, and how long it took.
+fn exchange(client: Client, n: u64, quiet: Duration) -> (ClientSender, ClientReceiver, Duration) {
+    let start = Instant::now();
     let (mut tx, mut rx) = client.split();
     let sender = std::thread::spawn(move || {
         let mut sent = [0u64; 3];
-        for i in 0..N {
+        for i in 0..n {
             let tier = tier_of(i);
             tx.send(tier, &record(tier, sent[tier.index()]))
                 .expect("send through the bridge");
@@ -267,28 +378,29 @@ fn a_client_of_the_imported_segment_talks_to_the_daemon_both_ways() {
         (tx, sent)
     });
     let mut next = [0u64; 3];
-    for _ in 0..N {
+    for _ in 0..n {
         let m = rx.recv_timeout(STEP).expect("an echo through the bridge");
         let tier = m.priority();
         assert_eq!(
             m.payload(),
             record(tier, next[tier.index()]),
-            "tier {tier} out of order or damaged"
+            "tier {tier} out of order, damaged or duplicated"
         );
         next[tier.index()] += 1;
     }
-    let (_tx, sent) = sender.join().unwrap();
+    let (tx, sent) = sender.join().unwrap();
+    let took = start.elapsed();
     assert_eq!(next, sent);
     assert!(
-        sent.iter().all(|&n| n >= N / 10),
+        sent.iter().all(|&k| k >= n / 10),
         "every tier carried a share: {sent:?}"
     );
-    assert!(matches!(rx.try_recv(), Err(Error::Empty)), "nothing duplicated");
-
-    // Leaving the imported segment is a departure at the daemon.
-    drop((_tx, rx));
-    let took = departure(&setup, &id, CRASH_BOUND);
-    println!("a client of the import that left was a departure after {took:?}");
+    let after = rx.recv_timeout(quiet);
+    assert!(
+        matches!(after, Err(Error::Timeout | Error::Empty)),
+        "a message after the last: {after:?}"
+    );
+    (tx, rx, took)
 }
 
 /// The tier of message `i` of the stream (a mix in which each tier comes
@@ -397,56 +509,409 @@ fn killed_bridges_and_daemons_are_departures_and_disconnects() {
     assert!(killed.elapsed() < CRASH_BOUND, "took {:?}", killed.elapsed());
 }
 
-/// The import in a network namespace, its link cut and restored: within
-/// the lease (plus room) its client departs at the daemon and the local
-/// client is disconnected; once the link is back, a new client works.
+/// How long the partition lasts.
+const PARTITION: Duration = Duration::from_secs(30);
+
+/// The import in a network namespace whose veth pair delays (20 ms +- 10
+/// ms), reorders and loses (5 %) packets both ways (`tc netem`): 100,000
+/// checked messages in all tiers still go both ways whole, in order per
+/// tier, none duplicated. Then the link is cut for 30 s: within the lease
+/// (plus room) the client departs at the daemon and the local client is
+/// disconnected, and the import has no segment while it lasts; once the
+/// link is back, a new client works over the same bad link.
 #[test]
-fn a_partition_is_a_departure_and_a_disconnect_and_heals() {
+fn a_bad_link_carries_everything_and_a_partition_heals() {
     child_role!();
+    const TEST: &str = "a_bad_link_carries_everything_and_a_partition_heals";
     let Some(net) = Netns::create() else {
-        assert!(
-            std::env::var_os("MEMLINK_REQUIRE_NETNS").is_none(),
-            "MEMLINK_REQUIRE_NETNS is set, but no network namespace could be made"
+        skip_or_fail(
+            TEST,
+            "creating a network namespace needs root (CAP_NET_ADMIN) and iproute2",
         );
-        eprintln!("skipped: creating a network namespace needs root (CAP_NET_ADMIN) and iproute2");
         return;
     };
-    let _w = watchdog();
+    let how = match net.impair() {
+        Ok(how) => how,
+        Err(why) => {
+            skip_or_fail(TEST, &why);
+            return;
+        }
+    };
+    let _w = watchdog_for(Duration::from_secs(300));
+    let start = Instant::now();
     let port = free_port();
     let listen = format!("tcp/{}:{port}", net.host_ip);
     let prefix = ["ip", "netns", "exec", net.ns.as_str()];
-    let setup = Setup::new(
-        "a_partition_is_a_departure_and_a_disconnect_and_heals",
-        &listen,
-        &listen,
-        &prefix,
-    );
-    let mut client = setup.client();
+    // A longer lease than elsewhere: a keep-alive may wait behind
+    // retransmissions on this link.
+    let lease = Duration::from_secs(4);
+    let setup = Setup::with_daemon(TEST, &listen, &listen, &prefix, &[], lease);
+    let client = setup.client();
     let id = setup.joined();
+    let (tx, rx, took) = exchange(client, 100_000, Duration::from_secs(1));
+    println!("bad link ({how}): 100,000 checked messages each way in {took:?}");
+    let mut client = (tx, rx);
 
     net.link(false);
     let cut = Instant::now();
-    let took = departure(&setup, &id, SILENCE_BOUND);
-    println!("partition: departure at the daemon after {took:?} (lease {LEASE:?})");
+    let bound = lease + SILENCE_BOUND;
+    let took = departure(&setup, &id, bound);
+    println!("partition: departure at the daemon after {took:?} (lease {lease:?})");
     assert!(
-        took >= LEASE / 2,
+        took >= lease / 2,
         "a departure before the lease ran out ({took:?}): not a partition"
     );
-    assert!(matches!(client.recv_timeout(SILENCE_BOUND), Err(Error::Disconnected)));
+    let got = client.1.recv_timeout(bound);
+    assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
     println!("partition: disconnect at the remote client after {:?}", cut.elapsed());
+    assert!(
+        matches!(client.0.send(Priority::High, b"cut"), Err(Error::Disconnected)),
+        "a send during the partition"
+    );
+    // The cut lasts: no export is reachable, so the import serves nothing.
+    while cut.elapsed() < PARTITION {
+        let served =
+            memlink_shm::inspect::segment(&setup.local).is_ok_and(|i| i.daemon.alive && !i.daemon.shutting_down);
+        assert!(!served, "the import made its segment during the partition");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     net.link(true);
-    let mut client = setup.client();
+    let healed = Instant::now();
+    let client = setup.client();
     setup.joined();
-    client.send(Priority::Low, b"after").unwrap();
-    let echo = client.recv_timeout(STEP).unwrap();
-    assert_eq!(echo.payload(), b"after");
+    println!(
+        "partition of {PARTITION:?}: a new client works {:?} after the link is back",
+        healed.elapsed()
+    );
+    let (_tx, _rx, took) = exchange(client, 10_000, Duration::from_secs(1));
+    println!("after the partition: 10,000 checked messages each way in {took:?}");
+    println!("{TEST}: {:?} in all", start.elapsed());
+}
+
+/// Says loudly that `test` did not run, and why (on the test's stderr,
+/// which the harness does not capture); fails instead under
+/// `MEMLINK_REQUIRE_NETNS=1`.
+fn skip_or_fail(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("MEMLINK_REQUIRE_NETNS").is_none(),
+        "MEMLINK_REQUIRE_NETNS is set, but {test} cannot run: {why}"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
+}
+
+// ---------------------------------------------------------------------------
+// Mutual TLS
+// ---------------------------------------------------------------------------
+
+/// Certificates made for one test (in a scratch directory, removed after
+/// it): a CA and the export's and the import's certificates it signed
+/// (for 127.0.0.1), and another CA with a certificate of its own.
+struct Pki {
+    dir: Scratch,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let pki = Pki {
+            dir: Scratch::new("tls"),
+        };
+        for ca in ["ca", "rogue-ca"] {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            std::fs::write(pki.file(&format!("{ca}.pem")), cert.pem()).unwrap();
+            let issuer = Issuer::new(params, key);
+            let signed: &[&str] = if ca == "ca" { &["export", "import"] } else { &["rogue"] };
+            for name in signed {
+                let key = KeyPair::generate().unwrap();
+                let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                    .unwrap()
+                    .signed_by(&key, &issuer)
+                    .unwrap();
+                std::fs::write(pki.file(&format!("{name}.pem")), cert.pem()).unwrap();
+                std::fs::write(pki.file(&format!("{name}.key")), key.serialize_pem()).unwrap();
+            }
+        }
+        pki
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.at(name)
+    }
+
+    /// The TLS flags of a bridge trusting `ca`, with the certificate and
+    /// key of `identity` if any.
+    fn flags(&self, ca: &str, identity: Option<&str>) -> Vec<String> {
+        let mut flags = vec!["--tls-ca".to_owned(), self.file(&format!("{ca}.pem"))];
+        if let Some(name) = identity {
+            flags.extend([
+                "--tls-cert".to_owned(),
+                self.file(&format!("{name}.pem")),
+                "--tls-key".to_owned(),
+                self.file(&format!("{name}.key")),
+            ]);
+        }
+        flags
+    }
+}
+
+/// An import with the CA's certificate is served; one without a
+/// certificate, and one whose certificate another CA signed, are refused
+/// at the TLS handshake: they never make their segment, and nothing of
+/// theirs is attached at the daemon.
+#[test]
+fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
+    child_role!();
+    let _w = watchdog();
+    let pki = Pki::new();
+    let name = unique("tls");
+    let (_daemon, events) = Role::watched(
+        "mutual_tls_admits_the_right_certificate_and_refuses_the_others",
+        &["daemon", &name],
+        &[],
+    );
+    let endpoint = format!("tls/127.0.0.1:{}", free_port());
+    let lease = LEASE.as_millis().to_string();
+    let bridge = |side: &str, segment: &str, flags: Vec<String>| {
+        let (how, local) = match side {
+            "export" => ("--listen", None),
+            _ => ("--connect", Some(segment)),
+        };
+        let mut args = vec![side, name.as_str(), how, endpoint.as_str(), "--lease", lease.as_str()];
+        if let Some(local) = local {
+            args.extend(["--as", local]);
+        }
+        args.extend(flags.iter().map(String::as_str));
+        Bridge::start(&args, &[])
+    };
+    let export = bridge("export", &name, pki.flags("ca", Some("export")));
+    // The refused ones first, so they have tried for longer than the good
+    // one took.
+    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
+    let _removed = [
+        Removed(name.clone()),
+        Removed(no_cert.clone()),
+        Removed(rogue.clone()),
+        Removed(good.clone()),
+    ];
+    let _no_cert = bridge("import", &no_cert, pki.flags("ca", None));
+    let _rogue = bridge("import", &rogue, pki.flags("rogue-ca", Some("rogue")));
+    let _good = bridge("import", &good, pki.flags("ca", Some("import")));
+
+    let deadline = Instant::now() + STEP;
+    let mut client = loop {
+        if let Ok(mut client) = Client::connect(&good) {
+            if client.send(Priority::High, b"who").is_ok() && client.recv_timeout(Duration::from_secs(2)).is_ok() {
+                break client;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import with the CA's certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    client.send(Priority::Low, b"over tls").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"over tls");
+    let joined = events.recv_timeout(STEP).expect("the good import's client joined");
+    assert!(joined.starts_with("joined "), "{joined}");
+
+    // A RemoteClient without a certificate finds no export in its 10 s
+    // (the handshake fails, again and again), while the refused imports
+    // keep trying.
+    let config = BridgeConfig::default().connect(&endpoint).tls_ca(pki.file("ca.pem"));
+    let got = RemoteClient::connect(&name, config);
+    assert!(matches!(got, Err(memlink_bridge::BridgeError::NoExport(_))), "{got:?}");
+
+    for refused in [&no_cert, &rogue] {
+        let got = memlink_shm::inspect::segment(refused);
+        assert!(
+            matches!(got, Err(OpenError::NotFound { .. })),
+            "the import {refused} was served: {got:?}"
+        );
+    }
+    // (Zenoh's TLS link may drop and come back under load, zenoh#2557:
+    // the good client's departure is not a client reaching the daemon.)
+    let joined: Vec<String> = events.try_iter().filter(|e| e.starts_with("joined")).collect();
+    assert!(joined.is_empty(), "another client reached the daemon: {joined:?}");
+    let attached = std::iter::from_fn(|| export.log.try_recv().ok())
+        .filter(|line| line.contains("attached client"))
+        .count();
+    assert_eq!(attached, 1, "the export attached another client than the good import's");
+}
+
+// ---------------------------------------------------------------------------
+// Refusals: accepted means delivered or refused
+// ---------------------------------------------------------------------------
+//
+// Each test makes the import's segment while one daemon runs, then changes
+// the daemon under it (killed, or replaced by one of another shape) while
+// the import has no client, so the import's segment is stale; a client of
+// it is then refused at the export, and must see it.
+
+/// Connects a client of protocol `version` to the imported segment, sends
+/// `payload` and waits for the answer: the import refuses it, so its
+/// receive says `Disconnected`, and so does a send after it.
+fn refused_client(setup: &Setup, version: u32, payload: &[u8]) {
+    let deadline = Instant::now() + STEP;
+    let mut client = loop {
+        match Client::builder(&setup.local).protocol_version(version).connect() {
+            Ok(client) => break client,
+            Err(e) => assert!(Instant::now() < deadline, "no client of the imported segment: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Taken by the import (then refused at the export), or refused at once.
+    let sent = client.send(Priority::High, payload);
+    assert!(matches!(sent, Ok(()) | Err(Error::Disconnected)), "{sent:?}");
+    let got = client.recv_timeout(STEP);
+    assert!(matches!(got, Err(Error::Disconnected)), "a refused client got {got:?}");
+    let again = client.send(Priority::High, b"again");
+    assert!(
+        matches!(again, Err(Error::Disconnected)),
+        "a send after the refusal: {again:?}"
+    );
+}
+
+/// Waits until connecting (as `version`) to the imported segment gives
+/// what `ok` accepts; what it gave.
+fn reconnect_until(
+    setup: &Setup,
+    version: u32,
+    ok: impl Fn(&Result<Client, OpenError>) -> bool,
+) -> Result<Client, OpenError> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = Client::builder(&setup.local).protocol_version(version).connect();
+        if ok(&got) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connecting to the imported segment kept giving {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_daemon_of_another_protocol_version_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_daemon_of_another_protocol_version_refuses_the_import_s_client";
+    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    setup.restart_daemon_with(TEST, &["3", "8", "4096"]);
+    refused_client(&setup, 1, b"hello");
+    setup
+        .export()
+        .logged(&["refused to attach client", "protocol version 3, the client 1"]);
+    setup.import().logged(&[
+        "the export refused client",
+        "protocol version 3, the client 1",
+        "Ending",
+    ]);
+    // Made again with version 3: a client of version 1 is told so here.
+    let got = reconnect_until(&setup, 1, |r| matches!(r, Err(OpenError::ProtocolMismatch { .. })));
+    assert!(
+        matches!(got, Err(OpenError::ProtocolMismatch { expected: 1, found: 3 })),
+        "{got:?}"
+    );
+    let mut client = reconnect_until(&setup, 3, Result::is_ok).unwrap();
+    client.send(Priority::High, b"v3").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"v3");
+}
+
+#[test]
+fn a_full_client_table_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    let setup = Setup::loopback_with("a_full_client_table_refuses_the_import_s_client", &["1", "1", "4096"]);
+    // The daemon's one slot, taken on its own host.
+    let _direct = Client::connect(&setup.name).expect("the daemon's one slot");
+    setup.joined();
+    setup.imported();
+    refused_client(&setup, 1, b"hello");
+    let line = setup.export().logged(&[
+        "refused to attach client",
+        "all 1 client slots",
+        "1 by connected clients",
+    ]);
+    println!("export: {line}");
+    let line = setup
+        .import()
+        .logged(&["the export refused client", "all 1 client slots", "Ending"]);
+    println!("import: {line}");
+    // Nothing was attached: no other client joined the daemon.
+    assert!(setup.events.try_recv().is_err(), "a refused client reached the daemon");
+}
+
+#[test]
+fn a_daemon_gone_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_daemon_gone_refuses_the_import_s_client";
+    let mut setup = Setup::loopback(TEST);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    refused_client(&setup, 1, b"hello");
+    setup
+        .export()
+        .logged(&["refused to attach client", "no daemon runs on segment", &setup.name]);
+    setup
+        .import()
+        .logged(&["the export refused client", "no daemon runs on segment", "Ending"]);
+    // The imported segment is gone while no daemon runs, and back with one.
+    let got = reconnect_until(&setup, 1, |r| matches!(r, Err(OpenError::NotFound { .. })));
+    assert!(got.is_err());
+    setup.restart_daemon(TEST);
+    let mut client = setup.client();
+    client.send(Priority::Low, b"back").unwrap();
+    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"back");
+}
+
+#[test]
+fn a_message_over_the_daemon_s_limit_refuses_the_import_s_client() {
+    child_role!();
+    let _w = watchdog();
+    const TEST: &str = "a_message_over_the_daemon_s_limit_refuses_the_import_s_client";
+    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    setup.restart_daemon_with(TEST, &["1", "8", "1024"]);
+    refused_client(&setup, 1, &[7; 2000]);
+    let line = setup.export().logged(&[
+        "refused client",
+        "a message of 2000 bytes exceeds the daemon's maximum of 1024 bytes",
+        "0 of its messages delivered, 1 refused",
+    ]);
+    println!("export: {line}");
+    let line = setup.import().logged(&[
+        "the export refused client",
+        "2000 bytes",
+        "1 taken here, 0 delivered, 1 refused by the export",
+        "Ending",
+    ]);
+    println!("import: {line}");
+    // Made again with the daemon's limit: the client is told at once.
+    let mut client = reconnect_until(&setup, 1, |r| r.as_ref().is_ok_and(|c| c.max_message_size() == 1024)).unwrap();
+    let got = client.send(Priority::High, &[7; 2000]);
+    assert!(
+        matches!(got, Err(Error::MessageTooLarge { len: 2000, max: 1024 })),
+        "{got:?}"
+    );
 }
 
 /// A network namespace joined to this one by a veth pair; removed on drop.
 struct Netns {
     ns: String,
     host_if: String,
+    ns_if: String,
     host_ip: String,
 }
 
@@ -456,9 +921,10 @@ impl Netns {
         let net = Netns {
             ns: format!("mlb{id}"),
             host_if: format!("mlbh{id}"),
+            ns_if: format!("mlbn{id}"),
             host_ip: format!("10.213.{}.1", id % 250),
         };
-        let ns_if = format!("mlbn{id}");
+        let ns_if = net.ns_if.clone();
         let ns_ip = format!("10.213.{}.2/30", id % 250);
         let ns = net.ns.as_str();
         let steps: [&[&str]; 7] = [
@@ -479,6 +945,47 @@ impl Netns {
         Some(net)
     }
 
+    /// Makes the pair a bad link both ways: `tc netem` on each end, 5 %
+    /// loss, 20 ms +- 10 ms delay, a quarter of the packets reordered; what
+    /// was done, or why it cannot be.
+    ///
+    /// Where the kernel has no netem, `MEMLINK_TEST_LOSS=iptables` (for a
+    /// developer's machine, not CI) drops 5 % of the packets each way with
+    /// iptables in the namespace instead: loss only, said so in the output.
+    fn impair(&self) -> Result<&'static str, String> {
+        let netem = [
+            "root", "netem", "loss", "5%", "delay", "20ms", "10ms", "reorder", "25%", "50%",
+        ];
+        let host = ["qdisc", "add", "dev", self.host_if.as_str()];
+        let ns = ["-n", self.ns.as_str(), "qdisc", "add", "dev", self.ns_if.as_str()];
+        if run("tc", &[&host[..], &netem].concat()) && run("tc", &[&ns[..], &netem].concat()) {
+            return Ok("tc netem on both ends: 5 % loss, 20 ms +- 10 ms delay, 25 % reordered");
+        }
+        if std::env::var("MEMLINK_TEST_LOSS").as_deref() == Ok("iptables") {
+            let drop = [
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.05",
+                "-j",
+                "DROP",
+            ];
+            let exec = ["netns", "exec", self.ns.as_str(), "iptables"];
+            let inbound = [&exec[..], &["-A", "INPUT", "-i", self.ns_if.as_str()], &drop].concat();
+            let outbound = [&exec[..], &["-A", "OUTPUT", "-o", self.ns_if.as_str()], &drop].concat();
+            if ip(&inbound) && ip(&outbound) {
+                return Ok("NO netem here: iptables drops 5 % each way; delay and reordering NOT tested");
+            }
+        }
+        Err(
+            "tc netem is unavailable (the kernel lacks sch_netem, or tc is missing): \
+             the bad-link test needs it"
+                .to_owned(),
+        )
+    }
+
     /// Brings the host's end of the pair up or down (down: packets stop,
     /// no connection is closed).
     fn link(&self, up: bool) {
@@ -494,7 +1001,11 @@ impl Drop for Netns {
 }
 
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
+    run("ip", args)
+}
+
+fn run(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

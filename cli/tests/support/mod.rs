@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -18,11 +18,20 @@ pub const STEP: Duration = Duration::from_secs(30);
 // Child roles, watchdog, names, cleanup
 // ---------------------------------------------------------------------------
 
+/// How long a child role lives at most, in seconds (raised by
+/// [`watchdog_for`], passed to children as [`ROLE_LIMIT_VAR`]).
+static ROLE_LIMIT: AtomicU64 = AtomicU64::new(LIMIT.as_secs());
+const ROLE_LIMIT_VAR: &str = "MEMLINK_CLI_TEST_ROLE_LIMIT";
+
 pub fn role() -> Option<Vec<String>> {
     let r = std::env::var(ROLE).ok()?;
+    let limit = std::env::var(ROLE_LIMIT_VAR)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(LIMIT, Duration::from_secs);
     // A child never outlives the test: it ends itself after the limit.
-    std::thread::spawn(|| {
-        std::thread::sleep(LIMIT);
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
         std::process::exit(101);
     });
     Some(r.split('\u{1f}').map(str::to_owned).collect())
@@ -57,6 +66,7 @@ impl Role {
             .args(before)
             .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
             .env(ROLE, args.join("\u{1f}"))
+            .env(ROLE_LIMIT_VAR, ROLE_LIMIT.load(Ordering::Relaxed).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -124,10 +134,16 @@ pub fn stop_when_stdin_closes() -> Arc<AtomicBool> {
 pub struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
 
 pub fn watchdog() -> Watchdog {
+    watchdog_for(LIMIT)
+}
+
+/// [`watchdog`] for a test that takes longer; its child roles live as long.
+pub fn watchdog_for(limit: Duration) -> Watchdog {
+    ROLE_LIMIT.fetch_max(limit.as_secs(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if rx.recv_timeout(LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: a test ran past {LIMIT:?}");
+        if rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: a test ran past {limit:?}");
             std::process::abort();
         }
     });
