@@ -93,7 +93,8 @@ enum Command {
     #[cfg(feature = "bridge")]
     Bridge {
         #[command(subcommand)]
-        side: bridge::Side,
+        // Boxed: with TLS paths, the bridge's flags outweigh every other command.
+        side: Box<bridge::Side>,
     },
     /// Carries segment NAME over Zenoh to other hosts: not in this build
     /// (it needs the `bridge` feature, which builds zenoh:
@@ -140,7 +141,7 @@ fn main() -> ExitCode {
         Command::Bench { quick } => bench::run(quick),
         Command::BenchClient { name } => bench::client(&name),
         #[cfg(feature = "bridge")]
-        Command::Bridge { side } => bridge::run(side),
+        Command::Bridge { side } => bridge::run(*side),
         #[cfg(not(feature = "bridge"))]
         Command::Bridge { .. } => {
             eprintln!("memlink: {NO_BRIDGE}");
