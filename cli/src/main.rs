@@ -92,8 +92,10 @@ enum Command {
     /// machine").
     #[cfg(feature = "bridge")]
     Bridge {
+        // Boxed: its flags (endpoints, TLS files) make it the largest
+        // command by far.
         #[command(subcommand)]
-        side: bridge::Side,
+        side: Box<bridge::Side>,
     },
     /// Carries segment NAME over Zenoh to other hosts: not in this build
     /// (it needs the `bridge` feature, which builds zenoh:
@@ -140,7 +142,7 @@ fn main() -> ExitCode {
         Command::Bench { quick } => bench::run(quick),
         Command::BenchClient { name } => bench::client(&name),
         #[cfg(feature = "bridge")]
-        Command::Bridge { side } => bridge::run(side),
+        Command::Bridge { side } => bridge::run(*side),
         #[cfg(not(feature = "bridge"))]
         Command::Bridge { .. } => {
             eprintln!("memlink: {NO_BRIDGE}");
