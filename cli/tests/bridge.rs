@@ -675,6 +675,13 @@ fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
     let _w = watchdog();
     let pki = Pki::new();
     let name = unique("tls");
+    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
+    let _removed = [
+        Removed(name.clone()),
+        Removed(no_cert.clone()),
+        Removed(rogue.clone()),
+        Removed(good.clone()),
+    ];
     let (_daemon, events) = Role::watched(
         "mutual_tls_admits_the_right_certificate_and_refuses_the_others",
         &["daemon", &name],
@@ -697,13 +704,6 @@ fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
     let export = bridge("export", &name, pki.flags("ca", Some("export")));
     // The refused ones first, so they have tried for longer than the good
     // one took.
-    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
-    let _removed = [
-        Removed(name.clone()),
-        Removed(no_cert.clone()),
-        Removed(rogue.clone()),
-        Removed(good.clone()),
-    ];
     let _no_cert = bridge("import", &no_cert, pki.flags("ca", None));
     let _rogue = bridge("import", &rogue, pki.flags("rogue-ca", Some("rogue")));
     let _good = bridge("import", &good, pki.flags("ca", Some("import")));
