@@ -92,8 +92,9 @@ enum Command {
     /// machine").
     #[cfg(feature = "bridge")]
     Bridge {
+        // Boxed: its flags (endpoints, TLS files) make it the largest
+        // command by far.
         #[command(subcommand)]
-        // Boxed: with TLS paths, the bridge's flags outweigh every other command.
         side: Box<bridge::Side>,
     },
     /// Carries segment NAME over Zenoh to other hosts: not in this build

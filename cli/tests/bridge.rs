@@ -403,6 +403,13 @@ fn exchange(client: Client, n: u64, quiet: Duration) -> (ClientSender, ClientRec
     (tx, rx, took)
 }
 
+/// Sends `payload` on `tier` and waits for the daemon's echo of it.
+fn echo(client: &mut Client, tier: Priority, payload: &[u8]) {
+    client.send(tier, payload).expect("send through the bridge");
+    let got = client.recv_timeout(STEP).expect("the echo through the bridge");
+    assert_eq!((got.priority(), got.payload()), (tier, payload));
+}
+
 /// The tier of message `i` of the stream (a mix in which each tier comes
 /// both in runs and alone).
 fn tier_of(i: u64) -> Priority {
@@ -495,8 +502,7 @@ fn killed_bridges_and_daemons_are_departures_and_disconnects() {
     setup.restart_daemon(TEST);
     let mut client = setup.client();
     setup.joined();
-    client.send(Priority::High, b"again").unwrap();
-    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"again");
+    echo(&mut client, Priority::High, b"again");
 
     let killed = Instant::now();
     setup.export.take().unwrap().kill();
@@ -669,6 +675,13 @@ fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
     let _w = watchdog();
     let pki = Pki::new();
     let name = unique("tls");
+    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
+    let _removed = [
+        Removed(name.clone()),
+        Removed(no_cert.clone()),
+        Removed(rogue.clone()),
+        Removed(good.clone()),
+    ];
     let (_daemon, events) = Role::watched(
         "mutual_tls_admits_the_right_certificate_and_refuses_the_others",
         &["daemon", &name],
@@ -691,13 +704,6 @@ fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
     let export = bridge("export", &name, pki.flags("ca", Some("export")));
     // The refused ones first, so they have tried for longer than the good
     // one took.
-    let (no_cert, rogue, good) = (unique("no-cert"), unique("rogue"), unique("good"));
-    let _removed = [
-        Removed(name.clone()),
-        Removed(no_cert.clone()),
-        Removed(rogue.clone()),
-        Removed(good.clone()),
-    ];
     let _no_cert = bridge("import", &no_cert, pki.flags("ca", None));
     let _rogue = bridge("import", &rogue, pki.flags("rogue-ca", Some("rogue")));
     let _good = bridge("import", &good, pki.flags("ca", Some("import")));
@@ -715,8 +721,7 @@ fn mutual_tls_admits_the_right_certificate_and_refuses_the_others() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    client.send(Priority::Low, b"over tls").unwrap();
-    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"over tls");
+    echo(&mut client, Priority::Low, b"over tls");
     let joined = events.recv_timeout(STEP).expect("the good import's client joined");
     assert!(joined.starts_with("joined "), "{joined}");
 
@@ -798,15 +803,26 @@ fn reconnect_until(
     }
 }
 
+/// An import whose segment was made for a daemon of shape `before` (the
+/// role's `VERSION CLIENTS MAX_MESSAGE`), which is then killed and, if
+/// `after` says one, replaced by a daemon of that shape: the import, which
+/// has no client, still serves its stale segment.
+fn stale_import(test: &str, before: &[&str], after: Option<&[&str]>) -> Setup {
+    let mut setup = Setup::loopback_with(test, before);
+    setup.imported();
+    setup.daemon.take().unwrap().kill();
+    if let Some(after) = after {
+        setup.restart_daemon_with(test, after);
+    }
+    setup
+}
+
 #[test]
 fn a_daemon_of_another_protocol_version_refuses_the_import_s_client() {
     child_role!();
     let _w = watchdog();
     const TEST: &str = "a_daemon_of_another_protocol_version_refuses_the_import_s_client";
-    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
-    setup.imported();
-    setup.daemon.take().unwrap().kill();
-    setup.restart_daemon_with(TEST, &["3", "8", "4096"]);
+    let setup = stale_import(TEST, &["1", "8", "4096"], Some(&["3", "8", "4096"]));
     refused_client(&setup, 1, b"hello");
     setup
         .export()
@@ -823,8 +839,7 @@ fn a_daemon_of_another_protocol_version_refuses_the_import_s_client() {
         "{got:?}"
     );
     let mut client = reconnect_until(&setup, 3, Result::is_ok).unwrap();
-    client.send(Priority::High, b"v3").unwrap();
-    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"v3");
+    echo(&mut client, Priority::High, b"v3");
 }
 
 #[test]
@@ -856,9 +871,7 @@ fn a_daemon_gone_refuses_the_import_s_client() {
     child_role!();
     let _w = watchdog();
     const TEST: &str = "a_daemon_gone_refuses_the_import_s_client";
-    let mut setup = Setup::loopback(TEST);
-    setup.imported();
-    setup.daemon.take().unwrap().kill();
+    let mut setup = stale_import(TEST, &[], None);
     refused_client(&setup, 1, b"hello");
     setup
         .export()
@@ -871,8 +884,7 @@ fn a_daemon_gone_refuses_the_import_s_client() {
     assert!(got.is_err());
     setup.restart_daemon(TEST);
     let mut client = setup.client();
-    client.send(Priority::Low, b"back").unwrap();
-    assert_eq!(client.recv_timeout(STEP).unwrap().payload(), b"back");
+    echo(&mut client, Priority::Low, b"back");
 }
 
 #[test]
@@ -880,10 +892,7 @@ fn a_message_over_the_daemon_s_limit_refuses_the_import_s_client() {
     child_role!();
     let _w = watchdog();
     const TEST: &str = "a_message_over_the_daemon_s_limit_refuses_the_import_s_client";
-    let mut setup = Setup::loopback_with(TEST, &["1", "8", "4096"]);
-    setup.imported();
-    setup.daemon.take().unwrap().kill();
-    setup.restart_daemon_with(TEST, &["1", "8", "1024"]);
+    let setup = stale_import(TEST, &["1", "8", "4096"], Some(&["1", "8", "1024"]));
     refused_client(&setup, 1, &[7; 2000]);
     let line = setup.export().logged(&[
         "refused client",

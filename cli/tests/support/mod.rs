@@ -169,6 +169,17 @@ impl Drop for Removed {
         } else {
             memlink_shm::inspect::default_dir().join(&self.0)
         };
+        // And a half-built file of that name (`.NAME.*.memlink-tmp`), which a
+        // process killed while creating the segment leaves.
+        if let (Some(dir), Some(file)) = (path.parent(), path.file_name()) {
+            let prefix = format!(".{}.", file.to_string_lossy());
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.ends_with(".memlink-tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let _ = std::fs::remove_file(path);
     }
 }
