@@ -37,9 +37,10 @@ impl Batch<'_> {
     #[inline]
     pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        self.inner.write_with(priority, len, writer(payload))?.into_result()?;
+        let written = self.inner.write_with(priority, len, writer(payload))?;
+        // Written, untagged if a typed value failed to encode: it counts.
         self.written += 1;
-        Ok(())
+        Ok(written.into_result()?)
     }
 
     /// How many messages this batch holds so far.
