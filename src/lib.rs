@@ -48,7 +48,15 @@
 //! common ones: the owned receives and the sends above, and their
 //! halves through `sender()` and `receiver()` (`client.sender().send_batch(..)`,
 //! `daemon.receiver().try_recv_with(..)`) or `split`. A batch ([`Batch`],
-//! from `send_batch`) publishes many messages with one wake-up.
+//! from `send_batch`) publishes many messages with one wake-up. A
+//! receiver's `wait_ready` waits for a message without taking it (for a
+//! loop that waits in one place and receives in another).
+//!
+//! What is neither a send nor a receive (clients, counters, congestion
+//! hints, the daemon's heartbeat, leaving or shutting down) is also on a
+//! control, [`DaemonControl`] or [`ClientControl`], from `control()` on an
+//! endpoint or either half: cheap to clone, and usable from any thread,
+//! even inside a closure of either half.
 //!
 //! - "Not now" is [`Error::Full`] (a send) or [`Error::Empty`] (a receive),
 //!   and [`Error::Timeout`] for a bounded wait; [`Error::is_transient`] says
@@ -206,8 +214,9 @@ mod wait;
 pub use compat::{buffer, pring, recovery, safety, transport};
 pub use compat::{ShmError, ShmResult};
 pub use endpoint::{
-    Batch, Client, ClientBuilder, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon, DaemonBuilder,
-    DaemonReceiver, DaemonSender, Error, Fill, Message, OpenError, Payload, Stats, TypeError,
+    Batch, Client, ClientBuilder, ClientControl, ClientId, ClientMessage, ClientReceiver, ClientSender, Daemon,
+    DaemonBuilder, DaemonControl, DaemonReceiver, DaemonSender, Error, Fill, Message, OpenError, Payload, Stats,
+    TypeError,
 };
 #[cfg(not(loom))]
 pub use endpoint::{ClientStream, DaemonStream};

@@ -111,6 +111,50 @@ fn owned_halves_free_a_departed_clients_slot_at_the_senders_next_call() {
 }
 
 #[test]
+fn owned_halves_free_a_departed_clients_slot_when_the_idle_sender_releases() {
+    let name = unique_name("owned-free-release");
+    let _g = SegmentGuard(name.clone());
+    let _w = watchdog(Duration::from_secs(120), &Children::default(), &[&name]);
+    let daemon = Daemon::builder(&name).max_clients(1).create().expect("create");
+    let (mut rx, mut tx) = daemon.into_split();
+    // A sending half that sends nothing lets go when told to.
+    departed_slot_is_freed_when_the_sender_lets_go(&mut rx, || tx.release_departed(), &name);
+}
+
+/// Both owned halves in one place: `free_departed` frees a drained
+/// slot at once; another daemon's sending half changes nothing.
+#[test]
+fn owned_halves_held_together_free_a_departed_clients_slot_at_once() {
+    let name = unique_name("owned-free-together");
+    let other_name = unique_name("owned-free-other");
+    let (_g, _h) = (SegmentGuard(name.clone()), SegmentGuard(other_name.clone()));
+    let _w = watchdog(Duration::from_secs(120), &Children::default(), &[&name, &other_name]);
+    let (mut rx, mut tx) = Daemon::builder(&name)
+        .max_clients(1)
+        .create()
+        .expect("create")
+        .into_split();
+    let (_other_rx, mut other_tx) = Daemon::create(&other_name).expect("create").into_split();
+    let mut leaving = Client::connect(&name).expect("first client");
+    let first = leaving.id();
+    leaving.send_timeout(Priority::High, b"bye", STEP).expect("send");
+    drop(leaving);
+    assert_eq!(rx.recv_timeout(STEP).expect("its message").payload(), b"bye");
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    rx.free_departed(&mut other_tx);
+    assert!(
+        matches!(Client::connect(&name), Err(OpenError::TableFull { .. })),
+        "another daemon's sending half freed the slot"
+    );
+    rx.free_departed(&mut tx);
+    let next = Client::connect(&name).expect("the freed slot");
+    assert_eq!(next.id().slot(), first.slot());
+    // The sending half let go of the old client: it reaches the new one.
+    tx.send_to_timeout(next.id(), Priority::High, b"hello", STEP)
+        .expect("send to the new client");
+}
+
+#[test]
 fn owned_halves_free_a_departed_clients_slot_when_the_sender_is_dropped() {
     let name = unique_name("owned-free-drop");
     let _g = SegmentGuard(name.clone());

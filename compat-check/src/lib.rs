@@ -7,17 +7,23 @@
 //! core crate (`crate::ring`, `crate::segment`, ...) fails to build here.
 //! CI runs `cargo clippy -p memlink-compat-check -- -D warnings`.
 //!
-//! Listed so far: `safety.rs`. Not yet: `transport/` (it uses the daemon's
-//! and the client's engine parts), `recovery.rs` (segment ownership and
-//! locks), `buffer.rs` / `pring.rs` / `heap_ends.rs` (the engine's rings);
-//! a file joins the list once it is written on the public API.
+//! Listed: `safety.rs` and `transport/` (the 0.1.3 daemon and client, on
+//! the owned halves of `Daemon` and `Client` and their controls). Not yet:
+//! `recovery.rs` (PID files and orphan cleanup reach the segment's
+//! ownership checks and the platform's locks, which have no public form)
+//! and the heap rings `buffer.rs` / `pring.rs` / `heap_ends.rs` (wrappers
+//! of the engine's private rings, see the item 3); a file joins the
+//! list once it is written on the public API.
 
 pub use memlink_shm::*;
 
 /// What `crate::compat::*` names in the listed files: the public items.
 pub mod compat {
-    pub use memlink_shm::{ShmError, ShmResult};
+    pub use memlink_shm::{pring, ShmError, ShmResult};
 }
 
 #[path = "../../src/compat/safety.rs"]
 pub mod safety;
+
+#[path = "../../src/compat/transport/mod.rs"]
+pub mod transport;

@@ -9,6 +9,7 @@
 
 use crate::priority::Priority;
 use crate::ring::{self, RingBytes, RingCounters, RingError};
+use crate::{Batch, Error, Fill};
 
 /// The precondition of [`RingBytes::trusting_peer`] always holds on a heap
 /// ring: its only producer is a handle of this module's types (or of the
@@ -185,7 +186,7 @@ impl PriorityProducer {
     /// Starts a batch over the three tiers, published (one release store per
     /// tier) when it is committed or dropped.
     pub fn batch(&mut self) -> PriorityBatch<'_> {
-        PriorityBatch(self.0.batch())
+        PriorityBatch(Inner::Heap(self.0.batch()))
     }
 
     /// Whether a `len`-byte message of `priority` fits now.
@@ -210,17 +211,86 @@ impl PriorityProducer {
     }
 }
 
-/// A batch over the three tiers of a heap priority ring (and of the 0.1.3
-/// transport's `write_batch`), published when committed or dropped.
+/// A batch over the three tiers of a heap priority ring, or of the 0.1.3
+/// transport's `write_batch` / `write_to_batch` (an endpoint's
+/// [`crate::Batch`], from `From`): what it adds is published when it is
+/// committed or dropped (a transport's, when the closure returns).
 #[derive(Debug)]
-pub struct PriorityBatch<'a>(pub(super) ring::PriorityBatch<'a>);
+pub struct PriorityBatch<'a>(Inner<'a>);
+
+#[derive(Debug)]
+enum Inner<'a> {
+    Heap(ring::PriorityBatch<'a>),
+    Endpoint(&'a mut (dyn Adds + 'a)),
+}
+
+/// What an endpoint's batch does for this one: add a message written in
+/// place (an object, so that the batch's own lifetime stays out of this
+/// type's).
+trait Adds: std::fmt::Debug {
+    fn add(&mut self, priority: Priority, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), RingError>;
+}
+
+impl Adds for Batch<'_> {
+    fn add(&mut self, priority: Priority, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), RingError> {
+        self.try_send(priority, Fill::new(len, fill)).map_err(|e| match e {
+            Error::MessageTooLarge { len, max } => RingError::TooLarge { len, max },
+            Error::Corrupted(c) => RingError::Corrupted(c),
+            // Bytes, never a typed value: the one refusal left is "no room now".
+            _ => RingError::Full,
+        })
+    }
+}
+
+impl<'a, 'b> From<&'a mut Batch<'b>> for PriorityBatch<'a> {
+    /// The 0.1.3 batch over an endpoint's batch (what the transport's
+    /// `write_batch` hands its closure).
+    fn from(batch: &'a mut Batch<'b>) -> PriorityBatch<'a> {
+        PriorityBatch(Inner::Endpoint(batch))
+    }
+}
 
 impl PriorityBatch<'_> {
-    writes!();
+    /// Reserves room for a `len`-byte message of `priority`, lets `fill`
+    /// write it in place, and adds it (published at the commit). If `fill`
+    /// panics nothing is added.
+    ///
+    /// # Errors
+    /// [`RingError::Full`] when it does not fit now,
+    /// [`RingError::TooLarge`] when it never will.
+    #[inline]
+    pub fn write_with<R>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, RingError> {
+        match &mut self.0 {
+            Inner::Heap(b) => b.write_with(priority, len, fill),
+            Inner::Endpoint(b) => {
+                let (mut fill, mut out) = (Some(fill), None);
+                b.add(priority, len, &mut |buf| out = fill.take().map(|f| f(buf)))?;
+                // Added, so written: `fill` ran.
+                Ok(out.expect("an added message was written"))
+            }
+        }
+    }
 
-    /// Publishes the batch.
+    /// Copies `data` in as one message of `priority`.
+    ///
+    /// # Errors
+    /// As `write_with`.
+    #[inline]
+    pub fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
+        self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Publishes the batch (a transport's is published when its closure
+    /// returns: then this does nothing more).
     pub fn commit(self) {
-        self.0.commit();
+        if let Inner::Heap(b) = self.0 {
+            b.commit();
+        }
     }
 }
 

@@ -32,12 +32,13 @@ mod type_error;
 
 pub use crate::slot::ClientId;
 pub use batch::Batch;
-pub(crate) use client::Connection;
-pub use client::{Client, ClientBuilder, ClientReceiver, ClientSender};
-pub use daemon::{Daemon, DaemonBuilder, DaemonReceiver, DaemonSender};
+pub use client::{Client, ClientBuilder, ClientControl, ClientReceiver, ClientSender};
+pub use daemon::{Daemon, DaemonBuilder, DaemonControl, DaemonReceiver, DaemonSender};
 pub use error::Error;
 pub use message::{ClientMessage, Message};
 pub use open_error::OpenError;
+// For the typed layer, which loom builds leave out.
+#[cfg(not(loom))]
 pub(crate) use payload::sealed::Encode;
 pub use payload::{Fill, Payload};
 pub use stats::Stats;
@@ -45,17 +46,8 @@ pub use type_error::TypeError;
 #[cfg(not(loom))]
 pub use {client::ClientStream, daemon::DaemonStream};
 
-pub(crate) use channel::{deadline, Deadline};
-pub(crate) use client::open as open_client;
-pub(crate) use daemon::create_segment as create_daemon_segment;
-pub(crate) use daemon::{
-    backpressure as daemon_backpressure, parts as daemon_parts, set_backpressure as set_daemon_backpressure,
-    signal_all, signal_client, stats as segment_stats, sweep, tidy as tidy_daemon, DaemonRx, DaemonTx, Owner, Shard,
-};
-pub(crate) use fault::Op;
-pub(crate) use in_place::trusting_peer;
-pub(crate) use outlet::Outlet;
-pub(crate) use settings::{setters, Settings};
+#[cfg(not(loom))]
+pub(crate) use channel::Deadline;
 
 #[cfg(test)]
 mod tests {

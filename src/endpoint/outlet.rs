@@ -31,20 +31,9 @@ pub(crate) trait Outlet {
     /// Wakes the reader if it sleeps.
     fn wake(&self);
 
-    /// Writes, waiting for room until `until` (read from the clock only if
-    /// it must wait), without a wake-up. `fill` runs once, when there is room.
-    #[inline]
-    fn write_until<R>(
-        &mut self,
-        priority: Priority,
-        len: usize,
-        mut until: Deadline,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Op<R> {
-        blocked(self.poll_write(&mut Block, priority, len, &mut until, &mut Some(fill)))
-    }
-
-    /// [`Outlet::write_until`] through `park`. `fill` is taken when it runs.
+    /// Writes, waiting through `park` for room until `until` (read from the
+    /// clock only if it must wait), without a wake-up. `fill` is taken when
+    /// it runs.
     #[inline]
     fn poll_write<R, F: FnOnce(&mut [u8]) -> R>(
         &mut self,

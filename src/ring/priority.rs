@@ -118,16 +118,6 @@ impl PriorityBatch<'_> {
         self.producer.tiers[i].put(&mut self.pending[i], priority, len, fill)
     }
 
-    /// Copies `data` in as one message of `priority`.
-    ///
-    /// # Errors
-    /// [`RingError::Full`] when it does not fit now, [`RingError::TooLarge`] when
-    /// it never will, [`RingError::Corrupted`] if the peer broke the ring.
-    #[inline]
-    pub(crate) fn write(&mut self, priority: Priority, data: &[u8]) -> Result<(), RingError> {
-        self.write_with(priority, data.len(), |b| b.copy_from_slice(data))
-    }
-
     /// Publishes the batch.
     pub(crate) fn commit(self) {}
 }

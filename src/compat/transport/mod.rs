@@ -10,8 +10,9 @@
 //! - Daemon `read` serves Critical before High before Low across all clients,
 //!   round-robin among clients within a tier (bursts of at most 16);
 //!   `read_from` also says who sent it.
-//! - `write` publishes without waking anybody; `signal` wakes a peer sleeping
-//!   in `wait`, with a syscall only if one sleeps; `send` is both.
+//! - `write` publishes and wakes a peer sleeping in `wait` (one load when
+//!   none sleeps, a syscall only if one does); `signal`, which woke it in
+//!   0.1.3, has nothing left to do; `send` is both.
 //! - A full ring is [`ShmError::BufferFull`]; `write_timeout` waits for room
 //!   (and first wakes the reader, so batching `signal`s cannot deadlock it).
 //! - `shutdown` (or dropping the daemon) makes clients' `wait`s return and
@@ -30,6 +31,12 @@
 //! behind a `Mutex`). Calling it from inside one of its own closures on the
 //! same side is refused with [`ShmError::Reentrant`]; a reply from inside a
 //! daemon read closure (`write_to` in `read_from_with`) is fine.
+//!
+//! It is written as a downstream crate would write it, on the public API
+//! only: a daemon is the owned halves of a [`crate::Daemon`] and its
+//! [`crate::DaemonControl`], a client the halves of a [`crate::Client`] and
+//! its [`crate::ClientControl`] (`compat-check/` compiles these files as a
+//! crate of their own to prove it).
 
 // The 0.1.3 layer implements its own deprecated 0.2 additions.
 #![allow(deprecated)]
@@ -37,31 +44,44 @@
 mod builder;
 mod client_role;
 mod daemon_role;
+mod halves;
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::compat::pring::PriorityBatch;
 pub use crate::compat::{ShmError, ShmResult};
-pub use crate::endpoint::{ClientId, Stats as TransportStats};
 pub use crate::priority::Priority;
+pub use crate::{ClientId, Stats as TransportStats};
 #[allow(deprecated)]
 pub use builder::{TransportBuilder, DEFAULT_SEGMENT_SIZE};
 
-use crate::endpoint::{deadline, trusting_peer};
-use crate::segment::Segment;
 use client_role::ClientRole;
 use daemon_role::DaemonRole;
 
-/// An engine refusal as the 0.1.3 layer reports it: through the endpoints'
-/// [`crate::Error`], as every other error of this layer.
-fn lifted(e: impl Into<crate::Error>) -> ShmError {
-    ShmError::from(e.into())
+/// An endpoint's refusal as the 0.1.3 layer reports it.
+fn lifted(e: crate::Error) -> ShmError {
+    ShmError::from(e)
+}
+
+/// The 0.1.3 `wait`: `wait_ready` waits a bounded time, so a wait for ever
+/// is a loop of long ones.
+fn waited(
+    timeout: Option<Duration>,
+    mut wait: impl FnMut(Duration) -> ShmResult<Result<(), crate::Error>>,
+) -> ShmResult<()> {
+    const A_LONG_TIME: Duration = Duration::from_secs(3600);
+    loop {
+        match wait(timeout.unwrap_or(A_LONG_TIME))? {
+            Err(crate::Error::Timeout) if timeout.is_none() => continue,
+            r => return r.map_err(lifted),
+        }
+    }
 }
 
 /// The operations both sides share (the old crate's trait).
 pub trait ShmTransport {
-    /// Publishes a message without waking the peer (see [`ShmTransport::signal`]).
+    /// Publishes a message, waking the peer if it sleeps in
+    /// [`ShmTransport::wait`] (0.1.3 woke it in [`ShmTransport::signal`]).
     ///
     /// # Errors
     /// [`ShmError::BufferFull`] when the ring has no room now,
@@ -77,9 +97,10 @@ pub trait ShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     fn read(&self) -> ShmResult<(Priority, Vec<u8>)>;
-    /// Wakes a peer sleeping in [`ShmTransport::wait`]; free if none sleeps.
-    /// On the daemon it wakes every connected client that sleeps (to wake
-    /// one, use [`NrelayShmTransport::send_to`]); on a client, the daemon.
+    /// Wakes a peer sleeping in [`ShmTransport::wait`]. Every write has
+    /// already done so (this layer is written on [`crate::Daemon`] and
+    /// [`crate::Client`], whose sends wake a sleeping reader), so this
+    /// does nothing; it stays for 0.1.3 code that calls it.
     fn signal(&self);
     /// Blocks until a message is waiting (`Ok`), the peer shuts down
     /// ([`ShmError::Disconnected`]) or `timeout` passes ([`ShmError::Timeout`]).
@@ -183,13 +204,6 @@ impl NrelayShmTransport {
         TransportBuilder::new(name)
     }
 
-    fn segment(&self) -> &Segment {
-        match &self.role {
-            Role::Daemon(d) => d.segment(),
-            Role::Client(c) => c.segment(),
-        }
-    }
-
     /// Changes how long `wait` and blocking writes spin before sleeping in
     /// the kernel (see [`TransportBuilder::spin`]).
     #[deprecated(since = "0.2.0", note = "set the spin on Daemon::builder or Client::builder")]
@@ -224,26 +238,38 @@ impl NrelayShmTransport {
         }
     }
 
-    /// Number of connected clients.
+    /// Number of connected clients. A client reads it from the segment
+    /// through [`crate::inspect::segment`] (0 if that fails).
     #[deprecated(since = "0.2.0", note = "use Daemon::client_count")]
     pub fn client_count(&self) -> u32 {
-        self.segment().control().client_count.load(Ordering::Acquire)
+        let count = match &self.role {
+            Role::Daemon(d) => d.control().client_count(),
+            Role::Client(c) => c.client_count(),
+        };
+        u32::try_from(count).unwrap_or(u32::MAX)
     }
 
     /// The protocol version of the segment.
-    #[deprecated(since = "0.2.0", note = "use inspect::segment(name).protocol_version")]
+    #[deprecated(since = "0.2.0", note = "use DaemonControl::protocol_version or inspect::segment")]
     pub fn protocol_version(&self) -> u32 {
-        self.segment().control().protocol_version.load(Ordering::Relaxed)
+        match &self.role {
+            Role::Daemon(d) => d.control().protocol_version(),
+            Role::Client(c) => c.protocol_version(),
+        }
     }
 
     /// Largest message payload.
     #[deprecated(since = "0.2.0", note = "use Daemon::max_message_size or Client::max_message_size")]
     pub fn max_message_size(&self) -> usize {
-        self.segment().geometry().max_message_size as usize
+        match &self.role {
+            Role::Daemon(d) => d.control().max_message_size(),
+            Role::Client(c) => c.control().max_message_size(),
+        }
     }
 
     /// Writes a message of `len` bytes in place: `fill` gets the ring memory.
-    /// On the daemon this is a broadcast and `fill` runs once per client.
+    /// On the daemon this is a broadcast: `fill` runs once, into a buffer
+    /// copied to every client.
     ///
     /// # Errors
     /// [`ShmError::BufferFull`] when the ring has no room now,
@@ -252,7 +278,7 @@ impl NrelayShmTransport {
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     #[deprecated(
         since = "0.2.0",
-        note = "use Client::send_with (wakes the daemon) or Client::try_send_with"
+        note = "use Client::try_send with a Fill (it wakes the daemon if it sleeps)"
     )]
     pub fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         match &self.role {
@@ -268,7 +294,10 @@ impl NrelayShmTransport {
     /// [`ShmError::MessageTooLarge`], [`ShmError::Disconnected`] once the peer is
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.2.0", note = "use Client::send_timeout or Daemon::broadcast_timeout")]
+    #[deprecated(
+        since = "0.2.0",
+        note = "use Client::send_timeout or DaemonSender::broadcast_timeout"
+    )]
     pub fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
             Role::Daemon(d) => d.write_timeout(priority, data, timeout),
@@ -284,10 +313,13 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to (wakes the client)")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to (it wakes the client if it sleeps)")]
     #[inline]
     pub fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        self.write_to_with(client, priority, data.len(), |b| b.copy_from_slice(data))
+        match &self.role {
+            Role::Daemon(d) => d.write_to(client, priority, data),
+            Role::Client(_) => Err(ShmError::DaemonOnly("write_to")),
+        }
     }
 
     /// Daemon: writes `len` bytes in place to one client.
@@ -298,7 +330,7 @@ impl NrelayShmTransport {
     /// gone, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to_with or Daemon::send_to_with")]
+    #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to or Daemon::send_to with a Fill")]
     #[inline]
     pub fn write_to_with<R>(
         &self,
@@ -345,45 +377,43 @@ impl NrelayShmTransport {
     /// [`ShmError::UnknownClient`] when the client left; [`ShmError::DaemonOnly`] on a client.
     #[deprecated(since = "0.2.0", note = "use Daemon::try_send_to")]
     pub fn send_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        self.write_to(client, priority, data)?;
-        if let Role::Daemon(d) = &self.role {
-            d.signal_client(client);
-        }
-        Ok(())
+        // `write_to` wakes the client if it sleeps.
+        self.write_to(client, priority, data)
     }
 
     /// Passes the next message to `f` without copying. `Ok(None)`: none waiting.
     ///
     /// The bytes are lent where they lie in the ring, memory the peer can
     /// write: this trusts the peer, as [`crate::ClientReceiver::try_recv_with`]
-    /// says. `read` and `recv_from` copy the message out first.
+    /// says. `read` and `recv_from` copy the message out first (through
+    /// `try_recv`).
     ///
     /// # Errors
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.2.0", note = "use try_recv_with on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use try_recv_with on DaemonReceiver or ClientReceiver")]
     #[inline]
     pub fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, trusting_peer(b))),
-            Role::Client(c) => c.read_with(|p, b| f(p, trusting_peer(b))),
+            Role::Daemon(d) => d.read_from_with(|_, p, b| f(p, b)),
+            Role::Client(c) => c.read_with(f),
         }
     }
 
-    /// The next message, copied out of the ring with atomic loads (the
-    /// owned reads never look at ring memory in place).
+    /// The next message, copied out of the ring (the owned reads never
+    /// look at ring memory in place).
     fn read_copied(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|_, p, b| (p, b.to_vec())),
-            Role::Client(c) => c.read_with(|p, b| (p, b.to_vec())),
+            Role::Daemon(d) => Ok(d.read_from_copied()?.map(|(_, p, b)| (p, b))),
+            Role::Client(c) => c.read_copied(),
         }
     }
 
     /// Daemon: the next message and its sender, copied out.
     fn read_from_copied(&self) -> ShmResult<Option<(ClientId, Priority, Vec<u8>)>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|c, p, b| (c, p, b.to_vec())),
+            Role::Daemon(d) => d.read_from_copied(),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
@@ -396,7 +426,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`] once the peer is gone and what it sent has
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
-    #[deprecated(since = "0.2.0", note = "use try_recv_batch on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use try_recv_batch on DaemonReceiver or ClientReceiver")]
     pub fn read_batch_with(&self, max: usize, mut f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, |_, p, b| f(p, b)),
@@ -411,7 +441,7 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.2.0", note = "use Daemon::try_recv_batch")]
+    #[deprecated(since = "0.2.0", note = "use DaemonReceiver::try_recv_batch")]
     pub fn read_from_batch_with(&self, max: usize, f: impl FnMut(ClientId, Priority, &[u8])) -> ShmResult<usize> {
         match &self.role {
             Role::Daemon(d) => d.read_from_batch_with(max, f),
@@ -446,7 +476,7 @@ impl NrelayShmTransport {
     /// [`ShmError::Disconnected`], [`ShmError::Poisoned`],
     /// [`ShmError::Reentrant`]; [`ShmError::ClientOnly`] on the daemon. Errors of
     /// single messages come back through `f`'s own result.
-    #[deprecated(since = "0.2.0", note = "use Client::send_batch")]
+    #[deprecated(since = "0.2.0", note = "use ClientSender::send_batch")]
     pub fn write_batch<R>(&self, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(_) => Err(ShmError::ClientOnly("write_batch (the daemon has write_to_batch)")),
@@ -459,7 +489,7 @@ impl NrelayShmTransport {
     /// # Errors
     /// [`ShmError::UnknownClient`], [`ShmError::Disconnected`],
     /// [`ShmError::Reentrant`]; [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.2.0", note = "use Daemon::send_batch_to")]
+    #[deprecated(since = "0.2.0", note = "use DaemonSender::send_batch_to")]
     pub fn write_to_batch<R>(&self, client: ClientId, f: impl FnOnce(&mut PriorityBatch<'_>) -> R) -> ShmResult<R> {
         match &self.role {
             Role::Daemon(d) => d.write_to_batch(client, f),
@@ -474,10 +504,10 @@ impl NrelayShmTransport {
     /// been read, [`ShmError::Poisoned`] / [`ShmError::Corrupted`] for a broken
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     /// [`ShmError::DaemonOnly`] on a client.
-    #[deprecated(since = "0.2.0", note = "use Daemon::try_recv_with")]
+    #[deprecated(since = "0.2.0", note = "use DaemonReceiver::try_recv_with")]
     pub fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         match &self.role {
-            Role::Daemon(d) => d.read_from_with(|c, p, b| f(c, p, trusting_peer(b))),
+            Role::Daemon(d) => d.read_from_with(f),
             Role::Client(_) => Err(ShmError::DaemonOnly("read_from")),
         }
     }
@@ -504,12 +534,13 @@ impl NrelayShmTransport {
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     #[deprecated(since = "0.2.0", note = "use recv_timeout or recv on Daemon or Client")]
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
-        let until = deadline(timeout);
+        let until = timeout.map(|t| Instant::now().checked_add(t));
         loop {
             if let Some(m) = self.read_copied()? {
                 return Ok(m);
             }
-            self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
+            // An instant past the clock's range is a wait for ever.
+            self.wait(until.and_then(|u| u.map(|u| u.saturating_duration_since(Instant::now()))))?;
         }
     }
 
@@ -523,22 +554,23 @@ impl NrelayShmTransport {
     /// [`ShmError::DaemonOnly`] on a client.
     #[deprecated(since = "0.2.0", note = "use Daemon::recv_timeout or Daemon::recv")]
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
-        let until = deadline(timeout);
+        let until = timeout.map(|t| Instant::now().checked_add(t));
         loop {
             if let Some(m) = self.read_from_copied()? {
                 return Ok(m);
             }
-            self.wait(until.map(|u| u.saturating_duration_since(std::time::Instant::now())))?;
+            // An instant past the clock's range is a wait for ever.
+            self.wait(until.and_then(|u| u.map(|u| u.saturating_duration_since(Instant::now()))))?;
         }
     }
 
     /// Daemon: reclaims the slots of clients whose process died (their
     /// published messages are still delivered first). Runs by itself every
-    /// 50 ms while the daemon waits or polls; call it to force one now.
-    /// Returns how many slots were reclaimed.
+    /// 50 ms while the daemon waits; call it to force one now. Returns how
+    /// many slots were reclaimed.
     #[deprecated(
         since = "0.2.0",
-        note = "the Daemon sweeps by itself while it waits, reads or blocks in a send"
+        note = "use DaemonControl::reclaim_dead (a waiting Daemon does it by itself)"
     )]
     pub fn sweep(&self) -> u32 {
         match &self.role {
@@ -573,8 +605,8 @@ impl ShmTransport for NrelayShmTransport {
     #[inline(always)]
     fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
         match &self.role {
-            Role::Daemon(d) => d.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
-            Role::Client(c) => c.write_with(priority, data.len(), |b| b.copy_from_slice(data)),
+            Role::Daemon(d) => d.write(priority, data),
+            Role::Client(c) => c.write(priority, data),
         }
     }
 
@@ -582,13 +614,11 @@ impl ShmTransport for NrelayShmTransport {
         self.read_copied()?.ok_or(ShmError::Empty)
     }
 
+    /// Every write already woke a peer sleeping in `wait` (the endpoints'
+    /// sends do, at the cost of one load when nobody sleeps), so there is
+    /// nothing left to wake.
     #[inline]
-    fn signal(&self) {
-        match &self.role {
-            Role::Daemon(d) => d.signal(),
-            Role::Client(c) => c.signal(),
-        }
-    }
+    fn signal(&self) {}
 
     fn wait(&self, timeout: Option<Duration>) -> ShmResult<()> {
         match &self.role {
@@ -599,7 +629,7 @@ impl ShmTransport for NrelayShmTransport {
 
     fn is_connected(&self) -> bool {
         match &self.role {
-            Role::Daemon(d) => !d.segment().is_shutting_down(),
+            Role::Daemon(d) => !d.control().is_shut_down(),
             Role::Client(c) => c.is_connected(),
         }
     }

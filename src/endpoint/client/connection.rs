@@ -241,6 +241,16 @@ impl Connection {
         layout::load_hint(&self.seg.control().daemon_backpressure)
     }
 
+    /// The fullest of this client's rings to the daemon, or the daemon's
+    /// hint, whichever is higher (what the sending half computes from its
+    /// own ends, read here from the segment).
+    pub(crate) fn backpressure(&self) -> f32 {
+        Priority::ALL
+            .into_iter()
+            .map(|p| crate::ring::on_segment(&self.seg, self.id.slot, Direction::ToDaemon, p).fill_level())
+            .fold(self.daemon_backpressure(), f32::max)
+    }
+
     pub(crate) fn set_backpressure(&self, level: f32) {
         layout::store_hint(&self.channel().client_backpressure, level);
     }

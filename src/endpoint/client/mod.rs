@@ -4,6 +4,7 @@
 #[cfg(not(loom))]
 mod async_api;
 mod connection;
+mod control;
 mod receiver;
 mod sender;
 
@@ -23,6 +24,7 @@ use crate::slot::ClientId;
 #[cfg(not(loom))]
 pub use async_api::ClientStream;
 pub(crate) use connection::Connection;
+pub use control::ClientControl;
 pub use receiver::ClientReceiver;
 pub use sender::ClientSender;
 
@@ -246,6 +248,13 @@ impl Client {
     /// This connection's id, as the daemon sees it.
     pub fn id(&self) -> ClientId {
         self.tx.id()
+    }
+
+    /// The client's queries and controls, shared by its halves and usable
+    /// from anywhere, even inside a closure of either half (see
+    /// [`ClientControl`]).
+    pub fn control(&self) -> ClientControl {
+        self.tx.control()
     }
 
     /// Changes how long blocking calls spin before they sleep in the kernel

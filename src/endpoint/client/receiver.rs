@@ -6,8 +6,9 @@ use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use super::ClientControl;
 use crate::doorbell;
-use crate::endpoint::channel::{Deadline, Flow, NotifyOnDrop, Throttle};
+use crate::endpoint::channel::{deadline, Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::{received, Message};
@@ -50,6 +51,26 @@ impl ClientReceiver {
     /// Changes how long blocking calls spin before they sleep in the kernel.
     pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin;
+    }
+
+    /// The client's queries and controls (counters, congestion, the
+    /// daemon's heartbeat, leaving), usable from anywhere, even inside this
+    /// half's closures: see [`ClientControl`].
+    pub fn control(&self) -> ClientControl {
+        ClientControl::new(&self.conn)
+    }
+
+    /// Waits up to `timeout` until a message is waiting, and leaves it
+    /// there: the next receive of this half finds it (this half is the only
+    /// reader of its rings, so nobody else can take it). For a loop that
+    /// waits in one place and receives in another (an event loop, a batch
+    /// reader).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when none came in time, [`Error::Disconnected`]
+    /// when the daemon shut down or died (or the client left).
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.wait(deadline(Some(timeout))).map_err(Fault::into_error)
     }
 
     /// This client's id, as the daemon sees it.

@@ -5,6 +5,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, DAEMON_CHECK_INTERVAL};
+use super::ClientControl;
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{wait_for_room, Deadline, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
@@ -73,6 +74,13 @@ impl ClientSender {
 
     pub(crate) fn connection(&self) -> &Arc<Connection> {
         &self.conn
+    }
+
+    /// The client's queries and controls (counters, congestion, the
+    /// daemon's heartbeat, leaving), usable from anywhere, even inside this
+    /// half's closures: see [`ClientControl`].
+    pub fn control(&self) -> ClientControl {
+        ClientControl::new(&self.conn)
     }
 
     /// Changes how long blocking calls spin before they sleep in the kernel.

@@ -2,6 +2,7 @@
 
 #[cfg(not(loom))]
 mod async_api;
+mod control;
 mod handoff;
 mod receiver;
 mod receiving;
@@ -9,7 +10,7 @@ mod sender;
 mod sending;
 mod table;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use delegate::delegate;
@@ -21,16 +22,17 @@ use super::stats::Stats;
 use crate::endpoint::{Error, OpenError};
 use crate::priority::Priority;
 use crate::segment::Segment;
-use crate::slot::{self, ClientId};
+use crate::slot::ClientId;
 
 #[cfg(not(loom))]
 pub use async_api::DaemonStream;
+pub use control::DaemonControl;
 pub use receiver::DaemonReceiver;
 pub use sender::DaemonSender;
 
 pub(crate) use receiving::DaemonRx;
 pub(crate) use sending::DaemonTx;
-pub(crate) use table::{backpressure, set_backpressure, signal_all, signal_client, stats, sweep, Owner, Shard};
+pub(crate) use table::{Owner, Shard};
 
 /// The owner of a named segment, serving every [`crate::Client`] that
 /// connects to it.
@@ -117,8 +119,16 @@ impl DaemonBuilder {
     /// [`OpenError::PermissionDenied`] or [`OpenError::Io`].
     pub fn create(self) -> Result<Daemon, OpenError> {
         let seg = create_segment(&self.settings)?;
-        let (rx, tx, owner) = parts(seg, self.settings.spin);
-        Ok(Daemon::assemble(rx, tx, Arc::new(owner), self.settings.name))
+        let forks = crate::platform::fork_generation();
+        let owner = Arc::new(Owner::new(seg.clone(), forks));
+        Ok(Daemon::assemble(
+            &seg,
+            self.settings.spin,
+            Shard::ALL,
+            forks,
+            owner,
+            self.settings.name,
+        ))
     }
 }
 
@@ -144,35 +154,26 @@ pub(crate) fn tidy(rx: &mut DaemonRx, tx: &mut DaemonTx) {
     });
 }
 
-/// The receiving and sending parts over a created segment, and its owner.
-pub(crate) fn parts(seg: Segment, spin: Duration) -> (DaemonRx, DaemonTx, Owner) {
-    let forks = crate::platform::fork_generation();
-    let (rx, tx) = shard_parts(&seg, spin, Shard::ALL, forks);
-    (rx, tx, Owner::new(seg, forks))
-}
-
-/// The receiving and sending parts of one shard, sharing their handoff.
-fn shard_parts(seg: &Segment, spin: Duration, shard: Shard, forks: u32) -> (DaemonRx, DaemonTx) {
-    let handoff = Arc::new(handoff::Handoff::new(seg.geometry().max_clients as usize));
-    (
-        DaemonRx::new(seg.clone(), spin, shard, forks),
-        DaemonTx::new(seg.clone(), spin, shard, forks, handoff),
-    )
-}
-
 impl Daemon {
-    /// The daemon of one shard's parts; `owner` is shared by all shards
+    /// The daemon of one shard of `seg`; `owner` is shared by all shards
     /// and halves (the last one dropped shuts the segment down).
-    fn assemble(rx: DaemonRx, tx: DaemonTx, owner: Arc<Owner>, name: String) -> Daemon {
-        let handoff = tx.handoff().clone();
+    fn assemble(seg: &Segment, spin: Duration, shard: Shard, forks: u32, owner: Arc<Owner>, name: String) -> Daemon {
+        let retired = Arc::new(Mutex::new(Stats::default()));
+        let handoff = Arc::new(handoff::Handoff::new(seg.geometry().max_clients as usize));
+        let control = DaemonControl::new(seg.clone(), &owner, shard, retired.clone());
         Daemon {
             rx: DaemonReceiver {
-                rx,
-                handoff,
+                rx: DaemonRx::new(seg.clone(), spin, shard, forks, retired),
+                handoff: handoff.clone(),
                 joined: false,
                 _owner: owner.clone(),
+                control: control.clone(),
             },
-            tx: DaemonSender { tx, owner },
+            tx: DaemonSender {
+                tx: DaemonTx::new(seg.clone(), spin, shard, forks, handoff),
+                owner,
+                control,
+            },
             name,
         }
     }
@@ -213,10 +214,19 @@ impl Daemon {
     ///     }
     ///     other => panic!("{other:?}"),
     /// }
+    /// // No client slots: no segment size holds that.
+    /// assert_eq!(Daemon::segment_size(0, 4096), usize::MAX);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// Settings no segment can have (no clients, more than 1024, messages
+    /// over 256 MiB) need [`usize::MAX`]: no size is enough.
     pub fn segment_size(max_clients: u32, max_message_size: usize) -> usize {
-        crate::segment::layout::Geometry::minimum_size(max_clients, max_message_size)
+        use crate::segment::layout::{Geometry, MAX_CLIENTS_LIMIT, MAX_MESSAGE_LIMIT};
+        if max_clients == 0 || max_clients > MAX_CLIENTS_LIMIT || max_message_size > MAX_MESSAGE_LIMIT {
+            return usize::MAX;
+        }
+        Geometry::minimum_size(max_clients, max_message_size)
     }
 
     /// All the settings of a segment.
@@ -233,25 +243,29 @@ impl Daemon {
 
     /// The largest message the segment carries.
     pub fn max_message_size(&self) -> usize {
-        self.tx.tx.segment().geometry().max_message_size as usize
+        self.tx.control.max_message_size()
     }
 
     /// Client slots of the segment.
     pub fn max_clients(&self) -> u32 {
-        self.tx.tx.segment().geometry().max_clients
+        self.tx.control.max_clients()
     }
 
     /// The connected clients (of this shard, on a shard: see [`Daemon::shard`]).
     pub fn clients(&self) -> Vec<ClientId> {
-        let shard = self.tx.tx.shard();
-        let mut clients = slot::connected(self.tx.tx.segment());
-        clients.retain(|id| shard.owns(id.slot));
-        clients
+        self.tx.control.clients()
     }
 
     /// How many clients are connected (to this shard, on a shard).
     pub fn client_count(&self) -> usize {
-        self.clients().len()
+        self.tx.control.client_count()
+    }
+
+    /// The daemon's queries and controls, shared by its halves and usable
+    /// from anywhere, even inside a closure of either half (see
+    /// [`DaemonControl`]).
+    pub fn control(&self) -> DaemonControl {
+        self.tx.control.clone()
     }
 
     /// Shares the daemon's clients out among `n` daemons for `n` worker
@@ -294,10 +308,7 @@ impl Daemon {
         let (seg, spin, mine) = (self.tx.tx.segment().clone(), self.rx.rx.spin(), self.rx.rx.shard());
         let forks = self.rx.rx.fork_generation();
         mine.divide(n)
-            .map(|shard| {
-                let (rx, tx) = shard_parts(&seg, spin, shard, forks);
-                Daemon::assemble(rx, tx, self.tx.owner.clone(), self.name.clone())
-            })
+            .map(|shard| Daemon::assemble(&seg, spin, shard, forks, self.tx.owner.clone(), self.name.clone()))
             .collect()
     }
 
@@ -431,16 +442,15 @@ impl Daemon {
         }
     }
 
-    /// Congestion from 0.0 to 1.0: the fullest ring to a client, or the
-    /// highest hint a client published, whichever is higher.
+    /// Congestion from 0.0 to 1.0 ([`DaemonControl::backpressure`]).
     pub fn backpressure(&self) -> f32 {
-        backpressure(self.tx.tx.segment(), self.tx.tx.shard())
+        self.tx.control.backpressure()
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
-    /// [`crate::Client::backpressure`].
+    /// [`crate::Client::backpressure`] ([`DaemonControl::set_backpressure`]).
     pub fn set_backpressure(&mut self, level: f32) {
-        set_backpressure(self.tx.tx.segment(), level);
+        self.tx.control.set_backpressure(level);
     }
 
     /// Counters of the rings and of wake-ups: summed over the clients

@@ -6,7 +6,7 @@ use std::task::{ready, Poll};
 use std::time::Duration;
 
 use super::handoff::Handoff;
-use super::{DaemonRx, Owner};
+use super::{DaemonControl, DaemonRx, DaemonSender, Owner};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::in_place::trusting_peer;
@@ -58,9 +58,70 @@ pub struct DaemonReceiver {
     pub(super) joined: bool,
     /// Keeps the segment up until both halves are dropped.
     pub(super) _owner: Arc<Owner>,
+    pub(super) control: DaemonControl,
 }
 
 impl DaemonReceiver {
+    /// The daemon's queries and controls (clients, counters, congestion,
+    /// shutdown), usable from anywhere, even inside this half's closures:
+    /// see [`DaemonControl`].
+    pub fn control(&self) -> DaemonControl {
+        self.control.clone()
+    }
+
+    /// Changes how long this half's waits spin before they sleep in the
+    /// kernel (set first with [`crate::DaemonBuilder::spin`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.rx.set_spin(spin);
+    }
+
+    /// Frees now the slots of departed clients this half has drained,
+    /// with `sender`, this daemon's sending half, lent so that it lets go
+    /// of them at once: what the daemon's own calls do, for code that holds
+    /// both owned halves in one place (split, a slot is otherwise freed
+    /// only after the sending half's next call, see the type's docs). Call
+    /// it after a receive: a client that left since this half last looked
+    /// at the table (every receive does) is seen at the next receive. One
+    /// load when no departed client waits. The sending half of another
+    /// daemon changes nothing.
+    #[inline(always)]
+    pub fn free_departed(&mut self, sender: &mut DaemonSender) {
+        if self.rx.may_have_departed() {
+            self.free_departed_now(sender);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_departed_now(&mut self, sender: &mut DaemonSender) {
+        if !Arc::ptr_eq(&self.handoff, sender.tx.handoff()) {
+            return;
+        }
+        let DaemonReceiver { rx, handoff, .. } = self;
+        // Both halves are here and idle: free at once, as a joined daemon
+        // does, and have the sending half let go before it writes again.
+        rx.refresh(&mut |i| handoff.release(i, true));
+        sender.tx.release_departed();
+    }
+
+    /// Waits up to `timeout` until a message is waiting, and leaves it
+    /// there: the next receive of this half finds it (this half is the only
+    /// reader of the rings, so nobody else can take it). For a loop that
+    /// waits in one place and receives in another (an event loop, a
+    /// batch reader).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when none came in time, [`Error::Disconnected`]
+    /// when the segment was shut down.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let DaemonReceiver {
+            rx, handoff, joined, ..
+        } = self;
+        let mut release = |i| handoff.release(i, *joined);
+        let mut until = Deadline::after(Some(timeout));
+        rx.wait(&mut release, until.instant()).map_err(Fault::into_error)
+    }
+
     /// Takes the next message, waiting for one (see the type's docs for the
     /// order).
     ///

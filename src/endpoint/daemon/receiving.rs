@@ -2,6 +2,7 @@
 //! served Critical before High before Low across all clients, round-robin
 //! among clients within a tier, in bursts.
 
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,9 @@ struct Inbound {
     /// The slots this part serves.
     shard: Shard,
     /// Counters of the clients whose slots this daemon freed: what
-    /// [`DaemonRx::stats`] adds to those of the clients still there.
-    retired: Stats,
+    /// [`DaemonRx::stats`] adds to those of the clients still there. Shared
+    /// with the daemon's control; locked only when a slot is freed.
+    retired: Arc<Mutex<Stats>>,
 }
 
 impl Inbound {
@@ -137,8 +139,12 @@ impl Inbound {
             self.slots[i as usize] = None;
             self.closing.swap_remove(k);
             self.attached.remove(i);
-            self.retired.add_channel(seg, i);
+            // Counted and freed under one lock: a concurrent `stats` sees
+            // the client either among the connected or among the retired.
+            let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+            retired.add_channel(seg, i);
             slot::free(seg, i);
+            drop(retired);
         }
     }
 
@@ -331,7 +337,13 @@ impl std::fmt::Debug for DaemonRx {
 }
 
 impl DaemonRx {
-    pub(crate) fn new(seg: Segment, spin: Duration, shard: Shard, fork_generation: u32) -> DaemonRx {
+    pub(crate) fn new(
+        seg: Segment,
+        spin: Duration,
+        shard: Shard,
+        fork_generation: u32,
+        retired: Arc<Mutex<Stats>>,
+    ) -> DaemonRx {
         let n = seg.geometry().max_clients as usize;
         DaemonRx {
             inb: Inbound {
@@ -344,7 +356,7 @@ impl DaemonRx {
                 burst: [0; 3],
                 touched: Vec::with_capacity(n),
                 shard,
-                retired: Stats::default(),
+                retired,
             },
             seg,
             health: Health::new(fork_generation),
@@ -373,7 +385,15 @@ impl DaemonRx {
     /// Counters of the rings and wake-ups: the clients there now, and every
     /// client whose slot this daemon freed.
     pub(crate) fn stats(&self) -> Stats {
-        table::stats(&self.seg, self.inb.shard, &self.inb.retired)
+        let retired = self.inb.retired.lock().unwrap_or_else(|p| p.into_inner());
+        table::stats(&self.seg, self.inb.shard, &retired)
+    }
+
+    /// Whether a departed client this part has seen (every read looks at
+    /// the table first) waits to be drained or freed: one load.
+    #[inline(always)]
+    pub(crate) fn may_have_departed(&self) -> bool {
+        !self.inb.closing.is_empty()
     }
 
     /// Brings the table up to date and frees drained slots of departed

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::table::{signal_all, signal_client};
-use super::{DaemonTx, Owner};
+use super::{DaemonControl, DaemonTx, Owner};
 use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
@@ -28,9 +28,35 @@ pub struct DaemonSender {
     pub(super) tx: DaemonTx,
     /// Keeps the segment up until both halves are dropped.
     pub(super) owner: Arc<Owner>,
+    pub(super) control: DaemonControl,
 }
 
 impl DaemonSender {
+    /// The daemon's queries and controls (clients, counters, congestion,
+    /// shutdown), usable from anywhere, even inside this half's closures:
+    /// see [`DaemonControl`].
+    pub fn control(&self) -> DaemonControl {
+        self.control.clone()
+    }
+
+    /// Changes how long this half's blocking sends spin before they sleep
+    /// in the kernel (set first with [`crate::DaemonBuilder::spin`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.tx.set_spin(spin);
+    }
+
+    /// Lets go of the slots of departed clients that the receiving half has
+    /// drained, so that it frees them at its next call: what every send of
+    /// this half does first (one load when there are none). A sending half
+    /// that may stay idle for long, beside a receiving half that goes on
+    /// (a daemon that mostly receives), calls this now and then, or is
+    /// dropped; otherwise those slots stay taken (see
+    /// [`crate::OpenError::TableFull`]) until its next send.
+    #[inline]
+    pub fn release_departed(&mut self) {
+        self.tx.release_departed();
+    }
+
     /// Sends `payload` (bytes, a typed value or a [`Fill`](crate::Fill)) to
     /// one client, waiting while its ring is full, and wakes it.
     ///

@@ -214,6 +214,15 @@ impl DaemonTx {
         self.out.moved = false;
     }
 
+    /// Lets go of the slots the receiving half asked for, as every send
+    /// does first (one load when none was asked for).
+    #[inline]
+    pub(crate) fn release_departed(&mut self) {
+        if self.out.handoff.has_requests() {
+            self.out.answer_requests();
+        }
+    }
+
     /// The writing side, current with the client table; refused in a
     /// forked child and once the daemon shuts down.
     #[inline(always)]
