@@ -21,7 +21,9 @@ use crate::slot::{self, ClientId};
 /// clients.
 ///
 /// A control does not keep the segment up: once every half of the daemon
-/// is dropped, the segment is shut down and the control reports it so.
+/// is dropped, the segment is shut down (clients told, name removed) and
+/// the control reports it so; it keeps only its own mapping of the memory,
+/// for its queries, until it is dropped.
 ///
 /// ```
 /// use memlink_shm::{Client, Daemon, Priority};
