@@ -75,12 +75,6 @@ impl PriorityProducer {
         Ok(max)
     }
 
-    /// Fill level of the fullest tier, 0.0..=1.0, from the rings' published
-    /// positions (1.0 for a ring whose positions are impossible).
-    pub(crate) fn fill_level(&self) -> f32 {
-        self.tiers.iter().map(|t| t.memory().fill_level()).fold(0.0, f32::max)
-    }
-
     /// Counters of each tier.
     pub(crate) fn counters(&self) -> [RingCounters; 3] {
         [0, 1, 2].map(|i| self.tiers[i].memory().counters())

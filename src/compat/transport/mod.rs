@@ -534,14 +534,7 @@ impl NrelayShmTransport {
     /// channel, [`ShmError::Reentrant`] from inside this side's own closure.
     #[deprecated(since = "0.2.0", note = "use recv_timeout or recv on Daemon or Client")]
     pub fn recv(&self, timeout: Option<Duration>) -> ShmResult<(Priority, Vec<u8>)> {
-        let until = timeout.map(|t| Instant::now().checked_add(t));
-        loop {
-            if let Some(m) = self.read_copied()? {
-                return Ok(m);
-            }
-            // An instant past the clock's range is a wait for ever.
-            self.wait(until.and_then(|u| u.map(|u| u.saturating_duration_since(Instant::now()))))?;
-        }
+        self.read_within(timeout, Self::read_copied)
     }
 
     /// Daemon: `wait` then `read_from`.
@@ -554,9 +547,15 @@ impl NrelayShmTransport {
     /// [`ShmError::DaemonOnly`] on a client.
     #[deprecated(since = "0.2.0", note = "use Daemon::recv_timeout or Daemon::recv")]
     pub fn recv_from(&self, timeout: Option<Duration>) -> ShmResult<(ClientId, Priority, Vec<u8>)> {
+        self.read_within(timeout, Self::read_from_copied)
+    }
+
+    /// `read` until it finds a message, waiting in between, for at most
+    /// `timeout` in all (`None`: for ever).
+    fn read_within<M>(&self, timeout: Option<Duration>, read: impl Fn(&Self) -> ShmResult<Option<M>>) -> ShmResult<M> {
         let until = timeout.map(|t| Instant::now().checked_add(t));
         loop {
-            if let Some(m) = self.read_from_copied()? {
+            if let Some(m) = read(self)? {
                 return Ok(m);
             }
             // An instant past the clock's range is a wait for ever.

@@ -241,9 +241,9 @@ impl Connection {
         layout::load_hint(&self.seg.control().daemon_backpressure)
     }
 
-    /// The fullest of this client's rings to the daemon, or the daemon's
-    /// hint, whichever is higher (what the sending half computes from its
-    /// own ends, read here from the segment).
+    /// The fullest of this client's rings to the daemon (from their
+    /// published positions; 1.0 for impossible ones), or the daemon's hint,
+    /// whichever is higher: the sending half's and the control's.
     pub(crate) fn backpressure(&self) -> f32 {
         Priority::ALL
             .into_iter()

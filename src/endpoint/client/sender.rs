@@ -184,8 +184,7 @@ impl ClientSender {
     /// Congestion from 0.0 to 1.0: the fullest of the rings to the daemon, or
     /// the hint the daemon published, whichever is higher.
     pub fn backpressure(&self) -> f32 {
-        let own = self.tx.fill_level();
-        own.max(self.conn.daemon_backpressure())
+        self.conn.backpressure()
     }
 }
 

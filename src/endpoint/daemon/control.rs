@@ -3,7 +3,7 @@
 //! half.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::table::{self, Owner, Shard};
 use crate::endpoint::stats::Stats;
@@ -67,12 +67,6 @@ impl DaemonControl {
         }
     }
 
-    /// The counters of freed slots, locked (a panic elsewhere leaves them
-    /// whole: each update is one addition).
-    pub(super) fn retired(&self) -> MutexGuard<'_, Stats> {
-        self.retired.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The connected clients (of this shard, on a shard).
     pub fn clients(&self) -> Vec<ClientId> {
         let mut clients = slot::connected(&self.seg);
@@ -117,7 +111,9 @@ impl DaemonControl {
     /// connected now and every client that left (or died) since the daemon
     /// started.
     pub fn stats(&self) -> Stats {
-        let retired = self.retired();
+        // A panic elsewhere leaves the counters whole: each update is one
+        // addition.
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         table::stats(&self.seg, self.shard, &retired)
     }
 

@@ -457,7 +457,7 @@ impl Daemon {
     /// connected now and every client that left (or died) since the daemon
     /// started.
     pub fn stats(&self) -> Stats {
-        self.rx.rx.stats()
+        self.tx.control.stats()
     }
 
     /// Shuts the segment down, as dropping does (dropping the last shard,

@@ -382,13 +382,6 @@ impl DaemonRx {
         self.inb.shard
     }
 
-    /// Counters of the rings and wake-ups: the clients there now, and every
-    /// client whose slot this daemon freed.
-    pub(crate) fn stats(&self) -> Stats {
-        let retired = self.inb.retired.lock().unwrap_or_else(|p| p.into_inner());
-        table::stats(&self.seg, self.inb.shard, &retired)
-    }
-
     /// Whether a departed client this part has seen (every read looks at
     /// the table first) waits to be drained or freed: one load.
     #[inline(always)]
