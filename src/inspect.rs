@@ -153,6 +153,22 @@ pub fn segment(name: &str) -> Result<SegmentInfo, OpenError> {
     Ok(read(&seg, name))
 }
 
+/// The file that backs the segment `name`: a bare name lives in
+/// [`default_dir`], a name with a `/` is that path.
+///
+/// ```
+/// use memlink_shm::inspect;
+/// assert_eq!(inspect::segment_path("/tmp/bus")?, std::path::Path::new("/tmp/bus"));
+/// assert_eq!(inspect::segment_path("bus")?, inspect::default_dir().join("bus"));
+/// # Ok::<(), memlink_shm::OpenError>(())
+/// ```
+///
+/// # Errors
+/// [`OpenError::InvalidName`] for a name no segment can have.
+pub fn segment_path(name: &str) -> Result<PathBuf, OpenError> {
+    Ok(SegmentName::parse(name)?.path())
+}
+
 /// The directory that bare segment names live in: `/dev/shm` on Linux,
 /// `/tmp` on macOS, `%TEMP%\memlink` on Windows.
 pub fn default_dir() -> PathBuf {

@@ -135,6 +135,15 @@
 //! one public door to a segment's insides (the layout itself is private, so
 //! it can change without breaking callers).
 //!
+//! ## Crash recovery
+//!
+//! A daemon that starts on the name of a dead one takes the segment over,
+//! and a daemon reclaims the slots of clients that died
+//! ([`DaemonControl::reclaim_dead`]). [`liveness`] has the rest: a
+//! [`liveness::PidFile`] for one instance at a time, and the removal of what
+//! dead daemons and creators left behind ([`liveness::remove_orphans_in`],
+//! which `memlink clean` runs).
+//!
 //! ## Layers
 //!
 //! Bottom up, in `src/`: `platform/` (one file per OS: segment files, futex,
@@ -144,8 +153,8 @@
 //! `slot.rs` (the life cycle of a client slot) -> `ring/` (the SPSC ring
 //! built on a region, and the three priority tiers) -> `doorbell.rs` (which
 //! rings the daemon looks at) -> `endpoint/` ([`Daemon`], [`Client`]) ->
-//! [`typed`] (typed messages and calls over the endpoints) -> [`inspect`],
-//! and the 0.1.3 compatibility layer, `compat/`. `platform/fault_guard.rs`
+//! [`typed`] (typed messages and calls over the endpoints) -> [`inspect`]
+//! and [`liveness`] (PID files, orphans), and the 0.1.3 compatibility layer, `compat/`. `platform/fault_guard.rs`
 //! keeps a segment file cut short by a peer from killing this process with
 //! `SIGBUS`; `platform/fork.rs` makes a forked child let go of its parent's
 //! segments, so that it cannot keep a dead parent alive. `events.rs` emits
@@ -198,6 +207,7 @@ mod compat;
 mod doorbell;
 mod endpoint;
 pub mod inspect;
+pub mod liveness;
 mod platform;
 pub mod priority;
 mod ring;

@@ -9,7 +9,7 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use memlink_shm::testkit::segment_path;
+use memlink_shm::inspect::segment_path;
 use memlink_shm::transport::{NrelayShmTransport, ShmError, ShmTransport};
 use support::{unique_name, SegmentGuard};
 

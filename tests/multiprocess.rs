@@ -7,8 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use memlink_shm::inspect::segment_path;
 use memlink_shm::priority::Priority;
-use memlink_shm::testkit::{segment_path, Peer, WakeWord};
+use memlink_shm::testkit::{Peer, WakeWord};
 use memlink_shm::transport::{ClientId, NrelayShmTransport, ShmError, ShmTransport};
 use support::checked::{decode, encode, shape, TierOrder};
 use support::{child_role, child_watchdog, unique_name, watchdog, Children, SegmentGuard};

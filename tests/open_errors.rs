@@ -10,7 +10,7 @@ use support::{unique_name, SegmentGuard};
 /// Files in the segment directory whose name mentions `name` (the segment or
 /// a hidden build file of it).
 fn leftovers(name: &str) -> Vec<String> {
-    let dir = memlink_shm::testkit::segment_path("x").unwrap();
+    let dir = memlink_shm::inspect::segment_path("x").unwrap();
     let dir = dir.parent().unwrap().to_owned();
     std::fs::read_dir(dir)
         .map(|d| {

@@ -322,7 +322,7 @@ fn a_mapped_segment_cannot_be_cut_short() {
     // writes); shrinking is what fails.
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .open(memlink_shm::testkit::segment_path(&name).expect("name"))
+        .open(memlink_shm::inspect::segment_path(&name).expect("name"))
         .expect("open the segment file");
     let cut = file.set_len(4096);
     assert!(cut.is_err(), "Windows let a mapped segment file shrink");

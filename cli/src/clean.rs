@@ -1,11 +1,11 @@
 //! `memlink clean`: removes what dead daemons and creators left behind
-//! (through `RecoveryManager`, whose rules keep anything a live process
-//! holds or another user owns), or says what it would remove.
+//! (through `liveness`, whose rules keep anything a live process holds or
+//! another user owns), or says what it would remove.
 
 use std::path::PathBuf;
 
 use memlink_shm::inspect;
-use memlink_shm::recovery::{CleanupReport, RecoveryManager};
+use memlink_shm::liveness::{self, Orphans};
 
 use crate::failure::Failure;
 
@@ -19,9 +19,9 @@ pub fn run(dirs: &[PathBuf], dry_run: bool) -> Result<(), Failure> {
     let mut total = 0;
     for dir in &dirs {
         let report = if dry_run {
-            RecoveryManager::find_orphans_in(dir)
+            liveness::find_orphans_in(dir)
         } else {
-            RecoveryManager::cleanup_orphans_in(dir)
+            liveness::remove_orphans_in(dir)
         }
         .map_err(|e| Failure::io(&format!("cannot clean {}", dir.display()), e))?;
         total += say(&report, verb);
@@ -35,7 +35,7 @@ pub fn run(dirs: &[PathBuf], dry_run: bool) -> Result<(), Failure> {
 }
 
 /// Prints one line per file; returns how many.
-fn say(r: &CleanupReport, verb: &str) -> usize {
+fn say(r: &Orphans, verb: &str) -> usize {
     let kinds = [
         (&r.segments, "segment whose daemon is dead"),
         (&r.partial_segments, "half-built segment whose creator is dead"),

@@ -7,13 +7,13 @@
 //! core crate (`crate::ring`, `crate::segment`, ...) fails to build here.
 //! CI runs `cargo clippy -p memlink-compat-check -- -D warnings`.
 //!
-//! Listed: `safety.rs` and `transport/` (the 0.1.3 daemon and client, on
-//! the owned halves of `Daemon` and `Client` and their controls). Not yet:
-//! `recovery.rs` (PID files and orphan cleanup reach the segment's
-//! ownership checks and the platform's locks, which have no public form)
-//! and the heap rings `buffer.rs` / `pring.rs` / `heap_ends.rs` (wrappers
-//! of the engine's private rings, see the item 3); a file joins the
-//! list once it is written on the public API.
+//! Listed: `transport/` (the 0.1.3 daemon and client, on the owned halves
+//! of `Daemon` and `Client` and their controls), `recovery.rs` (on
+//! `liveness` and `inspect`) and `safety.rs`. Not listed: the heap rings
+//! `buffer.rs` / `pring.rs` / `heap_ends.rs`, thin wrappers of the engine's
+//! private rings (see `src/compat/mod.rs`), and `shm_error.rs`, whose
+//! `match`es on the endpoints' `#[non_exhaustive]` errors only the defining
+//! crate may write without a wildcard.
 
 pub use memlink_shm::*;
 
@@ -21,6 +21,9 @@ pub use memlink_shm::*;
 pub mod compat {
     pub use memlink_shm::{pring, ShmError, ShmResult};
 }
+
+#[path = "../../src/compat/recovery.rs"]
+pub mod recovery;
 
 #[path = "../../src/compat/safety.rs"]
 pub mod safety;

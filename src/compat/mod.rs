@@ -6,15 +6,22 @@
 //! ([`ShmError`]). It lives in this one folder, at the paths the old crate
 //! had (re-exported from the crate root), and is written over the
 //! endpoints ([`crate::Daemon`], [`crate::Client`], their halves and
-//! controls) and, for the heap rings and recovery, the engine: nothing
-//! below it knows it exists. New code should use the endpoints.
+//! controls), [`crate::liveness`] and, for the heap rings, the engine's
+//! rings: nothing below it knows it exists. New code should use the
+//! endpoints.
 //!
-//! The goal is a layer a downstream crate could have written, over the
-//! public API only. The workspace member `compat-check/` proves it file by
-//! file, by compiling the files it lists as a crate of its own: so far
-//! `safety.rs` and `transport/`. Recovery (PID files, orphan cleanup) still
-//! reaches the segment's ownership checks and the platform's locks, and the
-//! heap rings wrap the engine's private rings.
+//! It is a layer a downstream crate could have written over the public API,
+//! except for the heap rings. The workspace member `compat-check/` proves
+//! it file by file, by compiling the files it lists as a crate of its own:
+//! `transport/`, `recovery.rs` and `safety.rs`. The heap rings
+//! (`buffer.rs`, `pring.rs`, `heap_ends.rs`) are thin wrappers of the
+//! engine's rings, which are private so that the engine can change without
+//! a semver break; a public in-process ring only for them would undo that.
+//! They reach only `crate::ring` (its `heap` constructors and the ring
+//! ends), and hold no unsafe code but the one call that lends a heap ring's
+//! bytes in place (`heap_ends.rs`). `shm_error.rs` names public items only
+//! (the endpoints' errors, `buffer::RingError`, `liveness::PidFileError`),
+//! but matches them exhaustively, as only this crate can.
 
 pub mod buffer;
 mod heap_ends;

@@ -8,8 +8,8 @@ use std::io;
 
 use thiserror::Error;
 
-use crate::ring::RingError;
-use crate::segment::SegmentError;
+use crate::buffer::RingError;
+use crate::liveness::PidFileError;
 use crate::{Error as EndpointError, OpenError};
 
 /// Result of the 0.1.3 API.
@@ -262,8 +262,22 @@ impl From<OpenError> for ShmError {
     }
 }
 
-impl From<SegmentError> for ShmError {
-    fn from(e: SegmentError) -> ShmError {
-        OpenError::from(e).into()
+impl From<PidFileError> for ShmError {
+    fn from(e: PidFileError) -> ShmError {
+        match e {
+            PidFileError::Held { path, pid } => ShmError::AlreadyRunning {
+                name: path.display().to_string(),
+                pid,
+            },
+            PidFileError::PermissionDenied { path, reason } => ShmError::PermissionDenied {
+                name: path.display().to_string(),
+                reason,
+            },
+            PidFileError::Io { op, path, source } => ShmError::Io {
+                op,
+                name: path.display().to_string(),
+                source,
+            },
+        }
     }
 }

@@ -3,22 +3,11 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 
 use crate::endpoint::OpenError;
 use crate::platform;
 use crate::segment::layout::DAEMON_LOCK_BYTE;
 use crate::segment::{owner, Owner, SegmentName};
-
-/// The file that backs the segment `name`: a bare name lives in the
-/// platform's shared-memory directory (`/dev/shm` on Linux), a name with a
-/// `/` is that path.
-///
-/// # Errors
-/// [`OpenError::InvalidName`] for a name no segment can have.
-pub fn segment_path(name: &str) -> Result<PathBuf, OpenError> {
-    Ok(SegmentName::parse(name)?.path())
-}
 
 /// Removes the name of segment `name`, as its daemon does when it shuts
 /// down; processes that mapped the segment keep their mapping.
@@ -39,7 +28,7 @@ pub fn remove_segment(name: &str) -> Result<(), OpenError> {
 /// An invalid name ([`io::ErrorKind::InvalidInput`]), or the error of
 /// opening or resizing the file.
 pub fn truncate_segment(name: &str, len: u64) -> io::Result<()> {
-    let path = segment_path(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let path = crate::inspect::segment_path(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
 }
 
@@ -60,7 +49,7 @@ pub struct DaemonLock {
 /// An invalid name ([`io::ErrorKind::InvalidInput`]), or the error of
 /// opening the file or testing the lock.
 pub fn hold_daemon_lock(name: &str) -> io::Result<Option<DaemonLock>> {
-    let path = segment_path(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let path = crate::inspect::segment_path(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let file = platform::open_segment_file(&path)?;
     Ok(platform::try_lock_byte(&file, DAEMON_LOCK_BYTE)?.then_some(DaemonLock { _file: file }))
 }

@@ -22,7 +22,7 @@ mod page;
 mod peer;
 
 pub use crate::segment::layout::Direction;
-pub use files::{daemon_holds, hold_daemon_lock, remove_segment, segment_path, truncate_segment, DaemonLock};
+pub use files::{daemon_holds, hold_daemon_lock, remove_segment, truncate_segment, DaemonLock};
 pub use page::{futex_wait, futex_wake, SharedPage};
 pub use peer::{encode_message, encode_wrap, Layout, Peer, WakeWord, CHANNEL_HEADER_SIZE};
 
