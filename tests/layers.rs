@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["doorbell"],
     &["endpoint"],
     &["typed"],
-    &["inspect"],
+    &["inspect", "liveness"],
     &["compat"],
     // The hidden kit of the crate's own tests: over every layer, used by none.
     &["testkit"],
@@ -147,4 +147,29 @@ fn the_check_sees_an_upward_import() {
     assert!(reached("/// see [`crate::Daemon`]").is_empty(), "docs are not imports");
     assert!(layer_of("Daemon").unwrap() > layer_of("segment").unwrap());
     assert!(layer_of("ShmError").unwrap() > layer_of("endpoint").unwrap());
+}
+
+/// The 0.1.3 heap rings are the one part of `compat/` that wraps the engine
+/// (the rest is compiled on the public API alone by `compat-check/`): they
+/// reach its rings and nothing else below the public API.
+#[test]
+fn the_heap_rings_reach_only_the_engines_rings() {
+    let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/compat");
+    // Modules a downstream crate sees, and the ring module.
+    let allowed = ["ring", "priority", "compat", "buffer", "pring", "liveness", "inspect"];
+    let mut reached_below = Vec::new();
+    for file in ["buffer.rs", "pring.rs", "heap_ends.rs"] {
+        let code = code_of(&std::fs::read_to_string(compat.join(file)).expect("read a heap ring file"));
+        for (line, name) in reached_in(&code) {
+            let public_root_item = name.starts_with(char::is_uppercase);
+            if !public_root_item && !allowed.contains(&name.as_str()) {
+                reached_below.push(format!("compat/{file}:{line}: crate::{name}"));
+            }
+        }
+    }
+    assert!(
+        reached_below.is_empty(),
+        "the heap rings reach more of the engine than its rings:\n{}",
+        reached_below.join("\n")
+    );
 }

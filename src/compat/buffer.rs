@@ -6,15 +6,14 @@
 //! not a fixed slot.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use super::heap_ends::own;
 pub use super::heap_ends::{RingConsumer, RingProducer, WriteBatch};
 use super::shm_error::{ShmError, ShmResult};
 pub use crate::priority::Priority;
-use crate::ring::{self, Backing, HeapRegion, RingMemory};
-pub use crate::ring::{Corruption, RingCounters, RingError};
-use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE, LINE, RING_HEADER_SIZE};
+use crate::ring;
+use crate::ring::heap::{self, SizeError};
+pub use crate::ring::RingError;
 
 /// A ring on the heap, used from one thread (it is `Send`, not `Sync`).
 ///
@@ -51,14 +50,10 @@ impl RingBuffer {
         if slots == 0 {
             return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
         }
-        // `slots` maximum records, plus one of wrap padding and the header slack:
-        // that many 4 KiB messages always fit a drained ring.
-        let bytes = slots
-            .checked_add(1)
-            .and_then(|s| s.checked_mul(layout::record_size(DEFAULT_MAX_MESSAGE)))
-            .and_then(|b| b.checked_add(layout::RECORD_HEADER_SIZE))
+        // That many 4 KiB messages always fit a drained ring.
+        let bytes = heap::single_bytes_for(slots)
             .ok_or_else(|| ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory")))?;
-        Self::with_capacity(bytes, DEFAULT_MAX_MESSAGE)
+        Self::with_capacity(bytes, heap::DEFAULT_MAX_MESSAGE)
     }
 
     /// A ring of `bytes` data bytes (rounded up to 128) for messages of up to
@@ -69,7 +64,7 @@ impl RingBuffer {
     /// that overflows, [`ShmError::TooSmall`] (with the minimum) when two
     /// maximum messages do not fit.
     pub fn with_capacity(bytes: usize, max_message: usize) -> ShmResult<RingBuffer> {
-        let (producer, consumer) = heap_ring(bytes, max_message)?;
+        let (producer, consumer) = heap::single(bytes, max_message).map_err(|e| size_error(bytes, e))?;
         Ok(RingBuffer {
             producer: RefCell::new(producer),
             consumer: RefCell::new(consumer),
@@ -171,33 +166,16 @@ impl RingBuffer {
     }
 }
 
-/// Allocates a zeroed ring on the heap and attaches both ends.
-pub(super) fn heap_ring(bytes: usize, max_message: usize) -> ShmResult<(ring::RingProducer, ring::RingConsumer)> {
-    if max_message > layout::MAX_MESSAGE_LIMIT {
-        return Err(ShmError::InvalidConfig(format!(
-            "max_message_size must be at most {} bytes",
-            layout::MAX_MESSAGE_LIMIT
-        )));
+/// Why a heap ring of `bytes` cannot be made, as the 0.1.3 API said it.
+pub(super) fn size_error(bytes: usize, e: SizeError) -> ShmError {
+    match e {
+        SizeError::MessageLimit { max_message } => ShmError::InvalidConfig(format!(
+            "max_message_size {max_message} is over the limit of {} bytes",
+            heap::MAX_MESSAGE_LIMIT
+        )),
+        SizeError::Overflow => ShmError::InvalidConfig(format!("ring of {bytes} bytes overflows memory")),
+        SizeError::TooSmall { requested, minimum } => ShmError::TooSmall { requested, minimum },
     }
-    let min = layout::min_ring_capacity(max_message);
-    let capacity = bytes
-        .checked_add(LINE - 1)
-        .map(|b| b & !(LINE - 1))
-        .ok_or_else(|| ShmError::InvalidConfig(format!("ring of {bytes} bytes overflows memory")))?;
-    if capacity < min {
-        return Err(ShmError::TooSmall {
-            requested: bytes,
-            minimum: min,
-        });
-    }
-    let region = HeapRegion::zeroed(RING_HEADER_SIZE + capacity);
-    let base = region.base();
-    let backing: Backing = Arc::new(region);
-    // SAFETY: the region is LINE-aligned, zeroed (an empty ring), RING_HEADER_SIZE +
-    // capacity bytes long, and kept alive by `backing`; capacity >= min_ring_capacity.
-    let mem = unsafe { RingMemory::new(base, capacity, max_message, backing) };
-    let producer = ring::RingProducer::attach(mem.clone()).map_err(ShmError::from)?;
-    Ok((producer, ring::RingConsumer::attach(mem).map_err(ShmError::from)?))
 }
 
 #[cfg(test)]

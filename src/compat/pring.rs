@@ -4,13 +4,12 @@
 
 use std::cell::RefCell;
 
-use super::buffer::heap_ring;
+use super::buffer::size_error;
 use super::heap_ends::own;
 pub use super::heap_ends::{PriorityBatch, PriorityConsumer, PriorityProducer};
 use super::shm_error::{ShmError, ShmResult};
 use crate::priority::Priority;
-use crate::ring::{self, three};
-use crate::segment::layout::{self, DEFAULT_MAX_MESSAGE};
+use crate::ring::{self, heap};
 
 /// A priority queue of messages on the heap, used from one thread.
 ///
@@ -46,10 +45,9 @@ impl PriorityRingBuffer {
         if slots == 0 {
             return Err(ShmError::InvalidConfig("a ring needs at least one slot".into()));
         }
-        let bytes = slots
-            .checked_mul(layout::record_size(DEFAULT_MAX_MESSAGE))
+        let bytes = heap::tiers_bytes_for(slots)
             .ok_or_else(|| ShmError::InvalidConfig(format!("{slots} slots of 4 KiB overflow memory")))?;
-        Self::with_capacity(bytes, DEFAULT_MAX_MESSAGE)
+        Self::with_capacity(bytes, heap::DEFAULT_MAX_MESSAGE)
     }
 
     /// `bytes` of ring space in all, shared 20/50/30, for messages of up to
@@ -60,18 +58,10 @@ impl PriorityRingBuffer {
     /// that overflows, [`ShmError::TooSmall`] (with the minimum) when two
     /// maximum messages do not fit.
     pub fn with_capacity(bytes: usize, max_message: usize) -> ShmResult<PriorityRingBuffer> {
-        let min = layout::min_ring_capacity(max_message);
-        let mut producers = Vec::with_capacity(3);
-        let mut consumers = Vec::with_capacity(3);
-        for p in Priority::ALL {
-            let share = (bytes / 100).saturating_mul(p.share_percent() as usize).max(min);
-            let (tx, rx) = heap_ring(share, max_message)?;
-            producers.push(tx);
-            consumers.push(rx);
-        }
+        let (producer, consumer) = heap::tiers(bytes, max_message).map_err(|e| size_error(bytes, e))?;
         Ok(PriorityRingBuffer {
-            producer: RefCell::new(ring::PriorityProducer::new(three(producers))),
-            consumer: RefCell::new(ring::PriorityConsumer::new(three(consumers))),
+            producer: RefCell::new(producer),
+            consumer: RefCell::new(consumer),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The engine's rings: lock-free single-producer/single-consumer rings of
 //! variable-length records over memory they do not own (`spsc.rs`), and the
-//! three of a channel read in priority order (`priority.rs`).
+//! three of a channel read in priority order (`priority.rs`); `heap.rs`
+//! makes both on the heap, for the threads of one process.
 //!
 //! The ring code runs in shared-memory segments, six rings per client, and
 //! on the heap for the 0.1.3 API's [`crate::buffer::RingBuffer`]. Messages
@@ -10,6 +11,7 @@
 
 mod bytes;
 mod error;
+pub(crate) mod heap;
 mod priority;
 mod region;
 mod spsc;
