@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release --example instructions -q
-bin=target/release/examples/instructions
+bin="${CARGO_TARGET_DIR:-target}/release/examples/instructions"
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(send_recv send_recv_owned send_recv_blocking reply reply_blocking round_trip batch_64 old_write_read old_write_to_read old_round_trip ring_64 priority_ring_64 async_send_recv_owned typed_round_trip typed_in_place call_round_trip empty_poll_1 empty_poll_8 empty_poll_255)
 count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
