@@ -66,7 +66,7 @@ async fn serve(mut daemon: Daemon) -> Result<(u64, usize), Error> {
                     Err(e) => return Err(e),
                 }
             }
-            Err(_) if !seen.is_empty() && daemon.client_count() == 0 => return Ok((answered, seen.len())),
+            Err(_) if !seen.is_empty() && daemon.control().client_count() == 0 => return Ok((answered, seen.len())),
             Err(_) => {}
         }
     }
@@ -76,7 +76,7 @@ async fn serve(mut daemon: Daemon) -> Result<(u64, usize), Error> {
 /// answers as a stream and checks each.
 async fn client(name: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(name)?;
-    let id = client.id();
+    let id = client.control().id();
     let (mut tx, mut rx) = client.split();
     let start = Instant::now();
     let sender = tokio::spawn(async move {

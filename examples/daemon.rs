@@ -21,8 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut daemon = Daemon::create(name)?;
     println!(
         "daemon: serving {name} ({} client slots, messages up to {} bytes)",
-        daemon.max_clients(),
-        daemon.max_message_size()
+        daemon.control().max_clients(),
+        daemon.control().max_message_size()
     );
     let served = echo::serve(&mut daemon, until_idle)?;
     println!(

@@ -182,7 +182,7 @@ fn send_recv_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize
 
 #[inline(never)]
 fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
-    let id = client.id();
+    let id = client.control().id();
     repeat(n, || {
         daemon.try_send_to(id, Priority::High, &MSG).expect("send_to");
         client.receiver().try_recv_with(|_, b| b.len()).expect("recv")
@@ -191,7 +191,7 @@ fn reply(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
 
 #[inline(never)]
 fn reply_blocking(daemon: &mut Daemon, client: &mut Client, n: u64) -> usize {
-    let id = client.id();
+    let id = client.control().id();
     repeat(n, || {
         daemon.send_to(id, Priority::High, &MSG).expect("send_to");
         client.receiver().recv_with(|_, b| b.len()).expect("recv")

@@ -177,7 +177,7 @@ fn serve(d: &mut Daemon) -> Result<()> {
             Ok(r) => r?,
             Err(Error::Empty) => spin_loop(),
             // Waiting with no client left: the client process is gone.
-            Err(Error::Timeout) if d.client_count() == 0 => return Ok(()),
+            Err(Error::Timeout) if d.control().client_count() == 0 => return Ok(()),
             Err(Error::Timeout) => {}
             Err(e) => return Err(e.into()),
         }
@@ -465,7 +465,7 @@ fn drive(t: &mut Client, quick: bool) -> Result<()> {
             per_sec * *size as f64 / 1e6
         );
     }
-    let stats = t.stats();
+    let stats = t.control().stats();
     println!(
         "\nwake-up syscalls: {} to the daemon, {} to this client",
         stats.daemon_wakeups, stats.client_wakeups

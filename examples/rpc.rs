@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("daemon: ignoring a one-way message from {}", m.client());
                 continue;
             }
-            Err(Error::Timeout) if !seen.is_empty() && daemon.client_count() == 0 => break,
+            Err(Error::Timeout) if !seen.is_empty() && daemon.control().client_count() == 0 => break,
             Err(Error::Timeout | Error::Type(_)) => continue,
             Err(e) => return Err(e.into()),
         };
@@ -118,7 +118,7 @@ fn client(name: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
     const WINDOW: usize = 32;
     let timeout = Duration::from_secs(10);
     let mut caller = Caller::new(Client::connect(name)?);
-    let me = caller.client().id();
+    let me = caller.client().control().id();
     let key = |i: u64| format!("{me}/key-{i}");
     let value = |i: u64| (i * 7).to_le_bytes().repeat(1 + (i % 4) as usize);
 

@@ -17,7 +17,7 @@
 //! assert!(info.daemon.alive);
 //! assert_eq!(info.daemon.pid, std::process::id());
 //! let me = &info.clients[0];
-//! assert_eq!((me.id, me.state), (client.id(), inspect::SlotState::Connected));
+//! assert_eq!((me.id, me.state), (client.control().id(), inspect::SlotState::Connected));
 //! assert_eq!(me.to_daemon[Priority::High.index()].counters.messages_written, 1);
 //! assert!(me.to_daemon[Priority::High.index()].fill > 0.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

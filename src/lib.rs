@@ -52,11 +52,13 @@
 //! receiver's `wait_ready` waits for a message without taking it (for a
 //! loop that waits in one place and receives in another).
 //!
-//! What is neither a send nor a receive (clients, counters, congestion
-//! hints, the daemon's heartbeat, leaving or shutting down) is also on a
-//! control, [`DaemonControl`] or [`ClientControl`], from `control()` on an
-//! endpoint or either half: cheap to clone, and usable from any thread,
-//! even inside a closure of either half.
+//! What is neither a send nor a receive (ids, clients, sizes, counters,
+//! congestion hints, the daemon's heartbeat, leaving or shutting down) is
+//! on a control, and only there: [`DaemonControl`] or [`ClientControl`],
+//! from `control()` on an endpoint or either half (`client.control().id()`,
+//! `daemon.control().stats()`). A control is cheap to clone, and usable from
+//! any thread, even inside a closure of either half. The whole endpoints
+//! keep `shutdown` and `disconnect`, which consume them.
 //!
 //! - "Not now" is [`Error::Full`] (a send) or [`Error::Empty`] (a receive),
 //!   and [`Error::Timeout`] for a bounded wait; [`Error::is_transient`] says

@@ -435,7 +435,7 @@ fn the_futures_are_send() {
     let _g = SegmentGuard(name.clone());
     let mut daemon = Daemon::create(&name).expect("create");
     let mut client = Client::connect(&name).expect("connect");
-    let id = client.id();
+    let id = client.control().id();
     send(&client.send_async(Priority::High, b"x"));
     send(&client.send_async(Priority::High, Fill::new(1, |b| b[0] = 1)));
     send(&client.send_async(Priority::High, &7u32));

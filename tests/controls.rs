@@ -60,7 +60,7 @@ fn a_daemon_control_works_inside_closures_and_on_other_threads() {
     .expect("receive")
     .expect("reply");
     assert_eq!(client.recv_timeout(STEP).expect("reply").payload(), b"reply");
-    assert_eq!(client.backpressure(), 0.75);
+    assert_eq!(client.control().backpressure(), 0.75);
     assert_eq!(to_daemon_read(&control.stats()), 1);
     let elsewhere = tx.control();
     let seen = std::thread::spawn(move || {
@@ -97,7 +97,7 @@ fn counters_of_a_freed_slot_stay_counted() {
     assert!(matches!(daemon.try_recv(), Err(Error::Empty)), "nothing more");
     assert_eq!(control.client_count(), 0);
     assert_eq!(to_daemon_read(&control.stats()), 3);
-    assert_eq!(to_daemon_read(&daemon.stats()), 3);
+    assert_eq!(to_daemon_read(&daemon.control().stats()), 3);
 }
 
 /// A control outlives its endpoint without keeping it: the daemon's
@@ -135,7 +135,7 @@ fn a_client_leaves_through_its_control_inside_a_send() {
     let mut daemon = Daemon::create(&name).expect("create");
     let mut client = Client::connect(&name).expect("connect");
     let control = client.control();
-    assert_eq!(control.id(), client.id());
+    assert_eq!(control.id(), client.control().id());
     client.send(Priority::High, b"before").expect("send");
     client
         .try_send(
@@ -148,7 +148,7 @@ fn a_client_leaves_through_its_control_inside_a_send() {
             }),
         )
         .expect("the send that was under way");
-    assert!(!client.is_connected());
+    assert!(!client.control().is_connected());
     assert!(matches!(
         client.try_send(Priority::High, b"after"),
         Err(Error::Disconnected)
@@ -174,14 +174,18 @@ fn wait_ready_leaves_the_message_where_it_is() {
     daemon.receiver().wait_ready(STEP).expect("still there");
     assert_eq!(daemon.try_recv().expect("it").payload(), b"up");
 
-    daemon.send_to(client.id(), Priority::Low, b"down").expect("send");
+    daemon
+        .send_to(client.control().id(), Priority::Low, b"down")
+        .expect("send");
     client.receiver().wait_ready(STEP).expect("a message waits");
     assert_eq!(client.try_recv().expect("it").payload(), b"down");
 
     // A waiter on another thread is woken by the send.
     let (mut tx, mut rx) = client.split();
     let waiter = std::thread::spawn(move || rx.wait_ready(STEP).map(|()| rx));
-    daemon.send_to(tx.id(), Priority::High, b"wake").expect("send");
+    daemon
+        .send_to(tx.control().id(), Priority::High, b"wake")
+        .expect("send");
     let mut rx = waiter.join().expect("waiter").expect("woken with a message");
     assert_eq!(rx.try_recv().expect("it").payload(), b"wake");
 

@@ -38,7 +38,10 @@ fn a_client_silenced_for_quiet_is_heard_again_on_every_tier() {
         for p in Priority::ALL {
             a.send(p, &[round]).expect("send");
             let m = poll_for(&mut daemon);
-            assert_eq!((m.client(), m.priority(), m.payload()), (a.id(), p, &[round][..]));
+            assert_eq!(
+                (m.client(), m.priority(), m.payload()),
+                (a.control().id(), p, &[round][..])
+            );
             // Far more empty polls than it takes to silence every bell.
             for _ in 0..1000 {
                 assert!(matches!(daemon.try_recv(), Err(Error::Empty)));
@@ -48,7 +51,7 @@ fn a_client_silenced_for_quiet_is_heard_again_on_every_tier() {
     // A client that never sent before is heard at once too, by a blocking receive.
     b.send(Priority::Low, b"late").expect("send");
     let m = daemon.recv_timeout(STEP).expect("recv");
-    assert_eq!((m.client(), m.payload()), (b.id(), &b"late"[..]));
+    assert_eq!((m.client(), m.payload()), (b.control().id(), &b"late"[..]));
 }
 
 /// A hostile peer clears every bell (they are in the shared control
@@ -150,7 +153,7 @@ fn a_thousand_and_twenty_four_clients_are_served() {
         std::thread::spawn(move || lines.for_each(drop));
         kids.push(child);
     }
-    assert_eq!(daemon.client_count(), 1024);
+    assert_eq!(daemon.control().client_count(), 1024);
     let mut seen = vec![false; 1024];
     for _ in 0..1024 {
         let m = daemon.recv_timeout(STEP).expect("hello");

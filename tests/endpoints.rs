@@ -125,7 +125,7 @@ fn blocking_send_to_ends_when_the_client_dies() {
     let r = daemon.send_to(hello.client(), Priority::Low, &[7; 1000]);
     killer.join().unwrap();
     assert!(matches!(r, Err(Error::UnknownClient(_))), "{r:?}");
-    assert_eq!(daemon.client_count(), 0);
+    assert_eq!(daemon.control().client_count(), 0);
 }
 
 /// Client role that reads until the broadcast "bye".
@@ -171,7 +171,7 @@ fn broadcast_skips_a_dead_client_with_a_full_ring() {
     children.kill(stalled);
     daemon.broadcast(Priority::Low, b"bye").expect("broadcast");
     assert!(children.wait_success(reader), "the reading client failed");
-    assert_eq!(daemon.clients(), Vec::<memlink_shm::ClientId>::new());
+    assert_eq!(daemon.control().clients(), Vec::<memlink_shm::ClientId>::new());
 }
 
 /// Daemon role: creates the segment, says "ready", and never reads.
@@ -207,7 +207,7 @@ fn blocking_send_ends_when_the_daemon_dies() {
     let r = client.send(Priority::Low, &[1; 1000]);
     killer.join().unwrap();
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
-    assert!(!client.is_connected());
+    assert!(!client.control().is_connected());
 }
 
 /// A daemon that only sends still frees the slots of clients that left, so
@@ -225,7 +225,7 @@ fn a_daemon_that_only_sends_frees_departed_slots() {
         drop((a, b));
         daemon.broadcast(Priority::Low, b"to nobody").expect("broadcast");
     }
-    assert_eq!(daemon.client_count(), 0);
+    assert_eq!(daemon.control().client_count(), 0);
 }
 
 /// A split daemon receives on one thread and replies on another; once the
@@ -261,7 +261,7 @@ fn a_split_daemon_serves_from_two_threads() {
     // The daemon's next call frees the departed client's slot.
     assert!(matches!(daemon.try_recv(), Err(Error::Empty)));
     let again = Client::connect(&name).expect("the only slot is free again");
-    assert_eq!(daemon.clients(), vec![again.id()]);
+    assert_eq!(daemon.control().clients(), vec![again.control().id()]);
 }
 
 /// The daemon's counters keep what clients that left sent and received.
@@ -283,7 +283,7 @@ fn stats_survive_departed_clients() {
     }
     // The last client's slot is freed by the next call; its counters stay.
     assert!(matches!(daemon.try_recv(), Err(Error::Empty)));
-    let stats = daemon.stats();
+    let stats = daemon.control().stats();
     assert_eq!(stats.to_daemon[Priority::High.index()].messages_read, 1000);
     assert_eq!(stats.to_client[Priority::Low.index()].messages_written, 1000);
     assert_eq!(stats.to_client[Priority::Low.index()].bytes_read, 4000);

@@ -69,7 +69,7 @@ fn main_prints_the_message_of_an_endpoint_error() {
     assert!(matches!(e, Error::Empty));
     assert_eq!(printed_by_main(&e), format!("Error: {e}"));
     let mut client = Client::connect(&name).expect("connect");
-    let too_big = vec![0; daemon.max_message_size() + 1];
+    let too_big = vec![0; daemon.control().max_message_size() + 1];
     let e = client.try_send(Priority::High, &too_big).expect_err("too large");
     let printed = printed_by_main(&e);
     assert!(printed.contains(&too_big.len().to_string()), "{printed}");

@@ -48,7 +48,7 @@ fn a_forked_child_cannot_use_or_release_the_parents_endpoints() {
     let _g = SegmentGuard(name.clone());
     let mut daemon = Daemon::create(&name).expect("create");
     let mut client = Client::connect(&name).expect("connect");
-    let id = client.id();
+    let id = client.control().id();
     client.send(Priority::High, b"before the fork").expect("send");
 
     // SAFETY: fork has no memory-safety preconditions. The child only calls
@@ -103,7 +103,7 @@ fn child_async_exchange(name: &str) -> i32 {
                 _ => return 12,
             }
             // And the client's receive parks before the reply comes.
-            let id = client.id();
+            let id = client.control().id();
             let (got, sent) = tokio::join!(client.recv_async(), async {
                 tokio::task::yield_now().await;
                 daemon.send_to_async(id, Priority::High, &i.to_le_bytes()).await

@@ -118,7 +118,7 @@ fn every_lifecycle_event_is_emitted_with_its_fields() {
         // The header word of the message just sent: a length no ring holds.
         let record = peer
             .layout()
-            .records_offset(bad.id().slot(), Direction::ToDaemon, Priority::High);
+            .records_offset(bad.control().id().slot(), Direction::ToDaemon, Priority::High);
         peer.write_u64(record, u64::MAX / 2);
         let got = daemon.recv_timeout(Duration::from_secs(5));
         assert!(matches!(got, Err(Error::Corrupted(_))), "{got:?}");

@@ -316,7 +316,7 @@ fn a_client_started_first_waits_for_its_daemon() {
             daemon.send_to(msg.client(), Priority::High, msg.payload()).unwrap();
         }
         let until = std::time::Instant::now() + Duration::from_secs(30);
-        while daemon.client_count() > 0 && std::time::Instant::now() < until {
+        while daemon.control().client_count() > 0 && std::time::Instant::now() < until {
             let _ = daemon.recv_timeout(Duration::from_millis(20));
         }
         return;

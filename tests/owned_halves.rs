@@ -64,7 +64,8 @@ fn the_segment_lives_until_both_owned_halves_are_dropped() {
     let (rx, mut tx) = Daemon::create(&name).expect("create").into_split();
     let mut client = Client::connect(&name).expect("connect");
     drop(rx);
-    tx.send_to(client.id(), Priority::Low, b"still here").expect("send");
+    tx.send_to(client.control().id(), Priority::Low, b"still here")
+        .expect("send");
     assert_eq!(client.recv_timeout(STEP).expect("recv").payload(), b"still here");
     drop(tx);
     match client.recv_timeout(STEP) {
@@ -77,7 +78,7 @@ fn the_segment_lives_until_both_owned_halves_are_dropped() {
 /// half has not let go, free once it has.
 fn departed_slot_is_freed_when_the_sender_lets_go(rx: &mut DaemonReceiver, let_go: impl FnOnce(), name: &str) {
     let mut leaving = Client::connect(name).expect("first client");
-    let first = leaving.id();
+    let first = leaving.control().id();
     leaving.send_timeout(Priority::High, b"bye", STEP).expect("send");
     drop(leaving);
     assert_eq!(rx.recv_timeout(STEP).expect("its message").payload(), b"bye");
@@ -91,8 +92,8 @@ fn departed_slot_is_freed_when_the_sender_lets_go(rx: &mut DaemonReceiver, let_g
     let_go();
     assert!(matches!(rx.try_recv(), Err(Error::Empty)));
     let next = Client::connect(name).expect("the freed slot");
-    assert_eq!(next.id().slot(), first.slot());
-    assert!(next.id().generation() > first.generation());
+    assert_eq!(next.control().id().slot(), first.slot());
+    assert!(next.control().id().generation() > first.generation());
 }
 
 #[test]
@@ -136,7 +137,7 @@ fn owned_halves_held_together_free_a_departed_clients_slot_at_once() {
         .into_split();
     let (_other_rx, mut other_tx) = Daemon::create(&other_name).expect("create").into_split();
     let mut leaving = Client::connect(&name).expect("first client");
-    let first = leaving.id();
+    let first = leaving.control().id();
     leaving.send_timeout(Priority::High, b"bye", STEP).expect("send");
     drop(leaving);
     assert_eq!(rx.recv_timeout(STEP).expect("its message").payload(), b"bye");
@@ -148,9 +149,9 @@ fn owned_halves_held_together_free_a_departed_clients_slot_at_once() {
     );
     rx.free_departed(&mut tx);
     let next = Client::connect(&name).expect("the freed slot");
-    assert_eq!(next.id().slot(), first.slot());
+    assert_eq!(next.control().id().slot(), first.slot());
     // The sending half let go of the old client: it reaches the new one.
-    tx.send_to_timeout(next.id(), Priority::High, b"hello", STEP)
+    tx.send_to_timeout(next.control().id(), Priority::High, b"hello", STEP)
         .expect("send to the new client");
 }
 
@@ -214,7 +215,7 @@ fn an_unsplit_daemon_answers_the_next_client_of_a_freed_slot() {
     let mut next = Client::connect(&name).expect("the freed slot");
     next.send_timeout(Priority::High, b"two", STEP).expect("send");
     let msg = daemon.recv_timeout(STEP).expect("its message");
-    assert_eq!(msg.client(), next.id());
+    assert_eq!(msg.client(), next.control().id());
     daemon
         .send_to(msg.client(), Priority::High, b"ok")
         .expect("answer the next client");

@@ -57,9 +57,9 @@ fn every_form_through_the_daemon_and_its_halves_arrives_as_sent() {
     let mut a = Client::connect(&name).expect("connect a");
     let mut b = Client::connect(&name).expect("connect b");
     let p = Priority::Low;
-    daemon.send_to(a.id(), p, &1.5f64).expect("typed to one");
+    daemon.send_to(a.control().id(), p, &1.5f64).expect("typed to one");
     daemon
-        .try_send_to(a.id(), p, Fill::new(3, |buf| buf.copy_from_slice(b"one")))
+        .try_send_to(a.control().id(), p, Fill::new(3, |buf| buf.copy_from_slice(b"one")))
         .expect("fill to one");
     // A broadcast encodes a typed value or runs a Fill once, and copies
     // the bytes to every client.
@@ -77,7 +77,7 @@ fn every_form_through_the_daemon_and_its_halves_arrives_as_sent() {
     daemon.sender().try_broadcast(p, &9u16).expect("typed to all");
     daemon
         .sender()
-        .send_batch_to(b.id(), |batch| {
+        .send_batch_to(b.control().id(), |batch| {
             batch.try_send(p, &3u8)?;
             batch.try_send(p, Fill::new(5, |buf| buf.copy_from_slice(b"batch")))
         })

@@ -64,7 +64,7 @@ mod cut {
         assert!(is_truncated(&e), "daemon recv: {e}");
         let e = daemon.try_recv().expect_err("the daemon stays failed");
         assert!(is_truncated(&e), "daemon recv again: {e}");
-        assert!(!client.is_connected());
+        assert!(!client.control().is_connected());
     }
 
     /// The cutting client: connects, says hello, waits for "go" on stdin, cuts
@@ -99,7 +99,7 @@ mod cut {
         let _w = watchdog(Duration::from_secs(120), &children, &[&name]);
         let mut daemon = three_client_daemon(&name);
         let mut good = Client::connect(&name).expect("connect");
-        assert_eq!(good.id().slot(), 0);
+        assert_eq!(good.control().id().slot(), 0);
         // Cut where channel 1 starts: channel 0 (the good client's) stays whole.
         let layout = Peer::open(&name).expect("open").layout();
         let cut_at = layout.channel_offset(1).to_string();

@@ -149,7 +149,7 @@ fn plain_and_serde_values_cross_both_ways_between_processes() {
             notes += 1;
         }
     }
-    let client = daemon.clients()[0];
+    let client = daemon.control().clients()[0];
     for i in 0..VALUES {
         daemon
             .send_to(client, Priority::High, &reading(i + 1_000_000))

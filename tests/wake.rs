@@ -121,7 +121,7 @@ fn a_parked_task_is_marked_and_a_broadcast_reaches_it() {
     let mut daemon = Daemon::builder(&name).max_clients(4).create().unwrap();
     let idle = Client::connect(&name).unwrap();
     let mut sleeper = Client::builder(&name).spin(Duration::ZERO).connect().unwrap();
-    let slot = sleeper.id().slot();
+    let slot = sleeper.control().id().slot();
     let peer = Peer::open(&name).unwrap();
     let bits = || peer.sleeper_bits();
     let waiting = std::thread::spawn(move || {

@@ -544,7 +544,7 @@ fn attach(shared: &Arc<Shared>, rid: &str, version: Option<u32>) -> Result<Attac
         .protocol_version(version)
         .connect()
         .map_err(refusal)?;
-    let id = client.id();
+    let id = client.control().id();
     let (sender, receiver) = client.split();
     let keys = &shared.keys;
     let ack = stream::ack_publisher(&shared.session, keys.ack_up(rid))

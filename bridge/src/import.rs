@@ -691,7 +691,7 @@ impl Bridge {
     /// Announces clients that connected, and passes on those that left
     /// (one scan after they were seen gone).
     fn scan(&self, daemon: &Daemon, locals: &Mutex<Locals>) {
-        let connected = daemon.clients();
+        let connected = daemon.control().clients();
         let mut guard = lock(locals);
         let mut left = Vec::new();
         for (id, local) in guard.by_client.iter_mut() {

@@ -96,7 +96,10 @@ fn a_remote_client_talks_both_ways_in_order_with_sync_and_async_calls() {
     assert!(client.is_connected());
     assert_eq!(
         client.max_message_size(),
-        memlink_shm::Client::connect(&name).unwrap().max_message_size()
+        memlink_shm::Client::connect(&name)
+            .unwrap()
+            .control()
+            .max_message_size()
     );
 
     // Rounds of 300 sent then 300 received: windows fill and drain.

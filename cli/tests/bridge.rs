@@ -66,7 +66,7 @@ fn run_role(r: &[String]) {
             Err(Error::Timeout) => {}
             Err(e) => panic!("daemon recv: {e}"),
         }
-        let now = daemon.clients();
+        let now = daemon.control().clients();
         for id in now.iter().filter(|id| !known.contains(*id)) {
             println!("joined {id}");
         }
@@ -908,7 +908,10 @@ fn a_message_over_the_daemon_s_limit_refuses_the_import_s_client() {
     ]);
     println!("import: {line}");
     // Made again with the daemon's limit: the client is told at once.
-    let mut client = reconnect_until(&setup, 1, |r| r.as_ref().is_ok_and(|c| c.max_message_size() == 1024)).unwrap();
+    let mut client = reconnect_until(&setup, 1, |r| {
+        r.as_ref().is_ok_and(|c| c.control().max_message_size() == 1024)
+    })
+    .unwrap();
     let got = client.send(Priority::High, &[7; 2000]);
     assert!(
         matches!(got, Err(Error::MessageTooLarge { len: 2000, max: 1024 })),

@@ -230,7 +230,7 @@ fn inspect_a_poisoned_channel_and_a_dead_daemon() {
         let peer = Peer::open(&name).unwrap();
         let at = peer
             .layout()
-            .records_offset(c.id().slot(), Direction::ToDaemon, Priority::High);
+            .records_offset(c.control().id().slot(), Direction::ToDaemon, Priority::High);
         peer.write_u64(at, u64::MAX / 2);
     }
     assert!(matches!(d.recv_timeout(STEP), Err(Error::Corrupted(_))));

@@ -576,7 +576,11 @@ fn memlink_idle_paired(n: u64) -> (Histogram<u64>, Histogram<u64>) {
     let mut child = spawn_peer(&["idle-echo", &names[0], &names[1], "255"], false);
     let step = Duration::from_secs(60);
     let ids = [0, 1].map(|k| daemons[k].recv_timeout(step).expect("the peer says hello").client());
-    assert_eq!(daemons[1].client_count(), 256, "the idle clients are connected");
+    assert_eq!(
+        daemons[1].control().client_count(),
+        256,
+        "the idle clients are connected"
+    );
     let mut hists = [histogram(), histogram()];
     let chunks = n.div_ceil(CHUNK) + 1; // the first pair warms up
     for c in 0..chunks {

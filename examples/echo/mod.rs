@@ -36,7 +36,9 @@ pub fn serve(daemon: &mut Daemon, until_idle: bool) -> Result<Served, Error> {
                     Err(e) => return Err(e),
                 }
             }
-            Err(Error::Timeout) if until_idle && !seen.is_empty() && daemon.client_count() == 0 => return Ok(served),
+            Err(Error::Timeout) if until_idle && !seen.is_empty() && daemon.control().client_count() == 0 => {
+                return Ok(served)
+            }
             Err(Error::Timeout) => {}
             Err(e) => return Err(e),
         }
@@ -56,7 +58,7 @@ pub fn ask(client: &mut Client, n: u64) -> Result<Asked, Box<dyn std::error::Err
     let start = Instant::now();
     let mut worst = Duration::ZERO;
     for i in 0..n {
-        let request = format!("request {i} from {}", client.id());
+        let request = format!("request {i} from {}", client.control().id());
         let priority = if i % 10 == 0 {
             Priority::Critical
         } else {
@@ -86,7 +88,7 @@ pub fn report(client: &Client, asked: &Asked) -> String {
     let per = asked.elapsed / asked.requests.max(1) as u32;
     format!(
         "client {}: {} requests answered, {:.1?} per round trip on average, {:.1?} at worst",
-        client.id(),
+        client.control().id(),
         asked.requests,
         per,
         asked.worst

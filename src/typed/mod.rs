@@ -49,7 +49,7 @@
 //! client.send(Priority::High, &Reading { sensor: 7, flags: 0, value: 21.5 })?;
 //! let msg = daemon.recv()?;
 //! let reading: Reading = msg.decode()?;
-//! assert_eq!((msg.client(), reading.value), (client.id(), 21.5));
+//! assert_eq!((msg.client(), reading.value), (client.control().id(), 21.5));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -221,7 +221,7 @@ impl NrelayShmTransport {
     }
 
     /// This client's id (`None` on the daemon).
-    #[deprecated(since = "0.2.0", note = "use Client::id")]
+    #[deprecated(since = "0.2.0", note = "use ClientControl::id")]
     pub fn client_id(&self) -> Option<ClientId> {
         match &self.role {
             Role::Daemon(_) => None,
@@ -230,7 +230,7 @@ impl NrelayShmTransport {
     }
 
     /// Connected clients (daemon; empty on a client).
-    #[deprecated(since = "0.2.0", note = "use Daemon::clients")]
+    #[deprecated(since = "0.2.0", note = "use DaemonControl::clients")]
     pub fn clients(&self) -> Vec<ClientId> {
         match &self.role {
             Role::Daemon(d) => d.clients(),
@@ -240,7 +240,7 @@ impl NrelayShmTransport {
 
     /// Number of connected clients. A client reads it from the segment
     /// through [`crate::inspect::segment`] (0 if that fails).
-    #[deprecated(since = "0.2.0", note = "use Daemon::client_count")]
+    #[deprecated(since = "0.2.0", note = "use DaemonControl::client_count")]
     pub fn client_count(&self) -> u32 {
         let count = match &self.role {
             Role::Daemon(d) => d.control().client_count(),
@@ -259,7 +259,7 @@ impl NrelayShmTransport {
     }
 
     /// Largest message payload.
-    #[deprecated(since = "0.2.0", note = "use Daemon::max_message_size or Client::max_message_size")]
+    #[deprecated(since = "0.2.0", note = "use max_message_size on DaemonControl or ClientControl")]
     pub fn max_message_size(&self) -> usize {
         match &self.role {
             Role::Daemon(d) => d.control().max_message_size(),
@@ -580,7 +580,7 @@ impl NrelayShmTransport {
 
     /// Client: how long ago the daemon last swept its clients. A hint that
     /// it is making progress; a daemon that is busy elsewhere is not dead.
-    #[deprecated(since = "0.2.0", note = "use Client::daemon_heartbeat_age")]
+    #[deprecated(since = "0.2.0", note = "use ClientControl::daemon_heartbeat_age")]
     pub fn daemon_heartbeat_age(&self) -> Option<Duration> {
         match &self.role {
             Role::Daemon(_) => None,
@@ -589,7 +589,7 @@ impl NrelayShmTransport {
     }
 
     /// Counters of the rings and wake-ups, read from the segment.
-    #[deprecated(since = "0.2.0", note = "use stats on Daemon or Client")]
+    #[deprecated(since = "0.2.0", note = "use stats on DaemonControl or ClientControl")]
     pub fn stats(&self) -> TransportStats {
         match &self.role {
             Role::Daemon(d) => d.stats(),

@@ -36,7 +36,7 @@ use crate::slot::ClientId;
 /// let sent: u64 = control.stats().to_daemon.iter().map(|tier| tier.messages_written).sum();
 /// assert_eq!(sent, 1);
 /// control.disconnect();
-/// assert!(!client.is_connected());
+/// assert!(!client.control().is_connected());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -74,14 +74,14 @@ impl ClientControl {
     }
 
     /// Congestion from 0.0 to 1.0: the fullest of the rings to the daemon, or
-    /// the hint the daemon published, whichever is higher (as
-    /// [`crate::ClientSender::backpressure`]); 0.0 once the client left.
+    /// the hint the daemon published, whichever is higher; 0.0 once the
+    /// client left.
     pub fn backpressure(&self) -> f32 {
         self.conn.upgrade().map_or(0.0, |c| c.backpressure())
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that the daemon sees in
-    /// [`crate::Daemon::backpressure`].
+    /// [`crate::DaemonControl::backpressure`].
     pub fn set_backpressure(&self, level: f32) {
         if let Some(c) = self.conn.upgrade() {
             c.set_backpressure(level);

@@ -16,10 +16,8 @@ use delegate::delegate;
 use super::message::Message;
 use super::payload::Payload;
 use super::settings::{setters, Settings};
-use super::stats::Stats;
 use crate::endpoint::{Error, OpenError};
 use crate::priority::Priority;
-use crate::slot::ClientId;
 
 #[cfg(not(loom))]
 pub use async_api::ClientStream;
@@ -85,7 +83,7 @@ pub struct Client {
 ///     .protocol_version(7)
 ///     .spin(Duration::from_micros(20))
 ///     .connect()?;
-/// assert!(client.is_connected());
+/// assert!(client.control().is_connected());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -120,7 +118,7 @@ impl ClientBuilder {
     /// };
     /// let daemon = Daemon::create(&name)?; // perhaps after the client began
     /// let client = waiting.join().unwrap()?;
-    /// assert_eq!(daemon.clients(), [client.id()]);
+    /// assert_eq!(daemon.control().clients(), [client.control().id()]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait(mut self, timeout: Duration) -> Self {
@@ -245,11 +243,6 @@ impl Client {
         (self.tx, self.rx)
     }
 
-    /// This connection's id, as the daemon sees it.
-    pub fn id(&self) -> ClientId {
-        self.tx.id()
-    }
-
     /// The client's queries and controls, shared by its halves and usable
     /// from anywhere, even inside a closure of either half (see
     /// [`ClientControl`]).
@@ -267,17 +260,6 @@ impl Client {
     /// The segment's name, as given to `connect`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The largest message the segment carries.
-    pub fn max_message_size(&self) -> usize {
-        self.tx.max_message_size()
-    }
-
-    /// Whether the daemon is there and this connection is usable: false once
-    /// the daemon shut down or died, or the channel was poisoned.
-    pub fn is_connected(&self) -> bool {
-        self.tx.is_connected()
     }
 
     /// The sending half, for the sends the client does not repeat
@@ -339,9 +321,6 @@ impl Client {
             /// # Errors
             /// As [`ClientSender::try_send`].
             pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
-
-            /// Congestion from 0.0 to 1.0 ([`ClientSender::backpressure`]).
-            pub fn backpressure(&self) -> f32;
         }
         to self.rx {
             /// Takes the next message, waiting for one ([`ClientReceiver::recv`]).
@@ -362,24 +341,6 @@ impl Client {
             /// As [`ClientReceiver::try_recv`].
             pub fn try_recv(&mut self) -> Result<Message, Error>;
         }
-    }
-
-    /// Publishes a congestion hint (0.0 to 1.0) that the daemon sees in
-    /// [`crate::Daemon::backpressure`].
-    pub fn set_backpressure(&mut self, level: f32) {
-        self.tx.connection().set_backpressure(level);
-    }
-
-    /// How long ago the daemon last swept its clients: a hint that it makes
-    /// progress (a daemon busy elsewhere is not dead; death is detected
-    /// through its lock, not this).
-    pub fn daemon_heartbeat_age(&self) -> Duration {
-        self.tx.connection().daemon_heartbeat_age()
-    }
-
-    /// Counters of this client's rings and wake-ups.
-    pub fn stats(&self) -> Stats {
-        self.tx.connection().stats()
     }
 
     /// Leaves the segment, as dropping does: the daemon reads what was sent,

@@ -15,7 +15,6 @@ use crate::endpoint::message::{received, Message};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::{PriorityConsumer, RingBytes};
-use crate::slot::ClientId;
 use crate::wait::{blocked, Block, Park};
 
 /// The receiving half of a [`crate::Client`], from [`crate::Client::split`]:
@@ -71,16 +70,6 @@ impl ClientReceiver {
     /// when the daemon shut down or died (or the client left).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
         self.wait(deadline(Some(timeout))).map_err(Fault::into_error)
-    }
-
-    /// This client's id, as the daemon sees it.
-    pub fn id(&self) -> ClientId {
-        self.conn.id()
-    }
-
-    /// Whether the daemon is there and the connection is usable.
-    pub fn is_connected(&self) -> bool {
-        self.conn.is_connected()
     }
 
     // ---- the engine.

@@ -16,7 +16,6 @@ use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::PriorityProducer;
 use crate::ring::RingError;
-use crate::slot::ClientId;
 use crate::wait::Park;
 
 /// The sending half of a [`crate::Client`], from [`crate::Client::split`]:
@@ -72,10 +71,6 @@ impl ClientSender {
         }
     }
 
-    pub(crate) fn connection(&self) -> &Arc<Connection> {
-        &self.conn
-    }
-
     /// The client's queries and controls (counters, congestion, the
     /// daemon's heartbeat, leaving), usable from anywhere, even inside this
     /// half's closures: see [`ClientControl`].
@@ -86,21 +81,6 @@ impl ClientSender {
     /// Changes how long blocking calls spin before they sleep in the kernel.
     pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin;
-    }
-
-    /// This client's id, as the daemon sees it.
-    pub fn id(&self) -> ClientId {
-        self.conn.id()
-    }
-
-    /// The largest message the segment carries.
-    pub fn max_message_size(&self) -> usize {
-        self.conn.segment().geometry().max_message_size as usize
-    }
-
-    /// Whether the daemon is there and the connection is usable.
-    pub fn is_connected(&self) -> bool {
-        self.conn.is_connected()
     }
 
     // ---- the engine.
@@ -179,12 +159,6 @@ impl ClientSender {
         let r = self.with_producer(|p| Batch::run(p, f)).map_err(Fault::into_error)?;
         self.wake();
         Ok(r)
-    }
-
-    /// Congestion from 0.0 to 1.0: the fullest of the rings to the daemon, or
-    /// the hint the daemon published, whichever is higher.
-    pub fn backpressure(&self) -> f32 {
-        self.conn.backpressure()
     }
 }
 

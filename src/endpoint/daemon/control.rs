@@ -38,7 +38,7 @@ use crate::slot::{self, ClientId};
 ///     assert_eq!(control.clients(), [from]);
 ///     control.set_backpressure(0.5);
 /// })?;
-/// assert_eq!(client.backpressure(), 0.5);
+/// assert_eq!(client.control().backpressure(), 0.5);
 /// let read: u64 = control.stats().to_daemon.iter().map(|tier| tier.messages_read).sum();
 /// assert_eq!(read, 1);
 /// control.shutdown();
@@ -102,7 +102,7 @@ impl DaemonControl {
     }
 
     /// Publishes a congestion hint (0.0 to 1.0) that clients see in
-    /// [`crate::ClientSender::backpressure`].
+    /// [`crate::ClientControl::backpressure`].
     pub fn set_backpressure(&self, level: f32) {
         table::set_backpressure(&self.seg, level);
     }
@@ -123,7 +123,7 @@ impl DaemonControl {
     /// waits does this by itself every 50 ms; one that only polls
     /// (`try_recv`) can call this on its own schedule. Also beats the
     /// daemon's heartbeat, which clients see in
-    /// [`crate::Client::daemon_heartbeat_age`].
+    /// [`crate::ClientControl::daemon_heartbeat_age`].
     pub fn reclaim_dead(&self) -> usize {
         table::sweep(&self.seg) as usize
     }

@@ -65,11 +65,11 @@ pub(crate) use table::{Owner, Shard};
 /// let mut daemon = Daemon::create(&name)?;
 /// let mut a = Client::connect(&name)?;
 /// let mut b = Client::connect(&name)?;
-/// assert_eq!(daemon.client_count(), 2);
+/// assert_eq!(daemon.control().client_count(), 2);
 ///
 /// a.send(Priority::High, b"from a")?;
 /// let msg = daemon.recv_timeout(Duration::from_secs(5))?;
-/// assert_eq!(msg.client(), a.id());
+/// assert_eq!(msg.client(), a.control().id());
 /// daemon.send_to(msg.client(), Priority::High, b"for a only")?;
 /// daemon.broadcast(Priority::Low, b"for everyone")?;
 ///
@@ -97,7 +97,8 @@ pub struct Daemon {
 ///     .protocol_version(7)
 ///     .spin(Duration::from_micros(20))
 ///     .create()?;
-/// assert_eq!((daemon.max_clients(), daemon.max_message_size()), (4, 64 * 1024));
+/// let control = daemon.control();
+/// assert_eq!((control.max_clients(), control.max_message_size()), (4, 64 * 1024));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -205,7 +206,7 @@ impl Daemon {
     /// # let name = format!("memlink-doc-segment-size-{}", std::process::id());
     /// // Three clients of 1 MiB messages: no size needed, it is worked out.
     /// let daemon = Daemon::builder(&name).max_clients(3).max_message_size(1 << 20).create()?;
-    /// assert_eq!(daemon.max_clients(), 3);
+    /// assert_eq!(daemon.control().max_clients(), 3);
     /// # drop(daemon);
     /// // A size too small for the default 8 clients says what they need.
     /// match Daemon::builder(&name).size(16 << 20).max_message_size(1 << 20).create() {
@@ -239,26 +240,6 @@ impl Daemon {
     /// The segment's name, as given to `create`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The largest message the segment carries.
-    pub fn max_message_size(&self) -> usize {
-        self.tx.control.max_message_size()
-    }
-
-    /// Client slots of the segment.
-    pub fn max_clients(&self) -> u32 {
-        self.tx.control.max_clients()
-    }
-
-    /// The connected clients (of this shard, on a shard: see [`Daemon::shard`]).
-    pub fn clients(&self) -> Vec<ClientId> {
-        self.tx.control.clients()
-    }
-
-    /// How many clients are connected (to this shard, on a shard).
-    pub fn client_count(&self) -> usize {
-        self.tx.control.client_count()
     }
 
     /// The daemon's queries and controls, shared by its halves and usable
@@ -440,24 +421,6 @@ impl Daemon {
             /// As [`DaemonSender::broadcast`].
             pub fn broadcast(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error>;
         }
-    }
-
-    /// Congestion from 0.0 to 1.0 ([`DaemonControl::backpressure`]).
-    pub fn backpressure(&self) -> f32 {
-        self.tx.control.backpressure()
-    }
-
-    /// Publishes a congestion hint (0.0 to 1.0) that clients see in
-    /// [`crate::Client::backpressure`] ([`DaemonControl::set_backpressure`]).
-    pub fn set_backpressure(&mut self, level: f32) {
-        self.tx.control.set_backpressure(level);
-    }
-
-    /// Counters of the rings and of wake-ups: summed over the clients
-    /// connected now and every client that left (or died) since the daemon
-    /// started.
-    pub fn stats(&self) -> Stats {
-        self.tx.control.stats()
     }
 
     /// Shuts the segment down, as dropping does (dropping the last shard,
