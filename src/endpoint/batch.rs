@@ -40,7 +40,7 @@ impl Batch<'_> {
         let written = self.inner.write_with(priority, len, writer(payload))?;
         // Written, untagged if a typed value failed to encode: it counts.
         self.written += 1;
-        Ok(written.into_result()?)
+        written.into_result()
     }
 
     /// How many messages this batch holds so far.

@@ -1,7 +1,9 @@
 //! Received messages and client ids.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
+use crate::endpoint::fault::Op;
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::RingBytes;
@@ -11,9 +13,12 @@ use crate::slot::ClientId;
 /// allocate. Chosen so that a `Message` is 128 bytes (two cache lines).
 const INLINE: usize = 118;
 
+/// Invariant: the first `len` bytes of an inline payload are initialised
+/// (`len <= INLINE`); the others are never read. Not zeroed first: a
+/// receive writes each byte once, with the copy out of the ring.
 #[derive(Clone)]
 enum Payload {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline { len: u8, bytes: [MaybeUninit<u8>; INLINE] },
     Heap(Box<[u8]>),
 }
 
@@ -67,7 +72,7 @@ impl Message {
     fn copy_from_ring(&mut self, bytes: RingBytes<'_>) {
         match &mut self.payload {
             Payload::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
-                bytes.copy_to(inline);
+                bytes.copy_to_uninit(inline);
                 *len = bytes.len() as u8;
             }
             payload => *payload = Payload::Heap(bytes.to_boxed()),
@@ -81,7 +86,11 @@ impl Message {
             priority,
             payload: Payload::Inline {
                 len: 0,
-                bytes: [0; INLINE],
+                // Not `[MaybeUninit::uninit(); INLINE]`: that repeat is
+                // compiled to a fill of all 118 bytes with whatever a
+                // register holds, as costly as zeroing them.
+                // SAFETY: an array of `MaybeUninit` needs no initialisation.
+                bytes: unsafe { MaybeUninit::<[MaybeUninit<u8>; INLINE]>::uninit().assume_init() },
             },
         }
     }
@@ -91,7 +100,9 @@ impl Message {
     fn set(&mut self, bytes: &[u8]) {
         match &mut self.payload {
             Payload::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
-                inline[..bytes.len()].copy_from_slice(bytes);
+                // SAFETY: `bytes` fits in `inline` (checked above), a buffer
+                // of its own; `MaybeUninit<u8>` has the layout of `u8`.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), inline.as_mut_ptr().cast::<u8>(), bytes.len()) };
                 *len = bytes.len() as u8;
             }
             payload => *payload = Payload::Heap(bytes.into()),
@@ -106,7 +117,12 @@ impl Message {
     /// Its bytes.
     pub fn payload(&self) -> &[u8] {
         match &self.payload {
-            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Inline { len, bytes } => {
+                let bytes = &bytes[..usize::from(*len)];
+                // SAFETY: the first `len` inline bytes are initialised (the
+                // type's invariant), and `MaybeUninit<u8>` has the layout of `u8`.
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), bytes.len()) }
+            }
             Payload::Heap(b) => b,
         }
     }
@@ -114,7 +130,7 @@ impl Message {
     /// Its bytes, owned.
     pub fn into_payload(self) -> Vec<u8> {
         match self.payload {
-            Payload::Inline { len, bytes } => bytes[..usize::from(len)].to_vec(),
+            Payload::Inline { .. } => self.payload().to_vec(),
             Payload::Heap(b) => b.into_vec(),
         }
     }
@@ -212,6 +228,25 @@ pub(crate) fn received<T>(recv: impl FnOnce(&mut Option<T>) -> Result<(), Error>
     // `recv` returned `Ok`: its closure ran and filled the slot.
     slot.ok_or(Error::Empty)
 }
+
+/// [`received`] for a receive that does not wait, on the engine's result
+/// (`Ok(None)`: nothing waiting), which comes back in registers where an
+/// [`Error`] would come back through memory.
+#[inline(always)]
+pub(crate) fn taken<T>(recv: impl FnOnce(&mut Option<T>) -> Op<Option<()>>) -> Result<T, Error> {
+    let mut slot = None;
+    match recv(&mut slot) {
+        // `Some`: the closure ran and filled the slot; `None`: nothing waiting.
+        Ok(_) => slot.ok_or(Error::Empty),
+        Err(f) => Err(f.into_error()),
+    }
+}
+
+/// Results of a receive's closure up to this size come back through every
+/// layer's result as they are (in registers, or a copy or two); a larger
+/// one is written into a slot once and moved out of it once (returned, an
+/// 80-byte result was copied four times on its way up).
+pub(crate) const DIRECT: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -39,7 +39,7 @@ pub use message::{ClientMessage, Message};
 pub use open_error::OpenError;
 // For the typed layer, which loom builds leave out.
 #[cfg(not(loom))]
-pub(crate) use payload::sealed::Encode;
+pub(crate) use payload::sealed::{Encode, Encoded};
 pub use payload::{Fill, Payload};
 pub use stats::Stats;
 pub use type_error::TypeError;

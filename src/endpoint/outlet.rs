@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::channel::Deadline;
 use super::fault::{Fault, Op};
+use super::payload::sealed::Written;
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::wait::{blocked, Block, Park};
@@ -54,13 +55,20 @@ pub(crate) trait Outlet {
         }
     }
 
-    /// Writes if the message fits now, then wakes the reader.
+    /// Writes if the message fits now, then wakes the reader. What `fill`
+    /// reports (an encoding failure) is folded into the one result, so that
+    /// only the engine's small [`Fault`] and one word travel back to it.
     #[inline(always)]
-    fn publish<R>(&mut self, priority: Priority, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error> {
+    fn publish<W: Written>(
+        &mut self,
+        priority: Priority,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> W,
+    ) -> Result<(), Error> {
         match self.write(priority, len, fill) {
-            Ok(r) => {
+            Ok(w) => {
                 self.wake();
-                Ok(r)
+                w.into_result()
             }
             Err(e) => Err(e.into_error()),
         }
@@ -70,18 +78,18 @@ pub(crate) trait Outlet {
     /// message that fits at once takes the short way: one write and the
     /// wake-up, none of the waiting machinery.
     #[inline]
-    fn publish_until<R>(
+    fn publish_until<W: Written>(
         &mut self,
         priority: Priority,
         len: usize,
         until: Deadline,
-        fill: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Error> {
+        fill: impl FnOnce(&mut [u8]) -> W,
+    ) -> Result<(), Error> {
         let mut fill = Some(fill);
         match self.write(priority, len, |b| fill.take().map(|f| f(b))) {
-            Ok(Some(r)) => {
+            Ok(Some(w)) => {
                 self.wake();
-                Ok(r)
+                w.into_result()
             }
             Ok(None) | Err(Fault::FULL) => self.publish_when_room(priority, len, until, fill),
             Err(e) => Err(e.into_error()),
@@ -90,28 +98,28 @@ pub(crate) trait Outlet {
 
     /// [`Outlet::publish_until`] once the first try found the ring full.
     #[inline(never)]
-    fn publish_when_room<R, F: FnOnce(&mut [u8]) -> R>(
+    fn publish_when_room<W: Written, F: FnOnce(&mut [u8]) -> W>(
         &mut self,
         priority: Priority,
         len: usize,
         mut until: Deadline,
         mut fill: Option<F>,
-    ) -> Result<R, Error> {
+    ) -> Result<(), Error> {
         blocked(self.poll_publish(&mut Block, priority, len, &mut until, &mut fill))
     }
 
     /// [`Outlet::publish_until`] through `park`. `fill` is taken when it runs.
     #[inline]
-    fn poll_publish<R, F: FnOnce(&mut [u8]) -> R>(
+    fn poll_publish<W: Written, F: FnOnce(&mut [u8]) -> W>(
         &mut self,
         park: &mut impl Park,
         priority: Priority,
         len: usize,
         until: &mut Deadline,
         fill: &mut Option<F>,
-    ) -> Poll<Result<R, Error>> {
-        let r = ready!(self.poll_write(park, priority, len, until, fill)).map_err(Fault::into_error)?;
+    ) -> Poll<Result<(), Error>> {
+        let w = ready!(self.poll_write(park, priority, len, until, fill)).map_err(Fault::into_error)?;
         self.wake();
-        Poll::Ready(Ok(r))
+        Poll::Ready(w.into_result())
     }
 }

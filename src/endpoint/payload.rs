@@ -63,7 +63,7 @@ pub(crate) mod sealed {
     use std::borrow::Cow;
 
     use super::Fill;
-    use crate::endpoint::TypeError;
+    use crate::endpoint::{Error, TypeError};
 
     /// How a payload goes into the ring: its length first, then its bytes
     /// into exactly that many.
@@ -72,7 +72,7 @@ pub(crate) mod sealed {
         fn encoded_len(&self) -> Result<usize, TypeError>;
 
         /// What writing it can report: `()` for bytes (so that the send path
-        /// carries nothing more than before), a `Result` for a typed value.
+        /// carries nothing more than before), an [`Encoded`] for a typed value.
         type Written: Written;
 
         /// Writes the message into `out` (`encoded_len` bytes). A typed
@@ -82,7 +82,7 @@ pub(crate) mod sealed {
 
         /// The message as bytes, encoded into a buffer first if it is not
         /// bytes already (a broadcast copies the same bytes to every client).
-        fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, TypeError>
+        fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, Error>
         where
             Self: Sized + 's,
         {
@@ -92,24 +92,39 @@ pub(crate) mod sealed {
         }
     }
 
+    /// What writing a typed value reports: one machine word (null when it
+    /// encoded), so that a typed send carries no more than a pointer back
+    /// through the engine's layers to its result, not a 40-byte
+    /// [`TypeError`] by value.
+    pub(crate) type Encoded = Result<(), Box<TypeError>>;
+
     /// The outcome of writing a payload: nothing, or an encoding failure.
     pub trait Written {
-        /// As a result.
-        fn into_result(self) -> Result<(), TypeError>;
+        /// As the send's result.
+        fn into_result(self) -> Result<(), Error>;
     }
 
     impl Written for () {
         #[inline(always)]
-        fn into_result(self) -> Result<(), TypeError> {
+        fn into_result(self) -> Result<(), Error> {
             Ok(())
         }
     }
 
-    impl Written for Result<(), TypeError> {
+    impl Written for Encoded {
         #[inline(always)]
-        fn into_result(self) -> Result<(), TypeError> {
-            self
+        fn into_result(self) -> Result<(), Error> {
+            match self {
+                Ok(()) => Ok(()),
+                Err(e) => Err(not_encoded(*e)),
+            }
         }
+    }
+
+    /// The error of a typed value that failed to encode.
+    #[cold]
+    fn not_encoded(e: TypeError) -> Error {
+        Error::Type(e)
     }
 
     /// Bytes: copied as they are.
@@ -129,7 +144,7 @@ pub(crate) mod sealed {
                 }
 
                 #[inline(always)]
-                fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, TypeError>
+                fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, Error>
                 where
                     Self: 's,
                 {
@@ -155,7 +170,7 @@ pub(crate) mod sealed {
         }
 
         #[inline(always)]
-        fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, TypeError>
+        fn bytes<'s>(self) -> Result<Cow<'s, [u8]>, Error>
         where
             Self: 's,
         {

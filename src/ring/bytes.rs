@@ -77,6 +77,7 @@ impl<'a> RingBytes<'a> {
     /// # Panics
     /// If `dst` is shorter than the payload (a caller's bug, never input).
     #[inline]
+    #[cfg(test)]
     pub(crate) fn copy_to<'b>(&self, dst: &'b mut [u8]) -> &'b mut [u8] {
         let dst = &mut dst[..self.len];
         // SAFETY: `dst` is `len` writable bytes.

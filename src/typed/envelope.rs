@@ -71,6 +71,31 @@ pub(crate) fn is_marked(head: &[u8]) -> bool {
     head.len() >= HEADER && head[14..16] == (MAGIC >> 48).to_le_bytes()[..2]
 }
 
+/// The body of `record` if it is the reply to call `id` (not 0) and tagged
+/// `tag`: the common case of a caller's receive, told by two compares of
+/// the header's words (what [`read`] and a decode would find, without
+/// parsing the kind).
+#[inline(always)]
+pub(crate) fn reply_body(record: &[u8], tag: u64, id: u64) -> Option<&[u8]> {
+    let (head, body) = record.split_at_checked(HEADER)?;
+    let (t, w) = head.split_at(8);
+    let t = u64::from_le_bytes(t.try_into().ok()?);
+    let w = u64::from_le_bytes(w.try_into().ok()?);
+    (id != 0 && t == tag && w == Kind::Reply(id).word()).then_some(body)
+}
+
+/// The id and body of `record` if it is a call tagged `tag`: the common
+/// case of a daemon's receive, told as [`reply_body`] tells a reply.
+#[inline(always)]
+pub(crate) fn call_body(record: &[u8], tag: u64) -> Option<(u64, &[u8])> {
+    let (head, body) = record.split_at_checked(HEADER)?;
+    let (t, w) = head.split_at(8);
+    let t = u64::from_le_bytes(t.try_into().ok()?);
+    let w = u64::from_le_bytes(w.try_into().ok()?);
+    let id = w & ID_MASK;
+    (t == tag && w & (MAGIC_MASK | REPLY) == MAGIC && id != 0).then_some((id, body))
+}
+
 /// Splits a record into its tag, kind and body.
 ///
 /// # Errors
@@ -131,5 +156,36 @@ mod tests {
         assert_eq!(read(&[7u8; 64]), Err(TypeError::NotTyped { len: 64 }));
         assert_ne!(tag_of("a", 1), tag_of("a", 2));
         assert_ne!(tag_of("a", 1), tag_of("b", 1));
+    }
+
+    #[test]
+    fn the_quick_checks_agree_with_read() {
+        let kinds = [
+            Kind::OneWay,
+            Kind::Call(1),
+            Kind::Call(77),
+            Kind::Call(MAX_CALL_ID),
+            Kind::Reply(1),
+            Kind::Reply(77),
+            Kind::Refusal(77),
+        ];
+        for kind in kinds {
+            let mut rec = [0u8; HEADER + 3];
+            write(&mut rec, 42, kind);
+            let call = match kind {
+                Kind::Call(id) => Some((id, &rec[HEADER..])),
+                _ => None,
+            };
+            assert_eq!(call_body(&rec, 42), call, "{kind:?}");
+            assert_eq!(call_body(&rec, 43), None);
+            assert_eq!(reply_body(&rec, 42, 77).is_some(), kind == Kind::Reply(77), "{kind:?}");
+            assert_eq!(reply_body(&rec, 43, 77), None);
+            assert_eq!(reply_body(&rec, 42, 0), None);
+        }
+        // Raw bytes: too short, or without the marker.
+        assert_eq!(call_body(&[7u8; 15], 42), None);
+        assert_eq!(reply_body(&[7u8; 15], 42, 1), None);
+        let raw = [7u8; 64];
+        assert_eq!(call_body(&raw, u64::from_le_bytes([7; 8])), None);
     }
 }

@@ -112,9 +112,19 @@ pub(crate) fn record_len<T: Typed>(value: &T) -> Result<usize, TypeError> {
 /// encoding failure the record goes out untagged: a receiver sees
 /// [`TypeError::NotTyped`], never a half-written value.
 #[inline(always)]
-pub(crate) fn write_record<T: Typed>(out: &mut [u8], value: &T, kind: Kind) -> Result<(), TypeError> {
+pub(crate) fn write_record<T: Typed>(out: &mut [u8], value: &T, kind: Kind) -> crate::endpoint::Encoded {
     envelope::write(out, T::TAG, kind);
-    T::Encoding::encode(value, &mut out[HEADER..]).inspect_err(|_| out[..8].fill(0))
+    match T::Encoding::encode(value, &mut out[HEADER..]) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(untagged(out, e)),
+    }
+}
+
+/// A record whose value failed to encode goes out untagged.
+#[cold]
+fn untagged(out: &mut [u8], e: TypeError) -> Box<TypeError> {
+    out[..8].fill(0);
+    Box::new(e)
 }
 
 /// Checks that `record` carries a `T` and returns its kind and body.

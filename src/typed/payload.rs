@@ -5,7 +5,7 @@
 
 use super::envelope::Kind;
 use super::{decode, is, record_len, write_record, Typed};
-use crate::endpoint::{ClientMessage, Encode, Message, TypeError};
+use crate::endpoint::{ClientMessage, Encode, Encoded, Message, TypeError};
 
 /// A typed value and the kind of record it travels in (a message, a call,
 /// a reply): the payload the call layer sends.
@@ -20,10 +20,10 @@ impl<T: Typed> Encode for Record<'_, T> {
         record_len(self.value)
     }
 
-    type Written = Result<(), TypeError>;
+    type Written = Encoded;
 
     #[inline(always)]
-    fn encode_into(self, out: &mut [u8]) -> Result<(), TypeError> {
+    fn encode_into(self, out: &mut [u8]) -> Encoded {
         write_record(out, self.value, self.kind)
     }
 }
@@ -35,10 +35,10 @@ impl<T: Typed> Encode for &T {
         record_len(*self)
     }
 
-    type Written = Result<(), TypeError>;
+    type Written = Encoded;
 
     #[inline(always)]
-    fn encode_into(self, out: &mut [u8]) -> Result<(), TypeError> {
+    fn encode_into(self, out: &mut [u8]) -> Encoded {
         write_record(out, self, Kind::OneWay)
     }
 }

@@ -94,20 +94,26 @@ fn take<Q: Request>(
     priority: Priority,
     record: &[u8],
 ) -> Option<Foreign> {
+    let call = |id, body| {
+        let responder = Responder {
+            client: from,
+            id,
+            priority,
+            _reply: PhantomData,
+        };
+        Some(match Q::Encoding::decode(body) {
+            Ok(request) => Ok(Incoming::Call(request, responder)),
+            Err(e) => Err(e.into()),
+        })
+    };
+    // A call of type `Q`, the common case: told without parsing the kind.
+    if let Some((id, body)) = envelope::call_body(record, Q::TAG) {
+        *got = call(id, body);
+        return None;
+    }
     match envelope::read(record) {
         Ok((tag, Kind::Call(id), _)) if tag != Q::TAG => return Some((from, id, priority)),
-        Ok((_, Kind::Call(id), body)) => {
-            let responder = Responder {
-                client: from,
-                id,
-                priority,
-                _reply: PhantomData,
-            };
-            *got = Some(match Q::Encoding::decode(body) {
-                Ok(request) => Ok(Incoming::Call(request, responder)),
-                Err(e) => Err(e.into()),
-            });
-        }
+        Ok((_, Kind::Call(id), body)) => *got = call(id, body),
         _ => *got = Some(Ok(Incoming::Message(ClientMessage::new(from, priority, record)))),
     }
     None
@@ -129,10 +135,14 @@ impl Daemon {
             let foreign = self
                 .receiver()
                 .recv_copied(|from, priority, record| take::<Q>(&mut got, from, priority, record))?;
-            if let Some(got) = got {
-                return got;
+            match got {
+                // Rebuilt from its parts: a move of the call's request and
+                // responder, not a copy of the whole 136-byte result (sized
+                // for a message) and the drop of what it left.
+                Some(Ok(Incoming::Call(request, responder))) => return Ok(Incoming::Call(request, responder)),
+                Some(got) => return got,
+                None => self.refuse::<Q>(foreign),
             }
-            self.refuse::<Q>(foreign);
         }
     }
 

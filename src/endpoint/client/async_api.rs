@@ -13,7 +13,6 @@ use crate::endpoint::channel::Deadline;
 use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::Message;
 use crate::endpoint::outlet::Outlet;
-use crate::endpoint::payload::sealed::Written;
 use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
@@ -35,11 +34,7 @@ impl ClientSender {
     pub async fn send_async(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
         let (mut fill, mut until) = (Some(writer(payload)), Deadline::NEVER);
-        Ok(
-            as_task(|park| self.poll_publish(park, priority, len, &mut until, &mut fill))
-                .await?
-                .into_result()?,
-        )
+        as_task(|park| self.poll_publish(park, priority, len, &mut until, &mut fill)).await
     }
 }
 

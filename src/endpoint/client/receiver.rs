@@ -11,7 +11,7 @@ use crate::doorbell;
 use crate::endpoint::channel::{deadline, Deadline, Flow, NotifyOnDrop, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::in_place::trusting_peer;
-use crate::endpoint::message::{received, Message};
+use crate::endpoint::message::{received, taken, Message, DIRECT};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::{PriorityConsumer, RingBytes};
@@ -219,7 +219,7 @@ impl ClientReceiver {
     /// [`Error::Empty`] when none is; otherwise as [`ClientReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        received(|got| self.try_take(|p, b| Message::build_in(got, p, b)))
+        taken(|got| self.read_with(|p, b| Message::build_in(got, p, b)))
     }
 
     /// Passes the next waiting message to `f` in place, without copying.
@@ -240,8 +240,17 @@ impl ClientReceiver {
     /// it (for the owned and typed receives, which copy it out).
     #[inline(always)]
     pub(crate) fn try_take<R>(&mut self, f: impl FnOnce(Priority, RingBytes<'_>) -> R) -> Result<R, Error> {
-        match self.read_with(f) {
-            Ok(Some(r)) => Ok(r),
+        if std::mem::size_of::<R>() <= DIRECT {
+            return match self.read_with(f) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(Error::Empty),
+                Err(e) => Err(e.into_error()),
+            };
+        }
+        let mut slot = None;
+        match self.read_with(|p, b| slot = Some(f(p, b))) {
+            // `Some`: the closure ran and filled the slot.
+            Ok(Some(())) => slot.ok_or(Error::Empty),
             Ok(None) => Err(Error::Empty),
             Err(e) => Err(e.into_error()),
         }

@@ -10,7 +10,6 @@ use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::{wait_for_room, Deadline, Lacking, Throttle};
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::outlet::Outlet;
-use crate::endpoint::payload::sealed::Written;
 use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::Error;
 use crate::priority::Priority;
@@ -121,9 +120,7 @@ impl ClientSender {
     #[inline]
     pub fn send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self
-            .publish_until(priority, len, Deadline::NEVER, writer(payload))?
-            .into_result()?)
+        self.publish_until(priority, len, Deadline::NEVER, writer(payload))
     }
 
     /// Like [`ClientSender::send`], waiting at most `timeout` for room.
@@ -133,9 +130,7 @@ impl ClientSender {
     /// closure is not called then).
     pub fn send_timeout(&mut self, priority: Priority, payload: impl Payload, timeout: Duration) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self
-            .publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))?
-            .into_result()?)
+        self.publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))
     }
 
     /// Sends `payload` if it fits now.
@@ -146,7 +141,7 @@ impl ClientSender {
     #[inline(always)]
     pub fn try_send(&mut self, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self.publish(priority, len, writer(payload))?.into_result()?)
+        self.publish(priority, len, writer(payload))
     }
 
     /// Sends every message `f` adds to the batch, published together with

@@ -15,7 +15,6 @@ use crate::endpoint::fault::Fault;
 use crate::endpoint::in_place::trusting_peer;
 use crate::endpoint::message::ClientMessage;
 use crate::endpoint::outlet::Outlet;
-use crate::endpoint::payload::sealed::Written;
 use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::task::{as_task, next_item};
 use crate::endpoint::Error;
@@ -81,13 +80,12 @@ impl DaemonSender {
     ) -> Result<(), Error> {
         let len = payload.encoded_len()?;
         let (mut fill, mut until) = (Some(writer(payload)), Deadline::NEVER);
-        Ok(as_task(|park| {
+        as_task(|park| {
             self.tx
                 .to(client)
                 .poll_publish(park, priority, len, &mut until, &mut fill)
         })
-        .await?
-        .into_result()?)
+        .await
     }
 
     /// Sends `payload` to every connected client, or to none, waiting

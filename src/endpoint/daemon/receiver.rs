@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::handoff::Handoff;
 use super::{DaemonControl, DaemonRx, DaemonSender, Owner};
 use crate::endpoint::channel::Deadline;
-use crate::endpoint::fault::Fault;
+use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::in_place::trusting_peer;
-use crate::endpoint::message::{received, ClientMessage};
+use crate::endpoint::message::{received, taken, ClientMessage, DIRECT};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::RingBytes;
@@ -150,7 +150,7 @@ impl DaemonReceiver {
     /// [`Error::Empty`] when none is; otherwise as [`DaemonReceiver::recv`].
     #[inline]
     pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        received(|got| self.try_take(|c, p, b| ClientMessage::build_in(got, c, p, b)))
+        taken(|got| self.take_now(|c, p, b| ClientMessage::build_in(got, c, p, b)))
     }
 
     /// Passes the next waiting message, with its sender, to `f` in place,
@@ -172,15 +172,31 @@ impl DaemonReceiver {
     /// it (for the owned and typed receives, which copy it out).
     #[inline(always)]
     pub(crate) fn try_take<R>(&mut self, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Result<R, Error> {
+        if std::mem::size_of::<R>() <= DIRECT {
+            return match self.take_now(f) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(Error::Empty),
+                Err(e) => Err(e.into_error()),
+            };
+        }
+        let mut slot = None;
+        match self.take_now(|c, p, b| slot = Some(f(c, p, b))) {
+            // `Some`: the closure ran and filled the slot.
+            Ok(Some(())) => slot.ok_or(Error::Empty),
+            Ok(None) => Err(Error::Empty),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Passes the next waiting message to `f`, on the engine's result
+    /// (`Ok(None)`: none is waiting).
+    #[inline(always)]
+    fn take_now<R>(&mut self, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Op<Option<R>> {
         let DaemonReceiver {
             rx, handoff, joined, ..
         } = self;
         let mut release = |i| handoff.release(i, *joined);
-        match rx.read_from_with(&mut release, f) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Empty),
-            Err(e) => Err(e.into_error()),
-        }
+        rx.read_from_with(&mut release, f)
     }
 
     /// Waits for the next message and passes it to `f` in place (trusting

@@ -9,7 +9,6 @@ use crate::endpoint::batch::Batch;
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::Fault;
 use crate::endpoint::outlet::Outlet;
-use crate::endpoint::payload::sealed::Written;
 use crate::endpoint::payload::{writer, Payload};
 use crate::endpoint::Error;
 use crate::priority::Priority;
@@ -68,11 +67,9 @@ impl DaemonSender {
     #[inline]
     pub fn send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self
-            .tx
+        self.tx
             .to(client)
-            .publish_until(priority, len, Deadline::NEVER, writer(payload))?
-            .into_result()?)
+            .publish_until(priority, len, Deadline::NEVER, writer(payload))
     }
 
     /// Like [`DaemonSender::send_to`], waiting at most `timeout` for room.
@@ -87,11 +84,9 @@ impl DaemonSender {
         timeout: Duration,
     ) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self
-            .tx
+        self.tx
             .to(client)
-            .publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))?
-            .into_result()?)
+            .publish_until(priority, len, Deadline::after(Some(timeout)), writer(payload))
     }
 
     /// Sends `payload` to one client if it fits now.
@@ -101,11 +96,7 @@ impl DaemonSender {
     #[inline(always)]
     pub fn try_send_to(&mut self, client: ClientId, priority: Priority, payload: impl Payload) -> Result<(), Error> {
         let len = payload.encoded_len()?;
-        Ok(self
-            .tx
-            .to(client)
-            .publish(priority, len, writer(payload))?
-            .into_result()?)
+        self.tx.to(client).publish(priority, len, writer(payload))
     }
 
     /// Sends every message `f` adds to the batch to one client, published
