@@ -164,8 +164,8 @@ impl From<Orphans> for CleanupReport {
 pub struct RecoveryManager {
     /// The segment name as given.
     name: String,
-    /// The segment's file, or why the name is unusable.
-    segment: Result<PathBuf, OpenError>,
+    /// Why the name is unusable, if it is: `register_daemon` reports it.
+    unusable: Option<OpenError>,
     pid_file: PathBuf,
     held: Mutex<Option<PidFile>>,
 }
@@ -174,15 +174,15 @@ impl RecoveryManager {
     /// A manager for the segment `path` (a POSIX name or a file path, as for
     /// `NrelayShmTransport::create`).
     pub fn new(path: &str) -> RecoveryManager {
-        let segment = inspect::segment_path(path);
-        let mut pid_file = segment
-            .as_ref()
-            .map_or_else(|_| PathBuf::from(path), Clone::clone)
-            .into_os_string();
+        let (segment, unusable) = match inspect::segment_path(path) {
+            Ok(segment) => (segment, None),
+            Err(e) => (PathBuf::from(path), Some(e)),
+        };
+        let mut pid_file = segment.into_os_string();
         pid_file.push(".pid");
         RecoveryManager {
             name: path.to_owned(),
-            segment,
+            unusable,
             pid_file: pid_file.into(),
             held: Mutex::new(None),
         }
@@ -210,7 +210,7 @@ impl RecoveryManager {
     /// [`ShmError::InvalidConfig`] for an unusable name, [`ShmError::Io`] when the
     /// file cannot be opened, locked or written.
     pub fn register_daemon(&self) -> ShmResult<()> {
-        if let Err(e) = &self.segment {
+        if let Some(e) = &self.unusable {
             return Err(ShmError::InvalidConfig(e.to_string()));
         }
         let mut held = self.held();
