@@ -91,6 +91,16 @@ impl DaemonReceiver {
         }
     }
 
+    /// Whether [`DaemonReceiver::free_departed`] may have a slot to free: a
+    /// client this half saw leave waits to be drained or freed. One load.
+    /// For code that must lock or borrow the sending half to call
+    /// `free_departed` (a `Mutex` or `RefCell` around it), so that a receive
+    /// takes it only when there is something to free.
+    #[inline(always)]
+    pub fn has_departed(&self) -> bool {
+        self.rx.may_have_departed()
+    }
+
     #[cold]
     #[inline(never)]
     fn free_departed_now(&mut self, sender: &mut DaemonSender) {
