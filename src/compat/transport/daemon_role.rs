@@ -47,9 +47,7 @@ impl DaemonRole {
         let r = f(&mut rx);
         // The sending half is borrowed only when there is something to free.
         if rx.has_departed() {
-            if let Some(mut tx) = self.halves.idle_tx() {
-                rx.free_departed(&mut tx);
-            }
+            self.free_departed(&mut rx);
         }
         Ok(r)
     }
@@ -129,16 +127,24 @@ impl DaemonRole {
     #[inline(always)]
     pub(super) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
         let mut rx = self.halves.rx_now()?;
-        let r = rx.try_recv_with(f);
-        if rx.has_departed() {
-            if let Some(mut tx) = self.halves.idle_tx() {
-                rx.free_departed(&mut tx);
-            }
-        }
-        match r {
+        let read = match rx.try_recv_with(f) {
             Ok(r) => Ok(Some(r)),
             Err(Error::Empty) => Ok(None),
             Err(e) => Err(lifted(e)),
+        };
+        if rx.has_departed() {
+            self.free_departed(&mut rx);
+        }
+        read
+    }
+
+    /// Frees the slots of departed clients `rx` drained, unless the sending
+    /// half is busy (a read inside a write closure): a later read frees them.
+    #[cold]
+    #[inline(never)]
+    fn free_departed(&self, rx: &mut DaemonReceiver) {
+        if let Some(mut tx) = self.halves.idle_tx() {
+            rx.free_departed(&mut tx);
         }
     }
 
