@@ -213,8 +213,9 @@ fn empty_slot<T>(slot: &mut Option<T>, value: T) -> &mut T {
     debug_assert!(slot.is_none());
     // SAFETY: `slot` is a valid, aligned place (a `&mut`); what it held is
     // overwritten without being dropped, which could only leak, and it held
-    // nothing: every receive passes a fresh `None` (`received`, the async
-    // receives) to the one `FnOnce` that builds the message.
+    // nothing: every receive passes a fresh `None` (`received`, the daemon's
+    // `try_recv`, the async receives) to the one `FnOnce` that builds the
+    // message.
     unsafe { std::ptr::write(slot, Some(value)) };
     match slot {
         Some(value) => value,
