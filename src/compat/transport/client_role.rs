@@ -67,7 +67,7 @@ impl ClientRole {
     ) -> ShmResult<R> {
         let mut out = None;
         self.halves
-            .tx()?
+            .tx_now()?
             .try_send(priority, Fill::new(len, |b| out = Some(fill(b))))
             .map_err(lifted)?;
         Ok(out.expect("a send that succeeded ran its fill"))
@@ -75,7 +75,7 @@ impl ClientRole {
 
     #[inline(always)]
     pub(super) fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        self.halves.tx()?.try_send(priority, data).map_err(lifted)
+        self.halves.tx_now()?.try_send(priority, data).map_err(lifted)
     }
 
     pub(super) fn write_timeout(&self, priority: Priority, data: &[u8], timeout: Option<Duration>) -> ShmResult<()> {
@@ -97,7 +97,7 @@ impl ClientRole {
     /// The next message, lent to `f` where it lies (`None`: none waiting).
     #[inline(always)]
     pub(super) fn read_with<R>(&self, f: impl FnOnce(Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
-        match self.halves.rx()?.try_recv_with(f) {
+        match self.halves.rx_now()?.try_recv_with(f) {
             Ok(r) => Ok(Some(r)),
             Err(Error::Empty) => Ok(None),
             Err(e) => Err(lifted(e)),
@@ -106,7 +106,7 @@ impl ClientRole {
 
     /// The next message, copied out (`None`: none waiting).
     pub(super) fn read_copied(&self) -> ShmResult<Option<(Priority, Vec<u8>)>> {
-        match self.halves.rx()?.try_recv() {
+        match self.halves.rx_now()?.try_recv() {
             Ok(m) => Ok(Some((m.priority(), m.into_payload()))),
             Err(Error::Empty) => Ok(None),
             Err(e) => Err(lifted(e)),
@@ -114,7 +114,7 @@ impl ClientRole {
     }
 
     pub(super) fn read_batch_with(&self, max: usize, f: impl FnMut(Priority, &[u8])) -> ShmResult<usize> {
-        match self.halves.rx()?.try_recv_batch(max, f) {
+        match self.halves.rx_now()?.try_recv_batch(max, f) {
             Ok(n) => Ok(n),
             Err(Error::Empty) => Ok(0),
             Err(e) => Err(lifted(e)),

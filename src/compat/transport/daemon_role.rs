@@ -45,25 +45,29 @@ impl DaemonRole {
     fn receiving<R>(&self, f: impl FnOnce(&mut DaemonReceiver) -> Result<R, Error>) -> ShmResult<Result<R, Error>> {
         let mut rx = self.halves.rx()?;
         let r = f(&mut rx);
-        if let Some(mut tx) = self.halves.idle_tx() {
-            rx.free_departed(&mut tx);
+        // The sending half is borrowed only when there is something to free.
+        if rx.has_departed() {
+            self.free_departed(&mut rx);
         }
         Ok(r)
     }
 
     #[inline(always)]
     pub(super) fn write(&self, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        self.halves.tx()?.try_broadcast(priority, data).map_err(lifted)
+        self.halves.tx_now()?.try_broadcast(priority, data).map_err(lifted)
     }
 
     pub(super) fn write_with(&self, priority: Priority, len: usize, mut fill: impl FnMut(&mut [u8])) -> ShmResult<()> {
         let fill = Fill::new(len, |b: &mut [u8]| fill(b));
-        self.halves.tx()?.try_broadcast(priority, fill).map_err(lifted)
+        self.halves.tx_now()?.try_broadcast(priority, fill).map_err(lifted)
     }
 
     #[inline(always)]
     pub(super) fn write_to(&self, client: ClientId, priority: Priority, data: &[u8]) -> ShmResult<()> {
-        self.halves.tx()?.try_send_to(client, priority, data).map_err(lifted)
+        self.halves
+            .tx_now()?
+            .try_send_to(client, priority, data)
+            .map_err(lifted)
     }
 
     #[inline(always)]
@@ -76,7 +80,7 @@ impl DaemonRole {
     ) -> ShmResult<R> {
         let mut out = None;
         self.halves
-            .tx()?
+            .tx_now()?
             .try_send_to(client, priority, Fill::new(len, |b| out = Some(fill(b))))
             .map_err(lifted)?;
         Ok(out.expect("a send that succeeded ran its fill"))
@@ -122,15 +126,25 @@ impl DaemonRole {
     /// instructions more (`old_write_read` in `examples/instructions.rs`).
     #[inline(always)]
     pub(super) fn read_from_with<R>(&self, f: impl FnOnce(ClientId, Priority, &[u8]) -> R) -> ShmResult<Option<R>> {
-        let mut rx = self.halves.rx()?;
-        let r = rx.try_recv_with(f);
-        if let Some(mut tx) = self.halves.idle_tx() {
-            rx.free_departed(&mut tx);
-        }
-        match r {
+        let mut rx = self.halves.rx_now()?;
+        let read = match rx.try_recv_with(f) {
             Ok(r) => Ok(Some(r)),
             Err(Error::Empty) => Ok(None),
             Err(e) => Err(lifted(e)),
+        };
+        if rx.has_departed() {
+            self.free_departed(&mut rx);
+        }
+        read
+    }
+
+    /// Frees the slots of departed clients `rx` drained, unless the sending
+    /// half is busy (a read inside a write closure): a later read frees them.
+    #[cold]
+    #[inline(never)]
+    fn free_departed(&self, rx: &mut DaemonReceiver) {
+        if let Some(mut tx) = self.halves.idle_tx() {
+            rx.free_departed(&mut tx);
         }
     }
 

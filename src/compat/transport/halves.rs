@@ -42,7 +42,8 @@ spins!(ClientSender, ClientReceiver, DaemonSender, DaemonReceiver);
 pub(super) struct Halves<Tx, Rx> {
     tx: RefCell<Tx>,
     rx: RefCell<Rx>,
-    /// A spin asked for while a half was busy: applied at the next call.
+    /// A spin asked for while a half was busy: applied at the next call
+    /// that can wait (`tx` or `rx`; the spin matters to nothing else).
     pending_spin: Cell<Option<Duration>>,
 }
 
@@ -55,18 +56,37 @@ impl<Tx: Spins, Rx: Spins> Halves<Tx, Rx> {
         }
     }
 
-    /// The sending half, unless this is a call from inside its own closure.
+    /// The sending half for a call that can wait, with any spin missed
+    /// while it was busy, unless this is a call from inside its own closure.
     #[inline(always)]
     pub(super) fn tx(&self) -> Result<RefMut<'_, Tx>, Reentrant> {
         self.catch_up();
         self.tx.try_borrow_mut().map_err(|_| Reentrant)
     }
 
-    /// The receiving half, unless this is a call from inside its own
-    /// closure.
+    /// The receiving half for a call that can wait, with any spin missed
+    /// while it was busy, unless this is a call from inside its own closure.
     #[inline(always)]
     pub(super) fn rx(&self) -> Result<RefMut<'_, Rx>, Reentrant> {
         self.catch_up();
+        self.rx.try_borrow_mut().map_err(|_| Reentrant)
+    }
+
+    /// The sending half for a call that does not wait, unless this is a
+    /// call from inside its own closure. A spin asked for while a half was
+    /// busy is left for the next call that can wait (only waits spin): so
+    /// that a write that need not wait does not look for one (2
+    /// instructions of every `old_*` case in `examples/instructions.rs`).
+    #[inline(always)]
+    pub(super) fn tx_now(&self) -> Result<RefMut<'_, Tx>, Reentrant> {
+        self.tx.try_borrow_mut().map_err(|_| Reentrant)
+    }
+
+    /// The receiving half for a call that does not wait (see
+    /// [`Halves::tx_now`]), unless this is a call from inside its own
+    /// closure.
+    #[inline(always)]
+    pub(super) fn rx_now(&self) -> Result<RefMut<'_, Rx>, Reentrant> {
         self.rx.try_borrow_mut().map_err(|_| Reentrant)
     }
 

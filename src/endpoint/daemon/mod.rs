@@ -28,6 +28,7 @@ use crate::slot::ClientId;
 pub use async_api::DaemonStream;
 pub use control::DaemonControl;
 pub use receiver::DaemonReceiver;
+use receiver::Freeing;
 pub use sender::DaemonSender;
 
 pub(crate) use receiving::DaemonRx;
@@ -165,8 +166,10 @@ impl Daemon {
         Daemon {
             rx: DaemonReceiver {
                 rx: DaemonRx::new(seg.clone(), spin, shard, forks, retired),
-                handoff: handoff.clone(),
-                joined: false,
+                free: Freeing {
+                    handoff: handoff.clone(),
+                    joined: false,
+                },
                 _owner: owner.clone(),
                 control: control.clone(),
             },
@@ -297,7 +300,7 @@ impl Daemon {
     /// them out, and they could be swapped with another daemon's).
     #[inline(always)]
     fn halves_are_a_pair(&self) -> bool {
-        Arc::ptr_eq(&self.rx.handoff, self.tx.tx.handoff())
+        Arc::ptr_eq(&self.rx.free.handoff, self.tx.tx.handoff())
     }
 
     /// The receiving half, for the receives the daemon does not repeat
@@ -306,7 +309,7 @@ impl Daemon {
     /// sending half is idle, so a drained slot is freed at once.
     #[inline(always)]
     pub fn receiver(&mut self) -> &mut DaemonReceiver {
-        self.rx.joined = self.halves_are_a_pair();
+        self.rx.free.joined = self.halves_are_a_pair();
         &mut self.rx
     }
 
@@ -329,7 +332,7 @@ impl Daemon {
     /// free a departed client's slot as split halves do (see
     /// [`DaemonReceiver`]).
     pub fn split(&mut self) -> (&mut DaemonReceiver, &mut DaemonSender) {
-        self.rx.joined = false;
+        self.rx.free.joined = false;
         (&mut self.rx, &mut self.tx)
     }
 
@@ -362,7 +365,7 @@ impl Daemon {
     /// ```
     pub fn into_split(self) -> (DaemonReceiver, DaemonSender) {
         let Daemon { mut rx, tx, .. } = self;
-        rx.joined = false;
+        rx.free.joined = false;
         (rx, tx)
     }
 

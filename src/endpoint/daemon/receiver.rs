@@ -10,7 +10,7 @@ use super::{DaemonControl, DaemonRx, DaemonSender, Owner};
 use crate::endpoint::channel::Deadline;
 use crate::endpoint::fault::{Fault, Op};
 use crate::endpoint::in_place::trusting_peer;
-use crate::endpoint::message::{received, taken, ClientMessage, DIRECT};
+use crate::endpoint::message::{received, ClientMessage, DIRECT};
 use crate::endpoint::Error;
 use crate::priority::Priority;
 use crate::ring::RingBytes;
@@ -50,15 +50,31 @@ use crate::wait::{blocked, Block, Park};
 #[derive(Debug)]
 pub struct DaemonReceiver {
     pub(super) rx: DaemonRx,
+    /// How this half frees a departed client's slot.
+    pub(super) free: Freeing,
+    /// Keeps the segment up until both halves are dropped.
+    pub(super) _owner: Arc<Owner>,
+    pub(super) control: DaemonControl,
+}
+
+/// How a receiving half frees a drained slot: one field, so that the
+/// closure each receive lends its reads captures one pointer, not two.
+#[derive(Debug)]
+pub(super) struct Freeing {
     /// Shared with the sending half: how a departed client's slot is let go.
     pub(super) handoff: Arc<Handoff>,
     /// Set by the daemon for its own calls, which hold both halves (the
     /// sending half is then idle): a drained slot is freed at once, and the
     /// sending half lets go of it before its next write.
     pub(super) joined: bool,
-    /// Keeps the segment up until both halves are dropped.
-    pub(super) _owner: Arc<Owner>,
-    pub(super) control: DaemonControl,
+}
+
+impl Freeing {
+    /// Whether drained slot `i` may be freed now (see [`Handoff::release`]).
+    #[inline(always)]
+    fn release(&self, i: u32) -> bool {
+        self.handoff.release(i, self.joined)
+    }
 }
 
 impl DaemonReceiver {
@@ -91,16 +107,26 @@ impl DaemonReceiver {
         }
     }
 
+    /// Whether [`DaemonReceiver::free_departed`] may have a slot to free: a
+    /// client this half saw leave waits to be drained or freed. One load.
+    /// For code that must lock or borrow the sending half to call
+    /// `free_departed` (a `Mutex` or `RefCell` around it), so that a receive
+    /// takes it only when there is something to free.
+    #[inline(always)]
+    pub fn has_departed(&self) -> bool {
+        self.rx.may_have_departed()
+    }
+
     #[cold]
     #[inline(never)]
     fn free_departed_now(&mut self, sender: &mut DaemonSender) {
-        if !Arc::ptr_eq(&self.handoff, sender.tx.handoff()) {
+        if !Arc::ptr_eq(&self.free.handoff, sender.tx.handoff()) {
             return;
         }
-        let DaemonReceiver { rx, handoff, .. } = self;
+        let DaemonReceiver { rx, free, .. } = self;
         // Both halves are here and idle: free at once, as a joined daemon
         // does, and have the sending half let go before it writes again.
-        rx.refresh(&mut |i| handoff.release(i, true));
+        rx.refresh(&mut |i| free.handoff.release(i, true));
         sender.tx.release_departed();
     }
 
@@ -114,10 +140,8 @@ impl DaemonReceiver {
     /// [`Error::Timeout`] when none came in time, [`Error::Disconnected`]
     /// when the segment was shut down.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
-        let DaemonReceiver {
-            rx, handoff, joined, ..
-        } = self;
-        let mut release = |i| handoff.release(i, *joined);
+        let DaemonReceiver { rx, free, .. } = self;
+        let mut release = |i| free.release(i);
         let mut until = Deadline::after(Some(timeout));
         rx.wait(&mut release, until.instant()).map_err(Fault::into_error)
     }
@@ -148,9 +172,16 @@ impl DaemonReceiver {
     ///
     /// # Errors
     /// [`Error::Empty`] when none is; otherwise as [`DaemonReceiver::recv`].
-    #[inline]
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<ClientMessage, Error> {
-        taken(|got| self.take_now(|c, p, b| ClientMessage::build_in(got, c, p, b)))
+        // `try_take`'s result written out by hand, and inlined: so that the
+        // receive is inlined whole into its caller (through a closure it
+        // stayed a function of its own: `empty_poll_1` in
+        // `examples/instructions.rs`). The message is still built where it
+        // is returned from.
+        let mut got = None;
+        self.try_take(|c, p, b| ClientMessage::build_in(&mut got, c, p, b))?;
+        got.ok_or(Error::Empty)
     }
 
     /// Passes the next waiting message, with its sender, to `f` in place,
@@ -192,10 +223,8 @@ impl DaemonReceiver {
     /// (`Ok(None)`: none is waiting).
     #[inline(always)]
     fn take_now<R>(&mut self, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Op<Option<R>> {
-        let DaemonReceiver {
-            rx, handoff, joined, ..
-        } = self;
-        let mut release = |i| handoff.release(i, *joined);
+        let DaemonReceiver { rx, free, .. } = self;
+        let mut release = |i| free.release(i);
         rx.read_from_with(&mut release, f)
     }
 
@@ -229,10 +258,8 @@ impl DaemonReceiver {
         until: Deadline,
         f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R,
     ) -> Result<R, Error> {
-        let DaemonReceiver {
-            rx, handoff, joined, ..
-        } = self;
-        let mut release = |i| handoff.release(i, *joined);
+        let DaemonReceiver { rx, free, .. } = self;
+        let mut release = |i| free.release(i);
         let mut f = Some(f);
         match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
             Ok(Some(Some(r))) => {
@@ -262,10 +289,8 @@ impl DaemonReceiver {
         until: &mut Deadline,
         f: &mut Option<F>,
     ) -> Poll<Result<R, Error>> {
-        let DaemonReceiver {
-            rx, handoff, joined, ..
-        } = self;
-        let mut release = |i| handoff.release(i, *joined);
+        let DaemonReceiver { rx, free, .. } = self;
+        let mut release = |i| free.release(i);
         loop {
             // `f` runs only when a message is there, so an empty read hands it back.
             match rx.read_from_with(&mut release, |c, p, b| f.take().map(|f| f(c, p, b))) {
@@ -291,10 +316,8 @@ impl DaemonReceiver {
     /// # Errors
     /// [`Error::Empty`] when none is waiting; otherwise as [`DaemonReceiver::recv`].
     pub fn try_recv_batch(&mut self, max: usize, mut f: impl FnMut(ClientId, Priority, &[u8])) -> Result<usize, Error> {
-        let DaemonReceiver {
-            rx, handoff, joined, ..
-        } = self;
-        let mut release = |i| handoff.release(i, *joined);
+        let DaemonReceiver { rx, free, .. } = self;
+        let mut release = |i| free.release(i);
         match rx.read_from_batch_with(&mut release, max, |c, p, b| f(c, p, trusting_peer(b))) {
             Ok(0) if max > 0 => Err(Error::Empty),
             Ok(n) => Ok(n),

@@ -212,6 +212,7 @@ impl Inbound {
 
     /// Takes the next message: Critical before High before Low across all
     /// clients, round-robin among clients within a tier.
+    #[inline(always)]
     fn take<R>(&mut self, seg: &Segment, f: impl FnOnce(ClientId, Priority, RingBytes<'_>) -> R) -> Op<Option<R>> {
         // A ring that seemed to hold something may hold only a wrap record,
         // which `peek` consumes: look again (each retry consumed one).
