@@ -7,7 +7,9 @@
 //!   client of the imported segment (two shared-memory hops and Zenoh).
 //! - `remote`: side B is a `RemoteClient` instead (Zenoh straight in).
 //! - `zenoh`: a bare Zenoh publisher/subscriber ping-pong with the same
-//!   settings as the bridge (peer mode, TCP, reliable, blocking, express).
+//!   settings as the bridge's data publishers (peer mode, TCP, reliable,
+//!   blocking, not express; `EXPRESS=1` in the environment turns express on
+//!   for this side alone).
 //! - `tcp`, `unix`: a 64 B echo over a socket, `TCP_NODELAY`.
 //!
 //! `cargo run --release -p memlink-bridge --example bridge_compare [-- --quick]`
