@@ -388,16 +388,22 @@ impl RingProducer {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, RingError> {
-        // The common case in two compares: the record and the slot after it
-        // fit before `limit` (so no wrap, no reload, and the ring is sound).
-        if len <= self.mem.max_message {
-            let rec = layout::record_size(len);
-            let next = self.offset + rec;
-            if next + RECORD_HEADER_SIZE <= self.limit {
-                return Ok(self.put_at(pending, next, priority, len, fill));
-            }
+        if let Some(next) = self.fits_now(len) {
+            return Ok(self.put_at(pending, next, priority, len, fill));
         }
         self.put_checked(pending, priority, len, fill)
+    }
+
+    /// The common case in two compares: where the record after a `len`-byte
+    /// message starts, if the message and the slot after it fit before
+    /// `limit` (so no wrap, no reload, and the ring is sound).
+    #[inline(always)]
+    fn fits_now(&self, len: usize) -> Option<usize> {
+        if len > self.mem.max_message {
+            return None;
+        }
+        let next = self.offset + layout::record_size(len);
+        (next + RECORD_HEADER_SIZE <= self.limit).then_some(next)
     }
 
     /// [`RingProducer::put`] with every check: a wrap, a reload of `head`,
@@ -507,14 +513,11 @@ impl RingProducer {
         // batch's, lent to `put_checked`, lives in memory (8 instructions of
         // every send: `send_recv` in `examples/instructions.rs`). Should
         // `fill` panic, nothing was written to publish.
-        if len <= self.mem.max_message {
-            let next = self.offset + layout::record_size(len);
-            if next + RECORD_HEADER_SIZE <= self.limit {
-                let mut pending = None;
-                let out = self.put_at(&mut pending, next, priority, len, fill);
-                self.commit(&mut pending);
-                return Ok(out);
-            }
+        if let Some(next) = self.fits_now(len) {
+            let mut pending = None;
+            let out = self.put_at(&mut pending, next, priority, len, fill);
+            self.commit(&mut pending);
+            return Ok(out);
         }
         // A batch of one, committed when it drops, also if `fill` panics: a
         // wrap record already written for this message must be published
